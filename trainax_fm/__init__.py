@@ -1,0 +1,15 @@
+"""trainax_fm: training methodologies for autoregressive neural emulators in JAX.
+
+A drop-in superset of trainax 0.0.2, plus a fast on-device training engine and
+flow-matching emulators with progressive and semigroup distillation.
+"""
+
+import importlib.metadata
+
+from . import configuration as configuration
+from . import loss as loss
+
+try:
+    __version__ = importlib.metadata.version("trainax_fm")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,73 @@
+import abc
+from typing import Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+class BaseConfiguration(eqx.Module):
+    """Base class of every training configuration (the second layer).
+
+    A configuration decides how the trainable `stepper`, an optional reference stepper
+    (`ref_stepper`), an optional residuum function and a minibatch of data windows are
+    chained into one scalar loss: how many steps are rolled out, where the reference
+    branches off, where gradients are cut, and which noise or flow time is drawn.
+
+    `data` is a minibatch of windows shaped `(B, W, C, *spatial)` (or a PyTree of such
+    arrays) whose time index 0 is the initial condition.
+
+    Subclasses implement `__call__` and may override
+    [`trainax_fm.configuration.BaseConfiguration.required_window_length`][].
+    """
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        """Scalar loss of `stepper` on one minibatch of windows.
+
+        **Arguments:**
+
+        - `stepper`: the trainable emulator; maps one state `(C, *spatial)` to the next.
+            It is `jax.vmap`-ed over the batch by the configuration.
+        - `data`: windows `(B, W, C, *spatial)` or a PyTree of them.
+        - `ref_stepper`: the reference simulator (same signature as `stepper`), for
+            configurations that compare against it.
+        - `residuum_fn`: `residuum_fn(u_next, u_prev)` on BATCHED states, for residuum
+            training.
+        - `key`: a `jax.random` key for stochastic configurations (teacher forcing,
+            flow matching); deterministic configurations ignore it.
+        - `step`: the current training step, used by schedules (e.g. the teacher-forcing
+            probability). `None` outside of training.
+
+        **Returns:**
+
+        - The scalar loss.
+        """
+
+    @property
+    def required_window_length(self) -> int:
+        """Number of snapshots (including the initial condition) a window must hold."""
+        return 1
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        """Whether `__call__` requires a `ref_stepper`."""
+        return False
+
+    @property
+    def needs_residuum_fn(self) -> bool:
+        """Whether `__call__` requires a `residuum_fn`."""
+        return False
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether `__call__` draws random numbers and therefore requires a `key`."""
+        return False

@@ -1,0 +1,26 @@
+from typing import Optional
+
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._base import BaseLoss
+
+
+class MSELoss(BaseLoss):
+    """Mean squared error over all channel and spatial entries of one state.
+
+    With `target=None` it is the mean square of the prediction (used for residua).
+
+    **Arguments:**
+
+    - `batch_reduction`: how the per-state losses of a batch are reduced
+        (default `jnp.mean`).
+    """
+
+    def single_batch(
+        self,
+        prediction: Float[Array, "num_channels ..."],
+        target: Optional[Float[Array, "num_channels ..."]] = None,
+    ) -> Float[Array, ""]:
+        difference = prediction if target is None else prediction - target
+        return jnp.mean(jnp.square(difference))
