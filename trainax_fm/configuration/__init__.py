@@ -2,7 +2,16 @@
 
 The second of trainax_fm's three layers. Every configuration is an `eqx.Module` whose
 `__call__(stepper, data, *, ref_stepper=None, residuum_fn=None, key=None, step=None)`
-returns the loss of a minibatch of windows.
+returns the loss of a minibatch of windows `(B, W, C, *spatial)`. They own the rollout
+structure: how many steps, where the reference branches off, where gradients are cut.
 """
 
 from ._base import BaseConfiguration as BaseConfiguration
+from ._composite import Composite as Composite
+from ._diverted_chain import DivertedChain as DivertedChain
+from ._diverted_chain_branch_one import DivertedChainBranchOne as DivertedChainBranchOne
+from ._mix_chain_post_physics import MixChainPostPhysics as MixChainPostPhysics
+from ._residuum import Residuum as Residuum
+from ._supervised import Supervised as Supervised
+from ._teacher_forcing import TeacherForcing as TeacherForcing
+from ._temporal_consistency import TemporalConsistency as TemporalConsistency

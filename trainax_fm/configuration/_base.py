@@ -1,4 +1,6 @@
 import abc
+import functools
+import inspect
 from typing import Optional
 
 import equinox as eqx
@@ -71,3 +73,24 @@ class BaseConfiguration(eqx.Module):
     def needs_key(self) -> bool:
         """Whether `__call__` draws random numbers and therefore requires a `key`."""
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted_extras(call_type: type) -> tuple[str, ...]:
+    try:
+        parameters = inspect.signature(call_type.__call__).parameters
+    except (TypeError, ValueError):
+        return ()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return ("key", "step")
+    return tuple(name for name in ("key", "step") if name in parameters)
+
+
+def call_extras(configuration, *, key=None, step=None) -> dict:
+    """The `key`/`step` keywords that `configuration` accepts.
+
+    Configurations written for trainax only take `ref_stepper` and `residuum_fn`; ours
+    also take `key` and `step`. This lets both kinds run in the same trainer.
+    """
+    values = {"key": key, "step": step}
+    return {name: values[name] for name in _accepted_extras(type(configuration))}

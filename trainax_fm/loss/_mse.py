@@ -4,12 +4,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._base import BaseLoss
+from ._utils import difference
 
 
 class MSELoss(BaseLoss):
     """Mean squared error over all channel and spatial entries of one state.
 
-    With `target=None` it is the mean square of the prediction (used for residua).
+    `mean((prediction - target)**2)`; with `target=None` it is the mean square of the
+    prediction (used for residua).
 
     **Arguments:**
 
@@ -22,5 +24,4 @@ class MSELoss(BaseLoss):
         prediction: Float[Array, "num_channels ..."],
         target: Optional[Float[Array, "num_channels ..."]] = None,
     ) -> Float[Array, ""]:
-        difference = prediction if target is None else prediction - target
-        return jnp.mean(jnp.square(difference))
+        return jnp.mean(jnp.square(difference("MSELoss", prediction, target)))

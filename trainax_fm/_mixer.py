@@ -1,0 +1,144 @@
+"""Minibatch index sampling: trainax's `PermutationMixer` and the static-shape stream.
+
+The training engine uses the *stream*: the per-epoch permutations are laid end to end and
+step `i` takes the `batch_size` consecutive entries starting at position
+`i * batch_size`. An epoch's remainder therefore continues into the next epoch's
+permutation, every batch has the same shape and the step compiles once. Each sample is
+still seen exactly once per epoch.
+"""
+
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Int, PRNGKeyArray
+
+from ._validation import check_positive_int
+
+
+def effective_batch_size(num_total_samples: int, batch_size: int) -> int:
+    """`batch_size`, or the number of samples (full-batch training) if that is smaller."""
+    if batch_size > num_total_samples:
+        warnings.warn(
+            f"batch_size ({batch_size}) is larger than the number of windows "
+            f"({num_total_samples}); training full-batch with {num_total_samples} "
+            "windows per step.",
+            stacklevel=3,
+        )
+        return num_total_samples
+    return batch_size
+
+
+def epoch_permutations(
+    shuffle_key: PRNGKeyArray, first_epoch: Int[Array, ""], num_epochs: int, num_samples: int
+) -> Int[Array, "num_epochs num_samples"]:
+    """Permutations of epochs `first_epoch, ..., first_epoch + num_epochs - 1`."""
+    epochs = first_epoch + jnp.arange(num_epochs)
+    return jax.vmap(
+        lambda e: jax.random.permutation(jax.random.fold_in(shuffle_key, e), num_samples)
+    )(epochs).astype(jnp.int32)
+
+
+def stream_batch(
+    permutations: Int[Array, "num_epochs num_samples"],
+    first_epoch: Int[Array, ""],
+    step: Int[Array, ""],
+    batch_size: int,
+) -> Int[Array, " batch_size"]:
+    """Window indices of training step `step` from a table of epoch permutations."""
+    num_samples = permutations.shape[1]
+    position = step * batch_size + jnp.arange(batch_size)
+    epoch = position // num_samples - first_epoch
+    return permutations[epoch, position % num_samples]
+
+
+class StreamPlan(eqx.Module):
+    """How many epoch permutations a segment of training steps needs (static sizes)."""
+
+    num_samples: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    steps_per_segment: int = eqx.field(static=True)
+    epochs_per_segment: int = eqx.field(static=True)
+
+    def __init__(self, num_samples: int, batch_size: int, max_table_entries: int = 2**22):
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        # Enough steps that the permutation table stays below `max_table_entries`.
+        max_epochs = max(2, max_table_entries // num_samples)
+        self.steps_per_segment = max(1, ((max_epochs - 1) * num_samples) // batch_size)
+        # Any `steps_per_segment` consecutive steps touch at most this many epochs.
+        self.epochs_per_segment = (
+            math.ceil(self.steps_per_segment * batch_size / num_samples) + 1
+        )
+
+    def first_epoch(self, step: int) -> int:
+        return (step * self.batch_size) // self.num_samples
+
+
+class PermutationMixer(eqx.Module):
+    """Minibatch indices from one fresh permutation per epoch (trainax semantics).
+
+    The last minibatch of an epoch may be smaller than `batch_size` (it is not filled
+    from the next epoch). The training engine of trainax_fm uses a static-shape stream
+    instead (see `trainax_fm._mixer`); this class is kept for compatibility.
+
+    **Arguments:**
+
+    - `num_total_samples`: number of windows.
+    - `num_minibatches`: total number of minibatches to serve.
+    - `batch_size`: samples per minibatch (full-batch with a warning if larger than
+        `num_total_samples`).
+    - `shuffle_key`: key for the permutations.
+    """
+
+    num_total_samples: int = eqx.field(static=True)
+    num_minibatches: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    num_minibatches_per_epoch: int = eqx.field(static=True)
+    num_epochs: int = eqx.field(static=True)
+    permutations: Int[Array, "num_epochs num_total_samples"]
+
+    def __init__(
+        self,
+        num_total_samples: int,
+        num_minibatches: int,
+        batch_size: int,
+        shuffle_key: PRNGKeyArray,
+    ):
+        num_total_samples = check_positive_int(num_total_samples, "num_total_samples")
+        num_minibatches = check_positive_int(num_minibatches, "num_minibatches")
+        batch_size = effective_batch_size(
+            num_total_samples, check_positive_int(batch_size, "batch_size")
+        )
+        self.num_total_samples = num_total_samples
+        self.num_minibatches = num_minibatches
+        self.batch_size = batch_size
+        self.num_minibatches_per_epoch = math.ceil(num_total_samples / batch_size)
+        self.num_epochs = math.ceil(num_minibatches / self.num_minibatches_per_epoch)
+        self.permutations = epoch_permutations(
+            shuffle_key, jnp.asarray(0), self.num_epochs, num_total_samples
+        )
+
+    def __call__(self, i: int, *, return_info: bool = False):
+        """Indices of minibatch `i`.
+
+        **Arguments:**
+
+        - `i`: minibatch index in `[0, num_minibatches)`.
+        - `return_info`: also return `(epoch, batch_within_epoch)`.
+
+        **Returns:**
+
+        - The index array, plus `(epoch, batch)` if `return_info`.
+        """
+        if not 0 <= i < self.num_minibatches:
+            raise ValueError(
+                f"minibatch index `i` must be in [0, {self.num_minibatches}), got {i}."
+            )
+        epoch, batch = divmod(i, self.num_minibatches_per_epoch)
+        start = batch * self.batch_size
+        stop = min(start + self.batch_size, self.num_total_samples)
+        indices = self.permutations[epoch, start:stop]
+        return (indices, (epoch, batch)) if return_info else indices

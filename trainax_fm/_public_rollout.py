@@ -1,0 +1,238 @@
+"""Autoregressive rollout of a (possibly stochastic) stepper for inference and evaluation.
+
+The rollout is one `jax.lax.scan` over time, so its compile time does not grow with the
+number of steps. It is a pure function of arrays: wrap it in `jax.jit` /
+`eqx.filter_jit` (with `num_steps` static) or differentiate through it as you like.
+"""
+
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._validation import check_bool, check_positive_int
+
+
+def _shape_hint(batched: bool, num_input_steps: int) -> str:
+    layout = "(C, *spatial)" if num_input_steps == 1 else "(H, C, *spatial)"
+    if batched:
+        layout = "(B, " + layout[1:]
+    return (
+        f"With batched={batched} and num_input_steps={num_input_steps} `ic` must be "
+        f"shaped {layout}. Pass batched=True if `ic` carries a leading batch axis, and "
+        "num_input_steps=H if it holds the last H states."
+    )
+
+
+def _probe_stepper(
+    stepper: Callable,
+    input_struct: jax.ShapeDtypeStruct,
+    key: Optional[PRNGKeyArray],
+) -> Any:
+    """Abstractly evaluate one stepper call; turn the usual mistakes into clear errors."""
+    if key is None:
+
+        def call(x):
+            return stepper(x)
+
+    else:
+        probe_key = jax.random.split(key)[0]
+
+        def call(x):
+            return stepper(x, key=probe_key)
+
+    try:
+        return jax.eval_shape(call, input_struct)
+    except TypeError as err:
+        message = str(err)
+        if key is None and "key" in message:
+            raise ValueError(
+                "The stepper requires a random key (it failed with: "
+                f"{message!r}), but `key=None`. Stochastic steppers are called as "
+                "`stepper(x, key=subkey)`; pass `key=jax.random.key(seed)` to `rollout`."
+            ) from err
+        if key is not None and "key" in message:
+            raise ValueError(
+                "A `key` was given but the stepper does not accept a keyword argument "
+                f"`key` (it failed with: {message!r}). Stochastic steppers must accept "
+                "`stepper(x, key=subkey)`; for a deterministic stepper pass `key=None`."
+            ) from err
+        raise ValueError(
+            f"The stepper failed on an input of shape {tuple(input_struct.shape)}: "
+            f"{message}"
+        ) from err
+    except ValueError as err:
+        raise ValueError(
+            f"The stepper failed on an input of shape {tuple(input_struct.shape)} "
+            f"(dtype {input_struct.dtype}): {err}"
+        ) from err
+
+
+def rollout(
+    stepper: Callable,
+    ic: Float[Array, "*batch_history_state"],
+    num_steps: int,
+    *,
+    key: Optional[PRNGKeyArray] = None,
+    include_init: bool = False,
+    num_input_steps: int = 1,
+    num_samples: Optional[int] = None,
+    batched: bool = False,
+) -> Float[Array, "*ensemble_batch_time_state"]:
+    """Roll a stepper out autoregressively with `jax.lax.scan`.
+
+    A *state* is shaped `(C, *spatial)` (an ODE state is `(C,)`), and the stepper maps
+    one state, without batch axis, to the next.
+
+    **History.** With `num_input_steps=H > 1`, `ic` holds the last `H` states
+    `(H, C, *spatial)`, oldest first. The stepper receives them concatenated on the
+    channel axis, `(H*C, *spatial)`, and returns ONE state `(C, *spatial)`; the window
+    then drops its oldest state and appends the new one.
+
+    **Batch.** Whether `ic` has a leading batch axis is never guessed from its rank
+    (a `(B, C, N)` batch and a `(C, X, Y)` 2D state look alike). `batched=False` (the
+    default) means `ic` is one state (or one history window); `batched=True` means a
+    leading batch axis `(B, ...)` over which the rollout is `jax.vmap`-ed, so the
+    stepper still sees single states.
+
+    **Stochastic steppers.** A stochastic stepper accepts a keyword argument `key` and
+    is called as `stepper(x, key=subkey)` with a fresh key at every step. Keys are
+    derived from `key` by splitting, in this order:
+
+    1. with `num_samples=M`: `member_keys = jax.random.split(key, M)`, one per member;
+    2. with `batched=True`: `jax.random.split(member_key, B)`, one per trajectory
+        (`member_key = key` without an ensemble);
+    3. per trajectory: `step_keys = jax.random.split(trajectory_key, num_steps)`; the
+        step that produces output index `t` (not counting the initial state) uses
+        `step_keys[t]`.
+
+    A deterministic stepper is called as `stepper(x)` and must be rolled out with
+    `key=None`. A stepper with an attribute `needs_key = True`, or one that raises a
+    `TypeError` about `key` when called without it, makes `key=None` a `ValueError`.
+
+    **Arguments:**
+
+    - `stepper`: callable mapping `(H*C, *spatial)` to `(C, *spatial)` (`H=1`: a
+        state to the next state); any `eqx.Module` or function.
+    - `ic`: the initial condition, shaped as described above.
+    - `num_steps`: number of stepper calls, a positive Python int (static).
+    - `key`: a JAX PRNG key for stochastic steppers, else `None`.
+    - `include_init`: if True, the initial state is prepended to the output (with
+        history: the last, i.e. most recent, state of `ic`).
+    - `num_input_steps`: `H`, the number of past states the stepper sees.
+    - `num_samples`: if given, roll out an ensemble of `M = num_samples` independent
+        members (requires `key`); they share the initial condition.
+    - `batched`: whether `ic` carries a leading batch axis (see above).
+
+    **Returns:**
+
+    - The trajectory `(T, C, *spatial)` with `T = num_steps` (or `num_steps + 1` with
+        `include_init`); `(B, T, C, *spatial)` if batched; with an ensemble the member
+        axis comes first: `(M, T, ...)` or `(M, B, T, ...)`.
+
+    **Raises:**
+
+    - `TypeError` / `ValueError` for a non-positive or non-integer `num_steps`,
+        `num_input_steps` or `num_samples`; `ic` of too low rank or with a history axis
+        that is not `H` long; a stepper output that is not one state shaped like the
+        input state; a missing or unexpected `key`.
+    """
+    num_steps = check_positive_int(num_steps, "num_steps")
+    num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+    include_init = check_bool(include_init, "include_init")
+    batched = check_bool(batched, "batched")
+    if num_samples is not None:
+        num_samples = check_positive_int(num_samples, "num_samples")
+        if key is None:
+            raise ValueError(
+                f"`num_samples={num_samples}` asks for an ensemble of stochastic "
+                "rollouts, which needs a random key; pass `key=jax.random.key(seed)`."
+            )
+    if key is None and getattr(stepper, "needs_key", False) is True:
+        raise ValueError(
+            "The stepper declares `needs_key = True` (it is stochastic) but `key=None`. "
+            "Pass `key=jax.random.key(seed)` to `rollout`; the stepper is then called "
+            "as `stepper(x, key=subkey)` with a fresh key per step."
+        )
+
+    ic = jnp.asarray(ic)
+    history = num_input_steps > 1
+    min_rank = 1 + int(history) + int(batched)
+    if ic.ndim < min_rank:
+        raise ValueError(
+            f"`ic` has shape {tuple(ic.shape)} (rank {ic.ndim}) but needs rank >= "
+            f"{min_rank}. " + _shape_hint(batched, num_input_steps)
+        )
+    window_shape = tuple(ic.shape[1:] if batched else ic.shape)
+    if history and window_shape[0] != num_input_steps:
+        raise ValueError(
+            f"`ic` has shape {tuple(ic.shape)}: its history axis has "
+            f"{window_shape[0]} entries but num_input_steps={num_input_steps}. "
+            + _shape_hint(batched, num_input_steps)
+        )
+    state_shape = window_shape[1:] if history else window_shape
+    num_channels = state_shape[0]
+    input_shape = (num_input_steps * num_channels,) + tuple(state_shape[1:])
+
+    out = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key)
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise ValueError(
+            "The stepper must return a single array (one state), got a PyTree with "
+            f"structure {jax.tree_util.tree_structure(out)}."
+        )
+    if tuple(out.shape) != tuple(state_shape):
+        raise ValueError(
+            f"The stepper maps an input of shape {input_shape} to shape "
+            f"{tuple(out.shape)}, but the rollout needs one state of shape "
+            f"{tuple(state_shape)} (C, *spatial) back. Check that the network's output "
+            "channels equal the state channels (with num_input_steps=H it takes H*C "
+            "channels and returns C), and that a batched `ic` is passed with "
+            "batched=True. " + _shape_hint(batched, num_input_steps)
+        )
+    if out.dtype != ic.dtype:
+        # e.g. an integer IC fed to a float network: carry the network's dtype.
+        ic = ic.astype(out.dtype)
+        recheck = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key)
+        if recheck.dtype != ic.dtype:
+            raise ValueError(
+                f"The stepper returns dtype {recheck.dtype} for a {ic.dtype} input; a "
+                "rollout needs a stepper that preserves the dtype of its state."
+            )
+
+    stochastic = key is not None
+
+    def one_trajectory(window, trajectory_key):
+        def body(current, step_key):
+            if history:
+                stepper_input = current.reshape(input_shape)
+            else:
+                stepper_input = current
+            if stochastic:
+                new_state = stepper(stepper_input, key=step_key)
+            else:
+                new_state = stepper(stepper_input)
+            if history:
+                current = jnp.concatenate([current[1:], new_state[None]], axis=0)
+            else:
+                current = new_state
+            return current, new_state
+
+        step_keys = jax.random.split(trajectory_key, num_steps) if stochastic else None
+        _, trajectory = jax.lax.scan(body, window, step_keys, length=num_steps)
+        if include_init:
+            init = window[-1] if history else window
+            trajectory = jnp.concatenate([init[None], trajectory], axis=0)
+        return trajectory
+
+    def member(member_key):
+        if not batched:
+            return one_trajectory(ic, member_key)
+        if stochastic:
+            batch_keys = jax.random.split(member_key, ic.shape[0])
+            return jax.vmap(one_trajectory)(ic, batch_keys)
+        return jax.vmap(one_trajectory, in_axes=(0, None))(ic, None)
+
+    if num_samples is None:
+        return member(key)
+    return jax.vmap(member)(jax.random.split(key, num_samples))

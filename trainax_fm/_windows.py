@@ -1,0 +1,156 @@
+"""Lazy windows: sub-trajectories gathered by index instead of materialised copies."""
+
+from typing import Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+from jaxtyping import Array, Float, Int, PyTree
+
+from ._validation import check_bool, check_positive_int, describe_leaves, is_traced
+
+
+def check_trajectories(data: PyTree, name: str = "data_trajectories") -> tuple[int, int]:
+    """Check that `data` is a PyTree of arrays shaped `(S, T, ...)` with shared S and T.
+
+    **Returns:**
+
+    - `(num_trajectories, num_time_steps)`.
+    """
+    leaves = jtu.tree_leaves(data)
+    if not leaves:
+        raise ValueError(f"`{name}` is empty; pass an array shaped (S, T, C, *spatial).")
+    for leaf in leaves:
+        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+            raise TypeError(
+                f"`{name}` must be an array or a PyTree of arrays shaped "
+                f"(S, T, C, *spatial), found a leaf of type {type(leaf).__name__}."
+            )
+        if leaf.ndim < 2:
+            raise ValueError(
+                f"`{name}` must have a trajectory axis and a time axis: expected shape "
+                f"(S, T, C, *spatial) (or (S, T, C) for ODE states), got "
+                f"{tuple(leaf.shape)}. For a single trajectory add a leading axis, "
+                "e.g. `data[None]`."
+            )
+    shapes = {tuple(leaf.shape[:2]) for leaf in leaves}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"all leaves of `{name}` must share the leading (S, T) axes, got "
+            f"{describe_leaves(data)}."
+        )
+    num_trajectories, num_time_steps = shapes.pop()
+    if num_trajectories < 1 or num_time_steps < 1:
+        raise ValueError(f"`{name}` has no samples: shape (S, T) = {(num_trajectories, num_time_steps)}.")
+    return num_trajectories, num_time_steps
+
+
+def check_finite(data: PyTree, name: str = "data_trajectories") -> None:
+    """Reject NaN/Inf in concrete data, naming the first trajectory and time index."""
+    if is_traced(data):
+        return
+    leaves_with_path, _ = jtu.tree_flatten_with_path(data)
+    for path, leaf in leaves_with_path:
+        if not jnp.issubdtype(leaf.dtype, jnp.inexact):
+            continue
+        finite = np.asarray(jnp.all(jnp.isfinite(leaf), axis=tuple(range(2, leaf.ndim))))
+        if not finite.all():
+            trajectory, time = (int(i) for i in np.argwhere(~finite)[0])
+            where = jtu.keystr(path) or ""
+            raise ValueError(
+                f"`{name}{where}` contains NaN or Inf, first at trajectory {trajectory}, "
+                f"time index {time}. Clean or drop that trajectory before training."
+            )
+
+
+class TrajectorySubStacker(eqx.Module):
+    """All windows of length `sub_trajectory_len` of a set of trajectories.
+
+    Unlike trainax, the windows are not materialised: the trajectories are stored once
+    together with a table of `(trajectory, start)` pairs, and `__call__` gathers the
+    requested windows (inside `jit` too). Memory is the data once, whatever the window
+    length.
+
+    Window order is trajectory-major: window `i*K + k` starts at time `k` of trajectory
+    `i`, with `K = T - sub_trajectory_len + 1` windows per trajectory.
+
+    **Arguments:**
+
+    - `data_trajectories`: array `(S, T, C, *spatial)` or a PyTree of arrays sharing the
+        leading `(S, T)` axes.
+    - `sub_trajectory_len`: window length `W` (for `R` unrolled steps use `R + 1`).
+    - `do_sub_stacking`: if `False`, only the first window of each trajectory is used.
+    - `only_store_ic`: if `True`, windows are cut down to their first snapshot (length 1),
+        for configurations that only need the initial condition.
+    """
+
+    data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]]
+    window_table: Int[Array, "num_windows 2"]
+    sub_trajectory_len: int = eqx.field(static=True)
+    window_length: int = eqx.field(static=True)
+    num_total_samples: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
+        sub_trajectory_len: int,
+        *,
+        do_sub_stacking: bool = True,
+        only_store_ic: bool = False,
+    ):
+        num_trajectories, num_time_steps = check_trajectories(data_trajectories)
+        sub_trajectory_len = check_positive_int(sub_trajectory_len, "sub_trajectory_len")
+        check_bool(do_sub_stacking, "do_sub_stacking")
+        check_bool(only_store_ic, "only_store_ic")
+        if sub_trajectory_len > num_time_steps:
+            raise ValueError(
+                f"`sub_trajectory_len` ({sub_trajectory_len}) is longer than the "
+                f"trajectories (T = {num_time_steps} snapshots). Use at most "
+                f"{num_time_steps}, i.e. fewer rollout steps, or longer trajectories."
+            )
+        check_finite(data_trajectories)
+        windows_per_trajectory = (
+            num_time_steps - sub_trajectory_len + 1 if do_sub_stacking else 1
+        )
+        trajectory_index, start_index = np.meshgrid(
+            np.arange(num_trajectories), np.arange(windows_per_trajectory), indexing="ij"
+        )
+        table = np.stack([trajectory_index.ravel(), start_index.ravel()], axis=-1)
+        self.data_trajectories = data_trajectories
+        self.window_table = jnp.asarray(table, dtype=jnp.int32)
+        self.sub_trajectory_len = sub_trajectory_len
+        self.window_length = 1 if only_store_ic else sub_trajectory_len
+        self.num_total_samples = int(table.shape[0])
+
+    def __call__(
+        self, indices: Union[Int[Array, " n"], slice, list]
+    ) -> PyTree[Float[Array, "n window ..."]]:
+        """Gather windows by their index.
+
+        **Arguments:**
+
+        - `indices`: integer array, list or `slice` of window indices.
+
+        **Returns:**
+
+        - The windows, shaped `(len(indices), W, C, *spatial)` (per leaf).
+        """
+        if isinstance(indices, slice):
+            indices = np.arange(self.num_total_samples)[indices]
+        indices = jnp.asarray(indices, dtype=jnp.int32)
+        trajectory, start = self.window_table[indices, 0], self.window_table[indices, 1]
+
+        def gather(leaf):
+            def one(i, s):
+                return jax.lax.dynamic_slice_in_dim(leaf[i], s, self.window_length, axis=0)
+
+            return jax.vmap(one)(trajectory, start)
+
+        return jtu.tree_map(gather, self.data_trajectories)
+
+    @property
+    def data_sub_trajectories(self) -> PyTree[Float[Array, "num_windows window ..."]]:
+        """All windows at once (materialised; for full-dataset evaluation only)."""
+        return self(slice(None))

@@ -1,0 +1,68 @@
+from collections.abc import Callable
+from typing import Optional
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._base import BaseCallback
+from ._loss import check_configuration, configuration_kwargs
+from ._weight_norm import squared_l2_norm
+
+
+class GradNorm(BaseCallback):
+    """The L2 norm of the loss gradient with respect to the stepper.
+
+    The gradient of `loss_configuration(stepper, data, ref_stepper=ref_stepper,
+    residuum_fn=residuum_fn)` is taken with `eqx.filter_grad` on the current minibatch;
+    all of its array leaves count as one long vector.
+
+    **Arguments:**
+
+    - `every`: the period in updates.
+    - `loss_configuration`: the configuration to differentiate.
+    - `squared`: return the squared norm instead of the norm.
+    - `ref_stepper`: the reference stepper handed to the configuration.
+    - `residuum_fn`: the residuum function handed to the configuration.
+    - `key`: a fixed `jax.random` key for stochastic configurations (a trainax_fm
+        addition; with `None` no key is passed).
+    - `name`: the key of the result (required).
+    """
+
+    loss_configuration: Callable
+    squared: bool = eqx.field(static=True)
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[Callable]
+    key: Optional[PRNGKeyArray]
+
+    def __init__(
+        self,
+        every: int,
+        loss_configuration: Callable,
+        *,
+        squared: bool = False,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[Callable] = None,
+        key: Optional[PRNGKeyArray] = None,
+        name: str,
+    ):
+        check_configuration(loss_configuration)
+        self.every = every
+        self.loss_configuration = loss_configuration
+        self.squared = bool(squared)
+        self.ref_stepper = ref_stepper
+        self.residuum_fn = residuum_fn
+        self.key = key
+        self.name = name
+
+    def callback(
+        self,
+        update_i: int,
+        stepper: eqx.Module,
+        data: PyTree,
+    ) -> Float[Array, ""]:
+        """**Returns:** the (squared) gradient norm, a scalar."""
+        kwargs = configuration_kwargs(self.ref_stepper, self.residuum_fn, self.key)
+        grad = eqx.filter_grad(self.loss_configuration)(stepper, data, **kwargs)
+        norm_squared = squared_l2_norm(grad)
+        return norm_squared if self.squared else jnp.sqrt(norm_squared)

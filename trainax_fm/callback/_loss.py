@@ -1,0 +1,97 @@
+from collections.abc import Callable
+from typing import Any, Optional, Union
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._base import BaseCallback
+
+
+def check_configuration(loss_configuration: Any) -> None:
+    """Raise a `TypeError` unless `loss_configuration` is callable."""
+    if not callable(loss_configuration):
+        raise TypeError(
+            "`loss_configuration` must be a configuration (e.g. "
+            "`trainax_fm.configuration.Supervised(...)`), got "
+            f"{loss_configuration!r} of type {type(loss_configuration).__name__}."
+        )
+
+
+def configuration_kwargs(
+    ref_stepper: Optional[eqx.Module],
+    residuum_fn: Optional[Callable],
+    key: Optional[PRNGKeyArray],
+) -> dict[str, Any]:
+    """Keyword arguments of a configuration call; `key` only when one is given.
+
+    Leaving `key` out when it is `None` keeps configurations written for trainax
+    (whose `__call__` has no `key` parameter) working.
+    """
+    kwargs = {"ref_stepper": ref_stepper, "residuum_fn": residuum_fn}
+    if key is not None:
+        kwargs["key"] = key
+    return kwargs
+
+
+class Loss(BaseCallback):
+    """The loss of a configuration on the current minibatch, every `every` updates.
+
+    The configuration may differ from the one used for training (e.g. record a long
+    rollout loss while training one step ahead). It is called as
+    `loss_configuration(stepper, data, ref_stepper=ref_stepper,
+    residuum_fn=residuum_fn)`.
+
+    **Arguments:**
+
+    - `every`: the period in updates.
+    - `loss_configuration`: the configuration to evaluate.
+    - `with_grad`: also return the gradient of the loss with respect to the stepper
+        (via `eqx.filter_value_and_grad`).
+    - `ref_stepper`: the reference stepper handed to the configuration.
+    - `residuum_fn`: the residuum function handed to the configuration.
+    - `key`: a fixed `jax.random` key for stochastic configurations (a trainax_fm
+        addition; with `None` no key is passed).
+    - `name`: the key of the result (required).
+    """
+
+    loss_configuration: Callable
+    with_grad: bool = eqx.field(static=True)
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[Callable]
+    key: Optional[PRNGKeyArray]
+
+    def __init__(
+        self,
+        every: int,
+        loss_configuration: Callable,
+        *,
+        with_grad: bool = False,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[Callable] = None,
+        key: Optional[PRNGKeyArray] = None,
+        name: str,
+    ):
+        check_configuration(loss_configuration)
+        self.every = every
+        self.loss_configuration = loss_configuration
+        self.with_grad = bool(with_grad)
+        self.ref_stepper = ref_stepper
+        self.residuum_fn = residuum_fn
+        self.key = key
+        self.name = name
+
+    def callback(
+        self,
+        update_i: int,
+        stepper: eqx.Module,
+        data: PyTree,
+    ) -> Union[Float[Array, ""], tuple[Float[Array, ""], PyTree]]:
+        """**Returns:** the scalar loss, or `(loss, grad)` if `with_grad`, where
+        `grad` has the structure of `stepper`."""
+        kwargs = configuration_kwargs(self.ref_stepper, self.residuum_fn, self.key)
+        if self.with_grad:
+            loss, grad = eqx.filter_value_and_grad(self.loss_configuration)(
+                stepper, data, **kwargs
+            )
+            return loss, grad
+        return self.loss_configuration(stepper, data, **kwargs)

@@ -1,0 +1,141 @@
+from typing import Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import (
+    Remat,
+    Unroll,
+    apply_stepper,
+    cut_after,
+    loop,
+    maybe_cut,
+    state_at,
+    tree_loss,
+)
+from .._validation import check_bool, check_positive_int, check_weights
+from ..loss import BaseLoss, MSELoss
+from ._checks import require_ref_stepper
+from ._rollout_base import AbstractRolloutConfiguration
+
+
+class DivertedChain(AbstractRolloutConfiguration):
+    r"""Diverted-chain training with branches of `B` steps.
+
+    Only the initial condition is used. The network rolls out a main chain; from each of
+    its first `R - B + 1` states (`t = 0, ..., R - B`) a branch of `B` network steps is
+    compared with `B` reference steps started from the same state:
+
+    $$L = \sum_{t=0}^{R-B} w_t \sum_{b=0}^{B-1} v_b\,
+    \ell\big(f_\theta^{b+1}(\hat u_t),\, \mathcal{P}^{b+1}(\hat u_t)\big)$$
+
+    `B = 1` is [`trainax_fm.configuration.DivertedChainBranchOne`][]; `B = R` is
+    supervised unrolled training against the reference simulator.
+
+    **Arguments:**
+
+    - `num_rollout_steps`: `R`.
+    - `num_branch_steps`: `B <= R`.
+    - `time_level_loss`, `cut_bptt`, `cut_bptt_every`, `unroll`, `remat`: as in
+        [`trainax_fm.configuration.Supervised`][]; within a branch the cut index is
+        `t + b`.
+    - `cut_div_chain`: stop gradients through the reference branches.
+    - `time_level_weights`: weights `w_t`, one per branch (length `R`, entries beyond
+        `R - B` are unused, as in trainax).
+    - `branch_level_weights`: weights `v_b`, length `B`.
+    """
+
+    num_branch_steps: int = eqx.field(static=True)
+    cut_div_chain: bool = eqx.field(static=True)
+    branch_level_weights: Float[Array, " num_branch_steps"]
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        num_branch_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_div_chain: bool = False,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        branch_level_weights: Optional[Float[Array, " num_branch_steps"]] = None,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        num_branch_steps = check_positive_int(num_branch_steps, "num_branch_steps")
+        if num_branch_steps > self.num_rollout_steps:
+            raise ValueError(
+                f"`num_branch_steps` ({num_branch_steps}) must be <= `num_rollout_steps` "
+                f"({self.num_rollout_steps}): a branch cannot be longer than the chain."
+            )
+        self.num_branch_steps = num_branch_steps
+        self.cut_div_chain = check_bool(cut_div_chain, "cut_div_chain")
+        self.branch_level_weights = check_weights(
+            branch_level_weights,
+            num_branch_steps,
+            "branch_level_weights",
+            "branch step (`num_branch_steps`)",
+        )
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        return True
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del residuum_fn, key, step
+        require_ref_stepper("DivertedChain", ref_stepper)
+        num_branches = self.num_rollout_steps - self.num_branch_steps + 1
+        unroll = self._unrolled(num_branches * self.num_branch_steps)
+
+        def branch(main_state, t):
+            def branch_body(carry, weight, b):
+                prediction, reference = carry
+                prediction = apply_stepper(stepper, prediction, main_state)
+                reference = apply_stepper(ref_stepper, reference, main_state, "ref_stepper")
+                loss = weight * tree_loss(self.time_level_loss, prediction, reference)
+                prediction = cut_after(prediction, t + b, self.cut_bptt_every, self.cut_bptt)
+                return (prediction, reference), loss
+
+            start = (main_state, maybe_cut(main_state, self.cut_div_chain))
+            _, losses = loop(
+                branch_body,
+                start,
+                self.branch_level_weights,
+                self.num_branch_steps,
+                unroll=unroll,
+                remat=self.remat,
+            )
+            return losses.sum()
+
+        def main_body(main_state, weight, t):
+            loss = weight * branch(main_state, t)
+            main_state = apply_stepper(stepper, main_state, main_state)
+            return cut_after(main_state, t, self.cut_bptt_every, self.cut_bptt), loss
+
+        _, losses = loop(
+            main_body,
+            state_at(data, 0),
+            self.time_level_weights[:num_branches],
+            num_branches,
+            unroll=unroll,
+        )
+        return losses.sum()

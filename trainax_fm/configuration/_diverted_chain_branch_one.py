@@ -1,0 +1,98 @@
+from typing import Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import (
+    Remat,
+    Unroll,
+    apply_stepper,
+    cut_after,
+    loop,
+    maybe_cut,
+    state_at,
+    tree_loss,
+)
+from .._validation import check_bool
+from ..loss import BaseLoss, MSELoss
+from ._rollout_base import AbstractRolloutConfiguration
+from ._checks import require_ref_stepper
+
+
+class DivertedChainBranchOne(AbstractRolloutConfiguration):
+    r"""Diverted-chain training with branches of one step.
+
+    Only the initial condition of each window is used. At every step of the network
+    rollout, the reference stepper advances the *current prediction* by one step and
+    that is the target:
+
+    $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(f_\theta(\hat u_t),\, \mathcal{P}(\hat u_t)\big),
+    \quad \hat u_0 = u_0,\ \hat u_{t+1} = f_\theta(\hat u_t)$$
+
+    **Arguments:**
+
+    - `num_rollout_steps`: number of steps `R` of the main chain.
+    - `time_level_loss`, `cut_bptt`, `cut_bptt_every`, `time_level_weights`, `unroll`,
+        `remat`: as in [`trainax_fm.configuration.Supervised`][].
+    - `cut_div_chain`: stop gradients through the reference branch (the target).
+    """
+
+    cut_div_chain: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_div_chain: bool = False,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        self.cut_div_chain = check_bool(cut_div_chain, "cut_div_chain")
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        return True
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del residuum_fn, key, step
+        require_ref_stepper("DivertedChainBranchOne", ref_stepper)
+        initial = state_at(data, 0)
+
+        def body(prediction, weight, t):
+            target = apply_stepper(ref_stepper, prediction, prediction, "ref_stepper")
+            target = maybe_cut(target, self.cut_div_chain)
+            prediction = apply_stepper(stepper, prediction, prediction)
+            loss = weight * tree_loss(self.time_level_loss, prediction, target)
+            return cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt), loss
+
+        _, losses = loop(
+            body,
+            initial,
+            self.time_level_weights,
+            self.num_rollout_steps,
+            unroll=self._unrolled(),
+            remat=self.remat,
+        )
+        return losses.sum()

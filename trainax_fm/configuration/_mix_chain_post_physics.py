@@ -1,0 +1,138 @@
+from typing import Optional
+
+import equinox as eqx
+import jax.tree_util as jtu
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import (
+    Remat,
+    Unroll,
+    apply_stepper,
+    cut_after,
+    loop,
+    required_length_error,
+    state_at,
+    time_major,
+    time_slice,
+    tree_loss,
+    window_length,
+)
+from .._validation import check_positive_int
+from ..loss import BaseLoss, MSELoss
+from ._checks import require_ref_stepper
+from ._rollout_base import AbstractRolloutConfiguration
+
+
+class MixChainPostPhysics(AbstractRolloutConfiguration):
+    r"""Mix chain: `R` network steps followed by `P` reference steps, all against data.
+
+    $$L = \sum_{t=0}^{R+P-1} w_t\, \ell\big(\tilde u_{t+1},\, u_{t+1}\big),\quad
+    \tilde u_{t+1} = \begin{cases} f_\theta(\tilde u_t) & t < R \\
+    \mathcal{P}(\tilde u_t) & t \ge R \end{cases}$$
+
+    Gradients flow through the reference steps back into the network steps, so the
+    network learns states the simulator continues well from.
+
+    **Arguments:**
+
+    - `num_rollout_steps`: network steps `R`.
+    - `num_post_physics_steps`: reference steps `P`.
+    - `time_level_weights`: `R + P` weights.
+    - `time_level_loss`, `cut_bptt`, `cut_bptt_every`, `unroll`, `remat`: as in
+        [`trainax_fm.configuration.Supervised`][] (cuts act on the network steps only).
+    """
+
+    num_post_physics_steps: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        num_post_physics_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        time_level_weights: Optional[Float[Array, " num_levels"]] = None,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        num_post_physics_steps = check_positive_int(
+            num_post_physics_steps, "num_post_physics_steps"
+        )
+        num_rollout_steps = check_positive_int(num_rollout_steps, "num_rollout_steps")
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+            num_levels=num_rollout_steps + num_post_physics_steps,
+            levels_name="time level (`num_rollout_steps + num_post_physics_steps`)",
+        )
+        self.num_post_physics_steps = num_post_physics_steps
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_rollout_steps + self.num_post_physics_steps + 1
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        return True
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del residuum_fn, key, step
+        require_ref_stepper("MixChainPostPhysics", ref_stepper)
+        num_net, num_ref = self.num_rollout_steps, self.num_post_physics_steps
+        if window_length(data) < num_net + num_ref + 1:
+            raise required_length_error(
+                "MixChainPostPhysics",
+                num_net + num_ref + 1,
+                window_length(data),
+                f"initial condition + {num_net} network + {num_ref} reference targets",
+            )
+        targets = time_major(time_slice(data, 1, num_net + num_ref + 1))
+
+        def network_body(state, xs, t):
+            target, weight = xs
+            state = apply_stepper(stepper, state, target)
+            loss = weight * tree_loss(self.time_level_loss, state, target)
+            return cut_after(state, t, self.cut_bptt_every, self.cut_bptt), loss
+
+        def reference_body(state, xs, t):
+            target, weight = xs
+            state = apply_stepper(ref_stepper, state, target, "ref_stepper")
+            return state, weight * tree_loss(self.time_level_loss, state, target)
+
+        def split(part: slice):
+            return jtu.tree_map(lambda a: a[part], targets), self.time_level_weights[part]
+
+        state, network_losses = loop(
+            network_body,
+            state_at(data, 0),
+            split(slice(None, num_net)),
+            num_net,
+            unroll=self._unrolled(num_net),
+            remat=self.remat,
+        )
+        _, reference_losses = loop(
+            reference_body,
+            state,
+            split(slice(num_net, None)),
+            num_ref,
+            unroll=self._unrolled(num_ref),
+            remat=self.remat,
+            first_time=num_net,
+        )
+        return network_losses.sum() + reference_losses.sum()
+

@@ -1,0 +1,94 @@
+from typing import Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import Remat, Unroll, apply_stepper, loop, maybe_cut, cut_after, state_at
+from .._validation import check_bool
+from ..loss import BaseLoss, MSELoss
+from ._checks import require_residuum_fn
+from ._rollout_base import AbstractRolloutConfiguration
+
+
+class Residuum(AbstractRolloutConfiguration):
+    r"""Residuum (physics-informed) training along the network rollout.
+
+    Only the initial condition is used. The loss reduces the discrete residuum of each
+    pair of consecutive predicted states:
+
+    $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\mathcal{R}(\hat u_{t+1}, \hat u_t)\big)$$
+
+    `residuum_fn(u_next, u_prev)` receives BATCHED states `(B, C, *spatial)` and is not
+    vmapped (unlike steppers).
+
+    **Arguments:**
+
+    - `num_rollout_steps`, `time_level_loss`, `cut_bptt`, `cut_bptt_every`,
+        `time_level_weights`, `unroll`, `remat`: as in
+        [`trainax_fm.configuration.Supervised`][].
+    - `cut_prev`: stop gradients through the previous state inside the residuum.
+    - `cut_next`: stop gradients through the next state inside the residuum.
+    """
+
+    cut_prev: bool = eqx.field(static=True)
+    cut_next: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        cut_prev: bool = False,
+        cut_next: bool = False,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        self.cut_prev = check_bool(cut_prev, "cut_prev")
+        self.cut_next = check_bool(cut_next, "cut_next")
+
+    @property
+    def needs_residuum_fn(self) -> bool:
+        return True
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del ref_stepper, key, step
+        require_residuum_fn("Residuum", residuum_fn)
+
+        def body(previous, weight, t):
+            following = apply_stepper(stepper, previous, previous)
+            residuum = residuum_fn(
+                maybe_cut(following, self.cut_next), maybe_cut(previous, self.cut_prev)
+            )
+            loss = weight * self.time_level_loss(residuum)
+            return cut_after(following, t, self.cut_bptt_every, self.cut_bptt), loss
+
+        _, losses = loop(
+            body,
+            state_at(data, 0),
+            self.time_level_weights,
+            self.num_rollout_steps,
+            unroll=self._unrolled(),
+            remat=self.remat,
+        )
+        return losses.sum()

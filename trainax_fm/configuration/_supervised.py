@@ -1,0 +1,117 @@
+from typing import Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import (
+    Remat,
+    Unroll,
+    apply_stepper,
+    cut_after,
+    loop,
+    push_history,
+    required_length_error,
+    stack_history,
+    time_major,
+    time_slice,
+    tree_loss,
+    window_length,
+)
+from .._validation import check_positive_int
+from ..loss import BaseLoss, MSELoss
+from ._rollout_base import AbstractRolloutConfiguration
+
+
+class Supervised(AbstractRolloutConfiguration):
+    r"""Supervised unrolled training against the data trajectory.
+
+    The stepper is rolled out `R = num_rollout_steps` times from the initial condition
+    and step `t` is compared with the data at time `t + 1`:
+
+    $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(f_\theta^{t+1}(u_0),\, u_{t+1}\big)$$
+
+    `R = 1` is one-step supervised training.
+
+    **Arguments:**
+
+    - `num_rollout_steps`: number of autoregressive steps `R`.
+    - `time_level_loss`: loss `ℓ` between a predicted and a true state.
+    - `cut_bptt`: stop gradients along the chain ("truncated backpropagation").
+    - `cut_bptt_every`: with `cut_bptt`, cut after every `k`-th step.
+    - `time_level_weights`: `R` weights `w_t` (default all ones).
+    - `num_input_steps`: `H`, the number of past states the stepper sees, stacked on the
+        channel axis (`H*C` input channels, `C` output channels). Windows then hold
+        `H + R` snapshots and the first `H` are the initial history.
+    - `unroll`: `True` for a Python loop at trace time, `False` for a `lax.scan`,
+        `"auto"` to unroll short rollouts on CPU and scan otherwise.
+    - `remat`: `False`, `True` (checkpoint every step) or `k` (every `k` steps): trade
+        recomputation for activation memory on long rollouts.
+    """
+
+    num_input_steps: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        num_input_steps: int = 1,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_input_steps + self.num_rollout_steps
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del ref_stepper, residuum_fn, key, step
+        num_history, num_steps = self.num_input_steps, self.num_rollout_steps
+        if window_length(data) < num_history + num_steps:
+            raise required_length_error(
+                "Supervised",
+                num_history + num_steps,
+                window_length(data),
+                f"{num_history} initial state(s) + {num_steps} targets",
+            )
+        history = time_slice(data, 0, num_history)
+        targets = time_major(time_slice(data, num_history, num_history + num_steps))
+
+        def body(history, xs, t):
+            target, weight = xs
+            prediction = apply_stepper(stepper, stack_history(history), target)
+            loss = weight * tree_loss(self.time_level_loss, prediction, target)
+            prediction = cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt)
+            return push_history(history, prediction), loss
+
+        _, losses = loop(
+            body,
+            history,
+            (targets, self.time_level_weights),
+            num_steps,
+            unroll=self._unrolled(),
+            remat=self.remat,
+        )
+        return losses.sum()

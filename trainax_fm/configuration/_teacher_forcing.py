@@ -1,0 +1,147 @@
+from typing import Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._rollout import (
+    Remat,
+    Unroll,
+    apply_stepper,
+    cut_after,
+    loop,
+    push_history,
+    required_length_error,
+    stack_history,
+    time_major,
+    time_slice,
+    tree_loss,
+    window_length,
+)
+from .._validation import check_positive_int
+from ..loss import BaseLoss, MSELoss
+from ._checks import require_key
+from ._rollout_base import AbstractRolloutConfiguration
+from ._schedule import Schedule, evaluate_schedule, is_deterministic, parse_schedule
+
+
+class TeacherForcing(AbstractRolloutConfiguration):
+    r"""Scheduled sampling: an unrolled rollout whose inputs are sometimes the truth.
+
+    Like [`trainax_fm.configuration.Supervised`][], but after each step the next input
+    is, independently for every window, the true state `u_{t+1}` with probability `p`
+    and the prediction otherwise. `p = 1` is one-step training on every pair of the
+    window, `p = 0` is the full unrolled rollout. Lowering `p` over training moves from
+    the easy one-step problem to the autoregressive one.
+
+    **Arguments:**
+
+    - `num_rollout_steps`, `time_level_loss`, `cut_bptt`, `cut_bptt_every`,
+        `time_level_weights`, `num_input_steps`, `unroll`, `remat`: as in
+        [`trainax_fm.configuration.Supervised`][].
+    - `teacher_forcing_probability`: `p` as a float, as a schedule string
+        `"s1:p1,s2:p2,...,sk:pk"` (`p1` for steps `< s1`, `p_i` for
+        `s_{i-1} <= step < s_i`, `pk` from `s_{k-1}` on), or a callable mapping the
+        training step to `p`. Outside training (`step=None`) a string schedule uses its
+        last value.
+
+    A random `key` is needed unless `p` is always 0 or 1.
+    """
+
+    num_input_steps: int = eqx.field(static=True)
+    teacher_forcing_probability: object = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        teacher_forcing_probability: Schedule = 1.0,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        num_input_steps: int = 1,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+        self.teacher_forcing_probability = parse_schedule(teacher_forcing_probability)
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_input_steps + self.num_rollout_steps
+
+    @property
+    def needs_key(self) -> bool:
+        return not is_deterministic(self.teacher_forcing_probability)
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del ref_stepper, residuum_fn
+        num_history, num_steps = self.num_input_steps, self.num_rollout_steps
+        if window_length(data) < num_history + num_steps:
+            raise required_length_error(
+                "TeacherForcing",
+                num_history + num_steps,
+                window_length(data),
+                f"{num_history} initial state(s) + {num_steps} targets",
+            )
+        probability = evaluate_schedule(
+            self.teacher_forcing_probability, step, "teacher_forcing_probability"
+        )
+        if key is None:
+            if self.needs_key:
+                require_key("TeacherForcing", key)
+            step_keys = jnp.zeros((num_steps,))  # placeholders; draws are not needed
+        else:
+            step_keys = jax.random.split(key, num_steps)
+        history = time_slice(data, 0, num_history)
+        targets = time_major(time_slice(data, num_history, num_history + num_steps))
+        batch_size = jtu.tree_leaves(data)[0].shape[0]
+
+        def body(history, xs, t):
+            target, weight, step_key = xs
+            prediction = apply_stepper(stepper, stack_history(history), target)
+            loss = weight * tree_loss(self.time_level_loss, prediction, target)
+            prediction = cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt)
+            if key is None:
+                use_truth = jnp.full((batch_size,), probability >= 0.5)
+            else:
+                use_truth = jax.random.uniform(step_key, (batch_size,)) < probability
+            next_input = jtu.tree_map(
+                lambda truth, pred: jnp.where(
+                    use_truth.reshape((-1,) + (1,) * (pred.ndim - 1)), truth, pred
+                ),
+                target,
+                prediction,
+            )
+            return push_history(history, next_input), loss
+
+        _, losses = loop(
+            body,
+            history,
+            (targets, self.time_level_weights, step_keys),
+            num_steps,
+            unroll=self._unrolled(),
+            remat=self.remat,
+        )
+        return losses.sum()

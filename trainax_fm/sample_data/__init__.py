@@ -1,0 +1,16 @@
+"""Sample data: small reference trajectories for tests, examples and tutorials.
+
+Generators return trajectories shaped `(num_samples, temporal_horizon, C, *spatial)`
+(for ODEs `(num_samples, temporal_horizon, C)`) with time index 0 the first stored
+state, ready for `TrajectorySubStacker` and the trainers. All are `jax.lax.scan`
+rollouts that take a `key` keyword and are reproducible for a fixed key.
+
+- [`trainax_fm.sample_data.advection_1d_periodic`][]: exact linear advection of random
+    band-limited signals on a periodic 1D grid.
+- [`trainax_fm.sample_data.make_lorenz_stepper_rk4`][] and
+    [`trainax_fm.sample_data.lorenz_rk4`][]: the chaotic Lorenz-63 system with RK4.
+"""
+
+from ._advection import advection_1d_periodic as advection_1d_periodic
+from ._lorenz import lorenz_rk4 as lorenz_rk4
+from ._lorenz import make_lorenz_stepper_rk4 as make_lorenz_stepper_rk4
