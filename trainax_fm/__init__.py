@@ -8,6 +8,13 @@ import importlib.metadata
 
 from . import configuration as configuration
 from . import loss as loss
+from . import trainer as trainer
+from ._general_trainer import GeneralTrainer as GeneralTrainer
+from ._general_trainer import NonFiniteLossError as NonFiniteLossError
+from ._mixer import PermutationMixer as PermutationMixer
+from ._train_state import TrainResult as TrainResult
+from ._train_state import TrainState as TrainState
+from ._windows import TrajectorySubStacker as TrajectorySubStacker
 
 try:
     __version__ = importlib.metadata.version("trainax_fm")

@@ -36,9 +36,13 @@ def epoch_permutations(
 ) -> Int[Array, "num_epochs num_samples"]:
     """Permutations of epochs `first_epoch, ..., first_epoch + num_epochs - 1`."""
     epochs = first_epoch + jnp.arange(num_epochs)
-    return jax.vmap(
-        lambda e: jax.random.permutation(jax.random.fold_in(shuffle_key, e), num_samples)
-    )(epochs).astype(jnp.int32)
+    # argsort of random bits: one sort per epoch, and it compiles much faster than
+    # `jax.random.permutation` under vmap. Ties (equal 32-bit draws) are vanishingly
+    # rare and resolved deterministically by the stable sort.
+    bits = jax.vmap(
+        lambda e: jax.random.bits(jax.random.fold_in(shuffle_key, e), (num_samples,))
+    )(epochs)
+    return jnp.argsort(bits, axis=-1, stable=True).astype(jnp.int32)
 
 
 def stream_batch(
@@ -62,11 +66,18 @@ class StreamPlan(eqx.Module):
     steps_per_segment: int = eqx.field(static=True)
     epochs_per_segment: int = eqx.field(static=True)
 
-    def __init__(self, num_samples: int, batch_size: int, max_table_entries: int = 2**22):
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        max_table_entries: int = 2**20,
+        max_epochs: int = 32,
+    ):
         self.num_samples = num_samples
         self.batch_size = batch_size
-        # Enough steps that the permutation table stays below `max_table_entries`.
-        max_epochs = max(2, max_table_entries // num_samples)
+        # Small enough that regenerating the table is cheap, large enough that it
+        # happens rarely.
+        max_epochs = max(2, min(max_epochs, max_table_entries // num_samples))
         self.steps_per_segment = max(1, ((max_epochs - 1) * num_samples) // batch_size)
         # Any `steps_per_segment` consecutive steps touch at most this many epochs.
         self.epochs_per_segment = (

@@ -1,0 +1,161 @@
+"""The compiled pieces of the training loop.
+
+Sampling, window gathering, the loss, its gradient and the optax update all run on
+device. `one_step` is straight-line code (one update per dispatch); `many_steps` runs a
+dynamic number of updates inside one `lax.fori_loop` (many updates per dispatch).
+"""
+
+from typing import Any, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+
+from ._mixer import epoch_permutations, stream_batch
+from ._windows import TrajectorySubStacker
+from .configuration._base import call_extras
+
+
+class Problem(eqx.Module):
+    """What a compiled step needs besides the trained state."""
+
+    stacker: TrajectorySubStacker
+    configuration: Any
+    ref_stepper: Any
+    residuum_fn: Any
+    optimizer: optax.GradientTransformation = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+
+    def loss(self, stepper, batch, key, step):
+        extras = call_extras(self.configuration, key=key, step=step)
+        return self.configuration(
+            stepper,
+            batch,
+            ref_stepper=self.ref_stepper,
+            residuum_fn=self.residuum_fn,
+            **extras,
+        )
+
+    def update(self, stepper, opt_state, batch, key, step):
+        loss, grads = eqx.filter_value_and_grad(self.loss)(stepper, batch, key, step)
+        params = eqx.filter(stepper, eqx.is_inexact_array)
+        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        return eqx.apply_updates(stepper, updates), opt_state, loss
+
+    def batch(self, permutations, first_epoch, step):
+        indices = stream_batch(permutations, first_epoch, step, self.batch_size)
+        return self.stacker(indices)
+
+
+def step_key(run_key: PRNGKeyArray, step: Int[Array, ""]) -> PRNGKeyArray:
+    """The configuration's key at training step `step` (independent of dispatch mode)."""
+    return jax.random.fold_in(run_key, step)
+
+
+@eqx.filter_jit
+def make_permutations(shuffle_key, first_epoch, num_epochs: int, num_samples: int):
+    return epoch_permutations(shuffle_key, first_epoch, num_epochs, num_samples)
+
+
+def one_step(
+    problem: Problem,
+    stepper: PyTree,
+    opt_state: PyTree,
+    permutations: Int[Array, "epochs samples"],
+    first_epoch: Int[Array, ""],
+    run_key: PRNGKeyArray,
+    step: Int[Array, ""],
+):
+    """One update (straight-line code)."""
+    batch = problem.batch(permutations, first_epoch, step)
+    stepper, opt_state, loss = problem.update(
+        stepper, opt_state, batch, step_key(run_key, step), step
+    )
+    return stepper, opt_state, loss, loss
+
+
+def many_steps(
+    problem: Problem,
+    stepper: PyTree,
+    opt_state: PyTree,
+    permutations: Int[Array, "epochs samples"],
+    first_epoch: Int[Array, ""],
+    run_key: PRNGKeyArray,
+    start: Int[Array, ""],
+    num_steps: Int[Array, ""],
+    buffer_size: int,
+):
+    """`num_steps <= buffer_size` updates inside one `lax.fori_loop`."""
+    params, static = eqx.partition(stepper, eqx.is_array)
+
+    def body(i, carry):
+        params, opt_state, losses = carry
+        step = start + i
+        batch = problem.batch(permutations, first_epoch, step)
+        new_stepper, opt_state, loss = problem.update(
+            eqx.combine(params, static), opt_state, batch, step_key(run_key, step), step
+        )
+        new_params = eqx.filter(new_stepper, eqx.is_array)
+        return new_params, opt_state, losses.at[i].set(loss)
+
+    losses = jnp.full((buffer_size,), jnp.nan)
+    params, opt_state, losses = jax.lax.fori_loop(
+        0, num_steps, body, (params, opt_state, losses)
+    )
+    return eqx.combine(params, static), opt_state, losses, losses[num_steps - 1]
+
+
+_COMPILED_CACHE: dict = {}
+
+
+class CompiledUpdate:
+    """A `jax.jit`-compiled update function with the static parts split off once.
+
+    `eqx.filter_jit` re-partitions every argument on every call; for one update per
+    dispatch that Python overhead dominates light steps, so the partition is done once
+    here and the compiled function only sees arrays. Compiled functions are cached
+    across trainer calls whose static parts (configuration, optimizer, network
+    structure) are equal.
+    """
+
+    def __init__(self, kernel, problem: Problem, stepper, opt_state, *static_args):
+        dynamic, static = eqx.partition((problem, stepper, opt_state), eqx.is_array)
+        self.dynamic_problem = dynamic[0]
+        self.static = static
+
+        def compiled(dynamic, *args):
+            problem, stepper, opt_state = eqx.combine(dynamic, static)
+            stepper, opt_state, losses, last = kernel(
+                problem, stepper, opt_state, *args, *static_args
+            )
+            return eqx.filter((stepper, opt_state), eqx.is_array), losses, last
+
+        try:
+            cache_key = (kernel, static, static_args)
+            hash(cache_key)
+        except TypeError:
+            cache_key = None
+        jitted = _COMPILED_CACHE.get(cache_key) if cache_key is not None else None
+        if jitted is None:
+            jitted = jax.jit(compiled)
+            if cache_key is not None:
+                _COMPILED_CACHE[cache_key] = jitted
+        self.jitted = jitted
+
+    def __call__(self, stepper, opt_state, *args):
+        state = eqx.filter((stepper, opt_state), eqx.is_array)
+        dynamic = (self.dynamic_problem, state[0], state[1])
+        new_state, losses, last = self.jitted(dynamic, *args)
+        stepper, opt_state = eqx.combine(new_state, (self.static[1], self.static[2]))
+        return stepper, opt_state, losses, last
+
+
+@eqx.filter_jit
+def gather_batch(problem: Problem, permutations, first_epoch, step):
+    return problem.batch(permutations, first_epoch, step)
+
+
+def full_dataset_loss(problem: Problem, stepper, key: Optional[PRNGKeyArray]):
+    return problem.loss(stepper, problem.stacker.data_sub_trajectories, key, None)

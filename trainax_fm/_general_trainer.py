@@ -1,0 +1,472 @@
+import time
+from typing import Any, Callable, Literal, Optional, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from . import _engine
+from ._mixer import StreamPlan, effective_batch_size
+from ._progress import ProgressBar
+from ._train_state import TrainResult, TrainState
+from ._validation import check_positive_int, is_traced
+from ._windows import TrajectorySubStacker
+from .configuration._base import call_extras
+
+DispatchMode = Union[int, Literal["auto"]]
+
+# A step slower than this is dispatched one at a time: the dispatch overhead is then
+# negligible and straight-line code is faster on XLA:CPU than a loop body.
+HEAVY_STEP_SECONDS = 2e-3
+# Largest number of updates inside one dispatch (and size of its loss buffer).
+MAX_STEPS_PER_DISPATCH = 1024
+# Target wall time of one dispatch in chunked mode, so the progress bar stays alive.
+TARGET_DISPATCH_SECONDS = 0.25
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when the training loss becomes NaN or Inf."""
+
+
+class GeneralTrainer(eqx.Module):
+    """Train an autoregressive emulator with any configuration on windows of data.
+
+    The training loop runs on device: each update samples its minibatch indices from a
+    static-shape stream of per-epoch permutations, gathers the windows from the stored
+    trajectories, evaluates the configuration, its gradient and the optax update. Light
+    updates are run many at a time inside one compiled loop, heavy ones one per dispatch
+    (`steps_per_dispatch="auto"` measures and decides).
+
+    **Arguments:**
+
+    - `trajectory_sub_stacker`: the windows ([`trainax_fm.TrajectorySubStacker`][]);
+        their length must be at least what `loss_configuration` needs.
+    - `loss_configuration`: the configuration that turns a minibatch into a loss.
+    - `ref_stepper`: reference simulator, for configurations that need one.
+    - `residuum_fn`: residuum function, for residuum configurations.
+    - `optimizer`: an `optax.GradientTransformation`.
+    - `num_minibatches`: total number of updates.
+    - `batch_size`: windows per update (full-batch with a warning if there are fewer).
+    - `callback_fn`: called as `callback_fn(update_i, stepper, data)` before update
+        `update_i`; see [`trainax_fm.callback`][].
+    - `steps_per_dispatch`: `"auto"`, `1` (one update per dispatch) or `k > 1` (up to
+        `k` updates inside one compiled loop).
+    """
+
+    trajectory_sub_stacker: TrajectorySubStacker
+    loss_configuration: Any
+    ref_stepper: Any
+    residuum_fn: Any
+    optimizer: optax.GradientTransformation = eqx.field(static=True)
+    num_minibatches: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    callback_fn: Any = eqx.field(static=True)
+    steps_per_dispatch: DispatchMode = eqx.field(static=True)
+
+    def __init__(
+        self,
+        trajectory_sub_stacker: TrajectorySubStacker,
+        loss_configuration: Any,
+        *,
+        ref_stepper: Optional[Callable] = None,
+        residuum_fn: Optional[Callable] = None,
+        optimizer: optax.GradientTransformation,
+        num_minibatches: int,
+        batch_size: int,
+        callback_fn: Optional[Callable] = None,
+        steps_per_dispatch: DispatchMode = "auto",
+    ):
+        if not isinstance(trajectory_sub_stacker, TrajectorySubStacker):
+            raise TypeError(
+                "`trajectory_sub_stacker` must be a trainax_fm.TrajectorySubStacker, got "
+                f"{type(trajectory_sub_stacker).__name__}."
+            )
+        if not callable(loss_configuration):
+            raise TypeError(
+                "`loss_configuration` must be a configuration (e.g. "
+                f"trainax_fm.configuration.Supervised()), got {type(loss_configuration).__name__}."
+            )
+        if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
+            raise TypeError(
+                "`optimizer` must be an optax.GradientTransformation (e.g. "
+                f"optax.adam(1e-3)), got {type(optimizer).__name__}."
+            )
+        needed = getattr(loss_configuration, "required_window_length", 1)
+        if trajectory_sub_stacker.window_length < needed:
+            raise ValueError(
+                f"{type(loss_configuration).__name__} needs windows of {needed} "
+                f"snapshots but `trajectory_sub_stacker` provides "
+                f"{trajectory_sub_stacker.window_length}. Build it with "
+                f"`sub_trajectory_len={needed}` (and `only_store_ic=False`)."
+            )
+        name = type(loss_configuration).__name__
+        if getattr(loss_configuration, "needs_ref_stepper", False) and ref_stepper is None:
+            raise ValueError(
+                f"{name} compares against a reference simulator: pass `ref_stepper=...`."
+            )
+        if getattr(loss_configuration, "needs_residuum_fn", False) and residuum_fn is None:
+            raise ValueError(f"{name} needs `residuum_fn=...` (u_next, u_prev) -> residuum.")
+        if callback_fn is not None and not callable(callback_fn):
+            raise TypeError(f"`callback_fn` must be callable, got {type(callback_fn).__name__}.")
+        if steps_per_dispatch != "auto":
+            check_positive_int(steps_per_dispatch, "steps_per_dispatch")
+        self.trajectory_sub_stacker = trajectory_sub_stacker
+        self.loss_configuration = loss_configuration
+        self.ref_stepper = ref_stepper
+        self.residuum_fn = residuum_fn
+        self.optimizer = optimizer
+        self.num_minibatches = check_positive_int(num_minibatches, "num_minibatches")
+        self.batch_size = effective_batch_size(
+            trajectory_sub_stacker.num_total_samples,
+            check_positive_int(batch_size, "batch_size"),
+        )
+        self.callback_fn = callback_fn
+        self.steps_per_dispatch = steps_per_dispatch
+
+    # --- trainax-compatible pieces ---------------------------------------------------
+
+    @property
+    def _problem(self) -> _engine.Problem:
+        return _engine.Problem(
+            self.trajectory_sub_stacker,
+            self.loss_configuration,
+            self.ref_stepper,
+            self.residuum_fn,
+            self.optimizer,
+            self.batch_size,
+        )
+
+    def full_loss(self, stepper: eqx.Module, *, key: Optional[PRNGKeyArray] = None) -> Float[Array, ""]:
+        """The configuration's loss on all windows at once (may need much memory).
+
+        **Arguments:**
+
+        - `stepper`: the stepper to evaluate.
+        - `key`: random key for stochastic configurations.
+
+        **Returns:**
+
+        - The scalar loss.
+        """
+        return _engine.full_dataset_loss(self._problem, stepper, key)
+
+    def step_fn(
+        self,
+        stepper: eqx.Module,
+        opt_state: optax.OptState,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> tuple[eqx.Module, optax.OptState, Float[Array, ""]]:
+        """One optax update on the minibatch `data`.
+
+        **Returns:**
+
+        - `(new_stepper, new_opt_state, loss)`, with the loss before the update.
+        """
+        return self._problem.update(stepper, opt_state, data, key, step)
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        key: PRNGKeyArray,
+        opt_state: Optional[optax.OptState] = None,
+        *,
+        return_loss_history: bool = True,
+        record_loss_every: int = 1,
+        spawn_tqdm: bool = True,
+    ):
+        """Train `stepper` for `num_minibatches` updates (trainax-compatible).
+
+        **Arguments:**
+
+        - `stepper`: the `eqx.Module` to train.
+        - `key`: the run's random key (minibatch order and configuration noise).
+        - `opt_state`: initial optimizer state; `None` initialises it.
+        - `return_loss_history`: whether to return the loss history.
+        - `record_loss_every`: record every k-th loss, starting at update 0.
+        - `spawn_tqdm`: show a progress bar with the current loss.
+
+        **Returns:**
+
+        - `(stepper, loss_history)`, or `stepper` if `return_loss_history=False`; with a
+          callback `(stepper, loss_history, aux_history)` or `(stepper, aux_history)`.
+          Use [`trainax_fm.GeneralTrainer.train`][] for a fixed result type.
+        """
+        result = self.train(
+            stepper,
+            key,
+            opt_state,
+            record_loss_every=record_loss_every,
+            spawn_tqdm=spawn_tqdm,
+        )
+        outputs = [result.stepper]
+        if return_loss_history:
+            outputs.append(result.loss_history)
+        if self.callback_fn is not None:
+            outputs.append(result.aux_history)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    # --- the engine ------------------------------------------------------------------
+
+    def train(
+        self,
+        stepper: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        opt_state: Optional[optax.OptState] = None,
+        *,
+        resume_from: Optional[TrainState] = None,
+        num_steps: Optional[int] = None,
+        record_loss_every: int = 1,
+        spawn_tqdm: bool = True,
+    ) -> TrainResult:
+        """Train and return a [`trainax_fm.TrainResult`][].
+
+        **Arguments:**
+
+        - `stepper`, `key`, `opt_state`: as in `__call__` (not needed when resuming).
+        - `resume_from`: a [`trainax_fm.TrainState`][] of an earlier run with this
+            trainer; training continues exactly where it stopped.
+        - `num_steps`: stop after this many updates of this call (default: until
+            `num_minibatches` updates in total).
+        - `record_loss_every`: keep every k-th loss (counted from update 0 of the run).
+        - `spawn_tqdm`: show a progress bar.
+
+        **Returns:**
+
+        - A `TrainResult` with the stepper, optimizer state, loss history, callback
+          history and the train state to resume from.
+        """
+        record_loss_every = check_positive_int(record_loss_every, "record_loss_every")
+        if resume_from is not None:
+            if not isinstance(resume_from, TrainState):
+                raise TypeError(
+                    f"`resume_from` must be a trainax_fm.TrainState, got {type(resume_from).__name__}."
+                )
+            stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
+            start, past_losses = resume_from.step, resume_from.loss_history
+        else:
+            if stepper is None or key is None:
+                raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
+            start, past_losses = 0, jnp.zeros((0,))
+        _check_key(key)
+        if opt_state is None:
+            opt_state = self.optimizer.init(eqx.filter(stepper, eqx.is_inexact_array))
+        stop = self.num_minibatches
+        if num_steps is not None:
+            stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
+
+        run = _Run(self, stepper, opt_state, key, start, stop, spawn_tqdm)
+        run.execute()
+        history = jnp.concatenate([past_losses, run.losses()])
+        state = TrainState(run.stepper, run.opt_state, stop, key, history)
+        recorded = history[::record_loss_every]
+        return TrainResult(run.stepper, run.opt_state, recorded, run.aux_history, state)
+
+
+def _check_key(key):
+    if not hasattr(key, "dtype") or not (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,))
+    ):
+        raise TypeError(
+            "`key` must be a JAX random key (jax.random.PRNGKey(0) or "
+            f"jax.random.key(0)), got {key!r}."
+        )
+
+
+class _Run:
+    """The host-side loop of one `train` call (mutable bookkeeping).
+
+    With `steps_per_dispatch="auto"` the first updates double as a measurement: a few
+    single-update dispatches are timed; if an update is light, a compiled loop of
+    updates is tried and kept if it is faster per update.
+    """
+
+    def __init__(self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm):
+        self.problem = trainer._problem
+        self.callback = trainer.callback_fn
+        self.stepper, self.opt_state = stepper, opt_state
+        self.shuffle_key, self.run_key = jax.random.split(key)
+        self.start, self.stop = start, stop
+        self.traced = is_traced((stepper, key))
+        self.plan = StreamPlan(
+            trainer.trajectory_sub_stacker.num_total_samples, trainer.batch_size
+        )
+        self.loss_chunks: list = []
+        self.aux_history: list = []
+        self.progress = ProgressBar(stop - start, enabled=spawn_tqdm)
+        self.segment = None
+        mode = trainer.steps_per_dispatch
+        if mode != "auto":
+            self.chunk_size, self.phase = int(mode), None
+        elif self.traced:
+            # Under vmap nothing can be timed; on CPU straight-line code is the safe bet.
+            self.chunk_size = 1 if jax.default_backend() == "cpu" else 64
+            self.phase = None
+        else:
+            self.chunk_size, self.phase = 1, "single"
+        self.single_update = _engine.CompiledUpdate(
+            _engine.one_step, self.problem, stepper, opt_state
+        )
+        self.loop_update = _engine.CompiledUpdate(
+            _engine.many_steps, self.problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH
+        )
+        self.single_timings: list = []
+        self.single_seconds = None
+
+    def losses(self, first_step=None):
+        """Losses of the updates run so far (from `first_step` on).
+
+        `loss_chunks` holds `(losses, count)` pairs: a scalar per single update or the
+        loss buffer of a compiled loop whose first `count` entries are valid.
+        """
+        chunks = self.loss_chunks
+        if first_step is not None:
+            chunks = [c for c in chunks if c[2] >= first_step]
+        if not chunks:
+            return jnp.zeros((0,))
+        if self.traced:
+            flat = jnp.concatenate([jnp.atleast_1d(c[0]) for c in chunks])
+            sizes = [jnp.atleast_1d(c[0]).shape[0] for c in chunks]
+            offsets = np.cumsum([0] + sizes[:-1])
+            index = np.concatenate([o + np.arange(c[1]) for o, c in zip(offsets, chunks)])
+            return flat[index]
+        return jnp.asarray(
+            np.concatenate([np.atleast_1d(np.asarray(c[0]))[: c[1]] for c in chunks])
+        )
+
+    # -- sampling --
+
+    def _permutations(self, step):
+        first_epoch = self.plan.first_epoch(step)
+        if self.segment is None or not (
+            self.segment[0] <= first_epoch
+            and (step + 1) * self.plan.batch_size
+            <= (self.segment[0] + self.plan.epochs_per_segment) * self.plan.num_samples
+        ):
+            table = _engine.make_permutations(
+                self.shuffle_key,
+                jnp.asarray(first_epoch),
+                self.plan.epochs_per_segment,
+                self.plan.num_samples,
+            )
+            self.segment = (first_epoch, table, jnp.asarray(first_epoch))
+        return self.segment[1], self.segment[2]
+
+    def _segment_end(self, step):
+        """Last step (exclusive) whose batch lies in the current permutation table."""
+        self._permutations(step)
+        end_position = (self.segment[0] + self.plan.epochs_per_segment) * self.plan.num_samples
+        return end_position // self.plan.batch_size
+
+    # -- callbacks --
+
+    def _callback_active(self, step) -> bool:
+        if self.callback is None:
+            return False
+        is_active = getattr(self.callback, "is_active", None)
+        return True if is_active is None else bool(is_active(step))
+
+    def _next_callback(self, step) -> int:
+        if self.callback is None:
+            return self.stop
+        return next((s for s in range(step, self.stop) if self._callback_active(s)), self.stop)
+
+    def _record_callbacks(self, step, count):
+        if self.callback is None:
+            return
+        if self._callback_active(step):
+            permutations, first_epoch = self._permutations(step)
+            data = _engine.gather_batch(self.problem, permutations, first_epoch, jnp.asarray(step))
+            self.aux_history.append(self.callback(step, self.stepper, data))
+        else:
+            self.aux_history.append(self.callback(step, self.stepper, None))
+        # A dispatch never runs past the next active callback step.
+        for s in range(step + 1, step + count):
+            self.aux_history.append(self.callback(s, self.stepper, None))
+
+    # -- dispatch --
+
+    def _dispatch(self, step, count):
+        permutations, first_epoch = self._permutations(step)
+        if count == 1 and self.chunk_size == 1:
+            self.stepper, self.opt_state, loss, _ = self.single_update(
+                self.stepper, self.opt_state, permutations, first_epoch, self.run_key, step
+            )
+            self.loss_chunks.append((loss, 1, step))
+            return loss
+        self.stepper, self.opt_state, losses, last = self.loop_update(
+            self.stepper, self.opt_state, permutations, first_epoch, self.run_key, step, count
+        )
+        self.loss_chunks.append((losses, count, step))
+        return last
+
+    def _dispatch_size(self, step) -> int:
+        if self.chunk_size == 1:
+            return 1
+        limit = min(self.stop, self._segment_end(step), self._next_callback(step + 1))
+        return max(1, min(limit, step + self.chunk_size) - step)
+
+    def _measure(self, seconds, count):
+        """Advance the auto-selection with the timing of the last dispatch."""
+        if self.phase == "single":
+            self.single_timings.append(seconds)
+            if len(self.single_timings) == 4:
+                self.single_seconds = float(np.median(self.single_timings[1:]))
+                if self.single_seconds > HEAVY_STEP_SECONDS:
+                    self.phase = None
+                else:
+                    self.phase, self.chunk_size = "warmup", 16
+        elif self.phase == "warmup" and count >= 4:
+            self.phase, self.chunk_size = "timed", 32
+        elif self.phase == "timed" and count >= 4:
+            per_step = seconds / count
+            if per_step >= self.single_seconds:
+                self.chunk_size = 1
+            else:
+                self.chunk_size = int(
+                    np.clip(TARGET_DISPATCH_SECONDS / per_step, 2, MAX_STEPS_PER_DISPATCH)
+                )
+            self.phase = None
+
+    def _check_finite(self, first_step):
+        if self.traced:
+            return
+        values = np.asarray(self.losses(first_step))
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            step = first_step + int(bad[0])
+            raise NonFiniteLossError(
+                f"the training loss became {values[bad[0]]} at update {step}; training "
+                "stopped. Lower the learning rate, check the data for outliers, or clip "
+                "gradients (optax.clip_by_global_norm)."
+            )
+
+    def execute(self):
+        try:
+            self._loop()
+        finally:
+            self.progress.close()
+
+    def _loop(self):
+        step, unchecked, unreported = self.start, self.start, 0
+        while step < self.stop:
+            count = self._dispatch_size(step)
+            self._record_callbacks(step, count)
+            begin = time.perf_counter()
+            loss = self._dispatch(step, count)
+            if self.phase is not None:
+                jax.block_until_ready(loss)
+                self._measure(time.perf_counter() - begin, count)
+            step += count
+            unreported += count
+            if step >= self.stop or self.progress.due():
+                jax.block_until_ready(loss)
+                self._check_finite(unchecked)
+                self.progress.update(unreported, None if self.traced else loss)
+                unchecked, unreported = step, 0

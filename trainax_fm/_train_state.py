@@ -1,0 +1,51 @@
+"""What a training run produces: the resumable train state and the result record."""
+
+from typing import Any, Optional
+
+import equinox as eqx
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class TrainState(eqx.Module):
+    """Everything needed to continue a run exactly where it stopped.
+
+    The sampler position is not stored: it is a pure function of `key` and `step`
+    (see `trainax_fm._mixer`), so resuming continues with the same minibatches.
+
+    **Arguments:**
+
+    - `stepper`: the stepper after `step` updates.
+    - `opt_state`: the optimizer state after `step` updates.
+    - `step`: number of updates performed so far.
+    - `key`: the key the run was started with.
+    - `loss_history`: the loss of every update so far (before each update), length
+        `step`.
+    """
+
+    stepper: Any
+    opt_state: optax.OptState
+    step: int = eqx.field(static=True)
+    key: PRNGKeyArray
+    loss_history: Float[Array, " step"]
+
+
+class TrainResult(eqx.Module):
+    """The fixed-type result of [`trainax_fm.GeneralTrainer.train`][].
+
+    **Arguments:**
+
+    - `stepper`: the trained stepper.
+    - `opt_state`: the final optimizer state.
+    - `loss_history`: recorded losses (every `record_loss_every`-th update, starting at
+        update 0, each measured with the parameters before that update).
+    - `aux_history`: one entry per update of this call with what the callback returned
+        (empty without a callback).
+    - `train_state`: the [`trainax_fm.TrainState`][] to resume from.
+    """
+
+    stepper: Any
+    opt_state: optax.OptState
+    loss_history: Float[Array, " num_recorded"]
+    aux_history: list
+    train_state: Optional[TrainState]
