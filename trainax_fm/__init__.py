@@ -6,12 +6,16 @@ flow-matching emulators with progressive and semigroup distillation.
 
 import importlib.metadata
 
+from . import callback as callback
 from . import configuration as configuration
 from . import loss as loss
+from . import metrics as metrics
+from . import sample_data as sample_data
 from . import trainer as trainer
 from ._general_trainer import GeneralTrainer as GeneralTrainer
 from ._general_trainer import NonFiniteLossError as NonFiniteLossError
 from ._mixer import PermutationMixer as PermutationMixer
+from ._public_rollout import rollout as rollout
 from ._train_state import TrainResult as TrainResult
 from ._train_state import TrainState as TrainState
 from ._windows import TrajectorySubStacker as TrajectorySubStacker

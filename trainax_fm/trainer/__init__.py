@@ -6,4 +6,12 @@ training engine together. Call it as `trainer(stepper, key)` (trainax-compatible
 `trainer.train(stepper, key)` for a fixed result type.
 """
 
+from ._configuration_trainer import ConfigurationTrainer as ConfigurationTrainer
+from ._diverted_chain import DivertedChainTrainer as DivertedChainTrainer
+from ._diverted_chain_branch_one import (
+    DivertedChainBranchOneTrainer as DivertedChainBranchOneTrainer,
+)
+from ._mix_chain_post_physics import MixChainPostPhysicsTrainer as MixChainPostPhysicsTrainer
+from ._residuum import ResiduumTrainer as ResiduumTrainer
 from ._supervised import SupervisedTrainer as SupervisedTrainer
+from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer
