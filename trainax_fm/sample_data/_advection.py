@@ -1,3 +1,6 @@
+import numbers
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -46,7 +49,7 @@ def advection_1d_periodic(
     cfl: float = 0.75,
     highest_init_mode: int = 5,
     temporal_horizon: int = 100,
-    key: PRNGKeyArray = None,
+    key: Optional[PRNGKeyArray] = None,
 ) -> Float[Array, "num_samples temporal_horizon 1 num_points"]:
     """Trajectories of linear advection on the periodic domain `[0, 2pi)`.
 
@@ -54,8 +57,9 @@ def advection_1d_periodic(
     `sum_{k=1}^{M} a_k sin(k x) + b_k cos(k x)` with amplitudes `a_k, b_k` drawn
     uniformly from `[-1, 1]` and `M = highest_init_mode`, sampled on the grid
     `x_j = 2pi j / num_points`. One time step translates the state by `cfl` grid cells
-    to the right, computed exactly by a phase shift of the Fourier coefficients, so
-    the data carries no discretisation error (for `M < num_points / 2`).
+    to the right, computed by a phase shift of the Fourier coefficients, so the data
+    carries no discretisation error as long as `M < num_points / 2`. (At
+    `M = num_points / 2` the Nyquist mode is only advected exactly for integer `cfl`.)
 
     The random draws match those of `trainax.sample_data.advection_1d_periodic` for
     the same `key`.
@@ -101,10 +105,24 @@ def advection_1d_periodic(
     initial_conditions = jax.vmap(
         lambda k: _random_fourier_ic(num_points, highest_init_mode, k)
     )(sample_keys)
+    if isinstance(cfl, numbers.Real):
+        # A Python number is baked into the compiled rollout (computed in double
+        # precision on the host, as trainax does), one compilation per value.
+        trajectories = _rollout_static_cfl(initial_conditions, cfl, temporal_horizon)
+    else:
+        trajectories = _rollout_dynamic_cfl(initial_conditions, cfl, temporal_horizon)
+    # (T, S, N) -> (S, T, 1, N)
+    return jnp.swapaxes(trajectories, 0, 1)[:, :, None, :]
+
+
+def _rollout(
+    initial_conditions: Float[Array, "num_samples num_points"],
+    cfl,
+    temporal_horizon: int,
+) -> Float[Array, "temporal_horizon num_samples num_points"]:
+    num_points = initial_conditions.shape[-1]
 
     def advance(u, _):
-        # The multiplier is built inside the traced step (XLA hoists it out of the
-        # loop); evaluated eagerly, `exp` rounds differently from the compiled one.
         phase = _phase_shift_factor(num_points, cfl)
         u_next = jnp.fft.irfft(jnp.fft.rfft(u, axis=-1) * phase, n=num_points, axis=-1)
         return u_next, u
@@ -113,5 +131,8 @@ def advection_1d_periodic(
     _, trajectories = jax.lax.scan(
         advance, initial_conditions, None, length=temporal_horizon
     )
-    # (T, S, N) -> (S, T, 1, N)
-    return jnp.swapaxes(trajectories, 0, 1)[:, :, None, :]
+    return trajectories
+
+
+_rollout_static_cfl = jax.jit(_rollout, static_argnums=(1, 2))
+_rollout_dynamic_cfl = jax.jit(_rollout, static_argnums=(2,))

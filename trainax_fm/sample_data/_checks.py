@@ -35,7 +35,8 @@ def check_real(
     if isinstance(value, (jax.Array, np.ndarray)):
         if value.ndim != 0:
             raise ValueError(
-                f"`{name}` must be a scalar, got an array of shape {tuple(value.shape)}."
+                f"`{name}` must be a scalar, got an array of shape "
+                f"{tuple(value.shape)}."
             )
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -1,3 +1,5 @@
+from typing import Optional
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -79,7 +81,7 @@ def lorenz_rk4(
     rho: float = 28.0,
     beta: float = 8.0 / 3.0,
     init_std: float = 1.0,
-    key: PRNGKeyArray = None,
+    key: Optional[PRNGKeyArray] = None,
 ) -> Float[Array, "num_samples temporal_horizon 3"]:
     """Trajectories of the Lorenz-63 system integrated with RK4.
 
@@ -119,6 +121,22 @@ def lorenz_rk4(
 
     initial_conditions = jax.random.normal(key, (num_samples, 3)) * init_std
 
+    trajectories = _rollout(
+        stepper, initial_conditions, num_warmup_steps, temporal_horizon
+    )
+    return jnp.swapaxes(trajectories, 0, 1)
+
+
+@eqx.filter_jit
+def _rollout(
+    stepper: eqx.Module,
+    initial_conditions: Float[Array, "num_samples 3"],
+    num_warmup_steps: int,
+    temporal_horizon: int,
+) -> Float[Array, "temporal_horizon num_samples 3"]:
+    # Python numbers (the sizes, and the stepper's parameters when given as such) are
+    # static under `eqx.filter_jit`, so they enter the computation as constants.
+
     def warm(u, _):
         return stepper(u), None
 
@@ -128,4 +146,4 @@ def lorenz_rk4(
     warmed, _ = jax.lax.scan(warm, initial_conditions, None, length=num_warmup_steps)
     # The scan emits the state *before* each step, so index 0 is the warmed-up state.
     _, trajectories = jax.lax.scan(record, warmed, None, length=temporal_horizon)
-    return jnp.swapaxes(trajectories, 0, 1)
+    return trajectories
