@@ -28,12 +28,12 @@ def check_trajectories(data: PyTree, name: str = "data_trajectories") -> tuple[i
                 f"`{name}` must be an array or a PyTree of arrays shaped "
                 f"(S, T, C, *spatial), found a leaf of type {type(leaf).__name__}."
             )
-        if leaf.ndim < 2:
+        if leaf.ndim < 3:
             raise ValueError(
-                f"`{name}` must have a trajectory axis and a time axis: expected shape "
-                f"(S, T, C, *spatial) (or (S, T, C) for ODE states), got "
-                f"{tuple(leaf.shape)}. For a single trajectory add a leading axis, "
-                "e.g. `data[None]`."
+                f"`{name}` must have a trajectory axis, a time axis and a channel axis: "
+                f"expected shape (S, T, C, *spatial) (or (S, T, C) for ODE states), got "
+                f"{tuple(leaf.shape)}. For a single trajectory add a leading axis "
+                "(`data[None]`); for scalar states add a channel axis (`data[..., None]`)."
             )
     shapes = {tuple(leaf.shape[:2]) for leaf in leaves}
     if len(shapes) != 1:
