@@ -1,12 +1,15 @@
 """Autoregressive rollout of a (possibly stochastic) stepper for inference and evaluation.
 
 The rollout is one `jax.lax.scan` over time, so its compile time does not grow with the
-number of steps. It is a pure function of arrays: wrap it in `jax.jit` /
-`eqx.filter_jit` (with `num_steps` static) or differentiate through it as you like.
+number of steps. It is compiled with `eqx.filter_jit` (repeated calls with the same
+stepper structure and shapes reuse the compilation) and is a pure function of arrays:
+it also runs inside `jax.jit` / `eqx.filter_jit` (with `num_steps` static), under
+`jax.vmap`, and can be differentiated.
 """
 
 from typing import Any, Callable, Optional
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -29,21 +32,21 @@ def _probe_stepper(
     stepper: Callable,
     input_struct: jax.ShapeDtypeStruct,
     key: Optional[PRNGKeyArray],
+    hint: str,
 ) -> Any:
     """Abstractly evaluate one stepper call; turn the usual mistakes into clear errors."""
     if key is None:
 
-        def call(x):
+        def call(x, _):
             return stepper(x)
 
     else:
-        probe_key = jax.random.split(key)[0]
 
-        def call(x):
-            return stepper(x, key=probe_key)
+        def call(x, key):
+            return stepper(x, key=jax.random.split(key)[0])
 
     try:
-        return jax.eval_shape(call, input_struct)
+        return jax.eval_shape(call, input_struct, key)
     except TypeError as err:
         message = str(err)
         if key is None and "key" in message:
@@ -60,12 +63,12 @@ def _probe_stepper(
             ) from err
         raise ValueError(
             f"The stepper failed on an input of shape {tuple(input_struct.shape)}: "
-            f"{message}"
+            f"{message}. {hint}"
         ) from err
     except ValueError as err:
         raise ValueError(
             f"The stepper failed on an input of shape {tuple(input_struct.shape)} "
-            f"(dtype {input_struct.dtype}): {err}"
+            f"(dtype {input_struct.dtype}): {err}. {hint}"
         ) from err
 
 
@@ -175,7 +178,8 @@ def rollout(
     num_channels = state_shape[0]
     input_shape = (num_input_steps * num_channels,) + tuple(state_shape[1:])
 
-    out = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key)
+    hint = _shape_hint(batched, num_input_steps)
+    out = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint)
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
             "The stepper must return a single array (one state), got a PyTree with "
@@ -188,17 +192,53 @@ def rollout(
             f"{tuple(state_shape)} (C, *spatial) back. Check that the network's output "
             "channels equal the state channels (with num_input_steps=H it takes H*C "
             "channels and returns C), and that a batched `ic` is passed with "
-            "batched=True. " + _shape_hint(batched, num_input_steps)
+            "batched=True. " + hint
         )
     if out.dtype != ic.dtype:
         # e.g. an integer IC fed to a float network: carry the network's dtype.
         ic = ic.astype(out.dtype)
-        recheck = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key)
+        recheck = _probe_stepper(
+            stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint
+        )
         if recheck.dtype != ic.dtype:
             raise ValueError(
                 f"The stepper returns dtype {recheck.dtype} for a {ic.dtype} input; a "
                 "rollout needs a stepper that preserves the dtype of its state."
             )
+
+    return _scan_rollout(
+        stepper,
+        ic,
+        key,
+        num_steps=num_steps,
+        include_init=include_init,
+        num_input_steps=num_input_steps,
+        num_samples=num_samples,
+        batched=batched,
+    )
+
+
+@eqx.filter_jit
+def _scan_rollout(
+    stepper: Callable,
+    ic: Array,
+    key: Optional[PRNGKeyArray],
+    *,
+    num_steps: int,
+    include_init: bool,
+    num_input_steps: int,
+    num_samples: Optional[int],
+    batched: bool,
+) -> Array:
+    """The rollout proper, on validated arguments.
+
+    Jitted so that repeated eager calls with the same stepper structure and shapes
+    reuse one compilation (inside an outer `jit` it is simply inlined).
+    """
+    history = num_input_steps > 1
+    window_shape = ic.shape[1:] if batched else ic.shape
+    state_shape = window_shape[1:] if history else window_shape
+    input_shape = (num_input_steps * state_shape[0],) + tuple(state_shape[1:])
 
     stochastic = key is not None
 

@@ -1,13 +1,13 @@
 """Pattern correlation per time step and the time it stays high."""
 
-import numbers
-
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int
 
 from ._shapes import Trajectories, as_batched_pair
 
 
+@eqx.filter_jit
 def pearson_correlation(
     prediction: Trajectories, reference: Trajectories, *, batched: bool = False
 ) -> Float[Array, " time"]:
@@ -45,6 +45,7 @@ def pearson_correlation(
     return jnp.mean(covariance / norms, axis=0)
 
 
+@eqx.filter_jit
 def high_correlation_time(
     correlation: Float[Array, "*batch time"], threshold: float = 0.8
 ) -> Int[Array, "*batch"]:
@@ -72,8 +73,6 @@ def high_correlation_time(
             "high_correlation_time: `correlation` must have a time axis (last axis), "
             f"got a scalar of shape {tuple(correlation.shape)}."
         )
-    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, Array)):
-        raise TypeError(f"`threshold` must be a number, got {threshold!r}.")
     return _first_failure(~(correlation >= threshold))
 
 

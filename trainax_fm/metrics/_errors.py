@@ -3,6 +3,7 @@
 import numbers
 from typing import Optional
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -15,6 +16,7 @@ def _flat_states(prediction: Array, reference: Array) -> tuple[Array, Array]:
     return prediction.reshape(shape), reference.reshape(shape)
 
 
+@eqx.filter_jit
 def mse(
     prediction: Trajectories, reference: Trajectories, *, batched: bool = False
 ) -> Float[Array, " time"]:
@@ -40,6 +42,7 @@ def mse(
     return jnp.mean(jnp.mean(jnp.square(prediction - reference), axis=-1), axis=0)
 
 
+@eqx.filter_jit
 def rmse(
     prediction: Trajectories, reference: Trajectories, *, batched: bool = False
 ) -> Float[Array, " time"]:
@@ -74,6 +77,7 @@ def _nrmse_per_sample(prediction: Array, reference: Array) -> Array:
     return error / scale
 
 
+@eqx.filter_jit
 def nrmse(
     prediction: Trajectories, reference: Trajectories, *, batched: bool = False
 ) -> Float[Array, " time"]:
@@ -99,6 +103,7 @@ def nrmse(
     return jnp.mean(_nrmse_per_sample(prediction, reference), axis=0)
 
 
+@eqx.filter_jit
 def geometric_mean_nrmse(
     prediction: Trajectories,
     reference: Trajectories,
