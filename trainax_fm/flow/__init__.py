@@ -1,0 +1,47 @@
+r"""Flow matching for probabilistic autoregressive emulators.
+
+Instead of mapping the previous state `y` to the next state deterministically, a
+flow-matching emulator *samples* the next state `x_1` from its conditional
+distribution given `y`: noise `x_0 ~ N(0, I)` is transported to `x_1` by the ODE
+`dx/dt = v(x, y, t)` from flow time `t = 0` (noise) to `t = 1` (data). The velocity is
+learned by regressing `v(x_t, y, t)` on `x_1 - x_0` at the straight interpolant
+`x_t = t x_1 + (1 - t) x_0` ([`trainax_fm.configuration.FlowMatching`][]).
+
+Building blocks:
+
+- [`trainax_fm.flow.ConditionalVelocity`][]: turns any channels-first network into
+    `v(x_t, y, t)` by concatenating `[x_t, y, t]` (and optionally a step size `d`) on
+    the channel axis; [`trainax_fm.flow.velocity_input_channels`][] sizes the network.
+- Fixed-step solvers [`trainax_fm.flow.Euler`][], [`trainax_fm.flow.Midpoint`][],
+    [`trainax_fm.flow.Heun`][] with an explicit number of steps and network
+    evaluations ([`trainax_fm.flow.integrate`][],
+    [`trainax_fm.flow.num_function_evaluations`][]).
+- [`trainax_fm.flow.FlowMap`][]: `F_d(x, t) = x + d v + d^2 (phi - v)` for semigroup
+    distillation; at initialisation exactly one Euler step, `F_0` the identity
+    ([`trainax_fm.flow.with_step_size_input`][] and
+    [`trainax_fm.flow.extend_input_channels`][] build `phi` from `v`).
+- Stochastic steppers [`trainax_fm.flow.FlowMatchingStepper`][] and
+    [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
+    integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
+
+Few-step sampling comes from distillation: progressive
+([`trainax_fm.configuration.ProgressiveDistillation`][]) and semigroup
+([`trainax_fm.configuration.SemigroupDistillation`][]).
+"""
+
+from ._extend import extend_input_channels as extend_input_channels
+from ._extend import with_step_size_input as with_step_size_input
+from ._flow_map import FlowMap as FlowMap
+from ._integrate import flow_step as flow_step
+from ._integrate import integrate as integrate
+from ._integrate import num_function_evaluations as num_function_evaluations
+from ._optimizer import frozen_velocity_optimizer as frozen_velocity_optimizer
+from ._solvers import AbstractSolver as AbstractSolver
+from ._solvers import Euler as Euler
+from ._solvers import Heun as Heun
+from ._solvers import Midpoint as Midpoint
+from ._steppers import AbstractFlowStepper as AbstractFlowStepper
+from ._steppers import FlowMapStepper as FlowMapStepper
+from ._steppers import FlowMatchingStepper as FlowMatchingStepper
+from ._velocity import ConditionalVelocity as ConditionalVelocity
+from ._velocity import velocity_input_channels as velocity_input_channels
