@@ -15,3 +15,11 @@ from ._residuum import Residuum as Residuum
 from ._supervised import Supervised as Supervised
 from ._teacher_forcing import TeacherForcing as TeacherForcing
 from ._temporal_consistency import TemporalConsistency as TemporalConsistency
+from ._flow_matching import FlowMatching as FlowMatching
+from ._flow_time import AbstractTimeSampler as AbstractTimeSampler
+from ._flow_time import BetaTimeSampler as BetaTimeSampler
+from ._flow_time import DyadicTimeSampler as DyadicTimeSampler
+from ._flow_time import FixedStepTimeSampler as FixedStepTimeSampler
+from ._flow_time import UniformTimeSampler as UniformTimeSampler
+from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
+from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation

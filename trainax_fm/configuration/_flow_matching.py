@@ -1,0 +1,108 @@
+from typing import Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._validation import check_positive_int
+from ..flow._steppers import as_flow_model
+from ..flow._training import draw_noise, interpolate, split_window
+from ..loss import BaseLoss, MSELoss
+from ._base import BaseConfiguration
+from ._checks import require_key
+from ._flow_time import AbstractTimeSampler, UniformTimeSampler, check_time_sampler
+
+
+def check_loss(loss, owner: str) -> BaseLoss:
+    if not isinstance(loss, BaseLoss):
+        raise TypeError(
+            f"{owner}: `time_level_loss` must be a trainax_fm.loss.BaseLoss (e.g. "
+            f"MSELoss() or SobolevLoss()), got {type(loss).__name__}."
+        )
+    return loss
+
+
+class FlowMatching(BaseConfiguration):
+    r"""Conditional flow matching for next-state prediction.
+
+    For every window the first `H` states form the conditioning `y` (stacked on the
+    channel axis) and the state at index `H` is the data sample `x_1`. With fresh noise
+    `x_0 ~ N(0, I)` and a flow time `t` from `time_sampler`,
+
+    $$x_t = t\,x_1 + (1 - t)\,x_0, \qquad
+      L = \ell\big(v_\theta(x_t, y, t),\; x_1 - x_0;\ t\big),$$
+
+    the loss regresses the velocity on the straight-path target `x_1 - x_0`. Its
+    minimiser is the marginal velocity `E[x_1 - x_0 | x_t, y]`, whose flow transports
+    `N(0, I)` to the conditional law of the next state given `y`. The flow time of each
+    sample is passed to the loss (`time=t`), so a
+    [`trainax_fm.loss.SobolevLoss`][] with callable `alpha(t)`/`beta(t)` weights the
+    error by flow time.
+
+    The trainable `stepper` is a [`trainax_fm.flow.ConditionalVelocity`][] or a
+    [`trainax_fm.flow.FlowMatchingStepper`][] (its velocity is trained; the trained
+    stepper is ready for `trainax_fm.rollout(..., key=...)`). A velocity with
+    `step_size_input=True` is evaluated at `d = 0`, its instantaneous limit. A `key` is
+    required.
+
+    **Arguments:**
+
+    - `time_level_loss`: the loss `ℓ` between predicted and target velocity
+        (default `MSELoss()`).
+    - `num_input_steps`: `H`, the number of previous states the velocity is
+        conditioned on; windows need `H + 1` snapshots.
+    - `time_sampler`: draws `t` (only `t` is used); default
+        `UniformTimeSampler()` (`t ~ U[0, 1]`).
+    """
+
+    time_level_loss: BaseLoss
+    num_input_steps: int = eqx.field(static=True)
+    time_sampler: AbstractTimeSampler
+
+    def __init__(
+        self,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        num_input_steps: int = 1,
+        time_sampler: Optional[AbstractTimeSampler] = None,
+    ):
+        self.time_level_loss = check_loss(time_level_loss, "FlowMatching")
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+        self.time_sampler = check_time_sampler(
+            UniformTimeSampler() if time_sampler is None else time_sampler,
+            "time_sampler",
+            "FlowMatching",
+        )
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_input_steps + 1
+
+    @property
+    def needs_key(self) -> bool:
+        return True
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del ref_stepper, residuum_fn, step
+        require_key("FlowMatching", key)
+        velocity = as_flow_model(stepper, "stepper", flow_map=False)
+        y, x1 = split_window(data, self.num_input_steps, "FlowMatching")
+        key_noise, key_time = jax.random.split(key)
+        x0 = draw_noise(key_noise, x1)
+        t, _ = self.time_sampler.sample(key_time, x1.shape[0])
+        x_t = interpolate(x0, x1, t)
+        t = t.astype(x1.dtype)
+        # A step-size-conditioned velocity is trained at d = 0: its instantaneous limit.
+        d = jnp.zeros_like(t)
+        prediction = jax.vmap(velocity)(x_t, y, t, d)
+        return self.time_level_loss(prediction, x1 - x0, time=t)

@@ -1,0 +1,126 @@
+from typing import Optional
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._validation import check_bool, check_positive_int
+from ..flow._flow_map import FlowMap, frozen
+from ..flow._steppers import as_flow_model
+from ..flow._training import draw_noise, interpolate, split_window
+from ..loss import BaseLoss, MSELoss
+from ._base import BaseConfiguration
+from ._checks import require_key
+from ._flow_matching import check_loss
+from ._flow_time import AbstractTimeSampler, DyadicTimeSampler, check_time_sampler
+from ._progressive_distillation import check_positive_steps, compare
+
+
+class SemigroupDistillation(BaseConfiguration):
+    r"""Semigroup (self-)distillation of a flow map.
+
+    The trainable `stepper` is a [`trainax_fm.flow.FlowMap`][]
+    `F_d(x, y, t) = x + d v + d^2 (phi - v)` (or a `FlowMapStepper` holding one) built
+    on a trained, frozen velocity `v`. Per window, `y` is the first `H` states and
+    `x_1` the next one; with noise `x_0 ~ N(0, I)` and `(t, d)` from `step_sampler`
+    the start point is the straight interpolant `x_t = t x_1 + (1 - t) x_0` (the
+    flow-matching marginal at time `t`). The loss asks one step of size `d` to equal
+    two steps of size `d/2`:
+
+    $$L = \ell\Big(F_d(x_t, t),\;
+      \mathrm{sg}\big(G_{d/2}(G_{d/2}(x_t, t),\, t + d/2)\big);\ t\Big),$$
+
+    where `sg` is the stop-gradient and `G` is the flow map itself (self-distillation,
+    `teacher=None`) or a frozen copy passed as `teacher`. Together with `F_0 = id` and
+    `dF/dd|_{d=0} = v` (true by construction), the semigroup property pins `F_d` to the
+    exact flow of `v`. With `velocity_space=True` the loss compares
+    `(F_d - x_t)/d` with `(target - x_t)/d` (for MSE: the error divided by `d^2`),
+    which keeps small steps from being ignored.
+
+    A `key` is required.
+
+    **Arguments:**
+
+    - `step_sampler`: draws `(t, d)` with `d > 0`; default
+        `DyadicTimeSampler(max_level=6)` (halving `d` lands on the next dyadic level).
+    - `time_level_loss`: `ℓ` (default `MSELoss()`); receives `time=t`.
+    - `num_input_steps`: `H`; windows need `H + 1` snapshots.
+    - `teacher`: optional frozen `FlowMap` (or `FlowMapStepper`) computing the target;
+        `None` uses the trained flow map itself under stop-gradient.
+    - `velocity_space`: compare average velocities instead of end states.
+    """
+
+    step_sampler: AbstractTimeSampler
+    time_level_loss: BaseLoss
+    num_input_steps: int = eqx.field(static=True)
+    teacher: Optional[FlowMap]
+    velocity_space: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        step_sampler: Optional[AbstractTimeSampler] = None,
+        time_level_loss: BaseLoss = MSELoss(),
+        num_input_steps: int = 1,
+        teacher=None,
+        velocity_space: bool = False,
+    ):
+        owner = "SemigroupDistillation"
+        self.step_sampler = check_time_sampler(
+            DyadicTimeSampler(max_level=6) if step_sampler is None else step_sampler,
+            "step_sampler",
+            owner,
+        )
+        check_positive_steps(self.step_sampler, owner)
+        self.time_level_loss = check_loss(time_level_loss, owner)
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+        self.teacher = (
+            None if teacher is None else as_flow_model(teacher, "teacher", velocity=False)
+        )
+        self.velocity_space = check_bool(velocity_space, "velocity_space")
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_input_steps + 1
+
+    @property
+    def needs_key(self) -> bool:
+        return True
+
+    def draw(self, key: PRNGKeyArray, x1: Float[Array, "batch channels ..."]):
+        """The random inputs of one loss evaluation: `(x0, t, d)`."""
+        require_key("SemigroupDistillation", key)
+        key_noise, key_time = jax.random.split(key)
+        x0 = draw_noise(key_noise, x1)
+        t, d = self.step_sampler.sample(key_time, x1.shape[0])
+        return x0, t.astype(x1.dtype), d.astype(x1.dtype)
+
+    def target(self, flow_map: FlowMap, x_t, y, t, d):
+        """`sg(G_{d/2}(G_{d/2}(x_t, t), t + d/2))` for a batch (no gradient)."""
+        target_map = frozen(flow_map if self.teacher is None else self.teacher)
+        half = 0.5 * d
+        middle = jax.vmap(target_map)(x_t, y, t, half)
+        end = jax.vmap(target_map)(middle, y, t + half, half)
+        return jax.lax.stop_gradient(end)
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        del ref_stepper, residuum_fn, step
+        require_key("SemigroupDistillation", key)
+        flow_map = as_flow_model(stepper, "stepper", velocity=False)
+        y, x1 = split_window(data, self.num_input_steps, "SemigroupDistillation")
+        x0, t, d = self.draw(key, x1)
+        x_t = interpolate(x0, x1, t)
+        target = self.target(flow_map, x_t, y, t, d)
+        prediction = jax.vmap(flow_map)(x_t, y, t, d)
+        return compare(
+            self.time_level_loss, prediction, target, x_t, t, d, self.velocity_space
+        )
