@@ -1,0 +1,314 @@
+"""Shared helpers of the plotting subpackage: lazy imports, checks, figures, saving.
+
+Nothing here imports matplotlib at module import time; every public plot function
+calls [`_require_matplotlib`][] first.
+"""
+
+import contextlib
+import math
+import numbers
+import os
+import uuid
+import warnings
+from collections.abc import Mapping
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .._validation import check_bool
+
+INSTALL_HINT = 'pip install "trainax_fm[plot]"'
+
+
+def _require_matplotlib() -> Any:
+    """Import matplotlib and `matplotlib.figure`, or raise an `ImportError` with a hint.
+
+    **Returns:**
+
+    - The `matplotlib` module.
+    """
+    try:
+        import matplotlib
+        import matplotlib.figure  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "trainax_fm.plot needs matplotlib, which could not be imported "
+            f"({err}). Install the plotting extra with `{INSTALL_HINT}` (or "
+            "`pip install matplotlib`)."
+        ) from err
+    return matplotlib
+
+
+def _require_pillow() -> Any:
+    """Import Pillow (for GIF animations), or raise an `ImportError` with a hint."""
+    try:
+        import PIL
+        import PIL.Image  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "Writing a GIF animation needs Pillow, which could not be imported "
+            f"({err}). It normally comes with matplotlib; install it with "
+            f"`pip install pillow` or `{INSTALL_HINT}`."
+        ) from err
+    return PIL
+
+
+# --- argument checks ----------------------------------------------------------------
+
+
+def as_real_array(value: Any, name: str, func: str) -> np.ndarray:
+    """Convert an array-like (numpy, JAX, nested lists) to a float64 numpy array."""
+    if np.iscomplexobj(value):
+        raise TypeError(
+            f"{func}: `{name}` must be real-valued, got a complex array; plot its "
+            "real part, imaginary part or modulus explicitly."
+        )
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{func}: `{name}` must be a real-valued array, got {type(value).__name__} "
+            f"that cannot be converted ({err})."
+        ) from err
+    return array
+
+
+def check_rank(
+    array: np.ndarray,
+    ranks: Sequence[int],
+    name: str,
+    func: str,
+    layout: str,
+    hint: str = "",
+) -> None:
+    """Raise a `ValueError` naming `name` unless `array.ndim` is one of `ranks`."""
+    if array.ndim not in ranks:
+        expected = " or ".join(str(r) for r in ranks)
+        raise ValueError(
+            f"{func}: `{name}` must be shaped {layout} (rank {expected}), got shape "
+            f"{tuple(array.shape)} (rank {array.ndim}).{' ' + hint if hint else ''}"
+        )
+
+
+def check_same_shape(reference: np.ndarray, prediction: np.ndarray, func: str) -> None:
+    """Raise a `ValueError` unless `reference` is shaped like `prediction`."""
+    if reference.shape != prediction.shape:
+        raise ValueError(
+            f"{func}: `reference` must have the shape of the prediction "
+            f"{tuple(prediction.shape)}, got shape {tuple(reference.shape)}."
+        )
+
+
+def check_positive_number(value: Any, name: str) -> float:
+    """Return a finite, strictly positive real as a float, or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a finite positive number, got {value}.")
+    return float(value)
+
+
+def check_band(band: Any) -> Optional[tuple[float, float]]:
+    """Check a quantile band `(low, high)` with `0 <= low < high <= 1`, or `None`."""
+    if band is None:
+        return None
+    try:
+        low, high = (float(b) for b in band)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`band` must be None or a pair of quantiles (low, high), got {band!r}."
+        ) from err
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(
+            f"`band` must satisfy 0 <= low < high <= 1, got ({low}, {high})."
+        )
+    return low, high
+
+
+def check_channel(channel: Any, num_channels: int, func: str) -> int:
+    """Check a channel index (negative counts from the end) and return it as >= 0."""
+    if isinstance(channel, bool) or not isinstance(channel, numbers.Integral):
+        raise TypeError(f"{func}: `channel` must be an int, got {channel!r}.")
+    if not -num_channels <= channel < num_channels:
+        raise ValueError(
+            f"{func}: `channel` must lie in [{-num_channels}, {num_channels - 1}] for "
+            f"{num_channels} channel(s), got {channel}."
+        )
+    return int(channel) % num_channels
+
+
+def check_vlim(vlim: Any, func: str) -> Optional[tuple[float, float]]:
+    """Check colour limits `(vmin, vmax)` with `vmin < vmax`, or `None`."""
+    if vlim is None:
+        return None
+    try:
+        low, high = (float(v) for v in vlim)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{func}: `vlim` must be None or a pair (vmin, vmax), got {vlim!r}."
+        ) from err
+    if not low < high:
+        raise ValueError(f"{func}: `vlim` must have vmin < vmax, got ({low}, {high}).")
+    return low, high
+
+
+def normalize_labels(labels: Any, count: int, func: str, what: str) -> list[str]:
+    """Return `count` labels: the given ones (checked) or `None` -> `[None] * count`."""
+    if labels is None:
+        return [None] * count
+    if isinstance(labels, str):
+        labels = [labels]
+    labels = list(labels)
+    if len(labels) != count:
+        raise ValueError(
+            f"{func}: `labels` must have one entry per {what} ({count}), got "
+            f"{len(labels)} labels."
+        )
+    return [str(label) for label in labels]
+
+
+def split_mapping(data: Any, labels: Any, func: str, argname: str) -> tuple[list, Any]:
+    """Turn a mapping `label -> data` into `(values, labels)`; else pass through."""
+    if isinstance(data, Mapping):
+        if labels is not None:
+            raise ValueError(
+                f"{func}: `{argname}` is a mapping whose keys are the labels; do not "
+                "pass `labels` as well."
+            )
+        return list(data.values()), [str(key) for key in data.keys()]
+    return data, labels
+
+
+def is_scalar_sequence(data: Any) -> bool:
+    """True for a non-empty list/tuple whose entries are all scalars (e.g. floats)."""
+    return (
+        isinstance(data, (list, tuple))
+        and len(data) > 0
+        and all(np.ndim(entry) == 0 for entry in data)
+    )
+
+
+def symmetric_limits(*arrays: np.ndarray) -> tuple[float, float]:
+    """`(-m, m)` with `m` the largest finite absolute value (1 if there is none)."""
+    values = [np.abs(a[np.isfinite(a)]) for a in arrays]
+    values = [v for v in values if v.size]
+    top = max((float(v.max()) for v in values), default=0.0)
+    if top == 0.0:
+        top = 1.0
+    return -top, top
+
+
+def quantile_curves(
+    runs: np.ndarray, band: Optional[tuple[float, float]]
+) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Median and band quantiles over runs `(R, T)`, ignoring `nan` (padding)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns
+        median = np.nanmedian(runs, axis=0)
+        if band is None or runs.shape[0] < 2:
+            return median, None, None
+        low = np.nanquantile(runs, band[0], axis=0)
+        high = np.nanquantile(runs, band[1], axis=0)
+    return median, low, high
+
+
+def stack_runs(runs: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack 1D runs of possibly different lengths into `(R, T_max)`, padding `nan`."""
+    length = max(run.shape[0] for run in runs)
+    out = np.full((len(runs), length), np.nan)
+    for i, run in enumerate(runs):
+        out[i, : run.shape[0]] = run
+    return out
+
+
+def step_times(num: int, dt: float, include_init: Any) -> np.ndarray:
+    """Times of rollout entries: `(t + 1) dt`, or `t dt` with the initial state."""
+    include_init = check_bool(include_init, "include_init")
+    offset = 0 if include_init else 1
+    return (np.arange(num) + offset) * dt
+
+
+# --- figures ------------------------------------------------------------------------
+
+
+def new_figure(figsize: Optional[tuple[float, float]] = None) -> Any:
+    """A `matplotlib.figure.Figure` with the constrained layout, outside pyplot."""
+    matplotlib = _require_matplotlib()
+    return matplotlib.figure.Figure(figsize=figsize, layout="constrained")
+
+
+def figure_and_axes(ax: Any, figsize: Optional[tuple[float, float]] = None):
+    """Return `(figure, ax)`: a new single-axes figure, or the root figure of `ax`."""
+    _require_matplotlib()
+    if ax is None:
+        fig = new_figure(figsize)
+        return fig, fig.add_subplot()
+    return root_figure(ax), ax
+
+
+def root_figure(ax: Any) -> Any:
+    """The top-level figure holding `ax` (also when `ax` lives in a subfigure)."""
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10 has no `root`
+        fig = ax.figure
+        return getattr(fig, "figure", None) or fig
+
+
+def check_axes(axes: Any, count: int, func: str) -> list:
+    """Check a user-given sequence of `count` Axes."""
+    try:
+        axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    except TypeError as err:
+        raise TypeError(f"{func}: `axes` must be a sequence of Axes.") from err
+    if len(axes) != count:
+        raise ValueError(
+            f"{func}: `axes` must hold one Axes per panel ({count}), got {len(axes)}."
+        )
+    return axes
+
+
+def save_figure(fig: Any, save: Any, *, dpi: Optional[float] = None) -> None:
+    """Write `fig` to `save` atomically: into a temporary file, then `os.replace`.
+
+    The format follows the file suffix (PNG when there is none). Missing parent
+    directories are created. `save=None` does nothing.
+    """
+    if save is None:
+        return
+    path = os.fspath(save)
+    suffix = os.path.splitext(path)[1]
+    fmt = suffix[1:].lower() if suffix else "png"
+    with atomic_path(path, suffix or ".png") as temporary:
+        fig.savefig(temporary, format=fmt, dpi=dpi)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str) -> Iterator[str]:
+    """Yield a temporary path next to `path`; move it onto `path` on success.
+
+    The temporary file lives in the target's directory (created if missing), so the
+    final `os.replace` is atomic. On any error the temporary file is removed and
+    `path` is left untouched.
+    """
+    path = os.path.abspath(path)
+    directory, base = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    while True:
+        temporary = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}{suffix}")
+        try:
+            # mode 0o666 filtered by the umask, as for a plain `open(path, "w")`
+            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+            os.close(os.open(temporary, flags, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
