@@ -228,7 +228,7 @@ def _network(name):
 
 
 @pytest.mark.parametrize("name", ["mlp", "linear", "conv1d", "conv2d", "sequential",
-                                  "pdq_convnet", "pdq_unet"])
+                                  "pdq_convnet"])
 def test_extend_input_channels_ignores_new_channel(name):
     network, shape = _network(name)
     widened = flow.extend_input_channels(network)

@@ -15,3 +15,10 @@ from ._mix_chain_post_physics import MixChainPostPhysicsTrainer as MixChainPostP
 from ._residuum import ResiduumTrainer as ResiduumTrainer
 from ._supervised import SupervisedTrainer as SupervisedTrainer
 from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer
+from ._flow_matching import FlowMatchingTrainer as FlowMatchingTrainer
+from ._progressive_distillation import (
+    ProgressiveDistillationTrainer as ProgressiveDistillationTrainer,
+)
+from ._semigroup_distillation import (
+    SemigroupDistillationTrainer as SemigroupDistillationTrainer,
+)
