@@ -305,9 +305,9 @@ def test_flow_map_freezes_velocity():
     assert any(float(jnp.abs(g).max()) > 0.0 for g in correction_grads)
 
 
-def test_frozen_velocity_optimizer_keeps_velocity():
+def test_flow_map_optimizer_keeps_velocity():
     flow_map = flow.FlowMap(flow.ConditionalVelocity(mlp(3)))
-    optimizer = flow.frozen_velocity_optimizer(optax.adamw(1e-2, weight_decay=0.5))
+    optimizer = flow.flow_map_optimizer(optax.adamw(1e-2, weight_decay=0.5))
     params = eqx.filter(flow_map, eqx.is_inexact_array)
     state = optimizer.init(params)
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
@@ -399,3 +399,35 @@ def test_stepper_on_1d_conv_state():
     stepper = flow.FlowMatchingStepper(flow.ConditionalVelocity(conv(1)), 2, "heun")
     trajectory = tx.rollout(stepper, jnp.ones((1, 16)), 3, key=KEY, include_init=True)
     assert trajectory.shape == (4, 1, 16)
+
+
+def test_flow_map_optimizer_moves_ema():
+    flow_map = flow.FlowMap(flow.ConditionalVelocity(mlp(3)))
+    pair = flow.EMAFlowMap(flow_map, decay=0.75)
+    optimizer = flow.flow_map_optimizer(optax.sgd(0.1))
+    params = eqx.filter(pair, eqx.is_inexact_array)
+    state = optimizer.init(params)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    updates, _ = optimizer.update(grads, state, params)
+    new = eqx.apply_updates(pair, updates)
+    # online correction: plain SGD; online and EMA velocity: frozen
+    for old, upd in zip(arrays(pair.flow_map.correction), arrays(new.flow_map.correction)):
+        np.testing.assert_allclose(upd, old - 0.1, rtol=1e-6)
+    for tree in (new.flow_map.velocity, new.ema.velocity):
+        for old, upd in zip(arrays(flow_map.velocity), arrays(tree)):
+            np.testing.assert_array_equal(old, upd)
+    # EMA: 0.75 * old + 0.25 * new
+    for old, online, ema in zip(arrays(pair.ema.correction), arrays(new.flow_map.correction),
+                                arrays(new.ema.correction)):
+        np.testing.assert_allclose(ema, 0.75 * old + 0.25 * online, rtol=1e-6, atol=1e-7)
+    # calling the pair evaluates the EMA map
+    x, y = jnp.ones(3), jnp.zeros(3)
+    np.testing.assert_array_equal(new(x, y, 0.1, 0.5), new.ema(x, y, 0.1, 0.5))
+    with pytest.raises(ValueError, match="decay"):
+        flow.EMAFlowMap(flow_map, decay=1.0)
+    with pytest.raises(ValueError, match="params"):
+        optimizer.update(grads, state)
+
+
+def arrays(tree):
+    return jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array))

@@ -340,6 +340,23 @@ def test_sg_zero_loss_for_constant_velocity():
     assert float(loss) < 1e-12
 
 
+def test_sg_with_ema_flow_map_uses_the_average_as_target():
+    data = ode_windows()
+    student = flow.FlowMap(velocity(1))
+    ema = flow.FlowMap(velocity(1))
+    ema = eqx.tree_at(lambda m: m.correction.network.layers[-1].bias, ema,
+                      replace_fn=lambda b: b + 0.5)
+    pair = flow.EMAFlowMap(student, decay=0.9, ema=ema)
+    loss = SemigroupDistillation()(pair, data, key=KEY)
+    np.testing.assert_allclose(
+        loss, SemigroupDistillation(teacher=ema)(student, data, key=KEY), rtol=1e-6
+    )
+    grads = eqx.filter_grad(lambda p: SemigroupDistillation()(p, data, key=KEY))(pair)
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree_util.tree_leaves(grads.ema))
+    with pytest.raises(ValueError, match="EMA"):
+        SemigroupDistillation(teacher=ema)(pair, data, key=KEY)
+
+
 def test_sg_teacher_changes_target():
     data = ode_windows()
     student = flow.FlowMap(velocity(1))

@@ -158,6 +158,23 @@ def test_sg_trainer_with_frozen_teacher(advection):
     assert np.all(np.isfinite(losses))
 
 
+def test_sg_trainer_with_ema(lorenz):
+    flow_map = flow.FlowMap(flow.ConditionalVelocity(mlp(3, seed=4)))
+    pair = flow.EMAFlowMap(flow_map, decay=0.5)
+    trainer = tx.trainer.SemigroupDistillationTrainer(
+        lorenz, optimizer=optax.adam(1e-2), num_training_steps=4, batch_size=16,
+        steps_per_dispatch=1,
+    )
+    trained, losses = trainer(pair, KEY, spawn_tqdm=False)
+    assert isinstance(trained, flow.EMAFlowMap) and np.all(np.isfinite(losses))
+    online, ema, start = (arrays(m.correction) for m in (trained.flow_map, trained.ema, flow_map))
+    assert all(not np.array_equal(e, s) for e, s in zip(ema, start))
+    assert all(not np.array_equal(e, o) for e, o in zip(ema, online))
+    for tree in (trained.flow_map.velocity, trained.ema.velocity):
+        for a, b in zip(arrays(flow_map.velocity), arrays(tree)):
+            np.testing.assert_array_equal(a, b)
+
+
 # --- progressive distillation -------------------------------------------------------
 
 

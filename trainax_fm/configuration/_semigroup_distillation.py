@@ -5,6 +5,7 @@ import jax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._validation import check_bool, check_positive_int
+from ..flow._ema import EMAFlowMap
 from ..flow._flow_map import FlowMap, frozen
 from ..flow._steppers import as_flow_model
 from ..flow._training import draw_noise, interpolate, split_window
@@ -30,8 +31,10 @@ class SemigroupDistillation(BaseConfiguration):
     $$L = \ell\Big(F_d(x_t, t),\;
       \mathrm{sg}\big(G_{d/2}(G_{d/2}(x_t, t),\, t + d/2)\big);\ t\Big),$$
 
-    where `sg` is the stop-gradient and `G` is the flow map itself (self-distillation,
-    `teacher=None`) or a frozen copy passed as `teacher`. Together with `F_0 = id` and
+    where `sg` is the stop-gradient and `G` is the target map: the flow map itself
+    (self-distillation, `teacher=None`), a frozen copy passed as `teacher`, or, when the
+    stepper is a [`trainax_fm.flow.EMAFlowMap`][], its exponential moving average
+    (the student is then `stepper.flow_map`). Together with `F_0 = id` and
     `dF/dd|_{d=0} = v` (true by construction), the semigroup property pins `F_d` to the
     exact flow of `v`. With `velocity_space=True` the loss compares
     `(F_d - x_t)/d` with `(target - x_t)/d` (for MSE: the error divided by `d^2`),
@@ -46,7 +49,8 @@ class SemigroupDistillation(BaseConfiguration):
     - `time_level_loss`: `ℓ` (default `MSELoss()`); receives `time=t`.
     - `num_input_steps`: `H`; windows need `H + 1` snapshots.
     - `teacher`: optional frozen `FlowMap` (or `FlowMapStepper`) computing the target;
-        `None` uses the trained flow map itself under stop-gradient.
+        `None` uses the trained flow map itself (or the EMA of an `EMAFlowMap`) under
+        stop-gradient.
     - `velocity_space`: compare average velocities instead of end states.
     """
 
@@ -95,9 +99,22 @@ class SemigroupDistillation(BaseConfiguration):
         t, d = self.step_sampler.sample(key_time, x1.shape[0])
         return x0, t.astype(x1.dtype), d.astype(x1.dtype)
 
-    def target(self, flow_map: FlowMap, x_t, y, t, d):
-        """`sg(G_{d/2}(G_{d/2}(x_t, t), t + d/2))` for a batch (no gradient)."""
-        target_map = frozen(flow_map if self.teacher is None else self.teacher)
+    def split_stepper(self, stepper) -> tuple[FlowMap, FlowMap]:
+        """`(student, target map)` of a trainable stepper."""
+        if isinstance(stepper, EMAFlowMap):
+            if self.teacher is not None:
+                raise ValueError(
+                    "SemigroupDistillation got both a `teacher` and an EMAFlowMap "
+                    "stepper; the target comes from one of them. Pass a plain FlowMap "
+                    "with `teacher=...`, or drop `teacher` to use the EMA."
+                )
+            return stepper.flow_map, stepper.ema
+        flow_map = as_flow_model(stepper, "stepper", velocity=False)
+        return flow_map, flow_map if self.teacher is None else self.teacher
+
+    def target(self, target_map: FlowMap, x_t, y, t, d):
+        """`sg(G_{d/2}(G_{d/2}(x_t, t), t + d/2))` for a batch with `G = target_map`."""
+        target_map = frozen(target_map)
         half = 0.5 * d
         middle = jax.vmap(target_map)(x_t, y, t, half)
         end = jax.vmap(target_map)(middle, y, t + half, half)
@@ -115,11 +132,11 @@ class SemigroupDistillation(BaseConfiguration):
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn, step
         require_key("SemigroupDistillation", key)
-        flow_map = as_flow_model(stepper, "stepper", velocity=False)
+        flow_map, target_map = self.split_stepper(stepper)
         y, x1 = split_window(data, self.num_input_steps, "SemigroupDistillation")
         x0, t, d = self.draw(key, x1)
         x_t = interpolate(x0, x1, t)
-        target = self.target(flow_map, x_t, y, t, d)
+        target = self.target(target_map, x_t, y, t, d)
         prediction = jax.vmap(flow_map)(x_t, y, t, d)
         return compare(
             self.time_level_loss, prediction, target, x_t, t, d, self.velocity_space

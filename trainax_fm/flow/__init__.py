@@ -20,6 +20,9 @@ Building blocks:
     distillation; at initialisation exactly one Euler step, `F_0` the identity
     ([`trainax_fm.flow.with_step_size_input`][] and
     [`trainax_fm.flow.extend_input_channels`][] build `phi` from `v`).
+- [`trainax_fm.flow.EMAFlowMap`][]: a flow map with an exponential moving average
+    of its weights for the semigroup target; [`trainax_fm.flow.flow_map_optimizer`][]
+    freezes `v` and moves the average.
 - Stochastic steppers [`trainax_fm.flow.FlowMatchingStepper`][] and
     [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
@@ -29,13 +32,14 @@ Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.SemigroupDistillation`][]).
 """
 
+from ._ema import EMAFlowMap as EMAFlowMap
 from ._extend import extend_input_channels as extend_input_channels
 from ._extend import with_step_size_input as with_step_size_input
 from ._flow_map import FlowMap as FlowMap
 from ._integrate import flow_step as flow_step
 from ._integrate import integrate as integrate
 from ._integrate import num_function_evaluations as num_function_evaluations
-from ._optimizer import frozen_velocity_optimizer as frozen_velocity_optimizer
+from ._optimizer import flow_map_optimizer as flow_map_optimizer
 from ._solvers import AbstractSolver as AbstractSolver
 from ._solvers import Euler as Euler
 from ._solvers import Heun as Heun

@@ -45,7 +45,7 @@ class FlowMap(eqx.Module):
         zero-initialised channel for `d`, so `phi == v` at initialisation.
     - `freeze_velocity`: stop gradients into `v` (default `True`). Trainers also mask
         the optimizer so `v` never changes (see
-        [`trainax_fm.flow.frozen_velocity_optimizer`][]).
+        [`trainax_fm.flow.flow_map_optimizer`][]).
     """
 
     velocity: ConditionalVelocity

@@ -172,7 +172,8 @@ class ConditionalVelocity(eqx.Module):
         try:
             output = self.network(inputs)
         except (TypeError, ValueError) as err:
-            raise type(err)(
+            kind = TypeError if isinstance(err, TypeError) else ValueError
+            raise kind(
                 f"The velocity network failed on its input of shape "
                 f"{tuple(inputs.shape)} ([x_t, y, t{', d' if self.step_size_input else ''}] "
                 f"concatenated on the channel axis): {err}. Build the network with "

@@ -21,7 +21,7 @@ from ..configuration._flow_time import (
     check_unit,
 )
 from ..flow._integrate import FlowModel, check_method_for
-from ..flow._optimizer import frozen_velocity_optimizer
+from ..flow._optimizer import flow_map_optimizer
 from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import FlowMapStepper, FlowMatchingStepper, as_flow_model
 from ..loss import BaseLoss, MSELoss
@@ -239,7 +239,7 @@ class ProgressiveDistillationTrainer(eqx.Module):
                 1.0, self.num_training_steps, alpha=self.final_lr_fraction
             )
             optimizer = optax.chain(optimizer, optax.scale_by_schedule(schedule))
-        return frozen_velocity_optimizer(optimizer)
+        return flow_map_optimizer(optimizer)
 
     def stage_trainer(self, stage: int, teacher) -> GeneralTrainer:
         """The [`trainax_fm.GeneralTrainer`][] that runs `stage`."""

@@ -6,7 +6,7 @@ from jaxtyping import Array, Float, PyTree
 from .._general_trainer import DispatchMode, GeneralTrainer
 from ..configuration import SemigroupDistillation
 from ..configuration._flow_time import AbstractTimeSampler
-from ..flow._optimizer import frozen_velocity_optimizer
+from ..flow._optimizer import flow_map_optimizer
 from ..loss import BaseLoss, MSELoss
 from ._common import init_from_configuration
 
@@ -14,11 +14,15 @@ from ._common import init_from_configuration
 class SemigroupDistillationTrainer(GeneralTrainer):
     """Semigroup distillation of a flow map in one line.
 
-    Trains a [`trainax_fm.flow.FlowMap`][] (or a `FlowMapStepper` holding one) with
+    Trains a [`trainax_fm.flow.FlowMap`][] (or a `FlowMapStepper` holding one, or an
+    [`trainax_fm.flow.EMAFlowMap`][]) with
     [`trainax_fm.configuration.SemigroupDistillation`][] on windows of
     `num_input_steps + 1` snapshots. The optimizer is wrapped with
-    [`trainax_fm.flow.frozen_velocity_optimizer`][], so only the correction `phi` is
-    trained and the flow-matching velocity `v` stays exactly as it was:
+    [`trainax_fm.flow.flow_map_optimizer`][], so only the correction `phi` is
+    trained and the flow-matching velocity `v` stays exactly as it was. To compute the
+    target with an exponential moving average of the weights, train a
+    [`trainax_fm.flow.EMAFlowMap`][] (`EMAFlowMap(flow_map, decay=0.999)`); the wrapped
+    optimizer moves the average after every update.
 
     ```python
     flow_map = tx.flow.FlowMap(trained_velocity)  # F_d == one Euler step at first
@@ -73,7 +77,7 @@ class SemigroupDistillationTrainer(GeneralTrainer):
             configuration,
             ref_stepper=ref_stepper,
             residuum_fn=residuum_fn,
-            optimizer=frozen_velocity_optimizer(optimizer),
+            optimizer=flow_map_optimizer(optimizer),
             callback_fn=callback_fn,
             num_training_steps=num_training_steps,
             batch_size=batch_size,
