@@ -20,6 +20,6 @@ from ._mae import MAELoss as MAELoss
 from ._mse import MSELoss as MSELoss
 from ._normalized import Normalized_MAELoss as Normalized_MAELoss
 from ._normalized import Normalized_MSELoss as Normalized_MSELoss
-from ._rmse import nRMSELoss as nRMSELoss
 from ._rmse import RMSELoss as RMSELoss
+from ._rmse import nRMSELoss as nRMSELoss
 from ._sobolev import SobolevLoss as SobolevLoss

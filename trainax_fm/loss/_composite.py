@@ -67,7 +67,9 @@ class CompositeLoss(BaseLoss):
         checked_weights = []
         for i, weight in enumerate(weights):
             if isinstance(weight, bool):
-                raise TypeError(f"CompositeLoss: `weights[{i}]` must be a number, got a bool.")
+                raise TypeError(
+                    f"CompositeLoss: `weights[{i}]` must be a number, got a bool."
+                )
             if isinstance(weight, numbers.Real):
                 checked_weights.append(float(weight))
             else:

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Callable, Literal, Optional, Union
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -32,16 +33,16 @@ def _check_weight(value, name: str) -> Weight:
             f"flow-matching time, got a bool ({value})."
         )
     if not isinstance(value, numbers.Real):
-        try:
-            if np.ndim(value) != 0:
-                raise TypeError
-            value = float(value)
-        except (TypeError, ValueError) as error:
+        # Accept concrete 0-d numpy/JAX arrays, nothing else (no strings).
+        if not (
+            isinstance(value, (np.ndarray, np.generic, jax.Array))
+            and np.ndim(value) == 0
+        ):
             raise TypeError(
                 f"SobolevLoss: `{name}` must be a non-negative number or a callable "
                 f"`t -> weight` of the flow-matching time, got {value!r} of type "
                 f"{type(value).__name__}."
-            ) from error
+            )
     value = float(value)
     if not (math.isfinite(value) and value >= 0.0):
         raise ValueError(
@@ -78,7 +79,7 @@ def _check_domain_extent_number(value) -> float:
 
 
 class SobolevLoss(BaseLoss):
-    r"""Sobolev (H^1-type) loss: error plus error-gradient mismatch of one state.
+    """Sobolev (H^1-type) loss: error plus error-gradient mismatch of one state.
 
     For a state `e = prediction - target` (or `e = prediction` when `target=None`) of
     shape `(C, *spatial)` with one, two or three (or more) spatial axes,
@@ -157,7 +158,10 @@ class SobolevLoss(BaseLoss):
             )
         self.gradient = gradient
         self.domain_extent = _check_domain_extent(domain_extent)
-        if isinstance(fd_order, bool) or fd_order not in _CENTRAL_DIFFERENCE_COEFFICIENTS:
+        if (
+            isinstance(fd_order, bool)
+            or fd_order not in _CENTRAL_DIFFERENCE_COEFFICIENTS
+        ):
             raise ValueError(
                 "SobolevLoss: `fd_order` must be one of "
                 f"{tuple(_CENTRAL_DIFFERENCE_COEFFICIENTS)}, got {fd_order!r}."
@@ -283,7 +287,9 @@ def _central_difference(
 ) -> Float[Array, "..."]:
     spacing = extent / state.shape[axis]
     derivative = jnp.zeros_like(state)
-    for shift, coefficient in enumerate(_CENTRAL_DIFFERENCE_COEFFICIENTS[order], start=1):
+    for shift, coefficient in enumerate(
+        _CENTRAL_DIFFERENCE_COEFFICIENTS[order], start=1
+    ):
         forward = jnp.roll(state, -shift, axis=axis)
         backward = jnp.roll(state, shift, axis=axis)
         derivative = derivative + coefficient * (forward - backward)
