@@ -432,3 +432,9 @@ def test_sampler_argument_errors():
         DyadicTimeSampler(2, min_level=3)
     with pytest.raises(TypeError, match="sampler"):
         FlowMatching(time_sampler="uniform")
+
+
+def test_history_mismatch_is_clear():
+    stepper = flow.FlowMatchingStepper(velocity(num_input_steps=2), 2, num_input_steps=2)
+    with pytest.raises(ValueError, match="num_input_steps"):
+        FlowMatching()(stepper, ode_windows(window=3), key=KEY)

@@ -51,7 +51,7 @@ class FlowMatching(BaseConfiguration):
     - `time_level_loss`: the loss `ℓ` between predicted and target velocity
         (default `MSELoss()`).
     - `num_input_steps`: `H`, the number of previous states the velocity is
-        conditioned on; windows need `H + 1` snapshots.
+        conditioned on; windows need `H + 1` snapshots (later ones are ignored).
     - `time_sampler`: draws `t` (only `t` is used); default
         `UniformTimeSampler()` (`t ~ U[0, 1]`).
     """
@@ -95,7 +95,9 @@ class FlowMatching(BaseConfiguration):
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn, step
         require_key("FlowMatching", key)
-        velocity = as_flow_model(stepper, "stepper", flow_map=False)
+        velocity = as_flow_model(
+            stepper, "stepper", flow_map=False, num_input_steps=self.num_input_steps
+        )
         y, x1 = split_window(data, self.num_input_steps, "FlowMatching")
         key_noise, key_time = jax.random.split(key)
         x0 = draw_noise(key_noise, x1)

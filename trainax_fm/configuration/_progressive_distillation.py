@@ -161,7 +161,7 @@ class ProgressiveDistillation(BaseConfiguration):
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn, step
         require_key("ProgressiveDistillation", key)
-        student = as_flow_model(stepper, "stepper")
+        student = as_flow_model(stepper, "stepper", num_input_steps=self.num_input_steps)
         check_method_for(student, self.student_solver, "student_method")
         y, x1 = split_window(data, self.num_input_steps, "ProgressiveDistillation")
         key_noise, key_time = jax.random.split(key)

@@ -109,7 +109,9 @@ class SemigroupDistillation(BaseConfiguration):
                     "with `teacher=...`, or drop `teacher` to use the EMA."
                 )
             return stepper.flow_map, stepper.ema
-        flow_map = as_flow_model(stepper, "stepper", velocity=False)
+        flow_map = as_flow_model(
+            stepper, "stepper", velocity=False, num_input_steps=self.num_input_steps
+        )
         return flow_map, flow_map if self.teacher is None else self.teacher
 
     def target(self, target_map: FlowMap, x_t, y, t, d):

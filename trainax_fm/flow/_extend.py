@@ -118,7 +118,13 @@ def extend_input_channels(network, num_new_channels: int = 1):
     def replace(node):
         return widened if node is layer else node
 
-    return jtu.tree_map(replace, network, is_leaf=lambda node: node is layer)
+    new_network = jtu.tree_map(replace, network, is_leaf=lambda node: node is layer)
+    # Keep the bookkeeping of a wrapping eqx.nn.MLP (its `in_size`) consistent.
+    old_count = getattr(layer, _input_axis_field(layer))
+    if new_network is not widened and getattr(new_network, "in_size", None) == old_count:
+        new_network = copy.copy(new_network)
+        object.__setattr__(new_network, "in_size", old_count + num_new_channels)
+    return new_network
 
 
 def with_step_size_input(velocity: ConditionalVelocity) -> ConditionalVelocity:

@@ -208,12 +208,20 @@ def as_flow_model(
     *,
     velocity: bool = True,
     flow_map: bool = True,
+    num_input_steps: Optional[int] = None,
 ) -> FlowModel:
     """The velocity or flow map inside `model`, unwrapping the flow steppers.
 
-    Raises a `TypeError` naming `name` if `model` is not an accepted kind.
+    Raises a `TypeError` naming `name` if `model` is not an accepted kind, and a
+    `ValueError` if a stepper's `num_input_steps` differs from `num_input_steps`.
     """
     if isinstance(model, AbstractFlowStepper):
+        if num_input_steps is not None and model.num_input_steps != num_input_steps:
+            raise ValueError(
+                f"`{name}` is a {type(model).__name__} with num_input_steps="
+                f"{model.num_input_steps}, but it is trained with num_input_steps="
+                f"{num_input_steps}. Use the same history length in both."
+            )
         model = model.flow_model
     kinds = ()
     wanted = []
