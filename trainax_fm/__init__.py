@@ -11,8 +11,11 @@ from . import configuration as configuration
 from . import flow as flow
 from . import loss as loss
 from . import metrics as metrics
+from . import plot as plot
 from . import sample_data as sample_data
 from . import trainer as trainer
+from ._checkpoint import load_train_state as load_train_state
+from ._checkpoint import save_train_state as save_train_state
 from ._general_trainer import GeneralTrainer as GeneralTrainer
 from ._general_trainer import NonFiniteLossError as NonFiniteLossError
 from ._mixer import PermutationMixer as PermutationMixer

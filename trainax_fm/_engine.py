@@ -27,6 +27,7 @@ class Problem(eqx.Module):
     residuum_fn: Any
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
+    skip_nonfinite: bool = eqx.field(static=True, default=False)
 
     def loss(self, stepper, batch, key, step):
         extras = call_extras(self.configuration, key=key, step=step)
@@ -41,12 +42,28 @@ class Problem(eqx.Module):
     def update(self, stepper, opt_state, batch, key, step):
         loss, grads = eqx.filter_value_and_grad(self.loss)(stepper, batch, key, step)
         params = eqx.filter(stepper, eqx.is_inexact_array)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        return eqx.apply_updates(stepper, updates), opt_state, loss
+        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        new_stepper = eqx.apply_updates(stepper, updates)
+        if self.skip_nonfinite:
+            # Keep the old parameters and optimizer state when the loss or a gradient
+            # is NaN/Inf; the recorded loss still shows the bad value.
+            finite = jnp.isfinite(loss) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+            )
+            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+            new_stepper = _select(keep, new_stepper, stepper)
+            new_opt_state = _select(keep, new_opt_state, opt_state)
+        return new_stepper, new_opt_state, loss
 
     def batch(self, permutations, first_epoch, step):
         indices = stream_batch(permutations, first_epoch, step, self.batch_size)
         return self.stacker(indices)
+
+
+def _select(choose, new, old):
+    new_arrays, static = eqx.partition(new, eqx.is_array)
+    old_arrays = eqx.filter(old, eqx.is_array)
+    return eqx.combine(jax.tree_util.tree_map(choose, new_arrays, old_arrays), static)
 
 
 def step_key(run_key: PRNGKeyArray, step: Int[Array, ""]) -> PRNGKeyArray:
@@ -132,10 +149,11 @@ class CompiledUpdate:
             )
             return eqx.filter((stepper, opt_state), eqx.is_array), losses, last
 
+        leaves, treedef = jax.tree_util.tree_flatten(static)
         try:
-            cache_key = (kernel, static, static_args)
+            cache_key = (kernel, treedef, tuple(leaves), static_args)
             hash(cache_key)
-        except TypeError:
+        except TypeError:  # an unhashable static leaf: compile for this call only
             cache_key = None
         jitted = _COMPILED_CACHE.get(cache_key) if cache_key is not None else None
         if jitted is None:

@@ -1,3 +1,4 @@
+import os
 import time
 from typing import Any, Callable, Literal, Optional, Union
 
@@ -9,6 +10,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from . import _engine
+from ._checkpoint import save_train_state
 from ._mixer import StreamPlan, effective_batch_size
 from ._progress import ProgressBar
 from ._train_state import TrainResult, TrainState
@@ -128,8 +130,7 @@ class GeneralTrainer(eqx.Module):
 
     # --- trainax-compatible pieces ---------------------------------------------------
 
-    @property
-    def _problem(self) -> _engine.Problem:
+    def _make_problem(self, skip_nonfinite: bool = False) -> _engine.Problem:
         return _engine.Problem(
             self.trajectory_sub_stacker,
             self.loss_configuration,
@@ -137,6 +138,7 @@ class GeneralTrainer(eqx.Module):
             self.residuum_fn,
             self.optimizer,
             self.batch_size,
+            skip_nonfinite,
         )
 
     def full_loss(self, stepper: eqx.Module, *, key: Optional[PRNGKeyArray] = None) -> Float[Array, ""]:
@@ -151,7 +153,7 @@ class GeneralTrainer(eqx.Module):
 
         - The scalar loss.
         """
-        return _engine.full_dataset_loss(self._problem, stepper, key)
+        return _engine.full_dataset_loss(self._make_problem(), stepper, key)
 
     def step_fn(
         self,
@@ -168,7 +170,7 @@ class GeneralTrainer(eqx.Module):
 
         - `(new_stepper, new_opt_state, loss)`, with the loss before the update.
         """
-        return self._problem.update(stepper, opt_state, data, key, step)
+        return self._make_problem().update(stepper, opt_state, data, key, step)
 
     def __call__(
         self,
@@ -223,6 +225,9 @@ class GeneralTrainer(eqx.Module):
         num_steps: Optional[int] = None,
         record_loss_every: int = 1,
         spawn_tqdm: bool = True,
+        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+        checkpoint_every: Optional[int] = None,
+        on_nonfinite: Literal["raise", "skip"] = "raise",
     ) -> TrainResult:
         """Train and return a [`trainax_fm.TrainResult`][].
 
@@ -235,6 +240,14 @@ class GeneralTrainer(eqx.Module):
             `num_minibatches` updates in total).
         - `record_loss_every`: keep every k-th loss (counted from update 0 of the run).
         - `spawn_tqdm`: show a progress bar.
+        - `checkpoint_path`: if given, a [`trainax_fm.TrainState`][] is written there
+            (atomically) every `checkpoint_every` updates and at the end; load it with
+            [`trainax_fm.load_train_state`][].
+        - `checkpoint_every`: checkpoint interval in updates (default: only at the end).
+        - `on_nonfinite`: `"raise"` stops training with a
+            [`trainax_fm.NonFiniteLossError`][] naming the update (the last checkpoint
+            is left untouched); `"skip"` leaves parameters and optimizer state unchanged
+            for updates whose loss or gradient is NaN/Inf and carries on.
 
         **Returns:**
 
@@ -242,6 +255,12 @@ class GeneralTrainer(eqx.Module):
           history and the train state to resume from.
         """
         record_loss_every = check_positive_int(record_loss_every, "record_loss_every")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"`on_nonfinite` must be 'raise' or 'skip', got {on_nonfinite!r}.")
+        if checkpoint_every is not None:
+            check_positive_int(checkpoint_every, "checkpoint_every")
+            if checkpoint_path is None:
+                raise ValueError("`checkpoint_every` needs a `checkpoint_path` to write to.")
         if resume_from is not None:
             if not isinstance(resume_from, TrainState):
                 raise TypeError(
@@ -260,12 +279,24 @@ class GeneralTrainer(eqx.Module):
         if num_steps is not None:
             stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
 
-        run = _Run(self, stepper, opt_state, key, start, stop, spawn_tqdm)
+        run = _Run(
+            self, stepper, opt_state, key, start, stop, spawn_tqdm,
+            problem=self._make_problem(on_nonfinite == "skip"),
+            past_losses=past_losses,
+            checkpoint=(checkpoint_path, checkpoint_every),
+            raise_on_nonfinite=on_nonfinite == "raise",
+        )
         run.execute()
-        history = jnp.concatenate([past_losses, run.losses()])
-        state = TrainState(run.stepper, run.opt_state, stop, key, history)
+        state = run.train_state(stop)
+        history = state.loss_history
         recorded = history[::record_loss_every]
         return TrainResult(run.stepper, run.opt_state, recorded, run.aux_history, state)
+
+
+@jax.jit
+def _all_finite(tree):
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
 
 
 def _check_key(key):
@@ -287,8 +318,16 @@ class _Run:
     updates is tried and kept if it is faster per update.
     """
 
-    def __init__(self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm):
-        self.problem = trainer._problem
+    def __init__(
+        self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm, *, problem,
+        past_losses, checkpoint, raise_on_nonfinite,
+    ):
+        self.problem = problem
+        self.key = key
+        self.past_losses = past_losses
+        self.checkpoint_path, self.checkpoint_every = checkpoint
+        self.last_checkpoint = None
+        self.raise_on_nonfinite = raise_on_nonfinite
         self.callback = trainer.callback_fn
         self.stepper, self.opt_state = stepper, opt_state
         self.shuffle_key, self.run_key = jax.random.split(key)
@@ -372,10 +411,24 @@ class _Run:
         is_active = getattr(self.callback, "is_active", None)
         return True if is_active is None else bool(is_active(step))
 
-    def _next_callback(self, step) -> int:
-        if self.callback is None:
-            return self.stop
-        return next((s for s in range(step, self.stop) if self._callback_active(s)), self.stop)
+    def _next_boundary(self, step) -> int:
+        """First step `>= step` before which the loop must return to Python."""
+        boundary = self.stop
+        if self.checkpoint_every is not None:
+            every = self.checkpoint_every
+            boundary = min(boundary, -(-step // every) * every)
+        if self.callback is not None:
+            boundary = next(
+                (s for s in range(step, boundary) if self._callback_active(s)), boundary
+            )
+        return boundary
+
+    def train_state(self, step) -> TrainState:
+        history = jnp.concatenate([self.past_losses, self.losses()])
+        return TrainState(self.stepper, self.opt_state, step, self.key, history)
+
+    def _save_checkpoint(self, step):
+        self.last_checkpoint = save_train_state(self.checkpoint_path, self.train_state(step))
 
     def _record_callbacks(self, step, count):
         if self.callback is None:
@@ -409,7 +462,7 @@ class _Run:
     def _dispatch_size(self, step) -> int:
         if self.chunk_size == 1:
             return 1
-        limit = min(self.stop, self._segment_end(step), self._next_callback(step + 1))
+        limit = min(self.stop, self._segment_end(step), self._next_boundary(step + 1))
         return max(1, min(limit, step + self.chunk_size) - step)
 
     def _measure(self, seconds, count):
@@ -434,18 +487,32 @@ class _Run:
                 )
             self.phase = None
 
-    def _check_finite(self, first_step):
-        if self.traced:
+    def _check_finite(self, first_step, step):
+        """Stop on a NaN/Inf loss among updates `first_step..step-1`, or on NaN/Inf
+        parameters after them (caught before they can reach a checkpoint)."""
+        if self.traced or not self.raise_on_nonfinite:
             return
         values = np.asarray(self.losses(first_step))
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            step = first_step + int(bad[0])
-            raise NonFiniteLossError(
-                f"the training loss became {values[bad[0]]} at update {step}; training "
-                "stopped. Lower the learning rate, check the data for outliers, or clip "
-                "gradients (optax.clip_by_global_norm)."
+            problem = f"the training loss became {values[bad[0]]} at update {first_step + int(bad[0])}"
+        elif not bool(_all_finite(eqx.filter(self.stepper, eqx.is_inexact_array))):
+            where = f"update {step - 1}" if step - first_step == 1 else (
+                f"one of updates {first_step}..{step - 1}"
             )
+            problem = f"the parameters became NaN/Inf in {where} (a non-finite gradient)"
+        else:
+            return
+        raise NonFiniteLossError(
+            f"{problem}; training stopped. Lower the learning rate, check the data for "
+            "outliers, or clip gradients (optax.clip_by_global_norm); or pass "
+            "on_nonfinite='skip'."
+            + (
+                f" The last good checkpoint is {str(self.last_checkpoint)!r}."
+                if self.last_checkpoint is not None
+                else ""
+            )
+        )
 
     def execute(self):
         try:
@@ -465,8 +532,14 @@ class _Run:
                 self._measure(time.perf_counter() - begin, count)
             step += count
             unreported += count
-            if step >= self.stop or self.progress.due():
+            checkpoint_due = self.checkpoint_path is not None and (
+                step >= self.stop
+                or (self.checkpoint_every is not None and step % self.checkpoint_every == 0)
+            )
+            if step >= self.stop or checkpoint_due or self.progress.due():
                 jax.block_until_ready(loss)
-                self._check_finite(unchecked)
+                self._check_finite(unchecked, step)
                 self.progress.update(unreported, None if self.traced else loss)
                 unchecked, unreported = step, 0
+            if checkpoint_due and not self.traced:
+                self._save_checkpoint(step)

@@ -1,0 +1,183 @@
+"""Checkpoints: atomic, versioned, resumable; failures never destroy the last good one."""
+
+import os
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import trainax_fm as tx
+
+KEY = jax.random.PRNGKey(0)
+
+
+def conv():
+    return eqx.nn.Conv1d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=jax.random.PRNGKey(1))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return jax.random.normal(KEY, (3, 10, 1, 8))
+
+
+def trainer(data, steps=20, optimizer=None):
+    return tx.trainer.SupervisedTrainer(
+        data, optimizer=optimizer or optax.adam(1e-2), num_training_steps=steps,
+        batch_size=4, num_rollout_steps=2, steps_per_dispatch=1,
+    )
+
+
+def test_save_load_round_trip(tmp_path, data):
+    run = trainer(data).train(conv(), KEY, num_steps=7, spawn_tqdm=False)
+    path = tx.save_train_state(tmp_path / "state.eqx", run.train_state)
+    loaded = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert loaded.step == 7
+    np.testing.assert_array_equal(loaded.stepper.weight, run.stepper.weight)
+    np.testing.assert_array_equal(loaded.loss_history, run.train_state.loss_history)
+    np.testing.assert_array_equal(loaded.key, KEY)
+    for a, b in zip(jax.tree_util.tree_leaves(loaded.opt_state), jax.tree_util.tree_leaves(run.opt_state)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_typed_keys_round_trip(tmp_path, data):
+    key = jax.random.key(3)
+    run = trainer(data).train(conv(), key, num_steps=3, spawn_tqdm=False)
+    tx.save_train_state(tmp_path / "s.eqx", run.train_state)
+    loaded = tx.load_train_state(tmp_path / "s.eqx", conv(), optax.adam(1e-2))
+    np.testing.assert_array_equal(jax.random.key_data(loaded.key), jax.random.key_data(key))
+
+
+def test_train_save_resume_equals_uninterrupted(tmp_path, data):
+    full = trainer(data).train(conv(), KEY, spawn_tqdm=False)
+    path = tmp_path / "ckpt.eqx"
+    trainer(data).train(conv(), KEY, num_steps=10, checkpoint_path=path, spawn_tqdm=False)
+    state = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    resumed = trainer(data).train(resume_from=state, spawn_tqdm=False)
+    np.testing.assert_array_equal(resumed.stepper.weight, full.stepper.weight)
+    np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
+
+
+def test_periodic_checkpoints_hold_the_right_step(tmp_path, data):
+    path = tmp_path / "ckpt.eqx"
+    written = []
+    original = tx._general_trainer.save_train_state
+
+    def spy(p, state):
+        written.append(state.step)
+        return original(p, state)
+
+    tx._general_trainer.save_train_state = spy
+    try:
+        trainer(data).train(conv(), KEY, checkpoint_path=path, checkpoint_every=6, spawn_tqdm=False)
+    finally:
+        tx._general_trainer.save_train_state = original
+    assert written == [6, 12, 18, 20]
+    assert tx.load_train_state(path, conv(), optax.adam(1e-2)).step == 20
+
+
+def test_interrupted_write_keeps_previous_checkpoint(tmp_path, data, monkeypatch):
+    path = tmp_path / "ckpt.eqx"
+    run = trainer(data).train(conv(), KEY, num_steps=5, checkpoint_path=path, spawn_tqdm=False)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(eqx, "tree_serialise_leaves", crash)
+    with pytest.raises(KeyboardInterrupt):
+        tx.save_train_state(path, run.train_state)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.eqx"]
+    assert tx.load_train_state(path, conv(), optax.adam(1e-2)).step == 5
+
+
+class PoisonedAfter(tx.configuration.BaseConfiguration):
+    """One-step supervised loss that turns NaN from training step `bad_step` on."""
+
+    bad_step: int
+
+    @property
+    def required_window_length(self):
+        return 2
+
+    def __call__(self, stepper, data, *, ref_stepper=None, residuum_fn=None, key=None, step=None):
+        loss = tx.configuration.Supervised()(stepper, data)
+        return loss + jnp.where(step >= self.bad_step, jnp.nan, 0.0)
+
+
+def test_nan_stops_at_the_right_step_and_keeps_the_checkpoint(tmp_path, data):
+    path = tmp_path / "ckpt.eqx"
+    t = tx.trainer.ConfigurationTrainer(
+        data, PoisonedAfter(7), optimizer=optax.adam(1e-2), num_training_steps=20,
+        batch_size=4,
+    )
+    with pytest.raises(tx.NonFiniteLossError, match="at update 7") as info:
+        t.train(conv(), KEY, checkpoint_path=path, checkpoint_every=5, spawn_tqdm=False)
+    assert str(path) in str(info.value)
+    state = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert state.step == 5
+    assert np.all(np.isfinite(np.asarray(state.loss_history)))
+
+
+def test_exploding_parameters_stop_before_reaching_a_checkpoint(tmp_path, data):
+    class Scale(eqx.Module):
+        weight: jax.Array
+
+        def __call__(self, u):
+            return u * self.weight
+
+    path = tmp_path / "ckpt.eqx"
+    t = tx.trainer.SupervisedTrainer(
+        data * 1e18, optimizer=optax.sgd(1e10), num_training_steps=50, batch_size=4
+    )
+    with pytest.raises(tx.NonFiniteLossError, match="parameters became NaN/Inf in update 0"):
+        t.train(Scale(jnp.ones(())), KEY, checkpoint_path=path, checkpoint_every=1, spawn_tqdm=False)
+    assert not path.exists()
+
+
+def test_skip_keeps_parameters_finite(data):
+    class Scale(eqx.Module):
+        weight: jax.Array
+
+        def __call__(self, u):
+            return u * self.weight
+
+    t = tx.trainer.SupervisedTrainer(
+        data * 1e18, optimizer=optax.sgd(1e10), num_training_steps=30, batch_size=4
+    )
+    result = t.train(Scale(jnp.ones(())), KEY, on_nonfinite="skip", spawn_tqdm=False)
+    assert not np.all(np.isfinite(np.asarray(result.loss_history)))
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [(b"", "not a trainax_fm"), (b"hello\n", "not a trainax_fm"),
+     (b'{"magic": "trainax_fm-train-state", "format_version": 99}\n', "version 99")],
+)
+def test_foreign_files_are_clear_errors(tmp_path, content, match):
+    path = tmp_path / "bad.eqx"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        tx.load_train_state(path, conv(), optax.adam(1e-2))
+
+
+def test_truncated_file_is_a_clear_error(tmp_path, data):
+    run = trainer(data).train(conv(), KEY, num_steps=2, spawn_tqdm=False)
+    path = tx.save_train_state(tmp_path / "s.eqx", run.train_state)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - 40])
+    with pytest.raises(ValueError, match="truncated"):
+        tx.load_train_state(path, conv(), optax.adam(1e-2))
+
+
+def test_missing_file_and_bad_arguments(tmp_path, data):
+    with pytest.raises(FileNotFoundError):
+        tx.load_train_state(tmp_path / "nope.eqx", conv(), optax.adam(1e-2))
+    with pytest.raises(ValueError, match="checkpoint_path"):
+        trainer(data).train(conv(), KEY, checkpoint_every=3, spawn_tqdm=False)
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        trainer(data).train(conv(), KEY, on_nonfinite="ignore", spawn_tqdm=False)
+    with pytest.raises(TypeError, match="TrainState"):
+        tx.save_train_state(tmp_path / "x", {"not": "a state"})

@@ -1,0 +1,131 @@
+"""Atomic, versioned checkpoints of a `TrainState`.
+
+File layout: one JSON header line (magic, format version, step, shapes needed to
+rebuild the tree), then the leaves written by `eqx.tree_serialise_leaves`. Files are
+written to a temporary file in the target directory and moved into place with
+`os.replace`, so an interrupted write never damages the previous checkpoint.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+from ._train_state import TrainState
+
+MAGIC = "trainax_fm-train-state"
+FORMAT_VERSION = 1
+
+
+def _typed_key(key) -> bool:
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
+    """Write `state` to `path` atomically.
+
+    **Arguments:**
+
+    - `path`: target file (its directory is created if needed).
+    - `state`: the [`trainax_fm.TrainState`][] to save.
+
+    **Returns:**
+
+    - The path written.
+    """
+    if not isinstance(state, TrainState):
+        raise TypeError(f"`state` must be a trainax_fm.TrainState, got {type(state).__name__}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    typed = _typed_key(state.key)
+    key_data = jax.random.key_data(state.key) if typed else state.key
+    header = {
+        "magic": MAGIC,
+        "format_version": FORMAT_VERSION,
+        "step": int(state.step),
+        "num_losses": int(state.loss_history.shape[0]),
+        "loss_dtype": str(state.loss_history.dtype),
+        "typed_key": bool(typed),
+        "key_shape": list(key_data.shape),
+    }
+    payload = (state.stepper, state.opt_state, key_data, state.loss_history)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write((json.dumps(header) + "\n").encode())
+            eqx.tree_serialise_leaves(f, payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)
+        raise
+    return path
+
+
+def load_train_state(
+    path: Union[str, os.PathLike],
+    stepper_like: Any,
+    optimizer: optax.GradientTransformation,
+) -> TrainState:
+    """Read a checkpoint written by [`trainax_fm.save_train_state`][].
+
+    **Arguments:**
+
+    - `path`: the checkpoint file.
+    - `stepper_like`: a stepper with the same structure (e.g. a freshly initialised
+        network); its values are replaced.
+    - `optimizer`: the optimizer of the run (to rebuild the optimizer-state structure).
+
+    **Returns:**
+
+    - The [`trainax_fm.TrainState`][]; continue with `trainer.train(resume_from=state)`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
+    with open(path, "rb") as f:
+        first_line = f.readline()
+        try:
+            header = json.loads(first_line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            header = None
+        if not isinstance(header, dict) or header.get("magic") != MAGIC:
+            raise ValueError(
+                f"{str(path)!r} is not a trainax_fm train-state checkpoint (missing "
+                "header). Checkpoints are written by trainax_fm.save_train_state."
+            )
+        if header.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{str(path)!r} has checkpoint format version "
+                f"{header.get('format_version')}, this trainax_fm reads version "
+                f"{FORMAT_VERSION}."
+            )
+        like = (
+            stepper_like,
+            optimizer.init(eqx.filter(stepper_like, eqx.is_inexact_array)),
+            jnp.zeros(header["key_shape"], dtype=jnp.uint32),
+            jnp.zeros((header["num_losses"],), dtype=header.get("loss_dtype", "float32")),
+        )
+        try:
+            stepper, opt_state, key_data, losses = eqx.tree_deserialise_leaves(f, like)
+        except Exception as error:
+            raise ValueError(
+                f"{str(path)!r} is truncated or does not match `stepper_like`/"
+                f"`optimizer` ({type(error).__name__}: {error}). Use the network and "
+                "optimizer of the run that wrote it."
+            ) from None
+        if f.read(1):
+            raise ValueError(
+                f"{str(path)!r} holds more data than `stepper_like`/`optimizer` "
+                "describe; use the network and optimizer of the run that wrote it."
+            )
+    key = jax.random.wrap_key_data(key_data) if header["typed_key"] else key_data
+    return TrainState(stepper, opt_state, header["step"], key, losses)
