@@ -28,6 +28,8 @@ class Problem(eqx.Module):
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
     skip_nonfinite: bool = eqx.field(static=True, default=False)
+    mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
+    batch_axis: str = eqx.field(static=True, default="batch")
 
     def loss(self, stepper, batch, key, step):
         extras = call_extras(self.configuration, key=key, step=step)
@@ -57,7 +59,21 @@ class Problem(eqx.Module):
 
     def batch(self, permutations, first_epoch, step):
         indices = stream_batch(permutations, first_epoch, step, self.batch_size)
-        return self.stacker(indices)
+        windows = self.stacker(indices)
+        if self.mesh is None:
+            return windows
+        # Data parallelism: split the minibatch over the mesh's batch axis; XLA then
+        # partitions the rollout and all-reduces the (replicated) gradients.
+        sharding = jax.sharding.NamedSharding(
+            self.mesh, jax.sharding.PartitionSpec(self.batch_axis)
+        )
+        explicit = getattr(jax.sharding.AxisType, "Explicit", None)
+        axis_types = dict(zip(self.mesh.axis_names, getattr(self.mesh, "axis_types", ())))
+        if explicit is not None and axis_types.get(self.batch_axis) == explicit:
+            constrain = lambda x: jax.sharding.reshard(x, sharding)  # noqa: E731
+        else:
+            constrain = lambda x: jax.lax.with_sharding_constraint(x, sharding)  # noqa: E731
+        return jax.tree_util.tree_map(constrain, windows)
 
 
 def _select(choose, new, old):

@@ -56,6 +56,11 @@ class GeneralTrainer(eqx.Module):
         `update_i`; see [`trainax_fm.callback`][].
     - `steps_per_dispatch`: `"auto"`, `1` (one update per dispatch) or `k > 1` (up to
         `k` updates inside one compiled loop).
+    - `mesh`: a `jax.sharding.Mesh` for data-parallel training: every minibatch is split
+        over the devices of its `batch_axis`, parameters and data are replicated.
+        `None` uses the default device. The same code runs on one or many devices (and
+        many hosts after `jax.distributed.initialize()`).
+    - `batch_axis`: the mesh axis to split minibatches over.
     """
 
     trajectory_sub_stacker: TrajectorySubStacker
@@ -67,6 +72,8 @@ class GeneralTrainer(eqx.Module):
     batch_size: int = eqx.field(static=True)
     callback_fn: Any = eqx.field(static=True)
     steps_per_dispatch: DispatchMode = eqx.field(static=True)
+    mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True)
+    batch_axis: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -80,6 +87,8 @@ class GeneralTrainer(eqx.Module):
         batch_size: int,
         callback_fn: Optional[Callable] = None,
         steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
+        batch_axis: str = "batch",
     ):
         if not isinstance(trajectory_sub_stacker, TrajectorySubStacker):
             raise TypeError(
@@ -127,6 +136,23 @@ class GeneralTrainer(eqx.Module):
         )
         self.callback_fn = callback_fn
         self.steps_per_dispatch = steps_per_dispatch
+        if mesh is not None:
+            if not isinstance(mesh, jax.sharding.Mesh):
+                raise TypeError(f"`mesh` must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
+            if batch_axis not in mesh.axis_names:
+                raise ValueError(
+                    f"`batch_axis` {batch_axis!r} is not an axis of `mesh` "
+                    f"(axes {mesh.axis_names}); name the axis to split minibatches over."
+                )
+            num_shards = mesh.shape[batch_axis]
+            if self.batch_size % num_shards:
+                raise ValueError(
+                    f"`batch_size` ({self.batch_size}) must be divisible by the number of "
+                    f"devices on mesh axis {batch_axis!r} ({num_shards}); use e.g. "
+                    f"{num_shards * max(1, self.batch_size // num_shards)}."
+                )
+        self.mesh = mesh
+        self.batch_axis = batch_axis
 
     # --- trainax-compatible pieces ---------------------------------------------------
 
@@ -139,6 +165,8 @@ class GeneralTrainer(eqx.Module):
             self.optimizer,
             self.batch_size,
             skip_nonfinite,
+            self.mesh,
+            self.batch_axis,
         )
 
     def full_loss(self, stepper: eqx.Module, *, key: Optional[PRNGKeyArray] = None) -> Float[Array, ""]:
@@ -212,6 +240,54 @@ class GeneralTrainer(eqx.Module):
         if self.callback_fn is not None:
             outputs.append(result.aux_history)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def train_seeds(
+        self,
+        make_stepper: Callable[[PRNGKeyArray], eqx.Module],
+        key: PRNGKeyArray,
+        num_seeds: int,
+        *,
+        record_loss_every: int = 1,
+        on_nonfinite: Literal["raise", "skip"] = "raise",
+    ) -> TrainResult:
+        """Train `num_seeds` independently initialised steppers in one vmapped call.
+
+        Seed `i` initialises its stepper with `make_stepper(init_keys[i])` and trains
+        with `run_keys[i]`, where `init_keys, run_keys` are `num_seeds` keys split from
+        the two halves of `key`. The result is identical (up to floating-point
+        reassociation) to `num_seeds` separate `train` calls with those keys, but runs
+        as one batched program.
+
+        **Arguments:**
+
+        - `make_stepper`: builds a stepper from a key, e.g.
+            `lambda k: eqx.nn.Conv1d(1, 1, 3, padding=1, key=k)`.
+        - `key`: the key all seeds are derived from.
+        - `num_seeds`: number of seeds.
+        - `record_loss_every`, `on_nonfinite`: as in `train` (non-finite values cannot
+            be checked inside the vmapped call; use `"skip"` to guard each seed).
+
+        **Returns:**
+
+        - A [`trainax_fm.TrainResult`][] whose stepper, optimizer state and loss
+          history carry a leading seed axis.
+        """
+        num_seeds = check_positive_int(num_seeds, "num_seeds")
+        init_key, run_key = jax.random.split(key)
+        init_keys = jax.random.split(init_key, num_seeds)
+        run_keys = jax.random.split(run_key, num_seeds)
+        steppers = eqx.filter_vmap(make_stepper)(init_keys)
+
+        def one_seed(stepper, run_key):
+            return self.train(
+                stepper,
+                run_key,
+                record_loss_every=record_loss_every,
+                spawn_tqdm=False,
+                on_nonfinite=on_nonfinite,
+            )
+
+        return eqx.filter_vmap(one_seed)(steppers, run_keys)
 
     # --- the engine ------------------------------------------------------------------
 
@@ -322,6 +398,12 @@ class _Run:
         self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm, *, problem,
         past_losses, checkpoint, raise_on_nonfinite,
     ):
+        if problem.mesh is not None and not is_traced((stepper, key)):
+            replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
+            place = lambda tree: jax.device_put(tree, replicated)  # noqa: E731
+            problem = eqx.combine(place(eqx.filter(problem, eqx.is_array)), problem)
+            stepper = eqx.combine(place(eqx.filter(stepper, eqx.is_array)), stepper)
+            opt_state = eqx.combine(place(eqx.filter(opt_state, eqx.is_array)), opt_state)
         self.problem = problem
         self.key = key
         self.past_losses = past_losses

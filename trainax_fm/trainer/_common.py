@@ -21,6 +21,7 @@ def init_from_configuration(
     batch_size: int,
     do_sub_stacking: bool,
     steps_per_dispatch: DispatchMode,
+    mesh=None,
 ) -> None:
     """Build the windows a configuration needs and initialise `trainer` with them."""
     if sub_trajectory_len is None:
@@ -39,4 +40,5 @@ def init_from_configuration(
         batch_size=batch_size,
         callback_fn=callback_fn,
         steps_per_dispatch=steps_per_dispatch,
+        mesh=mesh,
     )

@@ -1,5 +1,6 @@
 from typing import Callable, Optional
 
+import jax
 import optax
 from jaxtyping import Array, Float, PyTree
 
@@ -21,7 +22,7 @@ class ConfigurationTrainer(GeneralTrainer):
     - `loss_configuration`: any configuration.
     - `ref_stepper`, `residuum_fn`: as the configuration needs.
     - `optimizer`, `num_training_steps`, `batch_size`, `callback_fn`,
-        `do_sub_stacking`, `steps_per_dispatch`: as in the other trainers.
+        `do_sub_stacking`, `steps_per_dispatch`, `mesh`: as in the other trainers.
     - `sub_trajectory_len`: override the window length.
     """
 
@@ -39,6 +40,7 @@ class ConfigurationTrainer(GeneralTrainer):
         do_sub_stacking: bool = True,
         sub_trajectory_len: Optional[int] = None,
         steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
     ):
         init_from_configuration(
             self,
@@ -53,4 +55,5 @@ class ConfigurationTrainer(GeneralTrainer):
             batch_size=batch_size,
             do_sub_stacking=do_sub_stacking,
             steps_per_dispatch=steps_per_dispatch,
+            mesh=mesh,
         )

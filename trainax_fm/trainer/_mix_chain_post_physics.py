@@ -1,5 +1,6 @@
 from typing import Callable, Optional
 
+import jax
 import optax
 from jaxtyping import Array, Float, PyTree
 
@@ -24,7 +25,7 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
     - `batch_size`: windows per update.
     - `callback_fn`: optional callback, see [`trainax_fm.callback`][].
     - `do_sub_stacking`: use every window of each trajectory (`True`) or only the first.
-    - `steps_per_dispatch`: see [`trainax_fm.GeneralTrainer`][].
+    - `steps_per_dispatch`, `mesh`: see [`trainax_fm.GeneralTrainer`][].
     - all other arguments: see [`trainax_fm.configuration.MixChainPostPhysics`][].
     """
 
@@ -48,6 +49,7 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
         unroll: Unroll = "auto",
         remat: Remat = False,
         steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
     ):
         configuration = MixChainPostPhysics(
             num_rollout_steps,
@@ -72,4 +74,5 @@ class MixChainPostPhysicsTrainer(GeneralTrainer):
             batch_size=batch_size,
             do_sub_stacking=do_sub_stacking,
             steps_per_dispatch=steps_per_dispatch,
+            mesh=mesh,
         )
