@@ -8,6 +8,7 @@ import importlib.metadata
 
 from . import callback as callback
 from . import configuration as configuration
+from . import experiment as experiment
 from . import flow as flow
 from . import loss as loss
 from . import metrics as metrics

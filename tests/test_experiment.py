@@ -1,0 +1,314 @@
+"""Experiment runner: method/network grammar, config validation, data loading, TOML."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import trainax_fm as tx
+from trainax_fm.experiment import (
+    ConfigError,
+    TrainMethod,
+    canonical_method,
+    format_method,
+    format_network,
+    load_config,
+    parse_method,
+    parse_network,
+    validate_config,
+)
+from trainax_fm.experiment import _toml
+
+# --- method grammar -------------------------------------------------------------------
+
+FLAG = st.sampled_from(["true", "false", "True", "False"])
+COUNT = st.integers(1, 400).map(str) | st.integers(1, 99).map(lambda n: f"0{n}")
+PROBABILITY = st.sampled_from(["0", "1", "0.5", "1.0", "0.25", "0.", ".75", "1e-1"])
+
+
+@st.composite
+def schedules(draw):
+    if draw(st.booleans()):
+        return draw(PROBABILITY)
+    steps = sorted(draw(st.sets(st.integers(0, 5000), min_size=1, max_size=4)))
+    return ",".join(f"{s}:{draw(PROBABILITY)}" for s in steps)
+
+
+@st.composite
+def method_specs(draw):
+    kind = draw(st.sampled_from(["one", "sup", "div", "mix", "res", "tf", "fm"]))
+    if kind == "one":
+        return "one"
+    if kind == "fm":
+        parts = ["fm", draw(COUNT)]
+        if draw(st.booleans()):
+            parts.append(draw(st.sampled_from(["euler", "midpoint", "heun"])))
+        return ";".join(parts)
+    head = {"sup": [], "div": [], "res": [], "mix": [draw(COUNT)], "tf": [draw(schedules())]}[kind]
+    max_flags = {"sup": 1, "div": 2, "res": 3, "mix": 1, "tf": 1}[kind]
+    flags = draw(st.lists(FLAG, max_size=max_flags))
+    return ";".join([kind, draw(COUNT)] + head + flags)
+
+
+@settings(max_examples=150, deadline=None)
+@given(method_specs())
+def test_method_round_trip(spec):
+    method = parse_method(spec)
+    canonical = format_method(method)
+    assert canonical == canonical_method(spec)
+    assert parse_method(canonical) == method  # same meaning
+    assert format_method(parse_method(canonical)) == canonical  # canonical is a fixed point
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("one", TrainMethod("one")),
+        ("sup;5", TrainMethod("sup", 5)),
+        ("sup;5;True", TrainMethod("sup", 5, cut_bptt=True)),
+        ("div;3;false;true", TrainMethod("div", 3, cut_div_chain=True)),
+        ("mix;2;3", TrainMethod("mix", 2, num_post_physics_steps=3)),
+        ("res;4;false;true", TrainMethod("res", 4, cut_prev=True)),
+        ("tf;3;0.5", TrainMethod("tf", 3, teacher_forcing=0.5)),
+        ("tf;3;10:1.0,20:0.5", TrainMethod("tf", 3, teacher_forcing=((10, 20), (1.0, 0.5)))),
+        ("fm;4;heun", TrainMethod("fm", num_sampling_steps=4, solver="heun")),
+    ],
+)
+def test_method_meaning(spec, expected):
+    assert parse_method(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec, canonical",
+    [("sup;5;False", "sup;5"), ("sup;05;True", "sup;5;true"),
+     ("div;5;false;false", "div;5"), ("div;5;False;True", "div;5;false;true"),
+     ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8")],
+)
+def test_method_canonical(spec, canonical):
+    assert canonical_method(spec) == canonical
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("sup", "field(s) after 'sup'"),
+        ("sup;0", "positive integer"),
+        ("sup;x", "positive integer"),
+        ("sup;5;yes", "true, false"),
+        ("sup;5;1", "true, false"),
+        ("sup;5;TRUE", "true, false"),
+        ("sup;5;true;true", "field(s) after 'sup'"),
+        ("one;1", "field(s) after 'one'"),
+        ("Sup;5", "did you mean 'sup'"),
+        ("bogus;5", "one of one, sup"),
+        ("div;5;true;false;true", "field(s)"),
+        ("mix;5", "field(s)"),
+        ("tf;3;1.5", "probability"),
+        ("tf;3;20:1.0,10:0.5", "increasing"),
+        ("tf;3;a:1.0", "whole-number step"),
+        ("fm;4;rk4", "solver"),
+        ("sup; 5", "positive integer"),
+        ("", "one of one, sup"),
+    ],
+)
+def test_method_rejects(spec, words):
+    with pytest.raises(ConfigError, match="training.method") as info:
+        parse_method(spec)
+    assert words in str(info.value)
+
+
+def test_every_method_builds_its_configuration():
+    for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0", "fm;2"]:
+        configuration = parse_method(spec).configuration()
+        assert isinstance(configuration, tx.configuration.BaseConfiguration)
+
+
+# --- network grammar --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["Conv;26;10;relu", "MLP;64;3;tanh", "FNO;12;8;4;gelu",
+                                  "UNet;8;2;relu", "Res;8;2;silu", "Conv;4;0;identity"])
+def test_network_round_trip(spec):
+    assert format_network(parse_network(spec)) == spec
+
+
+@pytest.mark.parametrize("spec, words", [("Conv;26;relu", "3 fields"), ("Cnv;2;2;relu", "'Conv'"),
+                                         ("Conv;2;2;rleu", "'relu'"), ("Conv;a;2;relu", "WIDTH"),
+                                         ("MLP;0;2;relu", "WIDTH")])
+def test_network_rejects(spec, words):
+    with pytest.raises(ConfigError, match="network.spec") as info:
+        parse_network(spec)
+    assert words in str(info.value)
+
+
+def test_networks_build_and_map_states():
+    import equinox as eqx
+    import jax
+
+    key = jax.random.PRNGKey(0)
+    for spec, shape in [("Conv;3;2;relu", (2, 16)), ("Conv;3;1;gelu", (1, 8, 8)),
+                        ("FNO;4;4;1;gelu", (1, 16)), ("UNet;4;2;relu", (1, 16)),
+                        ("Res;4;1;relu", (1, 16)), ("MLP;8;2;tanh", (3,))]:
+        # Abstract evaluation only: shapes are what matters and it costs no compile.
+        net = eqx.filter_eval_shape(
+            tx.experiment.build_network, spec, in_channels=shape[0], out_channels=shape[0],
+            num_spatial_dims=len(shape) - 1, num_points=shape[-1] if len(shape) > 1 else 0,
+            key=key)
+        out = eqx.filter_eval_shape(lambda m, x: m(x), net, jax.ShapeDtypeStruct(shape, "float32"))
+        assert out.shape == shape
+    with pytest.raises(ConfigError, match="divisible by 2\\*\\*LEVELS"):
+        tx.experiment.build_network("UNet;4;3;relu", in_channels=1, out_channels=1,
+                                    num_spatial_dims=1, num_points=12, key=key)
+    with pytest.raises(ConfigError, match="MLP"):
+        tx.experiment.build_network("Conv;4;3;relu", in_channels=3, out_channels=3,
+                                    num_spatial_dims=0, num_points=0, key=key)
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_defaults_are_complete_and_round_trip_through_toml(tmp_path):
+    for source in ["advection", "lorenz", "exponax:ks_1d"]:
+        config = tx.experiment.default_config(source, name="x")
+        path = tmp_path / "c.toml"
+        path.write_text(tx.experiment.config_to_toml(config))
+        assert load_config(path) == config
+    assert tx.experiment.default_config("lorenz")["network"]["spec"].startswith("MLP")
+
+
+@pytest.mark.parametrize(
+    "raw, field, words",
+    [
+        ({"training": {"batch_size": 0}}, "training.batch_size", "integer >= 1"),
+        ({"training": {"batch_size": 2.0}}, "training.batch_size", "2.0 (float)"),
+        ({"training": {"batch_size": True}}, "training.batch_size", "(boolean)"),
+        ({"training": {"batchsize": 3}}, "training.batchsize", "did you mean 'batch_size'"),
+        ({"training": {"learning_rate": 0}}, "training.learning_rate", "> 0.0"),
+        ({"training": {"learning_rate": "1e-3"}}, "training.learning_rate", "a number"),
+        ({"training": {"optimizer": "sgd"}}, "training.optimizer", "'adam'"),
+        ({"training": {"lr_schedule": "cosin"}}, "training.lr_schedule", "did you mean 'cosine'"),
+        ({"training": {"method": "sup;2;maybe"}}, "training.method", "true, false"),
+        ({"training": {"warmup_steps": 10, "num_training_steps": 10}}, "training.warmup_steps", ""),
+        ({"training": 3}, "training", "a [training] table"),
+        ({"evaluation": {"correlation_threshold": 1.5}}, "evaluation.correlation_threshold", "]"),
+        ({"evaluation": {"num_rollout_steps": 5, "nrmse_aggregate_steps": 6}},
+         "evaluation.nrmse_aggregate_steps", "at most"),
+        ({"data": {"source": "heat"}}, "data.source", "advection"),
+        ({"data": {"source": "exponax:navier"}}, "data.source", "ks_1d"),
+        ({"data": {"source": "lorenz", "num_points": 16}}, "data.num_points", "for source 'lorenz'"),
+        ({"data": {"temporal_horizon": 3}, "training": {"method": "sup;5"}},
+         "data.temporal_horizon", "at least 6"),
+        ({"data": {"source": "file:x.npy"}, "training": {"method": "div;2"}}, "training.method",
+         "reference"),
+        ({"network": {"spec": "Conv;2;2"}}, "network.spec", "fields"),
+        ({"name": "a/b"}, "name", "letters"),
+        ({"num_seeds": 0}, "num_seeds", ">= 1"),
+        ({"epochs": 3}, "epochs", "unknown key"),
+    ],
+)
+def test_validation_names_the_field(raw, field, words):
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    assert info.value.path == field
+    assert f"`{field}`" in str(info.value)
+    assert words in str(info.value)
+    assert "Fix:" in str(info.value) or "expected" in str(info.value)
+
+
+def test_load_config_reports_file_and_syntax(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training\nbatch_size = 2\n")
+    with pytest.raises(ConfigError, match="valid TOML") as info:
+        load_config(bad)
+    assert str(bad) in str(info.value)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[training]\nbatch_size = -1\n")
+    with pytest.raises(ConfigError, match="training.batch_size") as info:
+        load_config(typo)
+    assert str(typo) in str(info.value)
+
+
+def test_toml_writer_round_trips_awkward_values():
+    document = {"a": 'q"uote\\ \n\t\x7f é', "b": 1e-05, "c": -3, "d": True, "e": [1, 2],
+                "t": {"x": 0.1, "key with space": "v", "n": None}, "z": None}
+    text = _toml.dumps(document)
+    assert _toml.loads(text) == {"a": document["a"], "b": 1e-05, "c": -3, "d": True,
+                                 "e": [1, 2], "t": {"x": 0.1, "key with space": "v"}}
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def _file_config(path, **data):
+    return validate_config({"data": {"source": f"file:{path}", **data},
+                            "evaluation": {"num_rollout_steps": 3}})
+
+
+def test_npy_and_npz_files(tmp_path):
+    rng = np.random.default_rng(0)
+    array = rng.normal(size=(10, 6, 1, 8)).astype(np.float32)
+    np.save(tmp_path / "a.npy", array)
+    np.savez(tmp_path / "b.npz", trajectories=array, other=np.zeros(3))
+    np.savez(tmp_path / "c.npz", only=array)
+    for name in ["a.npy", "b.npz", "c.npz"]:
+        dataset, config = tx.experiment.load_data(_file_config(tmp_path / name))
+        assert dataset.train.shape == (8, 6, 1, 8) and dataset.test.shape == (2, 4, 1, 8)
+        assert config["data"]["num_train_samples"] == 8
+        assert config["network"]["spec"].startswith("Conv")
+    np.testing.assert_array_equal(dataset.test, array[8:, :4])
+    # relative paths are resolved against the config file
+    (tmp_path / "c.toml").write_text('[data]\nsource = "file:a.npy"\n[evaluation]\nnum_rollout_steps = 2\n')
+    assert load_config(tmp_path / "c.toml")["data"]["source"] == f"file:{tmp_path / 'a.npy'}"
+    # ODE data gets an MLP by default
+    np.save(tmp_path / "ode.npy", rng.normal(size=(5, 6, 3)).astype(np.float32))
+    _, config = tx.experiment.load_data(_file_config(tmp_path / "ode.npy"))
+    assert config["network"]["spec"].startswith("MLP")
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (6,), (2, 3, 1, 4, 4, 4, 4)])
+def test_files_with_wrong_rank_name_the_shape(tmp_path, shape):
+    path = tmp_path / "bad.npy"
+    np.save(path, np.zeros(shape, np.float32))
+    with pytest.raises(ConfigError, match="data.source") as info:
+        tx.experiment.load_data(_file_config(path))
+    message = str(info.value)
+    assert str(shape) in message and "bad.npy" in message and "(S, T, C, *spatial)" in message
+
+
+def test_file_errors(tmp_path):
+    np.savez(tmp_path / "two.npz", a=np.zeros((4, 5, 1, 8)), b=np.zeros((4, 5, 1, 8)))
+    with pytest.raises(ConfigError, match="trajectories"):
+        tx.experiment.load_data(_file_config(tmp_path / "two.npz"))
+    with pytest.raises(ConfigError, match="not found"):
+        tx.experiment.load_data(_file_config(tmp_path / "missing.npy"))
+    np.save(tmp_path / "short.npy", np.zeros((4, 3, 1, 8), np.float32))
+    with pytest.raises(ConfigError, match="evaluation.num_rollout_steps"):
+        tx.experiment.load_data(_file_config(tmp_path / "short.npy"))
+    np.save(tmp_path / "one.npy", np.zeros((1, 5, 1, 8), np.float32))
+    with pytest.raises(ConfigError, match="data.test_source"):
+        tx.experiment.load_data(_file_config(tmp_path / "one.npy"))
+    np.save(tmp_path / "test.npy", np.zeros((2, 5, 2, 8), np.float32))
+    with pytest.raises(ConfigError, match="state shape"):
+        tx.experiment.load_data(
+            _file_config(tmp_path / "one.npy", test_source=f"file:{tmp_path / 'test.npy'}"))
+
+
+def test_generated_sources_and_references():
+    import jax
+
+    config = validate_config({"data": {"num_train_samples": 2, "num_test_samples": 2,
+                                       "temporal_horizon": 4, "num_points": 16},
+                              "evaluation": {"num_rollout_steps": 3}})
+    dataset, _ = tx.experiment.load_data(config)
+    assert dataset.train.shape == (2, 4, 1, 16) and dataset.test.shape == (2, 4, 1, 16)
+    # the advection reference reproduces the data
+    nxt = jax.vmap(dataset.ref_stepper)(dataset.train[:, 0])
+    np.testing.assert_allclose(nxt, dataset.train[:, 1], atol=1e-5)
+    config = validate_config({"data": {"source": "exponax:diffusion_1d", "num_train_samples": 2,
+                                       "num_test_samples": 1, "temporal_horizon": 3,
+                                       "num_points": 16},
+                              "evaluation": {"num_rollout_steps": 2}})
+    dataset, _ = tx.experiment.load_data(config)
+    assert dataset.train.shape == (2, 3, 1, 16)
+    residuum = dataset.residuum_fn(dataset.train[:, 1], dataset.train[:, 0])
+    assert float(np.max(np.abs(residuum))) < 1e-5

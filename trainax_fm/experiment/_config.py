@@ -1,0 +1,292 @@
+"""The experiment configuration: schema, strict validation, defaults, TOML I/O.
+
+A configuration is a TOML file; every key is optional (defaults below), every key
+that is present is checked strictly: unknown keys, wrong types and out-of-range values
+raise a [`trainax_fm.experiment.ConfigError`][] naming the field (`training.batch_size`),
+what was expected, what was found and a fix. Integers must be written as integers
+(`20`, not `20.0`); numbers may be written as integers (`1` for `1.0`). The runner
+writes the configuration it used, with every default filled in, to
+`results/<name>/config.toml`; loading that file gives the same configuration back.
+
+```toml
+name = "advection_quick"   # results go to <results>/<name>/
+seed = 0                   # network initialisation, minibatch order, FM sampling noise
+num_seeds = 1              # >1: train seeds in parallel (eqx.filter_vmap over keys)
+description = ""
+
+[data]                     # see trainax_fm.experiment._data for every source
+source = "advection"       # "advection" | "lorenz" | "exponax:<scenario>" | "file:<path>"
+seed = 0                   # seed of the generated train/test data
+num_train_samples = 50
+num_test_samples = 30
+temporal_horizon = 51      # snapshots per train trajectory, initial condition included
+num_points = 32            # advection/exponax: grid points (per axis)
+cfl = 0.75                 # advection only
+highest_init_mode = 5      # advection only
+
+[network]
+spec = "Conv;26;10;relu"   # default "MLP;64;3;tanh" for ODE data (lorenz, (S, T, C) files)
+
+[training]
+method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
+                           # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE | fm;K[;solver]
+optimizer = "adam"
+learning_rate = 0.001
+lr_schedule = "constant"   # "constant" | "cosine" (decays to 0 at num_training_steps)
+warmup_steps = 0           # linear warm-up from 0 to learning_rate
+grad_clip_norm = 0.0       # > 0: clip the global gradient norm
+num_training_steps = 1000
+batch_size = 20
+record_loss_every = 1      # loss.png resolution
+checkpoint_every = 200     # updates between checkpoints (resume continues exactly)
+steps_per_dispatch = 1     # updates per compiled call (fixed, so resuming is bit-exact)
+
+[evaluation]
+num_rollout_steps = 50     # autoregressive steps on the test trajectories
+nrmse_aggregate_steps = 50 # K of the geometric-mean nRMSE (default: num_rollout_steps)
+correlation_threshold = 0.8
+```
+
+Source-specific `[data]` keys (defaults): advection `num_points` (32), `cfl` (0.75),
+`highest_init_mode` (5); lorenz `dt` (0.01), `num_warmup_steps` (500); exponax
+scenarios `num_points`, `dt`, `domain_extent`, `num_warmup_steps`, `ic_cutoff`
+(+ `diffusivity` for diffusion and Burgers), defaults per scenario; files
+`test_source` (`""`: hold out the last `num_test_samples` trajectories), sizes
+default to what the file holds. A key of another source is an error.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from . import _toml
+from ._data import data_fields, file_path, source_kind
+from ._errors import ConfigError, describe_value
+from ._method import format_method, parse_method
+from ._network import format_network, parse_network
+from ._schema import NAME_PATTERN, Field
+
+TOP_FIELDS = {
+    "name": Field("str", "experiment", pattern=NAME_PATTERN,
+                  doc="the results folder name"),
+    "seed": Field("int", 0, minimum=0, doc="seed of initialisation and minibatch order"),
+    "num_seeds": Field("int", 1, minimum=1, doc="seeds trained in parallel"),
+    "description": Field("str", "", doc="free text"),
+}
+SECTIONS = ("data", "network", "training", "evaluation")
+
+NETWORK_FIELDS = {
+    "spec": Field("str", None, doc="e.g. \"Conv;26;10;relu\" or \"MLP;64;3;tanh\""),
+}
+TRAINING_FIELDS = {
+    "method": Field("str", "one", doc="e.g. \"one\", \"sup;5\", \"div;5;true\""),
+    "optimizer": Field("str", "adam", choices=("adam",)),
+    "learning_rate": Field("float", 1e-3, minimum=0.0, exclusive_minimum=True),
+    "lr_schedule": Field("str", "constant", choices=("constant", "cosine")),
+    "warmup_steps": Field("int", 0, minimum=0, doc="linear warm-up updates"),
+    "grad_clip_norm": Field("float", 0.0, minimum=0.0, doc="0 disables clipping"),
+    "num_training_steps": Field("int", 1000, minimum=1),
+    "batch_size": Field("int", 20, minimum=1),
+    "record_loss_every": Field("int", 1, minimum=1),
+    "checkpoint_every": Field("int", 200, minimum=1),
+    "steps_per_dispatch": Field("int", 1, minimum=1, maximum=1024),
+}
+EVALUATION_FIELDS = {
+    "num_rollout_steps": Field("int", 50, minimum=1),
+    "nrmse_aggregate_steps": Field("int", None, minimum=1, example=10,
+                                   doc="default: num_rollout_steps"),
+    "correlation_threshold": Field("float", 0.8, minimum=0.0, maximum=1.0,
+                                   exclusive_minimum=True),
+}
+
+
+def default_network_spec(ode: bool) -> str:
+    """The default `[network] spec`: an MLP for ODE states, a ConvNet for fields."""
+    return "MLP;64;3;tanh" if ode else "Conv;26;10;relu"
+
+
+def _check_sections(raw: dict) -> None:
+    for key, value in raw.items():
+        if key in SECTIONS and not isinstance(value, dict):
+            raise ConfigError(key, f"a [{key}] table", describe_value(value),
+                              f"write the {key} settings under a [{key}] header")
+        if key not in SECTIONS and key not in TOP_FIELDS:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(TOP_FIELDS) + list(SECTIONS), n=1)
+            raise ConfigError(
+                key,
+                "a known top-level key (" + ", ".join(TOP_FIELDS) + ") or table ("
+                + ", ".join(f"[{s}]" for s in SECTIONS) + ")",
+                f"the unknown key {key!r}",
+                (f"did you mean {close[0]!r}? " if close else "") + "remove or rename it",
+            )
+
+
+def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = None) -> dict:
+    """Check a configuration and fill in every default.
+
+    **Arguments:**
+
+    - `raw`: the configuration as a nested dict (as read from TOML); missing keys
+        and tables take their defaults.
+    - `base_dir`: the directory relative `file:` paths are resolved against
+        (default: the working directory).
+
+    **Returns:**
+
+    - A new dict `{name, seed, num_seeds, description, data, network, training,
+        evaluation}` with every key filled, `file:` paths made absolute and the
+        method and network specs in canonical spelling.
+
+    **Raises:**
+
+    - [`trainax_fm.experiment.ConfigError`][] naming the first offending field.
+    """
+    from ._schema import check_table
+
+    if not isinstance(raw, dict):
+        raise ConfigError("", "a table of settings", describe_value(raw))
+    _check_sections(raw)
+    top = check_table({k: v for k, v in raw.items() if k in TOP_FIELDS}, TOP_FIELDS, "")
+
+    raw_data = raw.get("data", {})
+    source = raw_data.get("source", "advection") if isinstance(raw_data, dict) else None
+    source_kind(source)
+    data = check_table(raw_data, data_fields(source), "data", context=f" for source {source!r}")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    for key in ("source", "test_source"):
+        value = data.get(key)
+        if value and value.startswith("file:"):
+            path = file_path(value).expanduser()
+            if not path.is_absolute():
+                path = (base / path).resolve()
+            data[key] = f"file:{path}"
+
+    network = check_table(raw.get("network", {}), NETWORK_FIELDS, "network")
+    if network["spec"] is None:
+        # For files the default depends on the rank of the data (resolved on loading).
+        if source_kind(source) != "file":
+            network["spec"] = default_network_spec(source == "lorenz")
+    else:
+        network["spec"] = format_network(parse_network(network["spec"]))
+
+    training = check_table(raw.get("training", {}), TRAINING_FIELDS, "training")
+    method = parse_method(training["method"])
+    training["method"] = format_method(method)
+    if training["warmup_steps"] >= training["num_training_steps"]:
+        raise ConfigError(
+            "training.warmup_steps",
+            f"fewer warm-up steps than num_training_steps = {training['num_training_steps']}",
+            str(training["warmup_steps"]),
+            "lower warmup_steps",
+        )
+
+    evaluation = check_table(
+        raw.get("evaluation", {}), EVALUATION_FIELDS, "evaluation",
+        derived={"nrmse_aggregate_steps": lambda t: t["num_rollout_steps"]},
+    )
+    if evaluation["nrmse_aggregate_steps"] > evaluation["num_rollout_steps"]:
+        raise ConfigError(
+            "evaluation.nrmse_aggregate_steps",
+            f"at most num_rollout_steps = {evaluation['num_rollout_steps']}",
+            str(evaluation["nrmse_aggregate_steps"]),
+            "lower nrmse_aggregate_steps or raise num_rollout_steps",
+        )
+
+    kind = source_kind(source)
+    if method.needs_ref_stepper and kind == "file":
+        raise ConfigError(
+            "training.method",
+            f"a method without reference simulator for data from a file ({training['method']!r} "
+            "needs one)",
+            repr(training["method"]),
+            "use one, sup, tf or fm with file data, or a generated source",
+        )
+    if method.needs_residuum and kind == "file":
+        raise ConfigError(
+            "training.method",
+            "a method without residuum for data from a file (res needs one)",
+            repr(training["method"]),
+            "use one, sup, tf or fm with file data, or a generated source",
+        )
+    window = getattr(method.configuration(), "required_window_length", 1)
+    horizon = data.get("temporal_horizon")
+    if horizon is not None and horizon < window:
+        raise ConfigError(
+            "data.temporal_horizon",
+            f"at least {window} snapshots for method {training['method']!r}",
+            str(horizon),
+            f"set temporal_horizon = {window} or more, or shorten the rollout",
+        )
+    return {**top, "data": data, "network": network, "training": training,
+            "evaluation": evaluation}
+
+
+def default_config(source: str = "advection", **top: Any) -> dict:
+    """The full default configuration for a data source.
+
+    **Arguments:**
+
+    - `source`: the `[data] source`.
+    - `**top`: top-level overrides, e.g. `name="demo"`.
+
+    **Returns:**
+
+    - A validated configuration dict.
+    """
+    return validate_config({**top, "data": {"source": source}})
+
+
+def load_config(path: Union[str, os.PathLike]) -> dict:
+    """Read and validate a TOML configuration file.
+
+    **Arguments:**
+
+    - `path`: the `.toml` file; relative `file:` sources are resolved against its
+        directory.
+
+    **Returns:**
+
+    - The validated configuration with every default filled in.
+
+    **Raises:**
+
+    - [`trainax_fm.experiment.ConfigError`][] (also for unreadable TOML), naming the
+        file and the field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", "an existing configuration file", repr(str(path)),
+                          "check the path, or run `trainax-fm train --default`")
+    try:
+        raw = _toml.loads(path.read_text(encoding="utf-8"))
+    except (_toml.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError("", "valid TOML", f"a syntax error ({error})",
+                          "see https://toml.io", source=str(path)) from None
+    try:
+        return validate_config(raw, base_dir=path.parent)
+    except ConfigError as error:
+        raise error.with_source(str(path)) from None
+
+
+def config_to_toml(config: dict) -> str:
+    """The TOML text of a configuration (as written to `config.toml`)."""
+    return _toml.dumps(config)
+
+
+def save_config(path: Union[str, os.PathLike], config: dict) -> Path:
+    """Write a configuration to `path` atomically as TOML."""
+    return _toml.write_text_atomic(path, config_to_toml(config))
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """Dotted paths of the fields that differ between two configurations."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += [f"{key}.{p}" for p in config_differences(va, vb)]
+        elif va != vb:
+            out.append(f"{key} ({va!r} vs {vb!r})")
+    return out

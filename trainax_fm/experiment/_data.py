@@ -1,0 +1,453 @@
+"""Data sources of an experiment: built-in generators, exponax scenarios and files.
+
+`[data] source` selects one of
+
+- `"advection"`: exact periodic 1D linear advection
+    ([`trainax_fm.sample_data.advection_1d_periodic`][]); extra keys `num_points`,
+    `cfl`, `highest_init_mode`. Reference stepper: the exact Fourier shift.
+- `"lorenz"`: the Lorenz-63 ODE with RK4 ([`trainax_fm.sample_data.lorenz_rk4`][]),
+    states `(3,)`; extra keys `dt`, `num_warmup_steps`. Reference: the RK4 step.
+- `"exponax:<scenario>"` with `<scenario>` one of `diffusion_1d`, `diffusion_2d`,
+    `burgers_1d`, `ks_1d` (conservative Kuramoto-Sivashinsky), `ks_combustion_1d`
+    (its combustion/gradient form): random truncated-Fourier initial conditions
+    (`exponax.ic.RandomTruncatedFourierSeries`, scaled to max 1) stepped by the
+    exponax ETDRK stepper, which is also the reference; extra keys `num_points`,
+    `dt`, `domain_extent`, `num_warmup_steps`, `ic_cutoff` (and `diffusivity` for
+    diffusion and Burgers). Needs `pip install 'trainax_fm[pde]'`.
+- `"file:<path>"`: trajectories `(S, T, C, *spatial)` from a `.npy` file or a `.npz`
+    archive (the array `trajectories`, or its only array); relative paths are relative
+    to the configuration file. Extra key `test_source = "file:<path>"` for a separate
+    test file; otherwise the last `num_test_samples` trajectories are held out. Files
+    provide no reference stepper, so `div`, `mix` and `res` cannot train on them.
+
+For the generated sources the residuum of the `res` method is
+`u_next - P(u_prev)` with `P` the reference stepper. Train trajectories have
+`temporal_horizon` snapshots (initial condition included); test trajectories have
+`evaluation.num_rollout_steps + 1`. Train and test data come from two keys split off
+`jax.random.PRNGKey(data.seed)`, so they do not depend on the top-level `seed`.
+"""
+
+import dataclasses
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._errors import ConfigError
+from ._schema import Field
+
+PDE_HINT = "pip install 'trainax_fm[pde]'"
+
+# scenario -> (exponax class, spatial dims, defaults)
+EXPONAX_SCENARIOS = {
+    "diffusion_1d": ("Diffusion", 1, dict(num_points=64, dt=0.01, domain_extent=1.0,
+                                          num_warmup_steps=0, ic_cutoff=5, diffusivity=0.01)),
+    "diffusion_2d": ("Diffusion", 2, dict(num_points=32, dt=0.01, domain_extent=1.0,
+                                          num_warmup_steps=0, ic_cutoff=5, diffusivity=0.01)),
+    "burgers_1d": ("Burgers", 1, dict(num_points=64, dt=0.01, domain_extent=1.0,
+                                      num_warmup_steps=0, ic_cutoff=3, diffusivity=0.03)),
+    "ks_1d": ("KuramotoSivashinskyConservative", 1, dict(
+        num_points=128, dt=0.5, domain_extent=60.0, num_warmup_steps=200, ic_cutoff=5)),
+    "ks_combustion_1d": ("KuramotoSivashinsky", 1, dict(
+        num_points=128, dt=0.5, domain_extent=60.0, num_warmup_steps=200, ic_cutoff=5)),
+}
+
+_SOURCE_DOC = (
+    "\"advection\", \"lorenz\", \"exponax:<scenario>\" (scenarios: "
+    + ", ".join(EXPONAX_SCENARIOS) + ") or \"file:<path.npy|.npz>\""
+)
+
+
+def _sizes(train: Optional[int], test: Optional[int], horizon: Optional[int]) -> dict:
+    return {
+        "num_train_samples": Field("int", train, minimum=1, doc="trajectories to train on"),
+        "num_test_samples": Field("int", test, minimum=1, doc="trajectories to test on"),
+        "temporal_horizon": Field(
+            "int", horizon, minimum=2, doc="snapshots per train trajectory, IC included"
+        ),
+    }
+
+
+def source_kind(source: str, path: str = "data.source") -> str:
+    """`advection`, `lorenz`, `exponax` or `file`; `ConfigError` otherwise."""
+    if not isinstance(source, str):
+        raise ConfigError(path, _SOURCE_DOC, repr(source))
+    if source in ("advection", "lorenz"):
+        return source
+    if source.startswith("exponax:"):
+        scenario = source[len("exponax:"):]
+        if scenario not in EXPONAX_SCENARIOS:
+            raise ConfigError(
+                path,
+                "an exponax scenario in " + ", ".join(EXPONAX_SCENARIOS),
+                repr(source),
+                "write e.g. source = \"exponax:ks_1d\"",
+            )
+        return "exponax"
+    if source.startswith("file:"):
+        if not source[len("file:"):]:
+            raise ConfigError(path, "a path after 'file:'", repr(source),
+                              "write e.g. source = \"file:data/train.npz\"")
+        return "file"
+    raise ConfigError(
+        path, _SOURCE_DOC, repr(source), "write e.g. source = \"advection\""
+    )
+
+
+def data_fields(source: str) -> dict[str, Field]:
+    """The allowed keys of `[data]` for a source (after `source` and `seed`)."""
+    kind = source_kind(source)
+    common = {
+        "source": Field("str", "advection", doc=_SOURCE_DOC),
+        "seed": Field("int", 0, minimum=0, doc="seed of the generated train and test data"),
+    }
+    if kind == "advection":
+        return {**common, **_sizes(50, 30, 51),
+                "num_points": Field("int", 32, minimum=4, doc="grid points"),
+                "cfl": Field("float", 0.75, doc="shift per step in grid cells"),
+                "highest_init_mode": Field("int", 5, minimum=1,
+                                           doc="highest Fourier mode of the ICs")}
+    if kind == "lorenz":
+        return {**common, **_sizes(20, 20, 200),
+                "dt": Field("float", 0.01, minimum=0.0, exclusive_minimum=True,
+                            doc="time step"),
+                "num_warmup_steps": Field("int", 500, minimum=0,
+                                          doc="steps discarded to reach the attractor")}
+    if kind == "exponax":
+        _, dims, defaults = EXPONAX_SCENARIOS[source[len("exponax:"):]]
+        fields = {**common, **_sizes(50, 30, 51),
+                  "num_points": Field("int", defaults["num_points"], minimum=4,
+                                      doc="grid points per axis"),
+                  "dt": Field("float", defaults["dt"], minimum=0.0, exclusive_minimum=True,
+                              doc="time step"),
+                  "domain_extent": Field("float", defaults["domain_extent"], minimum=0.0,
+                                         exclusive_minimum=True, doc="domain length"),
+                  "num_warmup_steps": Field("int", defaults["num_warmup_steps"], minimum=0,
+                                            doc="steps discarded before recording"),
+                  "ic_cutoff": Field("int", defaults["ic_cutoff"], minimum=1,
+                                     doc="highest Fourier mode of the ICs")}
+        if "diffusivity" in defaults:
+            fields["diffusivity"] = Field("float", defaults["diffusivity"], minimum=0.0,
+                                          doc="diffusion coefficient")
+        return fields
+    return {**common, **_sizes(None, None, None),
+            "test_source": Field("str", "", doc="\"file:<path>\" of separate test data")}
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Train and test trajectories of an experiment plus what the methods need.
+
+    **Arguments:**
+
+    - `train`, `test`: arrays `(S, T, C, *spatial)`.
+    - `ref_stepper`: the reference simulator (one state to the next) or `None`.
+    - `residuum_fn`: batched `(u_next, u_prev) -> residuum`, or `None`.
+    - `dt`: the time between two snapshots (for plots).
+    - `domain_extent`: the length of the periodic domain, or `None` (grid indices).
+    """
+
+    train: Any
+    test: Any
+    ref_stepper: Optional[Callable]
+    residuum_fn: Optional[Callable]
+    dt: float = 1.0
+    domain_extent: Optional[float] = None
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.train.shape[2])
+
+    @property
+    def num_spatial_dims(self) -> int:
+        return self.train.ndim - 3
+
+    @property
+    def num_points(self) -> int:
+        return int(min(self.train.shape[3:])) if self.num_spatial_dims else 0
+
+
+class AdvectionReference(eqx.Module):
+    """Exact periodic advection step: shift by `cfl` grid cells (Fourier phase shift)."""
+
+    cfl: float = eqx.field(static=True)
+
+    def __call__(self, u):
+        n = u.shape[-1]
+        wavenumbers = jnp.fft.rfftfreq(n) * n * 2 * jnp.pi
+        phase = jnp.exp(-1j * wavenumbers * (self.cfl / n))
+        return jnp.fft.irfft(jnp.fft.rfft(u, axis=-1) * phase, n=n, axis=-1).astype(u.dtype)
+
+
+class ReferenceResiduum(eqx.Module):
+    """Residuum `u_next - P(u_prev)` of a reference stepper `P` (batched inputs)."""
+
+    ref_stepper: Callable
+
+    def __call__(self, u_next, u_prev):
+        return u_next - jax.vmap(self.ref_stepper)(u_prev)
+
+
+def _keys(seed: int):
+    train_key, test_key = jax.random.split(jax.random.PRNGKey(seed))
+    return train_key, test_key
+
+
+def _advection(data: dict, test_horizon: int) -> Dataset:
+    from ..sample_data import advection_1d_periodic
+
+    if data["highest_init_mode"] > data["num_points"] // 2:
+        raise ConfigError(
+            "data.highest_init_mode",
+            f"an integer <= num_points // 2 = {data['num_points'] // 2}",
+            str(data["highest_init_mode"]),
+            "lower highest_init_mode or raise num_points",
+        )
+    train_key, test_key = _keys(data["seed"])
+    make = dict(num_points=data["num_points"], cfl=data["cfl"],
+                highest_init_mode=data["highest_init_mode"])
+    train = advection_1d_periodic(num_samples=data["num_train_samples"],
+                                  temporal_horizon=data["temporal_horizon"], key=train_key, **make)
+    test = advection_1d_periodic(num_samples=data["num_test_samples"],
+                                 temporal_horizon=test_horizon, key=test_key, **make)
+    ref = AdvectionReference(float(data["cfl"]))
+    return Dataset(train, test, ref, ReferenceResiduum(ref), 1.0, None)
+
+
+def _lorenz(data: dict, test_horizon: int) -> Dataset:
+    from ..sample_data import lorenz_rk4, make_lorenz_stepper_rk4
+
+    train_key, test_key = _keys(data["seed"])
+    make = dict(dt=data["dt"], num_warmup_steps=data["num_warmup_steps"])
+    train = lorenz_rk4(data["num_train_samples"], temporal_horizon=data["temporal_horizon"],
+                       key=train_key, **make)
+    test = lorenz_rk4(data["num_test_samples"], temporal_horizon=test_horizon,
+                      key=test_key, **make)
+    ref = make_lorenz_stepper_rk4(data["dt"])
+    return Dataset(train, test, ref, ReferenceResiduum(ref), data["dt"], None)
+
+
+def _exponax(data: dict, test_horizon: int) -> Dataset:
+    try:
+        import exponax
+    except ImportError:
+        raise ConfigError(
+            "data.source", "an installed exponax for exponax scenarios",
+            f"{data['source']!r} but exponax is not installed", PDE_HINT,
+        ) from None
+    name, dims, defaults = EXPONAX_SCENARIOS[data["source"][len("exponax:"):]]
+    extra = {}
+    if name in ("Diffusion", "Burgers"):
+        extra["diffusivity"] = data["diffusivity"]
+    if name == "Burgers":
+        extra["single_channel"] = True
+    stepper = getattr(exponax.stepper, name)(
+        dims, data["domain_extent"], data["num_points"], data["dt"], **extra
+    )
+    if data["ic_cutoff"] > data["num_points"] // 2:
+        raise ConfigError(
+            "data.ic_cutoff", f"an integer <= num_points // 2 = {data['num_points'] // 2}",
+            str(data["ic_cutoff"]), "lower ic_cutoff or raise num_points",
+        )
+    generator = exponax.ic.RandomTruncatedFourierSeries(
+        dims, cutoff=data["ic_cutoff"], max_one=True
+    )
+
+    def trajectories(num, horizon, key):
+        keys = jax.random.split(key, num)
+        ics = jnp.stack([generator(data["num_points"], key=k) for k in keys])
+        if data["num_warmup_steps"]:
+            ics = jax.vmap(exponax.repeat(stepper, data["num_warmup_steps"]))(ics)
+        roll = exponax.rollout(stepper, horizon - 1, include_init=True)
+        return jax.jit(jax.vmap(roll))(ics)
+
+    train_key, test_key = _keys(data["seed"])
+    train = trajectories(data["num_train_samples"], data["temporal_horizon"], train_key)
+    test = trajectories(data["num_test_samples"], test_horizon, test_key)
+    for array, which in ((train, "train"), (test, "test")):
+        if not bool(jnp.all(jnp.isfinite(array))):
+            raise ConfigError(
+                "data.dt", f"a time step for which the {which} data stays finite",
+                f"dt = {data['dt']} ({data['source']} produced NaN/Inf)",
+                "lower dt or raise num_points",
+            )
+    return Dataset(train, test, stepper, ReferenceResiduum(stepper), data["dt"],
+                   data["domain_extent"])
+
+
+def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.ndarray:
+    """Read trajectories `(S, T, C, *spatial)` from a `.npy` or `.npz` file.
+
+    **Arguments:**
+
+    - `path`: the file. A `.npz` archive must hold an array named `trajectories` or
+        exactly one array.
+    - `field`: the configuration field named in errors.
+
+    **Returns:**
+
+    - A float32 NumPy array `(S, T, C, *spatial)` with 0 to 3 spatial axes.
+
+    **Raises:**
+
+    - `ConfigError` for a missing file, an unknown suffix, an ambiguous archive, an
+        array of the wrong rank, too few snapshots or non-finite values; the message
+        names the file and the shape.
+    """
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz"):
+        raise ConfigError(field, "a .npy or .npz file", repr(str(path)),
+                          "save the trajectories with numpy.save or numpy.savez")
+    if not path.is_file():
+        raise ConfigError(field, "an existing file", f"{str(path)!r} (not found)",
+                          "check the path (relative paths start at the config file)")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ConfigError(field, "a readable NumPy file", f"{str(path)!r} ({error})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            if "trajectories" in keys:
+                array = loaded["trajectories"]
+            elif len(keys) == 1:
+                array = loaded[keys[0]]
+            else:
+                raise ConfigError(
+                    field,
+                    "an .npz archive with an array named 'trajectories' or a single array",
+                    f"{str(path)!r} with arrays {keys}",
+                    "save it as numpy.savez(path, trajectories=array)",
+                )
+    else:
+        array = loaded
+    shape = tuple(array.shape)
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ConfigError(field, "real numbers", f"dtype {array.dtype} in {str(path)!r}")
+    if not 3 <= array.ndim <= 6:
+        hint = (
+            "add the missing axes, e.g. a single trajectory (T, C, N) as array[None] "
+            "or channel-less data (S, T, N) as array[:, :, None]"
+            if array.ndim < 3
+            else "at most 3 spatial axes are supported"
+        )
+        raise ConfigError(
+            field,
+            "an array shaped (S, T, C, *spatial) with 0 to 3 spatial axes (rank 3 to 6)",
+            f"shape {shape} (rank {array.ndim}) in {str(path)!r}",
+            hint,
+        )
+    if shape[1] < 2 or shape[0] < 1 or 0 in shape:
+        raise ConfigError(
+            field,
+            "at least one trajectory with at least 2 snapshots (S >= 1, T >= 2) and "
+            "no empty axis",
+            f"shape {shape} in {str(path)!r}",
+            "the axes are (S, T, C, *spatial): samples, time, channels, space",
+        )
+    array = np.asarray(array, dtype=np.float32)
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(field, "finite values", f"NaN/Inf in {str(path)!r} (shape {shape})")
+    return array
+
+
+def file_path(source: str) -> Path:
+    """The path of a `file:<path>` source."""
+    return Path(source[len("file:"):])
+
+
+def _files(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
+    data = dict(config["data"])
+    full = load_trajectory_file(file_path(data["source"]), "data.source")
+    if data["test_source"]:
+        if not data["test_source"].startswith("file:"):
+            raise ConfigError("data.test_source", "a \"file:<path>\" source",
+                              repr(data["test_source"]), "or leave it empty to split")
+        test_all = load_trajectory_file(file_path(data["test_source"]), "data.test_source")
+        if test_all.shape[2:] != full.shape[2:]:
+            raise ConfigError(
+                "data.test_source",
+                f"test trajectories with state shape {full.shape[2:]} like the train file",
+                f"shape {test_all.shape} in {data['test_source'][5:]!r}",
+            )
+        train_all = full
+        if data["num_train_samples"] is None:
+            data["num_train_samples"] = train_all.shape[0]
+        if data["num_test_samples"] is None:
+            data["num_test_samples"] = test_all.shape[0]
+        for key, available, where in (("num_train_samples", train_all, data["source"]),
+                                      ("num_test_samples", test_all, data["test_source"])):
+            if data[key] > available.shape[0]:
+                raise ConfigError(f"data.{key}", f"at most {available.shape[0]}",
+                                  str(data[key]), f"{where[5:]} holds {available.shape[0]} trajectories")
+        train = train_all[: data["num_train_samples"]]
+        test = test_all[: data["num_test_samples"]]
+    else:
+        total = full.shape[0]
+        if data["num_test_samples"] is None:
+            if total < 2:
+                raise ConfigError(
+                    "data.test_source",
+                    "a separate test file when the data holds a single trajectory",
+                    f"shape {full.shape} in {data['source'][5:]!r}",
+                    "set test_source = \"file:<path>\"",
+                )
+            data["num_test_samples"] = max(1, total // 5)
+        if data["num_train_samples"] is None:
+            data["num_train_samples"] = total - data["num_test_samples"]
+        if data["num_train_samples"] + data["num_test_samples"] > total:
+            raise ConfigError(
+                "data.num_train_samples",
+                f"num_train_samples + num_test_samples <= {total} (trajectories in the file)",
+                f"{data['num_train_samples']} + {data['num_test_samples']}",
+                "lower them or set test_source",
+            )
+        train = full[: data["num_train_samples"]]
+        test = full[total - data["num_test_samples"]:]
+    if data["temporal_horizon"] is None:
+        data["temporal_horizon"] = train.shape[1]
+    if data["temporal_horizon"] > train.shape[1]:
+        raise ConfigError("data.temporal_horizon", f"at most {train.shape[1]}",
+                          str(data["temporal_horizon"]),
+                          f"the train trajectories have {train.shape[1]} snapshots")
+    train = train[:, : data["temporal_horizon"]]
+    if test.shape[1] < test_horizon:
+        raise ConfigError(
+            "evaluation.num_rollout_steps",
+            f"at most {test.shape[1] - 1} (the test trajectories have {test.shape[1]} snapshots)",
+            str(test_horizon - 1),
+            f"set num_rollout_steps = {test.shape[1] - 1} in [evaluation]",
+        )
+    test = test[:, :test_horizon]
+    resolved = {**config, "data": data}
+    if resolved["network"]["spec"] is None:
+        resolved["network"] = {
+            **resolved["network"],
+            "spec": "MLP;64;3;tanh" if train.ndim == 3 else "Conv;26;10;relu",
+        }
+    return Dataset(jnp.asarray(train), jnp.asarray(test), None, None, 1.0, None), resolved
+
+
+def load_data(config: dict) -> tuple[Dataset, dict]:
+    """Build the train and test data of a validated configuration.
+
+    **Arguments:**
+
+    - `config`: a configuration from [`trainax_fm.experiment.load_config`][].
+
+    **Returns:**
+
+    - `(dataset, config)`: the [`trainax_fm.experiment.Dataset`][] and the
+        configuration with data-dependent defaults (file sizes) filled in.
+    """
+    test_horizon = config["evaluation"]["num_rollout_steps"] + 1
+    kind = source_kind(config["data"]["source"])
+    if kind == "file":
+        return _files(config, test_horizon)
+    make = {"advection": _advection, "lorenz": _lorenz, "exponax": _exponax}[kind]
+    return make(config["data"], test_horizon), config

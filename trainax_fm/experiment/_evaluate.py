@@ -1,0 +1,315 @@
+"""Evaluation of trained emulators: test rollouts, metrics, plots, saved networks."""
+
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._config import load_config
+from ._errors import ConfigError
+from ._method import parse_method
+from ._setup import build_stepper, seed_slice, split_keys
+from ._toml import write_bytes_atomic, write_text_atomic
+
+NETWORK_FILE = "network.eqx"
+
+
+def network_files(num_seeds: int) -> list[str]:
+    """File names of the saved networks: `network.eqx`, or one per seed."""
+    if num_seeds == 1:
+        return [NETWORK_FILE]
+    return [f"network_seed{i}.eqx" for i in range(num_seeds)]
+
+
+def save_module(path: Union[str, os.PathLike], module: Any) -> Path:
+    """Serialise a module's leaves with `eqx.tree_serialise_leaves`, atomically."""
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, module)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_networks(results_dir: Path, steppers: Any, num_seeds: int) -> list[Path]:
+    """Write the trained stepper of every seed (stacked on a leading axis)."""
+    return [
+        save_module(results_dir / name, seed_slice(steppers, i))
+        for i, name in enumerate(network_files(num_seeds))
+    ]
+
+
+def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shape) -> list:
+    """Rebuild the emulators of a results folder from its config and saved leaves.
+
+    **Arguments:**
+
+    - `results_dir`: a folder written by `run_experiment`.
+    - `config`: its configuration.
+    - `state_shape`: `(C, *spatial)` of one state.
+
+    **Returns:**
+
+    - A list with one stepper per seed.
+    """
+    results_dir = Path(results_dir)
+    num_seeds = config["num_seeds"]
+    state_shape = tuple(int(n) for n in state_shape)
+    skeleton = build_stepper(
+        config, state_shape[0], len(state_shape) - 1,
+        min(state_shape[1:]) if len(state_shape) > 1 else 0, jax.random.PRNGKey(0),
+    )
+    out = []
+    for name in network_files(num_seeds):
+        path = results_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{str(path)!r} is missing: the run in {str(results_dir)!r} has not "
+                "finished training (continue it with `trainax-fm train CONFIG --resume`)."
+            )
+        try:
+            out.append(eqx.tree_deserialise_leaves(path, skeleton))
+        except Exception as error:
+            raise ValueError(
+                f"{str(path)!r} does not match the network of {results_dir / 'config.toml'} "
+                f"({type(error).__name__}: {error})."
+            ) from None
+    return out
+
+
+def _finite(value: float) -> Optional[float]:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _floats(values) -> list:
+    return [_finite(v) for v in np.asarray(values).ravel()]
+
+
+def rollout_metrics(
+    steppers: Sequence[Any],
+    test: Any,
+    *,
+    num_rollout_steps: int,
+    aggregate_steps: int,
+    correlation_threshold: float,
+    key: Optional[Any] = None,
+) -> tuple[dict, dict]:
+    """Roll every seed's emulator out from the test initial conditions and score it.
+
+    **Arguments:**
+
+    - `steppers`: one stepper per seed.
+    - `test`: test trajectories `(B, T, C, *spatial)` with `T > num_rollout_steps`.
+    - `num_rollout_steps`: `R`, the autoregressive steps.
+    - `aggregate_steps`: `K` of the geometric-mean nRMSE.
+    - `correlation_threshold`: the level of the high-correlation time.
+    - `key`: a random key for stochastic (flow-matching) emulators, else `None`.
+
+    **Returns:**
+
+    - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values) and
+        the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
+        `reference` `(B, R, ...)` for plots.
+    """
+    from .. import metrics as M
+    from .._public_rollout import rollout
+
+    test = jnp.asarray(test)
+    reference = test[:, 1 : num_rollout_steps + 1]
+    curves, gmeans, correlations, times = [], [], [], []
+    first_prediction = None
+    for i, stepper in enumerate(steppers):
+        stochastic = getattr(stepper, "needs_key", False) is True
+        prediction = rollout(
+            stepper, test[:, 0], num_steps=num_rollout_steps, batched=True,
+            key=jax.random.fold_in(key, i) if stochastic else None,
+        )
+        if first_prediction is None:
+            first_prediction = prediction
+        curves.append(np.asarray(M.nrmse(prediction, reference, batched=True)))
+        gmeans.append(float(M.geometric_mean_nrmse(
+            prediction, reference, num_steps=aggregate_steps, batched=True)))
+        correlation = M.pearson_correlation(prediction, reference, batched=True)
+        correlations.append(np.asarray(correlation))
+        times.append(int(M.high_correlation_time(correlation, correlation_threshold)))
+    curves = np.stack(curves)
+    correlations = np.stack(correlations)
+    metrics = {
+        "num_rollout_steps": num_rollout_steps,
+        "num_test_samples": int(test.shape[0]),
+        "nrmse_aggregate_steps": aggregate_steps,
+        "gmean_nrmse": _finite(np.exp(np.mean(np.log(gmeans)))) if all(g > 0 for g in gmeans)
+        else _finite(np.mean(gmeans)),
+        "gmean_nrmse_per_seed": _floats(gmeans),
+        "nrmse": _floats(np.mean(curves, axis=0)),
+        "correlation": _floats(np.mean(correlations, axis=0)),
+        "correlation_threshold": correlation_threshold,
+        "high_correlation_time": float(np.mean(times)),
+        "high_correlation_time_per_seed": times,
+    }
+    if len(steppers) > 1:
+        metrics["nrmse_per_seed"] = [_floats(c) for c in curves]
+    arrays = {"nrmse": curves, "prediction": first_prediction, "reference": reference}
+    return metrics, arrays
+
+
+def _ode_plot(prediction, reference, dt: float, save: Path) -> None:
+    from matplotlib.figure import Figure
+
+    prediction, reference = np.asarray(prediction), np.asarray(reference)
+    channels = prediction.shape[-1]
+    figure = Figure(figsize=(7, 1.8 * channels), layout="constrained")
+    axes = figure.subplots(channels, 1, sharex=True, squeeze=False)[:, 0]
+    times = dt * np.arange(1, prediction.shape[0] + 1)
+    for c, ax in enumerate(axes):
+        ax.plot(times, reference[:, c], color="black", label="reference")
+        ax.plot(times, prediction[:, c], color="tab:red", linestyle="--", label="prediction")
+        ax.set_ylabel(f"u[{c}]")
+    axes[0].legend(loc="upper right", fontsize="small")
+    axes[-1].set_xlabel("time")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    write_bytes_atomic(save, buffer.getvalue())
+
+
+def make_plots(
+    results_dir: Path,
+    arrays: dict,
+    *,
+    loss_history: Optional[np.ndarray],
+    record_loss_every: int,
+    label: str,
+    dt: float = 1.0,
+    domain_extent: Optional[float] = None,
+    prefix: str = "",
+) -> list[Path]:
+    """Write `loss.png`, `error_over_time.png` and a rollout plot (`spacetime.png`
+    for 1D, `snapshots_2d.png` for 2D, `rollout.png` for ODE states) of the first
+    test trajectory of seed 0. Returns the written paths; without matplotlib none."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    from .. import plot
+
+    written = []
+    if loss_history is not None and loss_history.size:
+        path = results_dir / f"{prefix}loss.png"
+        plot.loss_history(loss_history, every=record_loss_every, save=path,
+                          title=f"{label}: training loss")
+        written.append(path)
+    path = results_dir / f"{prefix}error_over_time.png"
+    plot.error_over_time({label: arrays["nrmse"]}, dt=dt, save=path, title="test nRMSE")
+    written.append(path)
+    prediction, reference = arrays["prediction"][0], arrays["reference"][0]
+    dims = prediction.ndim - 2
+    if dims == 1:
+        path = results_dir / f"{prefix}spacetime.png"
+        plot.spacetime(prediction, reference, dt=dt, domain_extent=domain_extent, save=path)
+    elif dims == 2:
+        path = results_dir / f"{prefix}snapshots_2d.png"
+        plot.snapshots_2d(prediction, reference=reference, difference=True, dt=dt, save=path)
+    elif dims == 0:
+        path = results_dir / f"{prefix}rollout.png"
+        _ode_plot(prediction, reference, dt, path)
+    else:
+        return written
+    written.append(path)
+    return written
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    """Write JSON atomically (indented, NaN/Inf as null)."""
+    return write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
+
+
+def evaluate(
+    results_dir: Union[str, os.PathLike],
+    *,
+    data: Optional[Union[str, os.PathLike]] = None,
+    num_rollout_steps: Optional[int] = None,
+    output: Optional[Union[str, os.PathLike]] = None,
+    plots: bool = True,
+) -> dict:
+    """Roll the saved emulator(s) of a results folder out on test data and score them.
+
+    **Arguments:**
+
+    - `results_dir`: a folder written by
+        [`trainax_fm.experiment.run_experiment`][] (with `config.toml` and the
+        network files).
+    - `data`: a `.npy`/`.npz` file of test trajectories `(S, T, C, *spatial)`;
+        `None` regenerates the run's own test data from its configuration.
+    - `num_rollout_steps`: rollout length (default: the configuration's, capped at
+        `T - 1` of the data).
+    - `output`: where to write the metrics JSON (default `results_dir/eval.json`,
+        or `eval_<file stem>.json` for `data`).
+    - `plots`: also write `eval_error_over_time.png` and the rollout plot.
+
+    **Returns:**
+
+    - The metrics dict (also written to `output`).
+    """
+    from ._data import load_data, load_trajectory_file
+
+    results_dir = Path(results_dir)
+    config_path = results_dir / "config.toml"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"{str(results_dir)!r} holds no config.toml; pass a folder written by "
+            "`trainax-fm train`."
+        )
+    config = load_config(config_path)
+    evaluation = config["evaluation"]
+    steps = num_rollout_steps or evaluation["num_rollout_steps"]
+    dt, extent = 1.0, None
+    if data is None:
+        config["evaluation"] = {**evaluation, "num_rollout_steps": steps,
+                                "nrmse_aggregate_steps": min(steps, evaluation["nrmse_aggregate_steps"])}
+        dataset, _ = load_data(config)
+        test, dt, extent = dataset.test, dataset.dt, dataset.domain_extent
+        label = "test data"
+    else:
+        test = load_trajectory_file(Path(data), "--data")
+        available = test.shape[1] - 1
+        if num_rollout_steps is not None and num_rollout_steps > available:
+            raise ConfigError(
+                "--num-rollout-steps", f"at most {available} for {str(data)!r}",
+                str(num_rollout_steps), "the file's trajectories are too short",
+            )
+        steps = min(steps, available)
+        label = str(data)
+    aggregate = min(steps, evaluation["nrmse_aggregate_steps"])
+    steppers = load_networks(results_dir, config, test.shape[2:])
+    _, _, eval_key = split_keys(config["seed"], config["num_seeds"])
+    begin = time.perf_counter()
+    metrics, arrays = rollout_metrics(
+        steppers, test, num_rollout_steps=steps, aggregate_steps=aggregate,
+        correlation_threshold=evaluation["correlation_threshold"], key=eval_key,
+    )
+    metrics = {
+        "name": config["name"],
+        "method": config["training"]["method"],
+        "network": config["network"]["spec"],
+        "data": label,
+        **metrics,
+        "eval_seconds": time.perf_counter() - begin,
+    }
+    if output is None:
+        output = results_dir / ("eval.json" if data is None else f"eval_{Path(data).stem}.json")
+    write_json(Path(output), metrics)
+    if plots:
+        make_plots(results_dir, arrays, loss_history=None, record_loss_every=1,
+                   label=config["name"], dt=dt, domain_extent=extent, prefix="eval_")
+    return metrics
+
+
+def is_stochastic(config: dict) -> bool:
+    """Whether the configured emulator draws noise (flow matching)."""
+    return parse_method(config["training"]["method"]).is_flow_matching

@@ -1,0 +1,329 @@
+r"""The training-method grammar: one short string names a training methodology.
+
+The grammar extends APEBench's train strings (`"one"`, `"sup;5"`, `"div;5;true"`) to
+every configuration the runner can build. Fields are separated by `;`, without
+spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
+`False`; optional trailing fields default to `false`.
+
+| spec | configuration | needs |
+| --- | --- | --- |
+| `one` | `Supervised(1)`: one-step training | |
+| `sup;N[;cut_bptt]` | `Supervised(N)`: N-step unrolled rollout against data | |
+| `div;N[;cut_bptt[;cut_div_chain]]` | `DivertedChainBranchOne(N)` | reference stepper |
+| `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)`: N network then P reference steps | reference stepper |
+| `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)` | residuum |
+| `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N, teacher_forcing_probability=SCHEDULE)` | |
+| `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with K steps of SOLVER | |
+
+`SCHEDULE` is a probability (`0.5`) or `step:p` pairs (`200:1.0,400:0.5,600:0.0`:
+`p=1` before update 200, `0.5` before 400, `0` afterwards). `SOLVER` is `euler`
+(default), `midpoint` or `heun`; the emulator of `fm;K;heun` costs `2K` network
+evaluations per physical step.
+
+Every spec has one canonical spelling, produced by
+`format_method(parse_method(spec))`: lower-case flags, integers without leading
+zeros, probabilities as Python floats, and trailing fields that equal their default
+dropped (`"sup;5;False"` becomes `"sup;5"`; `"div;5;false;true"` keeps its middle
+`false`). Parsing the canonical spelling gives the same method back.
+"""
+
+import dataclasses
+import difflib
+import re
+from typing import Optional, Union
+
+from ._errors import ConfigError
+
+KINDS = ("one", "sup", "div", "mix", "res", "tf", "fm")
+SOLVERS = ("euler", "midpoint", "heun")
+FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
+_INT = re.compile(r"[0-9]+")
+_FLOAT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+_USAGE = {
+    "one": "one",
+    "sup": "sup;N[;cut_bptt]",
+    "div": "div;N[;cut_bptt[;cut_div_chain]]",
+    "mix": "mix;N;P[;cut_bptt]",
+    "res": "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
+    "tf": "tf;N;SCHEDULE[;cut_bptt]",
+    "fm": "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]",
+}
+
+Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainMethod:
+    """A parsed training-method spec (see the module docstring for the grammar).
+
+    **Arguments:**
+
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `fm`.
+    - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`).
+    - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`).
+    - `cut_div_chain`: stop gradients through the reference branch (`div`).
+    - `num_post_physics_steps`: reference steps after the network steps (`mix`).
+    - `cut_prev`, `cut_next`: stop gradients through the previous/next state of the
+        residuum (`res`).
+    - `teacher_forcing`: a probability or `((s1, ..., sk), (p1, ..., pk))` (`tf`).
+    - `num_sampling_steps`: flow integration steps per physical step (`fm`).
+    - `solver`: `euler`, `midpoint` or `heun` (`fm`).
+    """
+
+    kind: str
+    num_rollout_steps: int = 1
+    cut_bptt: bool = False
+    cut_div_chain: bool = False
+    num_post_physics_steps: int = 0
+    cut_prev: bool = False
+    cut_next: bool = False
+    teacher_forcing: Optional[Schedule] = None
+    num_sampling_steps: int = 0
+    solver: str = "euler"
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        """Whether the configuration compares against a reference simulator."""
+        return self.kind in ("div", "mix")
+
+    @property
+    def needs_residuum(self) -> bool:
+        """Whether the configuration needs a residuum function."""
+        return self.kind == "res"
+
+    @property
+    def is_flow_matching(self) -> bool:
+        """Whether the emulator is a stochastic flow-matching stepper."""
+        return self.kind == "fm"
+
+    def configuration(self):
+        """Build the `trainax_fm.configuration` object this method trains with.
+
+        **Returns:**
+
+        - A configuration instance (MSE time-level loss throughout).
+        """
+        from .. import configuration as c
+
+        if self.kind in ("one", "sup"):
+            return c.Supervised(self.num_rollout_steps, cut_bptt=self.cut_bptt)
+        if self.kind == "div":
+            return c.DivertedChainBranchOne(
+                self.num_rollout_steps,
+                cut_bptt=self.cut_bptt,
+                cut_div_chain=self.cut_div_chain,
+            )
+        if self.kind == "mix":
+            return c.MixChainPostPhysics(
+                self.num_rollout_steps, self.num_post_physics_steps, cut_bptt=self.cut_bptt
+            )
+        if self.kind == "res":
+            return c.Residuum(
+                self.num_rollout_steps,
+                cut_bptt=self.cut_bptt,
+                cut_prev=self.cut_prev,
+                cut_next=self.cut_next,
+            )
+        if self.kind == "tf":
+            schedule = self.teacher_forcing
+            if isinstance(schedule, tuple):
+                schedule = format_schedule(schedule)
+            return c.TeacherForcing(
+                self.num_rollout_steps,
+                teacher_forcing_probability=schedule,
+                cut_bptt=self.cut_bptt,
+            )
+        if self.kind == "fm":
+            return c.FlowMatching()
+        raise AssertionError(self.kind)  # pragma: no cover
+
+
+def _error(spec: str, what: str, fix: str, field: str = "training.method") -> ConfigError:
+    return ConfigError(field, what, repr(spec), fix)
+
+
+def _parse_int(token: str, name: str, spec: str, usage: str) -> int:
+    if not _INT.fullmatch(token) or int(token) < 1:
+        raise _error(
+            spec,
+            f"`{name}` to be a positive integer (in {usage!r})",
+            f"write a whole number >= 1 for {name}, e.g. {usage.split(';')[0]};5",
+        )
+    return int(token)
+
+
+def _parse_flag(token: str, name: str, spec: str, usage: str) -> bool:
+    if token not in FLAG_VALUES:
+        raise _error(
+            spec,
+            f"the flag `{name}` to be one of true, false, True, False (in {usage!r}); "
+            f"found {token!r}",
+            f"write {name} as true or false",
+        )
+    return FLAG_VALUES[token]
+
+
+def _parse_probability(token: str, spec: str) -> float:
+    if not _FLOAT.fullmatch(token) or not 0.0 <= float(token) <= 1.0:
+        raise _error(
+            spec,
+            f"a probability in [0, 1] in the schedule, found {token!r}",
+            "write a number such as 0.5, or step:probability pairs such as "
+            "'200:1.0,400:0.5'",
+        )
+    return float(token)
+
+
+def parse_schedule(token: str, spec: str = "") -> Schedule:
+    """Parse a teacher-forcing schedule token (`0.5` or `200:1.0,400:0.5`).
+
+    **Returns:**
+
+    - A float, or `((s1, ..., sk), (p1, ..., pk))` with strictly increasing steps.
+    """
+    spec = spec or token
+    if ":" not in token:
+        return _parse_probability(token, spec)
+    steps, values = [], []
+    for part in token.split(","):
+        pieces = part.split(":")
+        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
+            raise _error(
+                spec,
+                f"schedule entries `step:probability` with a whole-number step, found {part!r}",
+                "write the schedule like '200:1.0,400:0.5,600:0.0'",
+            )
+        steps.append(int(pieces[0]))
+        values.append(_parse_probability(pieces[1], spec))
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise _error(
+            spec,
+            f"strictly increasing schedule steps, found {steps}",
+            "sort the step:probability pairs by step and remove duplicates",
+        )
+    return (tuple(steps), tuple(values))
+
+
+def format_schedule(schedule: Schedule) -> str:
+    """The canonical text of a schedule returned by `parse_schedule`."""
+    if isinstance(schedule, tuple):
+        return ",".join(f"{s}:{float(p)!r}" for s, p in zip(*schedule))
+    return repr(float(schedule))
+
+
+def parse_method(spec: str) -> TrainMethod:
+    """Parse a training-method spec such as `"sup;5"` or `"div;10;true;false"`.
+
+    **Arguments:**
+
+    - `spec`: the spec string (grammar in the module docstring).
+
+    **Returns:**
+
+    - A [`trainax_fm.experiment.TrainMethod`][].
+
+    **Raises:**
+
+    - `ConfigError` (field `training.method`) for an unknown method, a wrong number
+        of fields, a non-integer count or a flag other than true/false.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError(
+            "training.method",
+            "a method string such as 'one', 'sup;5' or 'div;5;true'",
+            repr(spec),
+            "quote the method in the TOML file: method = \"sup;5\"",
+        )
+    parts = spec.split(";")
+    kind = parts[0]
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind.lower(), KINDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise _error(
+            spec,
+            "a method starting with one of " + ", ".join(KINDS),
+            hint + "valid forms: " + "; ".join(repr(u) for u in _USAGE.values()),
+        )
+    usage = _USAGE[kind]
+    args = parts[1:]
+    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "fm": 1}[kind]
+    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "fm": 1}[kind]
+    if not required <= len(args) <= required + optional:
+        raise _error(
+            spec,
+            f"{required}" + (f" to {required + optional}" if optional else "")
+            + f" field(s) after {kind!r} (form {usage!r}); found {len(args)}",
+            f"write it as {usage!r}",
+        )
+    if kind == "one":
+        return TrainMethod("one")
+    steps = _parse_int(args[0], "N" if kind != "fm" else "NUM_SAMPLING_STEPS", spec, usage)
+    if kind == "fm":
+        solver = args[1] if len(args) > 1 else "euler"
+        if solver not in SOLVERS:
+            raise _error(
+                spec,
+                f"a solver in {SOLVERS}, found {solver!r}",
+                f"write it as {usage!r}",
+            )
+        return TrainMethod("fm", num_sampling_steps=steps, solver=solver)
+    if kind == "mix":
+        post = _parse_int(args[1], "P", spec, usage)
+        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        return TrainMethod(
+            "mix", steps, cut_bptt=bool(flags and flags[0]), num_post_physics_steps=post
+        )
+    if kind == "tf":
+        schedule = parse_schedule(args[1], spec)
+        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        return TrainMethod("tf", steps, cut_bptt=bool(flags and flags[0]), teacher_forcing=schedule)
+    names = {"sup": ["cut_bptt"], "div": ["cut_bptt", "cut_div_chain"],
+             "res": ["cut_bptt", "cut_prev", "cut_next"]}[kind]
+    flags = {n: _parse_flag(t, n, spec, usage) for n, t in zip(names, args[1:])}
+    return TrainMethod(kind, steps, **flags)
+
+
+def _flags(values: list) -> list:
+    """Text of trailing flags with the trailing defaults (false) dropped."""
+    while values and not values[-1]:
+        values = values[:-1]
+    return ["true" if v else "false" for v in values]
+
+
+def format_method(method: TrainMethod) -> str:
+    """The canonical spec string of a method.
+
+    **Arguments:**
+
+    - `method`: a [`trainax_fm.experiment.TrainMethod`][].
+
+    **Returns:**
+
+    - The canonical spec; `parse_method(format_method(m)) == m`.
+    """
+    kind = method.kind
+    if kind == "one":
+        return "one"
+    if kind == "fm":
+        parts = ["fm", str(method.num_sampling_steps)]
+        if method.solver != "euler":
+            parts.append(method.solver)
+        return ";".join(parts)
+    parts = [kind, str(method.num_rollout_steps)]
+    if kind == "sup":
+        parts += _flags([method.cut_bptt])
+    elif kind == "div":
+        parts += _flags([method.cut_bptt, method.cut_div_chain])
+    elif kind == "res":
+        parts += _flags([method.cut_bptt, method.cut_prev, method.cut_next])
+    elif kind == "mix":
+        parts += [str(method.num_post_physics_steps)] + _flags([method.cut_bptt])
+    elif kind == "tf":
+        parts += [format_schedule(method.teacher_forcing)] + _flags([method.cut_bptt])
+    return ";".join(parts)
+
+
+def canonical_method(spec: str) -> str:
+    """`format_method(parse_method(spec))`: the canonical spelling of a spec."""
+    return format_method(parse_method(spec))

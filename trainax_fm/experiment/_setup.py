@@ -1,0 +1,121 @@
+"""Turn a validated configuration into optimizer, emulator and trainer."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.tree_util as jtu
+import optax
+
+from ._data import Dataset
+from ._method import TrainMethod, parse_method
+from ._network import build_network
+
+
+def build_optimizer(training: dict) -> optax.GradientTransformation:
+    """Adam with the configured learning-rate schedule and optional clipping.
+
+    **Arguments:**
+
+    - `training`: the `[training]` table of a validated configuration.
+
+    **Returns:**
+
+    - An `optax.GradientTransformation`.
+    """
+    lr = training["learning_rate"]
+    steps = training["num_training_steps"]
+    warmup = training["warmup_steps"]
+    if training["lr_schedule"] == "cosine":
+        if warmup:
+            schedule = optax.warmup_cosine_decay_schedule(
+                0.0, lr, warmup_steps=warmup, decay_steps=steps, end_value=0.0
+            )
+        else:
+            schedule = optax.cosine_decay_schedule(lr, steps)
+    elif warmup:
+        schedule = optax.join_schedules(
+            [optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)], [warmup]
+        )
+    else:
+        schedule = lr
+    optimizer = optax.adam(schedule)
+    if training["grad_clip_norm"] > 0:
+        optimizer = optax.chain(optax.clip_by_global_norm(training["grad_clip_norm"]), optimizer)
+    return optimizer
+
+
+def build_stepper(
+    config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key
+) -> eqx.Module:
+    """The emulator to train: the network, or a flow-matching stepper around it.
+
+    **Arguments:**
+
+    - `config`: a validated configuration.
+    - `num_channels`, `num_spatial_dims`, `num_points`: the state layout
+        `(C, *spatial)` (`num_spatial_dims=0` for ODE states).
+    - `key`: the initialisation key.
+
+    **Returns:**
+
+    - An `eqx.Module` stepper; for `fm;K[;solver]` a
+        [`trainax_fm.flow.FlowMatchingStepper`][] whose velocity network sees
+        `[x_t, y, t]` (`2C + 1` channels).
+    """
+    method = parse_method(config["training"]["method"])
+    spec = config["network"]["spec"]
+    sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points, key=key)
+    if method.is_flow_matching:
+        from .. import flow
+
+        network = build_network(
+            spec, in_channels=flow.velocity_input_channels(num_channels),
+            out_channels=num_channels, **sizes,
+        )
+        return flow.FlowMatchingStepper(
+            flow.ConditionalVelocity(network), method.num_sampling_steps, method.solver
+        )
+    return build_network(spec, in_channels=num_channels, out_channels=num_channels, **sizes)
+
+
+def build_steppers(config: dict, dataset_like: Any, keys) -> eqx.Module:
+    """One stepper per key, stacked on a leading seed axis (`eqx.filter_vmap`)."""
+    shape = dataset_like.shape
+    num_spatial_dims = len(shape) - 3
+    num_points = int(min(shape[3:])) if num_spatial_dims else 0
+    return eqx.filter_vmap(
+        lambda k: build_stepper(config, int(shape[2]), num_spatial_dims, num_points, k)
+    )(keys)
+
+
+def seed_slice(tree: Any, index: int) -> Any:
+    """Entry `index` of every array leaf (one seed out of a stacked module)."""
+    return jtu.tree_map(lambda x: x[index] if eqx.is_array(x) else x, tree)
+
+
+def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer):
+    """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method."""
+    from ..trainer import ConfigurationTrainer
+
+    training = config["training"]
+    return ConfigurationTrainer(
+        dataset.train,
+        method.configuration(),
+        ref_stepper=dataset.ref_stepper if method.needs_ref_stepper else None,
+        residuum_fn=dataset.residuum_fn if method.needs_residuum else None,
+        optimizer=optimizer,
+        num_training_steps=training["num_training_steps"],
+        batch_size=training["batch_size"],
+        steps_per_dispatch=training["steps_per_dispatch"],
+    )
+
+
+def split_keys(seed: int, num_seeds: int):
+    """`(init_keys, shuffle_keys, eval_key)` of a run, one init/shuffle key per seed."""
+    init_root, shuffle_root, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+    return (
+        jax.random.split(init_root, num_seeds),
+        jax.random.split(shuffle_root, num_seeds),
+        eval_key,
+    )
