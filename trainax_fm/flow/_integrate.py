@@ -108,9 +108,9 @@ def integrate(
     With `d = (t1 - t0) / num_steps` and `t_k = t0 + k d`,
     `x_{k+1} = step(x_k, y, t_k, d)` where `step` is a solver step of a velocity
     (`method`) or a map step `F_d` of a flow map. From noise `x0 ~ N(0, I)` at `t0 = 0`
-    to `t1 = 1` this samples the next state given `y`. The cost is
-    [`trainax_fm.flow.num_function_evaluations`][]`(model, num_steps, method)` network
-    evaluations, exactly.
+    to `t1 = 1` this samples the next state given `y`. It costs exactly
+    `num_function_evaluations(model, num_steps, method)` network evaluations (see
+    [`trainax_fm.flow.num_function_evaluations`][]).
 
     **Arguments:**
 

@@ -298,8 +298,9 @@ class ProgressiveDistillationTrainer(eqx.Module):
         **Returns:**
 
         - One [`trainax_fm.TrainResult`][] per stage. The student of the last result is
-            the distilled one; a stepper student comes back with `num_steps` set to the
-            final stage's step count.
+            the distilled one. A `FlowMatchingStepper`/`FlowMapStepper` student comes
+            back ready to sample: `num_steps` set to that stage's step count
+            `N / K^(s+1)` and (for a velocity) `method` set to `student_method`.
         """
         as_flow_model(student, "student")
         check_method_for(as_flow_model(student), self.student_solver, "student_method")
