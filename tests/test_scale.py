@@ -118,3 +118,47 @@ def test_four_devices_match_one_device():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("OK")
+
+
+def test_train_seeds_with_callbacks_resume_and_modes(tmp_path):
+    data = jax.random.normal(KEY, (3, 10, 1, 8))
+    callback = tx.callback.WeightNorm(4)
+    results = []
+    for mode in (1, 4):
+        trainer = tx.trainer.SupervisedTrainer(
+            data, optimizer=optax.adam(1e-2), num_training_steps=12, batch_size=4,
+            callback_fn=callback, steps_per_dispatch=mode,
+        )
+        results.append(trainer.train_seeds(make_conv, KEY, 2, spawn_tqdm=False))
+    np.testing.assert_allclose(results[0].stepper.weight, results[1].stepper.weight, rtol=1e-5, atol=1e-7)
+    aux = results[0].aux_history
+    assert len(aux) == 12 and aux[4]["weight_norm"].shape == (2,) and aux[5]["weight_norm"] is None
+
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-2), num_training_steps=12, batch_size=4,
+        steps_per_dispatch=1,
+    )
+    full = trainer.train_seeds(make_conv, KEY, 2, spawn_tqdm=False)
+    path = tmp_path / "seeds.eqx"
+    partial = trainer.train(
+        eqx.filter_vmap(make_conv)(jax.random.split(jax.random.split(KEY)[0], 2)),
+        jax.random.split(jax.random.split(KEY)[1], 2),
+        num_seeds=2, num_steps=5, checkpoint_path=path, spawn_tqdm=False,
+    )
+    assert partial.loss_history.shape == (2, 5)
+    # A seed-parallel checkpoint loads with a seed-stacked template.
+    template = eqx.filter_vmap(make_conv)(jax.random.split(KEY, 2))
+    state = tx.load_train_state(path, template, optax.adam(1e-2))
+    assert state.step == 5 and state.loss_history.shape == (2, 5)
+    resumed = trainer.train(resume_from=state, spawn_tqdm=False)
+    np.testing.assert_array_equal(resumed.stepper.weight, full.stepper.weight)
+    np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
+
+
+def test_seed_axis_is_checked():
+    data = jax.random.normal(KEY, (3, 10, 1, 8))
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-2), num_training_steps=2, batch_size=4
+    )
+    with pytest.raises(ValueError, match="leading seed axis"):
+        trainer.train(make_conv(KEY), jax.random.split(KEY, 3), num_seeds=3, spawn_tqdm=False)

@@ -49,7 +49,8 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "magic": MAGIC,
         "format_version": FORMAT_VERSION,
         "step": int(state.step),
-        "num_losses": int(state.loss_history.shape[0]),
+        "num_seeds": int(state.loss_history.shape[0]) if state.loss_history.ndim == 2 else None,
+        "num_losses": int(state.loss_history.shape[-1]),
         "loss_dtype": str(state.loss_history.dtype),
         "typed_key": bool(typed),
         "key_shape": list(key_data.shape),
@@ -81,7 +82,8 @@ def load_train_state(
 
     - `path`: the checkpoint file.
     - `stepper_like`: a stepper with the same structure (e.g. a freshly initialised
-        network); its values are replaced.
+        network); its values are replaced. For a seed-parallel run, a seed-stacked
+        stepper (`eqx.filter_vmap(make)(keys)`).
     - `optimizer`: the optimizer of the run (to rebuild the optimizer-state structure).
 
     **Returns:**
@@ -108,11 +110,14 @@ def load_train_state(
                 f"{header.get('format_version')}, this trainax_fm reads version "
                 f"{FORMAT_VERSION}."
             )
+        num_seeds = header.get("num_seeds")
+        init = optimizer.init if num_seeds is None else eqx.filter_vmap(optimizer.init)
+        loss_shape = (header["num_losses"],) if num_seeds is None else (num_seeds, header["num_losses"])
         like = (
             stepper_like,
-            optimizer.init(eqx.filter(stepper_like, eqx.is_inexact_array)),
+            init(eqx.filter(stepper_like, eqx.is_inexact_array)),
             jnp.zeros(header["key_shape"], dtype=jnp.uint32),
-            jnp.zeros((header["num_losses"],), dtype=header.get("loss_dtype", "float32")),
+            jnp.zeros(loss_shape, dtype=header.get("loss_dtype", "float32")),
         )
         try:
             stepper, opt_state, key_data, losses = eqx.tree_deserialise_leaves(f, like)

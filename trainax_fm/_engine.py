@@ -88,8 +88,11 @@ def step_key(run_key: PRNGKeyArray, step: Int[Array, ""]) -> PRNGKeyArray:
 
 
 @eqx.filter_jit
-def make_permutations(shuffle_key, first_epoch, num_epochs: int, num_samples: int):
-    return epoch_permutations(shuffle_key, first_epoch, num_epochs, num_samples)
+def make_permutations(
+    shuffle_key, first_epoch, num_epochs: int, num_samples: int, seeds: bool = False
+):
+    make = lambda k: epoch_permutations(k, first_epoch, num_epochs, num_samples)  # noqa: E731
+    return jax.vmap(make)(shuffle_key) if seeds else make(shuffle_key)
 
 
 def one_step(
@@ -153,21 +156,36 @@ class CompiledUpdate:
     structure) are equal.
     """
 
-    def __init__(self, kernel, problem: Problem, stepper, opt_state, *static_args):
+    def __init__(
+        self, kernel, problem: Problem, stepper, opt_state, *static_args, seeds: bool = False
+    ):
         dynamic, static = eqx.partition((problem, stepper, opt_state), eqx.is_array)
         self.dynamic_problem = dynamic[0]
         self.static = static
 
-        def compiled(dynamic, *args):
-            problem, stepper, opt_state = eqx.combine(dynamic, static)
+        def one_seed(problem_arrays, stepper_arrays, opt_arrays, permutations, first_epoch, run_key, *args):
+            problem, stepper, opt_state = eqx.combine(
+                (problem_arrays, stepper_arrays, opt_arrays), static
+            )
             stepper, opt_state, losses, last = kernel(
-                problem, stepper, opt_state, *args, *static_args
+                problem, stepper, opt_state, permutations, first_epoch, run_key, *args,
+                *static_args,
             )
             return eqx.filter((stepper, opt_state), eqx.is_array), losses, last
 
+        def compiled(dynamic, permutations, first_epoch, run_key, *args):
+            if not seeds:
+                return one_seed(*dynamic, permutations, first_epoch, run_key, *args)
+            # Seeds in parallel: every seed has its own parameters, optimizer state,
+            # minibatch order and noise; data and step counter are shared.
+            in_axes = (None, 0, 0, 0, None, 0) + (None,) * len(args)
+            return jax.vmap(one_seed, in_axes=in_axes)(
+                *dynamic, permutations, first_epoch, run_key, *args
+            )
+
         leaves, treedef = jax.tree_util.tree_flatten(static)
         try:
-            cache_key = (kernel, treedef, tuple(leaves), static_args)
+            cache_key = (kernel, treedef, tuple(leaves), static_args, seeds)
             hash(cache_key)
         except TypeError:  # an unhashable static leaf: compile for this call only
             cache_key = None
@@ -187,8 +205,9 @@ class CompiledUpdate:
 
 
 @eqx.filter_jit
-def gather_batch(problem: Problem, permutations, first_epoch, step):
-    return problem.batch(permutations, first_epoch, step)
+def gather_batch(problem: Problem, permutations, first_epoch, step, seeds: bool = False):
+    gather = lambda p: problem.batch(p, first_epoch, step)  # noqa: E731
+    return jax.vmap(gather)(permutations) if seeds else gather(permutations)
 
 
 def full_dataset_loss(problem: Problem, stepper, key: Optional[PRNGKeyArray]):

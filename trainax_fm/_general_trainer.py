@@ -249,14 +249,18 @@ class GeneralTrainer(eqx.Module):
         *,
         record_loss_every: int = 1,
         on_nonfinite: Literal["raise", "skip"] = "raise",
+        spawn_tqdm: bool = True,
+        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+        checkpoint_every: Optional[int] = None,
     ) -> TrainResult:
-        """Train `num_seeds` independently initialised steppers in one vmapped call.
+        """Train `num_seeds` independently initialised steppers in one batched run.
 
         Seed `i` initialises its stepper with `make_stepper(init_keys[i])` and trains
         with `run_keys[i]`, where `init_keys, run_keys` are `num_seeds` keys split from
-        the two halves of `key`. The result is identical (up to floating-point
-        reassociation) to `num_seeds` separate `train` calls with those keys, but runs
-        as one batched program.
+        the two halves of `key`. The result equals (up to floating-point reassociation)
+        `num_seeds` separate `train` calls with those keys, but every update of all
+        seeds is one vmapped computation inside the same engine (sampling, dispatch
+        mode selection, NaN checks per seed and checkpoints all work).
 
         **Arguments:**
 
@@ -264,8 +268,8 @@ class GeneralTrainer(eqx.Module):
             `lambda k: eqx.nn.Conv1d(1, 1, 3, padding=1, key=k)`.
         - `key`: the key all seeds are derived from.
         - `num_seeds`: number of seeds.
-        - `record_loss_every`, `on_nonfinite`: as in `train` (non-finite values cannot
-            be checked inside the vmapped call; use `"skip"` to guard each seed).
+        - `record_loss_every`, `on_nonfinite`, `spawn_tqdm`, `checkpoint_path`,
+            `checkpoint_every`: as in `train` (the progress bar shows the seed mean).
 
         **Returns:**
 
@@ -277,17 +281,16 @@ class GeneralTrainer(eqx.Module):
         init_keys = jax.random.split(init_key, num_seeds)
         run_keys = jax.random.split(run_key, num_seeds)
         steppers = eqx.filter_vmap(make_stepper)(init_keys)
-
-        def one_seed(stepper, run_key):
-            return self.train(
-                stepper,
-                run_key,
-                record_loss_every=record_loss_every,
-                spawn_tqdm=False,
-                on_nonfinite=on_nonfinite,
-            )
-
-        return eqx.filter_vmap(one_seed)(steppers, run_keys)
+        return self.train(
+            steppers,
+            run_keys,
+            num_seeds=num_seeds,
+            record_loss_every=record_loss_every,
+            spawn_tqdm=spawn_tqdm,
+            on_nonfinite=on_nonfinite,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+        )
 
     # --- the engine ------------------------------------------------------------------
 
@@ -304,6 +307,7 @@ class GeneralTrainer(eqx.Module):
         checkpoint_path: Optional[Union[str, os.PathLike]] = None,
         checkpoint_every: Optional[int] = None,
         on_nonfinite: Literal["raise", "skip"] = "raise",
+        num_seeds: Optional[int] = None,
     ) -> TrainResult:
         """Train and return a [`trainax_fm.TrainResult`][].
 
@@ -324,6 +328,9 @@ class GeneralTrainer(eqx.Module):
             [`trainax_fm.NonFiniteLossError`][] naming the update (the last checkpoint
             is left untouched); `"skip"` leaves parameters and optimizer state unchanged
             for updates whose loss or gradient is NaN/Inf and carries on.
+        - `num_seeds`: if given, `stepper`, `key` (and `opt_state`) carry a leading axis
+            of this many independent seeds that train side by side (see
+            [`trainax_fm.GeneralTrainer.train_seeds`][]); inferred when resuming.
 
         **Returns:**
 
@@ -344,13 +351,23 @@ class GeneralTrainer(eqx.Module):
                 )
             stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
             start, past_losses = resume_from.step, resume_from.loss_history
+            if past_losses.ndim == 2:
+                num_seeds = past_losses.shape[0]
         else:
             if stepper is None or key is None:
                 raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
-            start, past_losses = 0, jnp.zeros((0,))
-        _check_key(key)
+            start = 0
+            past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
+        if num_seeds is None:
+            _check_key(key)
+        else:
+            num_seeds = check_positive_int(num_seeds, "num_seeds")
+            _check_seed_axis(num_seeds, stepper, key)
         if opt_state is None:
-            opt_state = self.optimizer.init(eqx.filter(stepper, eqx.is_inexact_array))
+            init = self.optimizer.init
+            if num_seeds is not None:
+                init = eqx.filter_vmap(init)
+            opt_state = init(eqx.filter(stepper, eqx.is_inexact_array))
         stop = self.num_minibatches
         if num_steps is not None:
             stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
@@ -361,11 +378,12 @@ class GeneralTrainer(eqx.Module):
             past_losses=past_losses,
             checkpoint=(checkpoint_path, checkpoint_every),
             raise_on_nonfinite=on_nonfinite == "raise",
+            num_seeds=num_seeds,
         )
         run.execute()
         state = run.train_state(stop)
         history = state.loss_history
-        recorded = history[::record_loss_every]
+        recorded = history[..., ::record_loss_every]
         return TrainResult(run.stepper, run.opt_state, recorded, run.aux_history, state)
 
 
@@ -373,6 +391,20 @@ class GeneralTrainer(eqx.Module):
 def _all_finite(tree):
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else True
+
+
+def _check_seed_axis(num_seeds, stepper, key):
+    _check_key(key[0] if getattr(key, "ndim", 0) >= 1 else key)
+    leaves = [x for x in jax.tree_util.tree_leaves(eqx.filter(stepper, eqx.is_array))]
+    for name, tree_leaves in (("key", [key]), ("stepper", leaves)):
+        for leaf in tree_leaves:
+            if leaf.ndim == 0 or leaf.shape[0] != num_seeds:
+                raise ValueError(
+                    f"with `num_seeds={num_seeds}` every array of `{name}` needs a leading "
+                    f"seed axis of length {num_seeds}, found shape {tuple(leaf.shape)}. "
+                    "Build them with `eqx.filter_vmap(make)(jax.random.split(key, "
+                    f"{num_seeds}))` or use `train_seeds`."
+                )
 
 
 def _check_key(key):
@@ -396,8 +428,10 @@ class _Run:
 
     def __init__(
         self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm, *, problem,
-        past_losses, checkpoint, raise_on_nonfinite,
+        past_losses, checkpoint, raise_on_nonfinite, num_seeds=None,
     ):
+        self.num_seeds = num_seeds
+        seeds = num_seeds is not None
         if problem.mesh is not None and not is_traced((stepper, key)):
             replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
             place = lambda tree: jax.device_put(tree, replicated)  # noqa: E731
@@ -412,7 +446,11 @@ class _Run:
         self.raise_on_nonfinite = raise_on_nonfinite
         self.callback = trainer.callback_fn
         self.stepper, self.opt_state = stepper, opt_state
-        self.shuffle_key, self.run_key = jax.random.split(key)
+        if seeds:
+            keys = jax.vmap(jax.random.split)(key)
+            self.shuffle_key, self.run_key = keys[:, 0], keys[:, 1]
+        else:
+            self.shuffle_key, self.run_key = jax.random.split(key)
         self.start, self.stop = start, stop
         self.traced = is_traced((stepper, key))
         self.plan = StreamPlan(
@@ -432,10 +470,11 @@ class _Run:
         else:
             self.chunk_size, self.phase = 1, "single"
         self.single_update = _engine.CompiledUpdate(
-            _engine.one_step, self.problem, stepper, opt_state
+            _engine.one_step, self.problem, stepper, opt_state, seeds=seeds
         )
         self.loop_update = _engine.CompiledUpdate(
-            _engine.many_steps, self.problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH
+            _engine.many_steps, self.problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH,
+            seeds=seeds,
         )
         self.single_timings: list = []
         self.single_seconds = None
@@ -449,6 +488,11 @@ class _Run:
         chunks = self.loss_chunks
         if first_step is not None:
             chunks = [c for c in chunks if c[2] >= first_step]
+        if self.num_seeds is not None:
+            if not chunks:
+                return jnp.zeros((self.num_seeds, 0))
+            per_seed = [np.asarray(c[0]).reshape(self.num_seeds, -1)[:, : c[1]] for c in chunks]
+            return jnp.asarray(np.concatenate(per_seed, axis=1))
         if not chunks:
             return jnp.zeros((0,))
         if self.traced:
@@ -475,6 +519,7 @@ class _Run:
                 jnp.asarray(first_epoch),
                 self.plan.epochs_per_segment,
                 self.plan.num_samples,
+                self.num_seeds is not None,
             )
             self.segment = (first_epoch, table, jnp.asarray(first_epoch))
         return self.segment[1], self.segment[2]
@@ -506,7 +551,7 @@ class _Run:
         return boundary
 
     def train_state(self, step) -> TrainState:
-        history = jnp.concatenate([self.past_losses, self.losses()])
+        history = jnp.concatenate([self.past_losses, self.losses()], axis=-1)
         return TrainState(self.stepper, self.opt_state, step, self.key, history)
 
     def _save_checkpoint(self, step):
@@ -517,8 +562,17 @@ class _Run:
             return
         if self._callback_active(step):
             permutations, first_epoch = self._permutations(step)
-            data = _engine.gather_batch(self.problem, permutations, first_epoch, jnp.asarray(step))
-            self.aux_history.append(self.callback(step, self.stepper, data))
+            seeds = self.num_seeds is not None
+            data = _engine.gather_batch(
+                self.problem, permutations, first_epoch, jnp.asarray(step), seeds
+            )
+            if seeds:
+                result = eqx.filter_vmap(lambda s, d: self.callback(step, s, d))(
+                    self.stepper, data
+                )
+            else:
+                result = self.callback(step, self.stepper, data)
+            self.aux_history.append(result)
         else:
             self.aux_history.append(self.callback(step, self.stepper, None))
         # A dispatch never runs past the next active callback step.
@@ -574,10 +628,16 @@ class _Run:
         parameters after them (caught before they can reach a checkpoint)."""
         if self.traced or not self.raise_on_nonfinite:
             return
-        values = np.asarray(self.losses(first_step))
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            problem = f"the training loss became {values[bad[0]]} at update {first_step + int(bad[0])}"
+        values = np.atleast_2d(np.asarray(self.losses(first_step)))
+        bad_seed, bad_update = np.nonzero(~np.isfinite(values))
+        if bad_update.size:
+            first = int(np.argmin(bad_update))
+            seed, index = int(bad_seed[first]), int(bad_update[first])
+            which = f" (seed {seed})" if self.num_seeds is not None else ""
+            problem = (
+                f"the training loss became {values[seed, index]} at update "
+                f"{first_step + index}{which}"
+            )
         elif not bool(_all_finite(eqx.filter(self.stepper, eqx.is_inexact_array))):
             where = f"update {step - 1}" if step - first_step == 1 else (
                 f"one of updates {first_step}..{step - 1}"

@@ -3,6 +3,7 @@
 import time
 from typing import Optional
 
+import numpy as np
 from tqdm.auto import tqdm
 
 # Refresh the bar at most this often; reading the loss synchronises with the device.
@@ -23,7 +24,9 @@ class ProgressBar:
             return
         self.bar.update(count)
         if loss is not None:
-            self.bar.set_postfix(loss=f"{float(loss):.3e}", refresh=False)
+            # With seeds in parallel the loss has a seed axis: show the mean.
+            value = float(np.mean(np.asarray(loss)))
+            self.bar.set_postfix(loss=f"{value:.3e}", refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -53,6 +53,11 @@ class AbstractRolloutConfiguration(BaseConfiguration):
         self.remat = check_remat(remat)
 
     def _unrolled(self, num_steps: Optional[int] = None) -> bool:
+        # XLA schedules the recomputation of straight-line code early, which undoes
+        # remat's memory saving; only a scanned rollout keeps it, so remat implies scan
+        # unless the user insists on unrolling.
+        if self.remat is not False and self.unroll == "auto":
+            return False
         return resolve_unroll(
             self.unroll, self.num_rollout_steps if num_steps is None else num_steps
         )

@@ -45,7 +45,9 @@ class Supervised(AbstractRolloutConfiguration):
     - `unroll`: `True` for a Python loop at trace time, `False` for a `lax.scan`,
         `"auto"` to unroll short rollouts on CPU and scan otherwise.
     - `remat`: `False`, `True` (checkpoint every step) or `k` (every `k` steps): trade
-        recomputation for activation memory on long rollouts.
+        recomputation for activation memory on long rollouts. Remat saves memory only in
+        a scanned rollout (XLA reorders straight-line recomputation), so with
+        `unroll="auto"` it selects the scan.
     """
 
     num_input_steps: int = eqx.field(static=True)
