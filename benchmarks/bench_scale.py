@@ -118,7 +118,7 @@ def bench_seeds(num_seeds, num_steps):
             jax.block_until_ready(result.stepper)
         sequential = time.perf_counter() - begin
         begin = time.perf_counter()
-        result = trainer.train_seeds(make, jax.random.PRNGKey(5), num_seeds)
+        result = trainer.train_seeds(make, jax.random.PRNGKey(5), num_seeds, spawn_tqdm=False)
         jax.block_until_ready(result.stepper)
         parallel = time.perf_counter() - begin
         print(f"| {name} | {sequential:.2f} | {parallel:.2f} | {sequential / parallel:.2f}x |")
@@ -172,7 +172,7 @@ def main():
     if "remat" in only:
         bench_remat(10 if args.quick else 50, 2 if args.quick else 5)
     if "seeds" in only:
-        bench_seeds(8, 20 if args.quick else 300)
+        bench_seeds(8, 20 if args.quick else 2000)
     if "devices" in only:
         bench_devices(10 if args.quick else 200)
 
