@@ -107,7 +107,10 @@ class ProgressiveDistillation(BaseConfiguration):
         unroll: Unroll = "auto",
     ):
         owner = "ProgressiveDistillation"
-        self.teacher = as_flow_model(teacher, "teacher")
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+        self.teacher = as_flow_model(
+            teacher, "teacher", num_input_steps=self.num_input_steps
+        )
         self.num_fine_steps = check_positive_int(num_fine_steps, "num_fine_steps")
         self.teacher_solver = get_solver(teacher_method, "teacher_method")
         check_method_for(self.teacher, self.teacher_solver, "teacher_method")
@@ -119,7 +122,6 @@ class ProgressiveDistillation(BaseConfiguration):
         )
         check_positive_steps(self.step_sampler, owner)
         self.time_level_loss = check_loss(time_level_loss, owner)
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
         self.velocity_space = check_bool(velocity_space, "velocity_space")
         self.unroll = check_unroll(unroll)
 

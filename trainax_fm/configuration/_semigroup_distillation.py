@@ -79,7 +79,11 @@ class SemigroupDistillation(BaseConfiguration):
         self.time_level_loss = check_loss(time_level_loss, owner)
         self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
         self.teacher = (
-            None if teacher is None else as_flow_model(teacher, "teacher", velocity=False)
+            None
+            if teacher is None
+            else as_flow_model(
+                teacher, "teacher", velocity=False, num_input_steps=self.num_input_steps
+            )
         )
         self.velocity_space = check_bool(velocity_space, "velocity_space")
 
