@@ -4,12 +4,14 @@ A kernel-2 circular convolution without bias is trained with supervised rollouts
 1, 5 and 20 steps on exact advection data (CFL = -0.75). The ideal linear one-step
 emulator is the upwind stencil `[1 + CFL, -CFL]`; longer rollouts pull the learned
 kernel closer to it. The script prints the distance of the learned kernel to the
-stencil and saves the loss curves to `quickstart_loss.png` (if matplotlib is installed).
+stencil and saves the loss curves to `quickstart_loss.png` in `--out` (default: the
+current directory; needs matplotlib).
 
 Run: `python examples/quickstart.py` (add `--smoke` for a seconds-long check).
 """
 
 import argparse
+import pathlib
 
 import equinox as eqx
 import jax
@@ -49,7 +51,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="training steps")
     parser.add_argument("--smoke", action="store_true", help="tiny run for tests")
-    parser.add_argument("--plot", default="quickstart_loss.png", help="PNG path ('' to skip)")
+    parser.add_argument("--out", default=".", help="directory for the loss plot")
+    parser.add_argument("--no-plot", action="store_true", help="skip the plot")
     args = parser.parse_args(argv)
     num_steps = 20 if args.smoke else args.steps
     results = {}
@@ -62,7 +65,7 @@ def main(argv=None):
             f"rollout {num_rollout_steps:2d}: kernel {kernel}, "
             f"distance to upwind {distance:.3f}"
         )
-    if args.plot:
+    if not args.no_plot:
         try:
             import matplotlib
 
@@ -78,8 +81,11 @@ def main(argv=None):
             ax.set_ylabel("loss per rollout step")
             ax.legend()
             fig.tight_layout()
-            fig.savefig(args.plot, dpi=100)
-            print(f"saved {args.plot}")
+            out = pathlib.Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out / "quickstart_loss.png", dpi=100)
+            plt.close(fig)
+            print(f"saved {out / 'quickstart_loss.png'}")
     return {k: v[0] for k, v in results.items()}
 
 
