@@ -211,7 +211,7 @@ class FixedStepTimeSampler(AbstractTimeSampler):
 
     @property
     def num_grid_points(self) -> int:
-        return int(math.floor((1.0 - self.step) / self.step + 1e-9)) + 1
+        return math.floor((1.0 - self.step) / self.step + 1e-9) + 1
 
     def sample(self, key, batch_size):
         batch_size = _prepare(self, key, batch_size)

@@ -1,9 +1,9 @@
+import numbers
 from typing import Optional
 
 import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
-import numbers
 from jaxtyping import Array, Float
 
 from ._flow_map import FlowMap
