@@ -181,3 +181,33 @@ def test_missing_file_and_bad_arguments(tmp_path, data):
         trainer(data).train(conv(), KEY, on_nonfinite="ignore", spawn_tqdm=False)
     with pytest.raises(TypeError, match="TrainState"):
         tx.save_train_state(tmp_path / "x", {"not": "a state"})
+
+
+def test_auto_dispatch_resume_is_bit_identical(tmp_path, data):
+    def make():
+        return tx.trainer.SupervisedTrainer(
+            data, optimizer=optax.adam(1e-2), num_training_steps=200, batch_size=4,
+            num_rollout_steps=2,
+        )
+
+    full = make().train(conv(), KEY, spawn_tqdm=False)
+    path = tmp_path / "ckpt.eqx"
+    first = make().train(conv(), KEY, num_steps=120, checkpoint_path=path, spawn_tqdm=False)
+    assert first.train_state.steps_per_dispatch is not None
+    state = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert state.steps_per_dispatch == first.train_state.steps_per_dispatch
+    resumed = make().train(resume_from=state, spawn_tqdm=False)
+    if state.steps_per_dispatch == full.train_state.steps_per_dispatch:
+        np.testing.assert_array_equal(resumed.stepper.weight, full.stepper.weight)
+        np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
+    else:  # the machine's load changed the timing-based choice between the runs
+        np.testing.assert_allclose(resumed.stepper.weight, full.stepper.weight, rtol=1e-5)
+
+
+def test_numpy_data_works_everywhere(data):
+    numpy_data = np.asarray(data)
+    trainer = tx.trainer.SupervisedTrainer(
+        numpy_data, optimizer=optax.adam(1e-2), num_training_steps=3, batch_size=4
+    )
+    assert trainer.trajectory_sub_stacker(np.array([0, 1])).shape == (2, 2, 1, 8)
+    assert np.isfinite(float(trainer.full_loss(conv())))

@@ -4,7 +4,7 @@ A drop-in superset of trainax 0.0.2, plus a fast on-device training engine and
 flow-matching emulators with progressive and semigroup distillation.
 """
 
-import importlib.metadata
+import importlib.metadata as _metadata
 
 from . import callback as callback
 from . import configuration as configuration
@@ -26,6 +26,6 @@ from ._train_state import TrainState as TrainState
 from ._windows import TrajectorySubStacker as TrajectorySubStacker
 
 try:
-    __version__ = importlib.metadata.version("trainax_fm")
-except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = _metadata.version("trainax_fm")
+except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"

@@ -53,6 +53,7 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "num_losses": int(state.loss_history.shape[-1]),
         "loss_dtype": str(state.loss_history.dtype),
         "typed_key": bool(typed),
+        "steps_per_dispatch": state.steps_per_dispatch,
         "key_shape": list(key_data.shape),
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
@@ -133,4 +134,6 @@ def load_train_state(
                 "describe; use the network and optimizer of the run that wrote it."
             )
     key = jax.random.wrap_key_data(key_data) if header["typed_key"] else key_data
-    return TrainState(stepper, opt_state, header["step"], key, losses)
+    return TrainState(
+        stepper, opt_state, header["step"], key, losses, header.get("steps_per_dispatch")
+    )

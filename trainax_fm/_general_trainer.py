@@ -351,12 +351,13 @@ class GeneralTrainer(eqx.Module):
                 )
             stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
             start, past_losses = resume_from.step, resume_from.loss_history
+            resumed_dispatch = resume_from.steps_per_dispatch
             if past_losses.ndim == 2:
                 num_seeds = past_losses.shape[0]
         else:
             if stepper is None or key is None:
                 raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
-            start = 0
+            start, resumed_dispatch = 0, None
             past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
         if num_seeds is None:
             _check_key(key)
@@ -379,6 +380,7 @@ class GeneralTrainer(eqx.Module):
             checkpoint=(checkpoint_path, checkpoint_every),
             raise_on_nonfinite=on_nonfinite == "raise",
             num_seeds=num_seeds,
+            resumed_dispatch=resumed_dispatch,
         )
         run.execute()
         state = run.train_state(stop)
@@ -428,7 +430,7 @@ class _Run:
 
     def __init__(
         self, trainer, stepper, opt_state, key, start, stop, spawn_tqdm, *, problem,
-        past_losses, checkpoint, raise_on_nonfinite, num_seeds=None,
+        past_losses, checkpoint, raise_on_nonfinite, num_seeds=None, resumed_dispatch=None,
     ):
         self.num_seeds = num_seeds
         seeds = num_seeds is not None
@@ -461,6 +463,8 @@ class _Run:
         self.progress = ProgressBar(stop - start, enabled=spawn_tqdm)
         self.segment = None
         mode = trainer.steps_per_dispatch
+        if mode == "auto" and resumed_dispatch is not None:
+            mode = resumed_dispatch
         if mode != "auto":
             self.chunk_size, self.phase = int(mode), None
         elif self.traced:
@@ -552,10 +556,15 @@ class _Run:
 
     def train_state(self, step) -> TrainState:
         history = jnp.concatenate([self.past_losses, self.losses()], axis=-1)
-        return TrainState(self.stepper, self.opt_state, step, self.key, history)
+        settled = None if self.phase is not None else self.chunk_size
+        return TrainState(self.stepper, self.opt_state, step, self.key, history, settled)
 
     def _save_checkpoint(self, step):
-        self.last_checkpoint = save_train_state(self.checkpoint_path, self.train_state(step))
+        state = self.train_state(step)
+        # Multi-host: every process holds the same replicated state; one writes it.
+        if jax.process_index() == 0:
+            save_train_state(self.checkpoint_path, state)
+        self.last_checkpoint = self.checkpoint_path
 
     def _record_callbacks(self, step, count):
         if self.callback is None:

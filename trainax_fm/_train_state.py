@@ -20,7 +20,9 @@ class TrainState(eqx.Module):
     - `step`: number of updates performed so far.
     - `key`: the key the run was started with.
     - `loss_history`: the loss of every update so far (before each update), length
-        `step`.
+        `step` (with a leading seed axis for seed-parallel runs).
+    - `steps_per_dispatch`: the dispatch size the run settled on; a resumed run with
+        `steps_per_dispatch="auto"` reuses it so that it continues bit-identically.
     """
 
     stepper: Any
@@ -28,6 +30,7 @@ class TrainState(eqx.Module):
     step: int = eqx.field(static=True)
     key: PRNGKeyArray
     loss_history: Float[Array, " step"]
+    steps_per_dispatch: Optional[int] = eqx.field(static=True, default=None)
 
 
 class TrainResult(eqx.Module):

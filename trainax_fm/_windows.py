@@ -111,6 +111,8 @@ class TrajectorySubStacker(eqx.Module):
                 f"{num_time_steps}, i.e. fewer rollout steps, or longer trajectories."
             )
         check_finite(data_trajectories)
+        # NumPy leaves cannot be indexed by traced indices inside jit.
+        data_trajectories = jtu.tree_map(jnp.asarray, data_trajectories)
         windows_per_trajectory = (
             num_time_steps - sub_trajectory_len + 1 if do_sub_stacking else 1
         )
