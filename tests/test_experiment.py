@@ -312,3 +312,13 @@ def test_generated_sources_and_references():
     assert dataset.train.shape == (2, 3, 1, 16)
     residuum = dataset.residuum_fn(dataset.train[:, 1], dataset.train[:, 0])
     assert float(np.max(np.abs(residuum))) < 1e-5
+
+
+def test_example_configs_are_valid():
+    import pathlib
+
+    configs = sorted((pathlib.Path(__file__).parent.parent / "examples" / "configs").glob("*.toml"))
+    assert any(p.name == "advection_quick.toml" for p in configs)
+    for path in configs:
+        config = load_config(path)
+        assert config["name"] and parse_method(config["training"]["method"])

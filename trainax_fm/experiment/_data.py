@@ -28,6 +28,7 @@ For the generated sources the residuum of the `res` method is
 """
 
 import dataclasses
+import functools
 import os
 import zipfile
 from pathlib import Path
@@ -193,14 +194,31 @@ class ReferenceResiduum(eqx.Module):
         return u_next - jax.vmap(self.ref_stepper)(u_prev)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def _keys(seed: int):
     train_key, test_key = jax.random.split(jax.random.PRNGKey(seed))
     return train_key, test_key
 
 
-def _advection(data: dict, test_horizon: int) -> Dataset:
+# Generators compiled as one program each (instead of many small eager operations),
+# cached across runs of one process by their static sizes.
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _advection_trajectories(num_points, cfl, highest_init_mode, num_samples, horizon, key):
     from ..sample_data import advection_1d_periodic
 
+    return advection_1d_periodic(num_points, num_samples, cfl=cfl, temporal_horizon=horizon,
+                                 highest_init_mode=highest_init_mode, key=key)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _lorenz_trajectories(dt, num_warmup_steps, num_samples, horizon, key):
+    from ..sample_data import lorenz_rk4
+
+    return lorenz_rk4(num_samples, temporal_horizon=horizon, dt=dt,
+                      num_warmup_steps=num_warmup_steps, key=key)
+
+
+def _advection(data: dict, test_horizon: int) -> Dataset:
     if data["highest_init_mode"] > data["num_points"] // 2:
         raise ConfigError(
             "data.highest_init_mode",
@@ -209,25 +227,22 @@ def _advection(data: dict, test_horizon: int) -> Dataset:
             "lower highest_init_mode or raise num_points",
         )
     train_key, test_key = _keys(data["seed"])
-    make = dict(num_points=data["num_points"], cfl=data["cfl"],
-                highest_init_mode=data["highest_init_mode"])
-    train = advection_1d_periodic(num_samples=data["num_train_samples"],
-                                  temporal_horizon=data["temporal_horizon"], key=train_key, **make)
-    test = advection_1d_periodic(num_samples=data["num_test_samples"],
-                                 temporal_horizon=test_horizon, key=test_key, **make)
+    sizes = (data["num_points"], data["cfl"], data["highest_init_mode"])
+    train = _advection_trajectories(*sizes, data["num_train_samples"],
+                                    data["temporal_horizon"], train_key)
+    test = _advection_trajectories(*sizes, data["num_test_samples"], test_horizon, test_key)
     ref = AdvectionReference(float(data["cfl"]))
     return Dataset(train, test, ref, ReferenceResiduum(ref), 1.0, None)
 
 
 def _lorenz(data: dict, test_horizon: int) -> Dataset:
-    from ..sample_data import lorenz_rk4, make_lorenz_stepper_rk4
+    from ..sample_data import make_lorenz_stepper_rk4
 
     train_key, test_key = _keys(data["seed"])
-    make = dict(dt=data["dt"], num_warmup_steps=data["num_warmup_steps"])
-    train = lorenz_rk4(data["num_train_samples"], temporal_horizon=data["temporal_horizon"],
-                       key=train_key, **make)
-    test = lorenz_rk4(data["num_test_samples"], temporal_horizon=test_horizon,
-                      key=test_key, **make)
+    sizes = (data["dt"], data["num_warmup_steps"])
+    train = _lorenz_trajectories(*sizes, data["num_train_samples"], data["temporal_horizon"],
+                                 train_key)
+    test = _lorenz_trajectories(*sizes, data["num_test_samples"], test_horizon, test_key)
     ref = make_lorenz_stepper_rk4(data["dt"])
     return Dataset(train, test, ref, ReferenceResiduum(ref), data["dt"], None)
 
@@ -258,13 +273,13 @@ def _exponax(data: dict, test_horizon: int) -> Dataset:
         dims, cutoff=data["ic_cutoff"], max_one=True
     )
 
+    @functools.partial(jax.jit, static_argnums=(0, 1))
     def trajectories(num, horizon, key):
         keys = jax.random.split(key, num)
         ics = jnp.stack([generator(data["num_points"], key=k) for k in keys])
         if data["num_warmup_steps"]:
             ics = jax.vmap(exponax.repeat(stepper, data["num_warmup_steps"]))(ics)
-        roll = exponax.rollout(stepper, horizon - 1, include_init=True)
-        return jax.jit(jax.vmap(roll))(ics)
+        return jax.vmap(exponax.rollout(stepper, horizon - 1, include_init=True))(ics)
 
     train_key, test_key = _keys(data["seed"])
     train = trajectories(data["num_train_samples"], data["temporal_horizon"], train_key)

@@ -16,7 +16,7 @@ import numpy as np
 from ._config import load_config
 from ._errors import ConfigError
 from ._method import parse_method
-from ._setup import build_stepper, seed_slice, split_keys
+from ._setup import build_stepper, split_keys
 from ._toml import write_bytes_atomic, write_text_atomic
 
 NETWORK_FILE = "network.eqx"
@@ -36,11 +36,11 @@ def save_module(path: Union[str, os.PathLike], module: Any) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def save_networks(results_dir: Path, steppers: Any, num_seeds: int) -> list[Path]:
-    """Write the trained stepper of every seed (stacked on a leading axis)."""
+def save_networks(results_dir: Path, steppers: Sequence[Any]) -> list[Path]:
+    """Write the trained stepper of every seed (`network.eqx` or one file per seed)."""
     return [
-        save_module(results_dir / name, seed_slice(steppers, i))
-        for i, name in enumerate(network_files(num_seeds))
+        save_module(results_dir / name, stepper)
+        for stepper, name in zip(steppers, network_files(len(steppers)))
     ]
 
 
@@ -60,8 +60,9 @@ def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shap
     results_dir = Path(results_dir)
     num_seeds = config["num_seeds"]
     state_shape = tuple(int(n) for n in state_shape)
-    skeleton = build_stepper(
-        config, state_shape[0], len(state_shape) - 1,
+    # Only the structure is needed: abstract evaluation costs no computation.
+    skeleton = eqx.filter_eval_shape(
+        build_stepper, config, state_shape[0], len(state_shape) - 1,
         min(state_shape[1:]) if len(state_shape) > 1 else 0, jax.random.PRNGKey(0),
     )
     out = []
@@ -91,6 +92,22 @@ def _floats(values) -> list:
     return [_finite(v) for v in np.asarray(values).ravel()]
 
 
+@eqx.filter_jit
+def _score(stepper, test, key, num_steps, aggregate_steps, threshold):
+    """Rollout and metrics of one stepper as one compiled program."""
+    from .. import metrics as M
+    from .._public_rollout import rollout
+
+    reference = test[:, 1 : num_steps + 1]
+    prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key)
+    curve = M.nrmse(prediction, reference, batched=True)
+    gmean = M.geometric_mean_nrmse(prediction, reference, num_steps=aggregate_steps,
+                                   batched=True)
+    correlation = M.pearson_correlation(prediction, reference, batched=True)
+    hct = M.high_correlation_time(correlation, threshold)
+    return curve, gmean, correlation, hct, prediction, reference
+
+
 def rollout_metrics(
     steppers: Sequence[Any],
     test: Any,
@@ -117,27 +134,22 @@ def rollout_metrics(
         the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
-    from .. import metrics as M
-    from .._public_rollout import rollout
-
     test = jnp.asarray(test)
-    reference = test[:, 1 : num_rollout_steps + 1]
+    keys = None if key is None else jax.random.split(key, len(steppers))
     curves, gmeans, correlations, times = [], [], [], []
-    first_prediction = None
+    first_prediction = reference = None
     for i, stepper in enumerate(steppers):
         stochastic = getattr(stepper, "needs_key", False) is True
-        prediction = rollout(
-            stepper, test[:, 0], num_steps=num_rollout_steps, batched=True,
-            key=jax.random.fold_in(key, i) if stochastic else None,
+        curve, gmean, correlation, hct, prediction, reference = _score(
+            stepper, test, keys[i] if stochastic else None,
+            num_rollout_steps, aggregate_steps, float(correlation_threshold),
         )
         if first_prediction is None:
             first_prediction = prediction
-        curves.append(np.asarray(M.nrmse(prediction, reference, batched=True)))
-        gmeans.append(float(M.geometric_mean_nrmse(
-            prediction, reference, num_steps=aggregate_steps, batched=True)))
-        correlation = M.pearson_correlation(prediction, reference, batched=True)
+        curves.append(np.asarray(curve))
+        gmeans.append(float(gmean))
         correlations.append(np.asarray(correlation))
-        times.append(int(M.high_correlation_time(correlation, correlation_threshold)))
+        times.append(int(hct))
     curves = np.stack(curves)
     correlations = np.stack(correlations)
     metrics = {

@@ -24,7 +24,14 @@ from ._errors import ConfigError
 from ._evaluate import make_plots, network_files, rollout_metrics, save_networks, write_json
 from ._method import parse_method
 from ._network import count_parameters
-from ._setup import build_optimizer, build_stepper, build_steppers, build_trainer, seed_slice, split_keys
+from ._setup import (
+    build_optimizer,
+    build_steppers,
+    build_trainer,
+    init_stepper,
+    seed_slice,
+    split_keys,
+)
 
 CHECKPOINT_FILE = "checkpoint.eqx"
 PROGRESS_FILE = "progress.json"
@@ -93,7 +100,7 @@ def _train_one_seed(trainer, config, dataset, keys, state, num_steps, ckpt, log)
         spawn_tqdm=not log.quiet,
     )
     if state is None:
-        stepper = build_stepper(
+        stepper = init_stepper(
             config, dataset.num_channels, dataset.num_spatial_dims, dataset.num_points,
             init_keys[0],
         )
@@ -123,14 +130,17 @@ def _train_seeds(trainer, config, dataset, keys, state, num_steps, ckpt, optimiz
             return trainer.train(resume_from=s, num_steps=segment, spawn_tqdm=False).train_state
 
         state = eqx.filter_vmap(run)(state)
-        losses = np.asarray(state.loss_history[:, -1])
+        losses = np.asarray(state.loss_history)[:, -1]
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(
                 f"the training loss became NaN/Inf before update {state.step} in seed(s) "
                 f"{np.flatnonzero(~np.isfinite(losses)).tolist()}; lower the learning rate "
                 "or set training.grad_clip_norm. The last good checkpoint is kept."
             )
-        save_train_state(ckpt, state)
+        # The checkpoint format stores a 1D loss history: flatten the (seeds, steps) one.
+        history = np.asarray(state.loss_history)
+        save_train_state(ckpt, TrainState(state.stepper, state.opt_state, state.step,
+                                          state.key, history.reshape(-1)))
         log(f"  update {state.step}/{config['training']['num_training_steps']}: "
             f"loss per seed {np.array2string(losses, precision=3)}")
     return state
@@ -141,11 +151,15 @@ def _load_state(ckpt, config, dataset, keys, optimizer):
 
     init_keys, _ = keys
     if config["num_seeds"] == 1:
-        like = build_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
-                             dataset.num_points, init_keys[0])
+        like = init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
+                            dataset.num_points, init_keys[0])
         return load_train_state(ckpt, like, optimizer)
+    from .._train_state import TrainState
+
     like = build_steppers(config, dataset.train, init_keys)
-    return load_train_state(ckpt, like, _vmapped_init(optimizer))
+    state = load_train_state(ckpt, like, _vmapped_init(optimizer))
+    history = state.loss_history.reshape(config["num_seeds"], -1)
+    return TrainState(state.stepper, state.opt_state, state.step, state.key, history)
 
 
 def _check_fits(config: dict, dataset: Dataset, method) -> None:
@@ -223,13 +237,19 @@ def run_experiment(
                                    or stop_after < 1):
         raise ValueError(f"`stop_after` must be a positive integer, got {stop_after!r}.")
     out = Path(results_dir) / config["name"]
+    ckpt = out / CHECKPOINT_FILE
+    saved_config = out / "config.toml"
+    if saved_config.exists() and not (resume or overwrite):
+        raise FileExistsError(
+            f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
+            "continue it, --overwrite (overwrite=True) to start over, or choose "
+            "another --name."
+        )
     dataset, config = load_data(config)
     method = parse_method(config["training"]["method"])
     _check_fits(config, dataset, method)
     training = config["training"]
     num_seeds = config["num_seeds"]
-    ckpt = out / CHECKPOINT_FILE
-    saved_config = out / "config.toml"
 
     if saved_config.exists():
         if resume:
@@ -242,14 +262,8 @@ def run_experiment(
                     "resume with the same configuration (e.g. its config.toml), or "
                     "start over with --overwrite or another --name",
                 )
-        elif overwrite:
-            _clear(out)
         else:
-            raise FileExistsError(
-                f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
-                "continue it, --overwrite (overwrite=True) to start over, or choose "
-                "another --name."
-            )
+            _clear(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(saved_config, config)
 
@@ -291,13 +305,11 @@ def run_experiment(
         return {"status": "stopped", "step": state.step,
                 "num_training_steps": training["num_training_steps"], "results_dir": str(out)}
 
-    steppers = state.stepper
     if num_seeds == 1:
-        steppers = jax.tree_util.tree_map(
-            lambda x: x[None] if eqx.is_array(x) else x, steppers
-        )
-    files = save_networks(out, steppers, num_seeds)
-    members = [seed_slice(steppers, i) for i in range(num_seeds)]
+        members = [state.stepper]
+    else:
+        members = [seed_slice(state.stepper, i) for i in range(num_seeds)]
+    files = save_networks(out, members)
     losses = np.asarray(state.loss_history).reshape(num_seeds, -1)
     evaluation = config["evaluation"]
     begin = time.perf_counter()

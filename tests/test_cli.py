@@ -1,0 +1,197 @@
+"""The `trainax-fm` command line end to end on tiny advection data."""
+
+import json
+import subprocess
+import sys
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+
+import trainax_fm as tx
+from trainax_fm._cli import main
+from trainax_fm.experiment import _toml
+
+TINY = {
+    "name": "tiny",
+    "data": {"num_train_samples": 8, "num_test_samples": 3, "temporal_horizon": 20,
+             "num_points": 16, "highest_init_mode": 3},
+    "network": {"spec": "Conv;4;2;relu"},
+    "training": {"method": "sup;2", "num_training_steps": 30, "batch_size": 4,
+                 "learning_rate": 0.003, "checkpoint_every": 10, "lr_schedule": "cosine",
+                 "warmup_steps": 3},
+    "evaluation": {"num_rollout_steps": 6, "nrmse_aggregate_steps": 4},
+}
+
+
+def write_config(path, **changes):
+    config = {key: (dict(value) if isinstance(value, dict) else value)
+              for key, value in TINY.items()}
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            config[key] = {**config.get(key, {}), **value}
+        else:
+            config[key] = value
+    path.write_text(_toml.dumps(config))
+    return str(path)
+
+
+def leaves(path, like):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(
+        eqx.filter(eqx.tree_deserialise_leaves(path, like), eqx.is_array))]
+
+
+def test_module_help():
+    done = subprocess.run([sys.executable, "-m", "trainax_fm", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for word in ("train", "eval", "table", "config"):
+        assert word in done.stdout
+
+
+def test_train_help_documents_stop_after(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--stop-after" in out and "--resume" in out and "checkpoint" in out
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One uninterrupted tiny run, shared by the tests below."""
+    root = tmp_path_factory.mktemp("results")
+    config = write_config(root.parent / "tiny.toml")
+    assert main(["train", config, "--results", str(root), "--quiet"]) == 0
+    return root, config
+
+
+def test_train_writes_everything(finished):
+    root, _ = finished
+    run = root / "tiny"
+    for name in ["checkpoint.eqx", "config.toml", "metrics.json", "network.eqx",
+                 "progress.json", "loss.png", "error_over_time.png", "spacetime.png"]:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete"
+    assert len(metrics["nrmse"]) == 6 and len(metrics["correlation"]) == 6
+    assert metrics["nrmse_aggregate_steps"] == 4
+    assert np.isclose(metrics["gmean_nrmse"], np.exp(np.mean(np.log(metrics["nrmse"][:4]))),
+                      rtol=1e-4)
+    assert 0 <= metrics["high_correlation_time"] <= 6
+    assert metrics["num_parameters"] == (1 * 4 * 3 + 4) + (4 * 4 * 3 + 4) + (4 * 1 * 3 + 1)
+    assert metrics["final_train_loss"] > 0 and metrics["wall_time_seconds"] > 0
+    # config.toml holds every default and loads back to the configuration that ran
+    saved = tx.experiment.load_config(run / "config.toml")
+    assert saved["training"]["steps_per_dispatch"] == 1
+    assert saved["data"]["cfl"] == 0.75 and saved["training"]["method"] == "sup;2"
+    # the saved network is the checkpoint's stepper
+    state = tx.load_train_state(run / "checkpoint.eqx", _like(saved),
+                                tx.experiment._setup.build_optimizer(saved["training"]))
+    assert state.step == 30 and state.loss_history.shape == (30,)
+    net = leaves(run / "network.eqx", _like(saved))
+    ref = [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(state.stepper, eqx.is_array))]
+    assert all(np.array_equal(a, b) for a, b in zip(net, ref))
+
+
+def _like(config):
+    return tx.experiment._setup.init_stepper(config, 1, 1, 16, jax.random.PRNGKey(0))
+
+
+def test_existing_run_needs_resume_or_overwrite(finished, capsys):
+    root, config = finished
+    assert main(["train", config, "--results", str(root), "--quiet"]) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_resume_after_stop_is_bit_identical(finished, tmp_path, capsys):
+    root, config = finished
+    args = ["train", config, "--results", str(tmp_path), "--quiet"]
+    assert main(args + ["--stop-after", "13"]) == 0  # checkpoints at 10 and 13
+    run = tmp_path / "tiny"
+    assert not (run / "metrics.json").exists()
+    assert json.loads((run / "progress.json").read_text())["step"] == 13
+    assert main(args + ["--resume"]) == 0  # 13 -> 30
+    like = _like(tx.experiment.load_config(run / "config.toml"))
+    a = leaves(root / "tiny" / "network.eqx", like)
+    b = leaves(run / "network.eqx", like)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    ma = json.loads((root / "tiny" / "metrics.json").read_text())
+    mb = json.loads((run / "metrics.json").read_text())
+    assert ma["nrmse"] == mb["nrmse"] and ma["final_train_loss"] == mb["final_train_loss"]
+    # resuming with a different configuration is refused, naming the field
+    other = write_config(tmp_path / "other.toml", training={"batch_size": 3})
+    assert main(["train", other, "--results", str(tmp_path), "--quiet", "--resume"]) == 2
+    assert "training.batch_size" in capsys.readouterr().err
+
+
+def test_eval_and_table(finished, tmp_path, capsys):
+    root, _ = finished
+    run = root / "tiny"
+    assert main(["eval", str(run), "--no-plots"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    stored = json.loads((run / "metrics.json").read_text())
+    assert np.isclose(printed["gmean_nrmse"], stored["gmean_nrmse"], rtol=1e-5)
+    # evaluation on a file of test trajectories
+    data = tx.sample_data.advection_1d_periodic(16, 2, temporal_horizon=5, highest_init_mode=3,
+                                                key=jax.random.PRNGKey(5))
+    np.save(tmp_path / "extra.npy", np.asarray(data))
+    assert main(["eval", str(run), "--data", str(tmp_path / "extra.npy"), "--quiet"]) == 0
+    extra = json.loads((run / "eval_extra.json").read_text())
+    assert extra["num_rollout_steps"] == 4 and extra["num_test_samples"] == 2
+    assert (run / "eval_spacetime.png").is_file()
+    # table
+    csv_path = tmp_path / "table.csv"
+    assert main(["table", str(root), "--csv", str(csv_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| run | name |") and "| tiny | tiny |" in out
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("run,name,source,method") and len(lines) == 2
+    rows = tx.experiment.collect_results(root)
+    assert rows[0]["method"] == "sup;2" and rows[0]["gmean_nrmse"] == stored["gmean_nrmse"]
+
+
+def test_config_errors_exit_2_and_name_the_field(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[training]\nmethod = "sup;2;yes"\n')
+    assert main(["train", str(bad), "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "training.method" in err and "bad.toml" in err and "true, false" in err
+    assert main(["eval", str(tmp_path / "nothing")]) == 1
+    with pytest.raises(SystemExit):
+        main(["train"])  # neither a file nor --default
+
+
+def test_config_command_prints_loadable_defaults(tmp_path, capsys):
+    assert main(["config", "--source", "lorenz"]) == 0
+    path = tmp_path / "lorenz.toml"
+    path.write_text(capsys.readouterr().out)
+    assert tx.experiment.load_config(path) == tx.experiment.default_config("lorenz")
+
+
+def test_seeds_flow_matching_and_ode_data(tmp_path):
+    """Two vmapped seeds of a flow-matching MLP on Lorenz, stopped and resumed."""
+    config = {
+        "name": "fm", "num_seeds": 2,
+        "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
+                 "temporal_horizon": 6, "num_warmup_steps": 10},
+        "network": {"spec": "MLP;8;1;tanh"},
+        "training": {"method": "fm;2;heun", "num_training_steps": 6, "batch_size": 4,
+                     "checkpoint_every": 4},
+        "evaluation": {"num_rollout_steps": 3},
+    }
+    whole = tx.experiment.run_experiment(config, tmp_path / "a", quiet=True)
+    stopped = tx.experiment.run_experiment(config, tmp_path / "b", quiet=True, stop_after=5)
+    assert stopped == {"status": "stopped", "step": 5, "num_training_steps": 6,
+                       "results_dir": str(tmp_path / "b" / "fm")}
+    resumed = tx.experiment.run_experiment(config, tmp_path / "b", quiet=True, resume=True)
+    assert whole["num_function_evaluations"] == 4
+    assert len(whole["final_train_loss_per_seed"]) == 2
+    assert len(whole["nrmse_per_seed"]) == 2
+    assert resumed["final_train_loss_per_seed"] == whole["final_train_loss_per_seed"]
+    assert resumed["nrmse"] == whole["nrmse"]
+    for name in ["network_seed0.eqx", "network_seed1.eqx", "rollout.png", "loss.png"]:
+        assert (tmp_path / "a" / "fm" / name).is_file()
+    assert (tmp_path / "a" / "fm" / "network_seed0.eqx").read_bytes() == (
+        tmp_path / "b" / "fm" / "network_seed0.eqx").read_bytes()
