@@ -325,7 +325,7 @@ def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.nd
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise ConfigError(field, "a readable NumPy file", f"{str(path)!r} ({error})") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
+    if hasattr(loaded, "files"):  # an .npz archive (NpzFile)
         with loaded:
             keys = list(loaded.keys())
             if "trajectories" in keys:

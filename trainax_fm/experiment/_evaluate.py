@@ -15,7 +15,6 @@ import numpy as np
 
 from ._config import load_config
 from ._errors import ConfigError
-from ._method import parse_method
 from ._setup import build_stepper, split_keys
 from ._toml import write_bytes_atomic, write_text_atomic
 
@@ -321,7 +320,3 @@ def evaluate(
                    label=config["name"], dt=dt, domain_extent=extent, prefix="eval_")
     return metrics
 
-
-def is_stochastic(config: dict) -> bool:
-    """Whether the configured emulator draws noise (flow matching)."""
-    return parse_method(config["training"]["method"]).is_flow_matching

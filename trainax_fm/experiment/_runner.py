@@ -21,7 +21,7 @@ from ._config import (
 )
 from ._data import Dataset, load_data
 from ._errors import ConfigError
-from ._evaluate import make_plots, network_files, rollout_metrics, save_networks, write_json
+from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
 from ._method import parse_method
 from ._network import count_parameters
 from ._setup import (
@@ -89,8 +89,6 @@ class _Log:
 
 
 def _train_one_seed(trainer, config, dataset, keys, state, num_steps, ckpt, log):
-    from .._checkpoint import load_train_state  # noqa: F401  (documented entry point)
-
     init_keys, shuffle_keys = keys
     training = config["training"]
     common = dict(
@@ -129,16 +127,18 @@ def _train_seeds(trainer, config, dataset, keys, state, num_steps, ckpt, optimiz
         def run(s, segment=segment):
             return trainer.train(resume_from=s, num_steps=segment, spawn_tqdm=False).train_state
 
+        first = state.step
         state = eqx.filter_vmap(run)(state)
-        losses = np.asarray(state.loss_history)[:, -1]
-        if not np.all(np.isfinite(losses)):
-            raise FloatingPointError(
-                f"the training loss became NaN/Inf before update {state.step} in seed(s) "
-                f"{np.flatnonzero(~np.isfinite(losses)).tolist()}; lower the learning rate "
-                "or set training.grad_clip_norm. The last good checkpoint is kept."
-            )
-        # The checkpoint format stores a 1D loss history: flatten the (seeds, steps) one.
         history = np.asarray(state.loss_history)
+        bad = ~np.all(np.isfinite(history[:, first:]), axis=1)
+        if np.any(bad):
+            raise FloatingPointError(
+                f"the training loss became NaN/Inf in updates {first}..{state.step - 1} of "
+                f"seed(s) {np.flatnonzero(bad).tolist()}; lower the learning rate or set "
+                "training.grad_clip_norm. The last good checkpoint is kept."
+            )
+        losses = history[:, -1]
+        # The checkpoint format stores a 1D loss history: flatten the (seeds, steps) one.
         save_train_state(ckpt, TrainState(state.stepper, state.opt_state, state.step,
                                           state.key, history.reshape(-1)))
         log(f"  update {state.step}/{config['training']['num_training_steps']}: "
@@ -169,7 +169,7 @@ def _check_fits(config: dict, dataset: Dataset, method) -> None:
             "data.temporal_horizon",
             f"at least {window} snapshots for method {config['training']['method']!r}",
             str(dataset.train.shape[1]),
-            f"use longer trajectories or a shorter rollout",
+            "use longer trajectories or a shorter rollout",
         )
     if method.needs_ref_stepper and dataset.ref_stepper is None:
         raise ConfigError("training.method", "a data source with a reference stepper",
@@ -199,6 +199,11 @@ def run_experiment(
     `eqx.tree_serialise_leaves`), `metrics.json` and the plots `loss.png`,
     `error_over_time.png` and `spacetime.png` (1D) / `snapshots_2d.png` (2D) /
     `rollout.png` (ODE). Every file is written atomically.
+
+    With `num_seeds > 1` the seeds train in parallel (`eqx.filter_vmap` over the
+    initialisation and minibatch keys), in segments of `checkpoint_every` updates;
+    the checkpoint then holds the seed-stacked state, with the `(seeds, steps)` loss
+    history flattened to one axis.
 
     **Arguments:**
 
