@@ -150,6 +150,14 @@ def test_eval_and_table(finished, tmp_path, capsys):
     assert lines[0].startswith("run,name,source,method") and len(lines) == 2
     rows = tx.experiment.collect_results(root)
     assert rows[0]["method"] == "sup;2" and rows[0]["gmean_nrmse"] == stored["gmean_nrmse"]
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="trainax_fm\\[table\\]"):
+            tx.experiment.to_dataframe(rows)
+        assert tx.experiment.results_table(root) == rows
+    else:
+        assert tx.experiment.results_table(root).shape[0] == 1
 
 
 def test_config_errors_exit_2_and_name_the_field(tmp_path, capsys):
