@@ -59,6 +59,10 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600 files; give the checkpoint ordinary permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)
         with os.fdopen(handle, "wb") as f:
             f.write((json.dumps(header) + "\n").encode())
             eqx.tree_serialise_leaves(f, payload)
