@@ -14,8 +14,8 @@ the exact solution and with persistence (`u_t = u_0`, the "nothing happens" base
 The script prints the nRMSE after 1, 10 and `--test-steps` steps and the training time,
 and saves to `--out`:
 
-- `diffusion_2d_snapshots.png`: snapshots of a UNet test rollout, reference and
-  difference (`tx.plot.snapshots_2d`),
+- `diffusion_2d_snapshots_<arch>.png`: snapshots of one test rollout per
+  architecture, the reference and their difference (`tx.plot.snapshots_2d`),
 - `diffusion_2d_nrmse.png`: nRMSE over rollout time (`tx.plot.error_over_time`).
 
 Run: `python examples/diffusion_2d.py` (a few minutes on 2 CPU cores, most of it the
@@ -73,7 +73,7 @@ def main(argv=None):
     parser.add_argument("--conv-hidden", type=int, default=16, help="ConvNet channels")
     parser.add_argument("--conv-depth", type=int, default=4, help="ConvNet hidden layers")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-3, help="initial learning rate")
+    parser.add_argument("--lr", type=float, default=3e-3, help="initial learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny run for tests")
     parser.add_argument("--out", default="results/examples", help="directory for the PNGs")
@@ -116,16 +116,16 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         prediction = tx.rollout(stepper, test_data[:, 0], args.test_steps, batched=True)
         label = f"{arch} ({pdequinox.count_parameters(network)} params)"
-        results[label] = dict(
-            seconds=seconds, prediction=prediction,
-            nrmse=tx.metrics.nrmse(prediction, reference, batched=True),
-        )
+        results[label] = {
+            "seconds": seconds, "prediction": prediction,
+            "nrmse": tx.metrics.nrmse(prediction, reference, batched=True),
+        }
         print(f"trained {label:<26s} in {seconds:6.1f} s (final loss {float(losses[-1]):.2e})")
     persistence = jnp.broadcast_to(test_data[:, :1], reference.shape)
-    results["persistence (u_t = u_0)"] = dict(
-        seconds=0.0, prediction=persistence,
-        nrmse=tx.metrics.nrmse(persistence, reference, batched=True),
-    )
+    results["persistence (u_t = u_0)"] = {
+        "seconds": 0.0, "prediction": persistence,
+        "nrmse": tx.metrics.nrmse(persistence, reference, batched=True),
+    }
 
     # ---- table --------------------------------------------------------------------
     horizons = sorted({h for h in (1, 10, args.test_steps) if h <= args.test_steps})
@@ -144,19 +144,19 @@ def main(argv=None):
         return results
     os.makedirs(args.out, exist_ok=True)
     nrmse_path = os.path.join(args.out, "diffusion_2d_nrmse.png")
-    snapshots_path = os.path.join(args.out, "diffusion_2d_snapshots.png")
     tx.plot.error_over_time(
         {label: r["nrmse"] for label, r in results.items()}, dt=DT, log=True,
         title=f"2D diffusion: nRMSE of test rollouts (mean over {args.num_test} ICs)",
         save=nrmse_path,
     )
-    shown = next(iter(results))  # the first trained architecture (the UNet by default)
-    tx.plot.snapshots_2d(
-        results[shown]["prediction"][0], reference=reference[0], difference=True,
-        dt=DT, row_labels=(shown.split(" ")[0], "reference", "difference"),
-        save=snapshots_path,
-    )
-    print(f"\nsaved {nrmse_path}\nsaved {snapshots_path}")
+    saved = [nrmse_path]
+    for arch, label in zip(archs, results):  # the trained emulators, in order
+        saved.append(os.path.join(args.out, f"diffusion_2d_snapshots_{arch}.png"))
+        tx.plot.snapshots_2d(
+            results[label]["prediction"][0], reference=reference[0], difference=True,
+            dt=DT, row_labels=(arch, "reference", "difference"), save=saved[-1],
+        )
+    print("\n" + "\n".join(f"saved {path}" for path in saved))
     return results
 
 

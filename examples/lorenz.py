@@ -29,7 +29,6 @@ import time
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -139,7 +138,7 @@ def main(argv=None):
     }
     results = {}
     for name, num_rollout_steps in methods.items():
-        stepper, losses, seconds = train(name, train_data, num_rollout_steps, args, keys[2])
+        stepper, _losses, seconds = train(name, train_data, num_rollout_steps, args, keys[2])
         prediction = tx.rollout(stepper, test_data[:, 0], num_test_steps, batched=True)
         reference = test_data[:, 1:]
         error = tx.metrics.nrmse(prediction, reference, batched=True)
@@ -147,7 +146,7 @@ def main(argv=None):
             prediction, reference, threshold=0.5, dt=args.dt,
             lyapunov_exponent=LYAPUNOV_EXPONENT, batched=True,
         )
-        results[name] = dict(stepper=stepper, error=error, vpt=float(vpt), seconds=seconds)
+        results[name] = {"stepper": stepper, "error": error, "vpt": float(vpt), "seconds": seconds}
 
     # ---- table --------------------------------------------------------------------
     horizons = [h for h in (1.0, 2.0, 5.0) if h <= args.test_lyapunov]
