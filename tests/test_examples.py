@@ -36,13 +36,6 @@ OPTIONAL_MODULES = {
     "matplotlib": "plot",
 }
 
-# Examples written before the `--out` rule, mapped to the arguments that send their
-# figure into the output directory instead. Remove an entry once the example takes
-# `--out`; the test then uses `--out` (it checks the source for the option first).
-LEGACY_OUTPUT_ARGS = {
-    "quickstart.py": lambda out: ["--plot", str(out / "quickstart_loss.png")],
-}
-
 SMOKE_TIMEOUT_S = 300  # generous: the runs share two CPU cores with other work
 
 
@@ -62,18 +55,6 @@ def _declares_option(path: pathlib.Path, option: str) -> bool:
     return f'"{option}"' in path.read_text() or f"'{option}'" in path.read_text()
 
 
-def _output_args(path: pathlib.Path, out: pathlib.Path) -> list[str]:
-    if _declares_option(path, "--out"):
-        return ["--out", str(out)]
-    if path.name in LEGACY_OUTPUT_ARGS:
-        return LEGACY_OUTPUT_ARGS[path.name](out)
-    pytest.fail(
-        f"examples/{path.name} has no `--out DIR` option. Every example must accept "
-        "`--out DIR` (the directory for its figures, created if missing) and `--smoke`; "
-        "see the rule at the top of tests/test_examples.py and examples/README.md."
-    )
-
-
 def test_examples_are_found():
     assert EXAMPLES, f"no example scripts found in {EXAMPLES_DIR}"
 
@@ -87,21 +68,22 @@ def test_example_smoke(path, tmp_path):
     )
     if missing:
         pytest.skip(f"examples/{path.name} needs {', '.join(missing)}")
-    if not _declares_option(path, "--smoke"):
-        pytest.fail(
-            f"examples/{path.name} has no `--smoke` option. Every example must accept "
-            "`--smoke` (a seconds-long run of all its code paths) and `--out DIR`; see "
-            "the rule at the top of tests/test_examples.py and examples/README.md."
-        )
+    for option, meaning in (
+        ("--smoke", "a seconds-long run of all its code paths"),
+        ("--out", "the directory for its figures, created if missing"),
+    ):
+        if not _declares_option(path, option):
+            pytest.fail(
+                f"examples/{path.name} has no `{option}` option ({meaning}). Every "
+                "example must accept `--smoke` and `--out DIR`; see the rule at the top "
+                "of tests/test_examples.py and examples/README.md."
+            )
 
     out = tmp_path / "out"  # does not exist yet: the example must create it
     work = tmp_path / "cwd"
     work.mkdir()
     env = dict(os.environ, MPLBACKEND="Agg")
-    output_args = _output_args(path, out)
-    if output_args[0] != "--out":
-        out.mkdir()  # a legacy option names a file in the directory, not the directory
-    command = [sys.executable, str(path), "--smoke", *output_args]
+    command = [sys.executable, str(path), "--smoke", "--out", str(out)]
     try:
         completed = subprocess.run(
             command, check=False, cwd=work, env=env, capture_output=True, text=True,

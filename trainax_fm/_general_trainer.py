@@ -23,6 +23,8 @@ DispatchMode = Union[int, Literal["auto"]]
 # A step slower than this is dispatched one at a time: the dispatch overhead is then
 # negligible and straight-line code is faster on XLA:CPU than a loop body.
 HEAVY_STEP_SECONDS = 2e-3
+# A compiled loop is kept unless an update inside it is this much slower than alone.
+LOOP_TOLERANCE = 1.25
 # Largest number of updates inside one dispatch (and size of its loss buffer).
 MAX_STEPS_PER_DISPATCH = 1024
 # Target wall time of one dispatch in chunked mode, so the progress bar stays alive.
@@ -624,7 +626,9 @@ class _Run:
             self.phase, self.chunk_size = "timed", 32
         elif self.phase == "timed" and count >= 4:
             per_step = seconds / count
-            if per_step >= self.single_seconds:
+            # Light updates gain most from looping; only a clearly slower loop body
+            # (XLA:CPU convolutions) sends them back to one update per dispatch.
+            if per_step > LOOP_TOLERANCE * self.single_seconds:
                 self.chunk_size = 1
             else:
                 self.chunk_size = int(
