@@ -198,14 +198,6 @@ def test_windows_negative_and_numpy_indices():
     )
 
 
-@pytest.mark.xfail(
-    reason=(
-        "library incompatibility: TrajectorySubStacker.__call__ with a scalar index "
-        "raises a vmap rank error (trainax_fm/_windows.py, `jax.vmap(one)` over 0-d "
-        "indices); trainax 0.0.2 (`x[indices]`) returns that single window"
-    ),
-    strict=True,
-)
 def test_windows_scalar_index():
     data = trajectories(2, 5)
     stacker = tx.TrajectorySubStacker(data, 2)

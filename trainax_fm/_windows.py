@@ -133,15 +133,18 @@ class TrajectorySubStacker(eqx.Module):
 
         **Arguments:**
 
-        - `indices`: integer array, list or `slice` of window indices.
+        - `indices`: integer array, list or `slice` of window indices, or one integer.
 
         **Returns:**
 
-        - The windows, shaped `(len(indices), W, C, *spatial)` (per leaf).
+        - The windows, shaped `(len(indices), W, C, *spatial)` (per leaf); a single
+          window `(W, C, *spatial)` for an integer index.
         """
         if isinstance(indices, slice):
             indices = np.arange(self.num_total_samples)[indices]
         indices = jnp.asarray(indices, dtype=jnp.int32)
+        if indices.ndim == 0:  # a single window, without the batch axis
+            return jtu.tree_map(lambda x: x[0], self(indices[None]))
         trajectory, start = self.window_table[indices, 0], self.window_table[indices, 1]
 
         def gather(leaf):
