@@ -16,7 +16,6 @@ from ._progress import ProgressBar
 from ._train_state import TrainResult, TrainState
 from ._validation import check_positive_int, is_traced
 from ._windows import TrajectorySubStacker
-from .configuration._base import call_extras
 
 DispatchMode = Union[int, Literal["auto"]]
 

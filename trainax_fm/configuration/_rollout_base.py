@@ -3,7 +3,17 @@ from typing import Optional
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from .._rollout import Remat, Unroll, check_remat, check_unroll, resolve_unroll
+from .._rollout import (
+    Remat,
+    Unroll,
+    check_remat,
+    check_unroll,
+    required_length_error,
+    resolve_unroll,
+    time_major,
+    time_slice,
+    window_length,
+)
 from .._validation import check_bool, check_positive_int, check_weights
 from ..loss import BaseLoss
 from ._base import BaseConfiguration
@@ -63,3 +73,31 @@ class AbstractRolloutConfiguration(BaseConfiguration):
         )
 
 
+
+
+class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
+    """A rollout configuration whose stepper may see `num_input_steps` past states.
+
+    Windows hold `num_input_steps + num_rollout_steps` snapshots: the initial history,
+    then one target per rollout step.
+    """
+
+    num_input_steps: int = eqx.field(static=True)
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_input_steps + self.num_rollout_steps
+
+    def _history_and_targets(self, data):
+        """The initial history `(B, H, ...)` and time-major targets `(R, B, ...)`."""
+        num_history, num_steps = self.num_input_steps, self.num_rollout_steps
+        if window_length(data) < num_history + num_steps:
+            raise required_length_error(
+                type(self).__name__,
+                num_history + num_steps,
+                window_length(data),
+                f"{num_history} initial state(s) + {num_steps} targets",
+            )
+        history = time_slice(data, 0, num_history)
+        targets = time_major(time_slice(data, num_history, num_history + num_steps))
+        return history, targets

@@ -10,19 +10,15 @@ from .._rollout import (
     cut_after,
     loop,
     push_history,
-    required_length_error,
     stack_history,
-    time_major,
-    time_slice,
     tree_loss,
-    window_length,
 )
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class Supervised(AbstractRolloutConfiguration):
+class Supervised(AbstractHistoryConfiguration):
     r"""Supervised unrolled training against the data trajectory.
 
     The stepper is rolled out `R = num_rollout_steps` times from the initial condition
@@ -50,7 +46,6 @@ class Supervised(AbstractRolloutConfiguration):
         `unroll="auto"` it selects the scan.
     """
 
-    num_input_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -75,10 +70,6 @@ class Supervised(AbstractRolloutConfiguration):
         )
         self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + self.num_rollout_steps
-
     def __call__(
         self,
         stepper: eqx.Module,
@@ -90,16 +81,8 @@ class Supervised(AbstractRolloutConfiguration):
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn, key, step
-        num_history, num_steps = self.num_input_steps, self.num_rollout_steps
-        if window_length(data) < num_history + num_steps:
-            raise required_length_error(
-                "Supervised",
-                num_history + num_steps,
-                window_length(data),
-                f"{num_history} initial state(s) + {num_steps} targets",
-            )
-        history = time_slice(data, 0, num_history)
-        targets = time_major(time_slice(data, num_history, num_history + num_steps))
+        history, targets = self._history_and_targets(data)
+        num_steps = self.num_rollout_steps
 
         def body(history, xs, t):
             target, weight = xs

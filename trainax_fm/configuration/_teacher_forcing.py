@@ -13,21 +13,17 @@ from .._rollout import (
     cut_after,
     loop,
     push_history,
-    required_length_error,
     stack_history,
-    time_major,
-    time_slice,
     tree_loss,
-    window_length,
 )
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
 from ._checks import require_key
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 from ._schedule import Schedule, evaluate_schedule, is_deterministic, parse_schedule
 
 
-class TeacherForcing(AbstractRolloutConfiguration):
+class TeacherForcing(AbstractHistoryConfiguration):
     r"""Scheduled sampling: an unrolled rollout whose inputs are sometimes the truth.
 
     Like [`trainax_fm.configuration.Supervised`][], but after each step the next input
@@ -50,7 +46,6 @@ class TeacherForcing(AbstractRolloutConfiguration):
     A random `key` is needed unless `p` is always 0 or 1.
     """
 
-    num_input_steps: int = eqx.field(static=True)
     teacher_forcing_probability: object = eqx.field(static=True)
 
     def __init__(
@@ -79,10 +74,6 @@ class TeacherForcing(AbstractRolloutConfiguration):
         self.teacher_forcing_probability = parse_schedule(teacher_forcing_probability)
 
     @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + self.num_rollout_steps
-
-    @property
     def needs_key(self) -> bool:
         return not is_deterministic(self.teacher_forcing_probability)
 
@@ -97,14 +88,8 @@ class TeacherForcing(AbstractRolloutConfiguration):
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn
-        num_history, num_steps = self.num_input_steps, self.num_rollout_steps
-        if window_length(data) < num_history + num_steps:
-            raise required_length_error(
-                "TeacherForcing",
-                num_history + num_steps,
-                window_length(data),
-                f"{num_history} initial state(s) + {num_steps} targets",
-            )
+        history, targets = self._history_and_targets(data)
+        num_steps = self.num_rollout_steps
         probability = evaluate_schedule(
             self.teacher_forcing_probability, step, "teacher_forcing_probability"
         )
@@ -114,8 +99,6 @@ class TeacherForcing(AbstractRolloutConfiguration):
             step_keys = jnp.zeros((num_steps,))  # placeholders; draws are not needed
         else:
             step_keys = jax.random.split(key, num_steps)
-        history = time_slice(data, 0, num_history)
-        targets = time_major(time_slice(data, num_history, num_history + num_steps))
         batch_size = jtu.tree_leaves(data)[0].shape[0]
 
         def body(history, xs, t):

@@ -11,19 +11,17 @@ from .._rollout import (
     cut_after,
     loop,
     push_history,
-    required_length_error,
     stack_history,
     time_major,
     time_slice,
     tree_loss,
-    window_length,
 )
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class TemporalConsistency(AbstractRolloutConfiguration):
+class TemporalConsistency(AbstractHistoryConfiguration):
     r"""Penalise the mismatch of temporal differences along an unrolled rollout.
 
     $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\hat u_{t+1} - \hat u_t,\;
@@ -41,7 +39,6 @@ class TemporalConsistency(AbstractRolloutConfiguration):
         [`trainax_fm.configuration.Supervised`][].
     """
 
-    num_input_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -66,10 +63,6 @@ class TemporalConsistency(AbstractRolloutConfiguration):
         )
         self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + self.num_rollout_steps
-
     def __call__(
         self,
         stepper: eqx.Module,
@@ -81,21 +74,13 @@ class TemporalConsistency(AbstractRolloutConfiguration):
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
         del ref_stepper, residuum_fn, key, step
+        history, targets = self._history_and_targets(data)
         num_history, num_steps = self.num_input_steps, self.num_rollout_steps
-        if window_length(data) < num_history + num_steps:
-            raise required_length_error(
-                "TemporalConsistency",
-                num_history + num_steps,
-                window_length(data),
-                f"{num_history} initial state(s) + {num_steps} targets",
-            )
-        history = time_slice(data, 0, num_history)
         # Target increments u_{t+1} - u_t for t = H-1, ..., H+R-2.
         truth = time_slice(data, num_history - 1, num_history + num_steps)
         true_increments = time_major(
             jtu.tree_map(lambda a: a[:, 1:] - a[:, :-1], truth)
         )
-        targets = time_major(time_slice(data, num_history, num_history + num_steps))
 
         def body(history, xs, t):
             target, true_increment, weight = xs
