@@ -487,8 +487,9 @@ class _Run:
     def losses(self, first_step=None):
         """Losses of the updates run so far (from `first_step` on).
 
-        `loss_chunks` holds `(losses, count)` pairs: a scalar per single update or the
-        loss buffer of a compiled loop whose first `count` entries are valid.
+        `loss_chunks` holds `(losses, count, first_step)` triples: a scalar per single
+        update or the loss buffer of a compiled loop whose first `count` entries are
+        valid (with a leading seed axis for seed-parallel runs).
         """
         chunks = self.loss_chunks
         if first_step is not None:
