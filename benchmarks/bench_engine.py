@@ -42,6 +42,8 @@ CASES = {
     "a20": dict(kind="quickstart", rollout=20, batch=32, steps=1000),
     "b1": dict(kind="convnet1d", rollout=1, batch=20, steps=60),
     "b5": dict(kind="convnet1d", rollout=5, batch=20, steps=30),
+    # Compile time at a long rollout (few updates: each one is expensive).
+    "b20": dict(kind="convnet1d", rollout=20, batch=20, steps=4),
     "c3": dict(kind="conv2d", rollout=3, batch=8, steps=30),
 }
 METHODS = ["ours", "ours_scan", "trainax", "floor_scan", "floor_step"]
