@@ -257,6 +257,52 @@ def worker(case_name, method, repeats):
     }
 
 
+def compile_seconds(case_name):
+    """Lower-and-compile time of one training update: ours (scanned and unrolled
+    rollout) against trainax's `step_fn`, measured directly (no training)."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import trainax_fm as tx
+    from trainax_fm import _engine
+
+    case = CASES[case_name]
+    data, net = build(case["kind"])
+    optimizer = optax.adam(1e-3)
+    opt_state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+    rows = {}
+    for name, unroll in (("ours_scan", False), ("ours_unrolled", True)):
+        trainer = tx.trainer.SupervisedTrainer(
+            data, optimizer=optimizer, num_training_steps=1, batch_size=case["batch"],
+            num_rollout_steps=case["rollout"], unroll=unroll,
+        )
+        problem = trainer._make_problem()
+        perms = _engine.make_permutations(
+            jax.random.PRNGKey(0), jnp.asarray(0), 2, trainer.trajectory_sub_stacker.num_total_samples
+        )
+        update = _engine.CompiledUpdate(_engine.one_step, problem, net, opt_state)
+        dynamic = (update.dynamic_problem,) + tuple(eqx.filter((net, opt_state), eqx.is_array))
+        begin = time.perf_counter()
+        update.jitted.lower(dynamic, perms, jnp.asarray(0), jax.random.PRNGKey(1), 0).compile()
+        rows[name] = time.perf_counter() - begin
+    try:
+        import trainax
+
+        theirs = trainax.trainer.SupervisedTrainer(
+            data, optimizer=optimizer, num_training_steps=1, batch_size=case["batch"],
+            num_rollout_steps=case["rollout"],
+        )
+        batch = theirs.trajectory_sub_stacker(jnp.arange(case["batch"]))
+        begin = time.perf_counter()
+        eqx.filter_jit(theirs.step_fn).lower(net, opt_state, batch).compile()
+        rows["trainax"] = time.perf_counter() - begin
+    except ImportError:
+        pass
+    return rows
+
+
 def window_memory(rollouts=(1, 5, 20)):
     """Bytes held by the windowed data of ours vs trainax for several window lengths."""
     import jax
@@ -289,13 +335,21 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny step counts")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "METHOD"))
+    parser.add_argument("--compile-worker", metavar="CASE")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--compile-cases", default="a20,b20",
+        help="cases whose update compile time is measured directly ('' to skip)",
+    )
     args = parser.parse_args()
     if args.quick:
         for case in CASES.values():
             case["steps"] = max(4, case["steps"] // 20)
     if args.worker:
         print(json.dumps(worker(*args.worker, args.repeats)))
+        return
+    if args.compile_worker:
+        print(json.dumps(compile_seconds(args.compile_worker)))
         return
     results = {}
     for case in args.cases.split(","):
@@ -309,6 +363,21 @@ def main():
                 results[(case, method)] = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{case:4s} {method:11s} {results[(case, method)]}", file=sys.stderr)
     print_table(results, args.cases.split(","), args.methods.split(","))
+    if args.compile_cases:
+        print("\nCompile time of one update (lower + compile, seconds):")
+        print("| case | ours, scanned rollout | ours, unrolled rollout | trainax | scan vs trainax |")
+        print("|---|---|---|---|---|")
+        for case in args.compile_cases.split(","):
+            out = subprocess.run(
+                [sys.executable, __file__, "--compile-worker", case],
+                capture_output=True, text=True,
+            )
+            row = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
+            theirs = row.get("trainax")
+            ratio = f"{row['ours_scan'] / theirs:.2f}x" if theirs else "-"
+            print(f"| {case} | {row.get('ours_scan', float('nan')):.2f} | "
+                  f"{row.get('ours_unrolled', float('nan')):.2f} | "
+                  f"{theirs if theirs is None else round(theirs, 2)} | {ratio} |")
     print("\nWindowed data (bytes held by the window store, quickstart data):")
     print("| rollout | trainax_fm | trainax |")
     print("|---|---|---|")
