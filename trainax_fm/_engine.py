@@ -189,6 +189,7 @@ class CompiledUpdate:
             hash(cache_key)
         except TypeError:  # an unhashable static leaf: compile for this call only
             cache_key = None
+        self.cache_key = cache_key
         jitted = _COMPILED_CACHE.get(cache_key) if cache_key is not None else None
         if jitted is None:
             jitted = jax.jit(compiled)

@@ -28,6 +28,8 @@ LOOP_TOLERANCE = 1.25
 MAX_STEPS_PER_DISPATCH = 1024
 # Target wall time of one dispatch in chunked mode, so the progress bar stays alive.
 TARGET_DISPATCH_SECONDS = 0.25
+# Dispatch sizes chosen by `steps_per_dispatch="auto"`, per compiled update.
+_DISPATCH_DECISIONS: dict = {}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -481,6 +483,11 @@ class _Run:
             _engine.many_steps, self.problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH,
             seeds=seeds,
         )
+        # A decision measured earlier in this process for the same compiled update
+        # (same configuration, network structure and shapes) is reused.
+        self.decision_key = self.loop_update.cache_key
+        if self.phase == "single" and self.decision_key in _DISPATCH_DECISIONS:
+            self.chunk_size, self.phase = _DISPATCH_DECISIONS[self.decision_key], None
         self.single_timings: list = []
         self.single_seconds = None
 
@@ -614,6 +621,11 @@ class _Run:
 
     def _measure(self, seconds, count):
         """Advance the auto-selection with the timing of the last dispatch."""
+        self._advance_measurement(seconds, count)
+        if self.phase is None and self.decision_key is not None:
+            _DISPATCH_DECISIONS[self.decision_key] = self.chunk_size
+
+    def _advance_measurement(self, seconds, count):
         if self.phase == "single":
             self.single_timings.append(seconds)
             if len(self.single_timings) == 4:
