@@ -19,9 +19,10 @@ from ._windows import TrajectorySubStacker
 
 DispatchMode = Union[int, Literal["auto"]]
 
-# A step slower than this is dispatched one at a time: the dispatch overhead is then
-# negligible and straight-line code is faster on XLA:CPU than a loop body.
-HEAVY_STEP_SECONDS = 2e-3
+# A step slower than this is dispatched one at a time without trying a loop: the
+# dispatch overhead is then negligible and straight-line code is faster on XLA:CPU
+# than a loop body. Faster steps are timed inside a loop too, and the faster wins.
+HEAVY_STEP_SECONDS = 1e-2
 # A compiled loop is kept unless an update inside it is this much slower than alone.
 LOOP_TOLERANCE = 1.25
 # Largest number of updates inside one dispatch (and size of its loss buffer).
