@@ -112,7 +112,6 @@ def ConvNet(*args, **kwargs):
 
 def make_runner(method, case):
     """Return `run(num_steps) -> blocks until done`."""
-    import equinox as eqx
     import jax
     import optax
 

@@ -1,6 +1,5 @@
 """Checkpoints: atomic, versioned, resumable; failures never destroy the last good one."""
 
-import os
 
 import equinox as eqx
 import jax
@@ -211,3 +210,11 @@ def test_numpy_data_works_everywhere(data):
     )
     assert trainer.trajectory_sub_stacker(np.array([0, 1])).shape == (2, 2, 1, 8)
     assert np.isfinite(float(trainer.full_loss(conv())))
+
+
+def test_trailing_data_is_a_clear_error(tmp_path, data):
+    run = trainer(data).train(conv(), KEY, num_steps=2, spawn_tqdm=False)
+    path = tx.save_train_state(tmp_path / "s.eqx", run.train_state)
+    path.write_bytes(path.read_bytes() + b"extra")
+    with pytest.raises(ValueError, match="more data"):
+        tx.load_train_state(path, conv(), optax.adam(1e-2))

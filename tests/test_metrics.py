@@ -1,6 +1,5 @@
 """`trainax_fm.metrics` against closed forms and numpy references."""
 
-import functools
 import math
 
 import jax

@@ -440,10 +440,9 @@ class _Run:
         seeds = num_seeds is not None
         if problem.mesh is not None and not is_traced((stepper, key)):
             replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
-            place = lambda tree: jax.device_put(tree, replicated)  # noqa: E731
-            problem = eqx.combine(place(eqx.filter(problem, eqx.is_array)), problem)
-            stepper = eqx.combine(place(eqx.filter(stepper, eqx.is_array)), stepper)
-            opt_state = eqx.combine(place(eqx.filter(opt_state, eqx.is_array)), opt_state)
+            state = (problem, stepper, opt_state)
+            arrays = jax.device_put(eqx.filter(state, eqx.is_array), replicated)
+            problem, stepper, opt_state = eqx.combine(arrays, state)
         self.problem = problem
         self.key = key
         self.past_losses = past_losses
@@ -521,12 +520,15 @@ class _Run:
 
     # -- sampling --
 
+    def _table_end_position(self) -> int:
+        """First stream position past the current permutation table."""
+        return (self.segment[0] + self.plan.epochs_per_segment) * self.plan.num_samples
+
     def _permutations(self, step):
         first_epoch = self.plan.first_epoch(step)
         if self.segment is None or not (
             self.segment[0] <= first_epoch
-            and (step + 1) * self.plan.batch_size
-            <= (self.segment[0] + self.plan.epochs_per_segment) * self.plan.num_samples
+            and (step + 1) * self.plan.batch_size <= self._table_end_position()
         ):
             table = _engine.make_permutations(
                 self.shuffle_key,
@@ -541,8 +543,7 @@ class _Run:
     def _segment_end(self, step):
         """Last step (exclusive) whose batch lies in the current permutation table."""
         self._permutations(step)
-        end_position = (self.segment[0] + self.plan.epochs_per_segment) * self.plan.num_samples
-        return end_position // self.plan.batch_size
+        return self._table_end_position() // self.plan.batch_size
 
     # -- callbacks --
 
