@@ -7,8 +7,9 @@
    evaluations. Variants: scanned rollout without remat (the default at this
    length), with remat every step and every 5 steps, and a Python-unrolled loop.
 2. **Seeds**: 8 seeds trained in one call (`trainer.train_seeds`) against 8 sequential
-   `trainer.train` calls, total wall time of each (compilation included, as a user
-   experiences it), on the quickstart convolution and on a small ConvNet.
+   `trainer.train` calls on the same trainer, total wall time of each, once in a fresh
+   process (compilation included, as a user first experiences it) and once warm (after
+   compilation), on the quickstart convolution, a small ConvNet and a Lorenz-63 MLP.
 3. **Devices**: the same training on 1 device and on 4 virtual CPU devices
    (`XLA_FLAGS=--xla_force_host_platform_device_count=4`, batch split over a mesh);
    the final weights must agree. On one physical CPU the virtual devices share the cores,
@@ -82,46 +83,101 @@ def bench_remat(num_steps, repeats):
         )
 
 
-def bench_seeds(num_seeds, num_steps):
+def _seed_problem(name):
+    """`(data, make_stepper, batch_size, num_rollout_steps)` of a seed benchmark case."""
     import equinox as eqx
+    import jax
+
+    import trainax_fm as tx
+
+    if name == "quickstart":
+        data = tx.sample_data.advection_1d_periodic(cfl=-0.75, key=jax.random.PRNGKey(0))
+        make = lambda k: eqx.nn.Conv1d(  # noqa: E731
+            1, 1, 2, padding=((0, 1),), padding_mode="CIRCULAR", use_bias=False, key=k
+        )
+        return data, make, 32, 2
+    if name == "convnet":
+        data = jax.random.normal(jax.random.PRNGKey(0), (10, 30, 1, 64))
+        return data, lambda k: convnet(width=16, depth=3, key=k), 16, 2
+    if name == "lorenz":
+        data = tx.sample_data.lorenz_rk4(
+            32, temporal_horizon=500, dt=0.02, num_warmup_steps=1000, key=jax.random.PRNGKey(0)
+        )
+        data = (data - data.mean(axis=(0, 1))) / data.std(axis=(0, 1))
+        make = lambda k: eqx.nn.MLP(3, 3, 16, 2, activation=jax.nn.gelu, key=k)  # noqa: E731
+        return data, make, 16, 1
+    raise ValueError(f"unknown seed benchmark case {name!r}")
+
+
+SEED_CASES = {
+    "quickstart": "quickstart conv (advection, 30 pts, B=32, R=2)",
+    "convnet": "3-layer ConvNet (16 ch, 64 pts, B=16, R=2)",
+    "lorenz": "Lorenz-63 MLP (width 16, B=16, R=1)",
+}
+
+
+def seeds_worker(name, mode, num_seeds, num_steps, repeats):
+    """One process, one mode: the first call (compilation included), then warm calls."""
+    import json
+
     import jax
     import optax
 
     import trainax_fm as tx
 
-    print(f"\n### Seeds: {num_seeds} seeds, {num_steps} updates each\n")
-    print("| model | sequential s | one vmapped call s | speed-up |")
-    print("|---|---|---|---|")
-    problems = {
-        "quickstart conv": (
-            tx.sample_data.advection_1d_periodic(cfl=-0.75, key=jax.random.PRNGKey(0)),
-            lambda k: eqx.nn.Conv1d(1, 1, 2, padding=((0, 1),), padding_mode="CIRCULAR", use_bias=False, key=k),
-            32,
-        ),
-        "3-layer ConvNet (16 ch, 64 pts)": (
-            jax.random.normal(jax.random.PRNGKey(0), (10, 30, 1, 64)),
-            lambda k: convnet(width=16, depth=3, key=k),
-            16,
-        ),
-    }
-    for name, (data, make, batch) in problems.items():
-        trainer = tx.trainer.SupervisedTrainer(
-            data, optimizer=optax.adam(1e-3), num_training_steps=num_steps,
-            batch_size=batch, num_rollout_steps=2,
-        )
-        init_key, run_key = jax.random.split(jax.random.PRNGKey(5))
-        init_keys = jax.random.split(init_key, num_seeds)
-        run_keys = jax.random.split(run_key, num_seeds)
+    data, make, batch_size, rollout = _seed_problem(name)
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-3), num_training_steps=num_steps,
+        batch_size=batch_size, num_rollout_steps=rollout,
+    )
+    init_key, run_key = jax.random.split(jax.random.PRNGKey(5))
+    init_keys = jax.random.split(init_key, num_seeds)
+    run_keys = jax.random.split(run_key, num_seeds)
+
+    def run():
         begin = time.perf_counter()
-        for i in range(num_seeds):
-            result = trainer.train(make(init_keys[i]), run_keys[i], spawn_tqdm=False)
+        if mode == "sequential":
+            for i in range(num_seeds):
+                result = trainer.train(make(init_keys[i]), run_keys[i], spawn_tqdm=False)
+                jax.block_until_ready(result.stepper)
+        else:
+            result = trainer.train_seeds(make, jax.random.PRNGKey(5), num_seeds, spawn_tqdm=False)
             jax.block_until_ready(result.stepper)
-        sequential = time.perf_counter() - begin
-        begin = time.perf_counter()
-        result = trainer.train_seeds(make, jax.random.PRNGKey(5), num_seeds, spawn_tqdm=False)
-        jax.block_until_ready(result.stepper)
-        parallel = time.perf_counter() - begin
-        print(f"| {name} | {sequential:.2f} | {parallel:.2f} | {sequential / parallel:.2f}x |")
+        return time.perf_counter() - begin
+
+    cold = run()
+    warm = [run() for _ in range(repeats)]
+    print(json.dumps({"cold": cold, "warm": statistics.median(warm)}))
+
+
+def bench_seeds(num_seeds, num_steps, repeats):
+    import json
+
+    print(f"\n### Seeds: {num_seeds} seeds, {num_steps} updates each\n")
+    print(
+        "Cold: a fresh process, compilation included. Warm: the same call again "
+        f"(median of {repeats}), i.e. after compilation.\n"
+    )
+    print(
+        "| model | cold sequential s | cold one call s | cold speed-up "
+        "| warm sequential s | warm one call s | warm speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, label in SEED_CASES.items():
+        timings = {}
+        for mode in ("sequential", "parallel"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--seeds-worker", name, mode,
+                 str(num_seeds), str(num_steps), str(repeats)],
+                capture_output=True, text=True, check=True,
+            )
+            timings[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        seq, par = timings["sequential"], timings["parallel"]
+        print(
+            f"| {label} | {seq['cold']:.2f} | {par['cold']:.2f} | "
+            f"{seq['cold'] / par['cold']:.2f}x | {seq['warm']:.3f} | {par['warm']:.3f} | "
+            f"{seq['warm'] / par['warm']:.2f}x |"
+        )
 
 
 DEVICES = textwrap.dedent(
@@ -167,12 +223,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="remat,seeds,devices")
+    parser.add_argument("--seeds-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seeds_worker:
+        name, mode, num_seeds, num_steps, repeats = args.seeds_worker
+        seeds_worker(name, mode, int(num_seeds), int(num_steps), int(repeats))
+        return
     only = args.only.split(",")
     if "remat" in only:
         bench_remat(10 if args.quick else 50, 2 if args.quick else 5)
     if "seeds" in only:
-        bench_seeds(8, 20 if args.quick else 2000)
+        bench_seeds(8, 20 if args.quick else 2000, 1 if args.quick else 3)
     if "devices" in only:
         bench_devices(10 if args.quick else 200)
 

@@ -9,6 +9,7 @@
   epoch's permutation exactly once.
 """
 
+import collections
 import functools
 import warnings
 
@@ -22,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trainax_fm as tx
-from trainax_fm._mixer import StreamPlan, epoch_permutations, stream_batch
+import trainax_fm._mixer as mixer_module
+from trainax_fm._mixer import StreamPlan, _shuffle_plan, epoch_permutations, stream_batch
 
 # Every example has new shapes (and eager JAX compiles per shape), so keep them few;
 # derandomized so that the suite is reproducible.
@@ -415,6 +417,50 @@ def test_epoch_permutations_are_permutations_indexed_by_absolute_epoch():
         key, jnp.asarray(2), 3, 11
     )
     np.testing.assert_array_equal(traced, table[2:5])
+
+
+@pytest.mark.parametrize("num_samples", [1, 2, 3, 100, 5000])
+def test_packed_shuffle_rounds_give_permutations(num_samples):
+    index_bits, rounds = _shuffle_plan(num_samples)
+    assert 2**index_bits >= num_samples and rounds >= 1
+    # Several rounds once the random part of a 32-bit key gets short.
+    assert rounds == (2 if num_samples == 5000 else 1)
+    table = jax.jit(epoch_permutations, static_argnums=(2, 3))(
+        jax.random.key(0), jnp.asarray(0), 4, num_samples
+    )
+    for row in np.asarray(table):
+        assert _is_permutation(row, num_samples)
+
+
+def test_shuffle_plan_falls_back_to_argsort_for_huge_epochs(monkeypatch):
+    assert _shuffle_plan(2**25) == (25, 0)  # 7 random bits left: no packed key
+    monkeypatch.setattr(mixer_module, "_shuffle_plan", lambda n: (n.bit_length(), 0))
+    table = np.asarray(epoch_permutations(jax.random.key(1), 0, 3, 50))
+    for row in table:
+        assert _is_permutation(row, 50)
+    assert len({tuple(row) for row in table}) == 3
+
+
+def test_shuffle_is_uniform_over_the_permutations_of_four():
+    table = np.asarray(
+        jax.jit(epoch_permutations, static_argnums=(2, 3))(
+            jax.random.key(2), jnp.asarray(0), 24_000, 4
+        )
+    )
+    counts = collections.Counter(map(tuple, table))
+    assert len(counts) == 24
+    expected = len(table) / 24
+    chi_square = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi_square < 49.7  # 99.9 % quantile of chi^2 with 23 degrees of freedom
+
+
+def test_stream_plan_tables_cover_about_one_compiled_loop():
+    plan = StreamPlan(1960, 32)  # the quickstart: ~61 updates per epoch
+    assert 1024 <= plan.steps_per_segment <= 1100
+    assert plan.epochs_per_segment == 18  # not 32: a short run shuffles few spare epochs
+    # Tiny datasets stay capped by max_epochs, huge ones by the table size.
+    assert StreamPlan(10, 5).epochs_per_segment == 32
+    assert StreamPlan(2**19, 32).epochs_per_segment == 2
 
 
 def _stream_by_segments(

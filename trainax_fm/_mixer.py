@@ -31,18 +31,48 @@ def effective_batch_size(num_total_samples: int, batch_size: int) -> int:
     return batch_size
 
 
+def _shuffle_plan(num_samples: int) -> tuple[int, int]:
+    """`(index_bits, rounds)` of the packed-key shuffle of `num_samples` entries.
+
+    A sort key is 32 bits: random high bits above the entry's position in the low
+    `index_bits`. Equal random parts are broken by position, so, like
+    `jax.random.permutation`, several rounds are composed until collisions leave the
+    distribution close to uniform. `rounds == 0` means too few random bits are left
+    for a packed key.
+    """
+    index_bits = max(1, (num_samples - 1).bit_length())
+    random_bits = 32 - index_bits
+    if random_bits < 8:
+        return index_bits, 0
+    rounds = math.ceil(3 * math.log(max(num_samples, 2)) / (random_bits * math.log(2)))
+    return index_bits, max(1, rounds)
+
+
+def _epoch_permutation(key: PRNGKeyArray, num_samples: int) -> Int[Array, " num_samples"]:
+    index_bits, rounds = _shuffle_plan(num_samples)
+    if rounds == 0:
+        bits = jax.random.bits(key, (num_samples,))
+        return jnp.argsort(bits, stable=True).astype(jnp.int32)
+    # One single-operand sort of unique packed keys per round: on CPU this is ~6x
+    # faster than an argsort, which sorts (key, index) pairs with a generic comparator.
+    position = jnp.arange(num_samples, dtype=jnp.uint32)
+    low = jnp.uint32((1 << index_bits) - 1)
+    permutation = None
+    for round_ in range(rounds):
+        bits = jax.random.bits(jax.random.fold_in(key, round_), (num_samples,), jnp.uint32)
+        order = (jnp.sort((bits & ~low) | position) & low).astype(jnp.int32)
+        permutation = order if permutation is None else permutation[order]
+    return permutation
+
+
 def epoch_permutations(
     shuffle_key: PRNGKeyArray, first_epoch: Int[Array, ""], num_epochs: int, num_samples: int
 ) -> Int[Array, "num_epochs num_samples"]:
     """Permutations of epochs `first_epoch, ..., first_epoch + num_epochs - 1`."""
     epochs = first_epoch + jnp.arange(num_epochs)
-    # argsort of random bits: one sort per epoch, and it compiles much faster than
-    # `jax.random.permutation` under vmap. Ties (equal 32-bit draws) are vanishingly
-    # rare and resolved deterministically by the stable sort.
-    bits = jax.vmap(
-        lambda e: jax.random.bits(jax.random.fold_in(shuffle_key, e), (num_samples,))
+    return jax.vmap(
+        lambda e: _epoch_permutation(jax.random.fold_in(shuffle_key, e), num_samples)
     )(epochs)
-    return jnp.argsort(bits, axis=-1, stable=True).astype(jnp.int32)
 
 
 def stream_batch(
@@ -72,12 +102,17 @@ class StreamPlan(eqx.Module):
         batch_size: int,
         max_table_entries: int = 2**20,
         max_epochs: int = 32,
+        target_steps: int = 1024,
     ):
         self.num_samples = num_samples
         self.batch_size = batch_size
-        # Small enough that regenerating the table is cheap, large enough that it
-        # happens rarely.
-        max_epochs = max(2, min(max_epochs, max_table_entries // num_samples))
+        # Small enough that regenerating the table is cheap and a short run does not
+        # shuffle epochs it never reaches, large enough that it happens rarely: about
+        # `target_steps` (one full compiled loop) per table.
+        epochs_for_target = math.ceil(target_steps * batch_size / num_samples) + 1
+        max_epochs = max(
+            2, min(max_epochs, epochs_for_target, max_table_entries // num_samples)
+        )
         self.steps_per_segment = max(1, ((max_epochs - 1) * num_samples) // batch_size)
         # Any `steps_per_segment` consecutive steps touch at most this many epochs.
         self.epochs_per_segment = (

@@ -148,8 +148,12 @@ class TrajectorySubStacker(eqx.Module):
         trajectory, start = self.window_table[indices, 0], self.window_table[indices, 1]
 
         def gather(leaf):
+            # One slice over (trajectory, time) so that batching (also over seeds)
+            # lowers to a single window gather, never to a gather of whole trajectories.
             def one(i, s):
-                return jax.lax.dynamic_slice_in_dim(leaf[i], s, self.window_length, axis=0)
+                zeros = (0,) * (leaf.ndim - 2)
+                sizes = (1, self.window_length) + leaf.shape[2:]
+                return jax.lax.dynamic_slice(leaf, (i, s) + zeros, sizes)[0]
 
             return jax.vmap(one)(trajectory, start)
 
