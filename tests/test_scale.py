@@ -39,6 +39,39 @@ def test_train_seeds_matches_separate_runs():
         np.testing.assert_allclose(result.loss_history[i], single.loss_history, rtol=1e-5)
 
 
+def test_seed_steppers_are_built_per_seed_and_stacked():
+    from trainax_fm._general_trainer import _stack_seed_steppers
+
+    keys = jax.random.split(KEY, 4)
+    mlp = lambda k: eqx.nn.MLP(3, 3, 8, 2, activation=jax.nn.gelu, key=k)  # noqa: E731
+    stacked = _stack_seed_steppers(mlp, keys)
+    for i in range(4):
+        single = eqx.filter(mlp(keys[i]), eqx.is_array)
+        seed_i = jax.tree_util.tree_map(lambda x: x[i], eqx.filter(stacked, eqx.is_array))
+        for a, b in zip(jax.tree_util.tree_leaves(seed_i), jax.tree_util.tree_leaves(single)):
+            np.testing.assert_array_equal(a, b)  # bit-identical to a separate init
+    assert stacked.activation is jax.nn.gelu  # non-array parts are kept
+    # vmapping the constructor gives the same parameters
+    vmapped = eqx.filter_vmap(mlp)(keys)
+    np.testing.assert_allclose(stacked.layers[0].weight, vmapped.layers[0].weight, rtol=1e-6)
+
+
+def test_train_seeds_rejects_steppers_of_different_structure():
+    data = jax.random.normal(KEY, (3, 10, 1, 8))
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-2), num_training_steps=2, batch_size=4
+    )
+    calls = []
+
+    def make(key):
+        calls.append(key)
+        bias = len(calls) == 1  # seed 0 gets a bias, the others do not
+        return eqx.nn.Conv1d(1, 1, 3, padding=1, use_bias=bias, key=key)
+
+    with pytest.raises(ValueError, match="different structures for seed 0 and seed 1"):
+        trainer.train_seeds(make, KEY, 3)
+
+
 def test_train_seeds_validates_num_seeds():
     data = jax.random.normal(KEY, (3, 10, 1, 8))
     trainer = tx.trainer.SupervisedTrainer(

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from ._mixer import epoch_permutations, stream_batch
+from ._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
 from ._windows import TrajectorySubStacker
 from .configuration._base import call_extras
 
@@ -91,8 +91,13 @@ def step_key(run_key: PRNGKeyArray, step: Int[Array, ""]) -> PRNGKeyArray:
 def make_permutations(
     shuffle_key, first_epoch, num_epochs: int, num_samples: int, seeds: bool = False
 ):
-    make = lambda k: epoch_permutations(k, first_epoch, num_epochs, num_samples)  # noqa: E731
-    return jax.vmap(make)(shuffle_key) if seeds else make(shuffle_key)
+    if not seeds:
+        return epoch_permutations(shuffle_key, first_epoch, num_epochs, num_samples)
+    # One flat batch of (seed, epoch) keys: it compiles faster than nested vmaps.
+    keys = jax.vmap(lambda k: epoch_keys(k, first_epoch, num_epochs))(shuffle_key)
+    flat = keys.reshape((-1,) + keys.shape[2:])
+    table = permutations_of_keys(flat, num_samples)
+    return table.reshape(keys.shape[:2] + (num_samples,))
 
 
 def one_step(

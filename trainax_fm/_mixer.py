@@ -69,10 +69,22 @@ def epoch_permutations(
     shuffle_key: PRNGKeyArray, first_epoch: Int[Array, ""], num_epochs: int, num_samples: int
 ) -> Int[Array, "num_epochs num_samples"]:
     """Permutations of epochs `first_epoch, ..., first_epoch + num_epochs - 1`."""
+    return permutations_of_keys(epoch_keys(shuffle_key, first_epoch, num_epochs), num_samples)
+
+
+def epoch_keys(
+    shuffle_key: PRNGKeyArray, first_epoch: Int[Array, ""], num_epochs: int
+) -> PRNGKeyArray:
+    """The shuffle keys of epochs `first_epoch, ..., first_epoch + num_epochs - 1`."""
     epochs = first_epoch + jnp.arange(num_epochs)
-    return jax.vmap(
-        lambda e: _epoch_permutation(jax.random.fold_in(shuffle_key, e), num_samples)
-    )(epochs)
+    return jax.vmap(lambda e: jax.random.fold_in(shuffle_key, e))(epochs)
+
+
+def permutations_of_keys(
+    keys: PRNGKeyArray, num_samples: int
+) -> Int[Array, "num_keys num_samples"]:
+    """One permutation of `range(num_samples)` per key of a flat batch of keys."""
+    return jax.vmap(lambda key: _epoch_permutation(key, num_samples))(keys)
 
 
 def stream_batch(
