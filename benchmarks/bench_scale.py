@@ -116,8 +116,12 @@ SEED_CASES = {
 }
 
 
-def seeds_worker(name, mode, num_seeds, num_steps, repeats):
-    """One process, one mode: the first call (compilation included), then warm calls."""
+def seeds_worker(name, modes, num_seeds, num_steps, repeats):
+    """Time `modes` ("sequential"/"parallel") in one process and print JSON.
+
+    The first call of each mode includes its compilation ("cold"); afterwards the modes
+    alternate `repeats` times so that both see the same machine load ("warm").
+    """
     import json
 
     import jax
@@ -134,7 +138,7 @@ def seeds_worker(name, mode, num_seeds, num_steps, repeats):
     init_keys = jax.random.split(init_key, num_seeds)
     run_keys = jax.random.split(run_key, num_seeds)
 
-    def run():
+    def run(mode):
         begin = time.perf_counter()
         if mode == "sequential":
             for i in range(num_seeds):
@@ -145,18 +149,31 @@ def seeds_worker(name, mode, num_seeds, num_steps, repeats):
             jax.block_until_ready(result.stepper)
         return time.perf_counter() - begin
 
-    cold = run()
-    warm = [run() for _ in range(repeats)]
-    print(json.dumps({"cold": cold, "warm": statistics.median(warm)}))
+    timings = {mode: {"cold": run(mode), "warm": []} for mode in modes}
+    for _ in range(repeats):
+        for mode in modes:
+            timings[mode]["warm"].append(run(mode))
+    for mode in modes:
+        timings[mode]["warm"] = statistics.median(timings[mode]["warm"]) if repeats else None
+    print(json.dumps(timings))
+
+
+def _run_seeds_worker(name, modes, num_seeds, num_steps, repeats):
+    import json
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--seeds-worker", name, ",".join(modes),
+         str(num_seeds), str(num_steps), str(repeats)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def bench_seeds(num_seeds, num_steps, repeats):
-    import json
-
     print(f"\n### Seeds: {num_seeds} seeds, {num_steps} updates each\n")
     print(
-        "Cold: a fresh process, compilation included. Warm: the same call again "
-        f"(median of {repeats}), i.e. after compilation.\n"
+        "Cold: each mode first in a fresh process, compilation included. Warm: both "
+        f"modes again in one process, alternating, median of {repeats}.\n"
     )
     print(
         "| model | cold sequential s | cold one call s | cold speed-up "
@@ -164,19 +181,14 @@ def bench_seeds(num_seeds, num_steps, repeats):
     )
     print("|---|---|---|---|---|---|---|")
     for name, label in SEED_CASES.items():
-        timings = {}
-        for mode in ("sequential", "parallel"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--seeds-worker", name, mode,
-                 str(num_seeds), str(num_steps), str(repeats)],
-                capture_output=True, text=True, check=True,
-            )
-            timings[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-        seq, par = timings["sequential"], timings["parallel"]
+        seq_cold = _run_seeds_worker(name, ["sequential"], num_seeds, num_steps, 0)
+        par_cold = _run_seeds_worker(name, ["parallel"], num_seeds, num_steps, 0)
+        warm = _run_seeds_worker(name, ["sequential", "parallel"], num_seeds, num_steps, repeats)
+        seq, par = seq_cold["sequential"]["cold"], par_cold["parallel"]["cold"]
+        seq_warm, par_warm = warm["sequential"]["warm"], warm["parallel"]["warm"]
         print(
-            f"| {label} | {seq['cold']:.2f} | {par['cold']:.2f} | "
-            f"{seq['cold'] / par['cold']:.2f}x | {seq['warm']:.3f} | {par['warm']:.3f} | "
-            f"{seq['warm'] / par['warm']:.2f}x |"
+            f"| {label} | {seq:.2f} | {par:.2f} | {seq / par:.2f}x | {seq_warm:.3f} | "
+            f"{par_warm:.3f} | {seq_warm / par_warm:.2f}x |"
         )
 
 
@@ -226,14 +238,14 @@ def main():
     parser.add_argument("--seeds-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seeds_worker:
-        name, mode, num_seeds, num_steps, repeats = args.seeds_worker
-        seeds_worker(name, mode, int(num_seeds), int(num_steps), int(repeats))
+        name, modes, num_seeds, num_steps, repeats = args.seeds_worker
+        seeds_worker(name, modes.split(","), int(num_seeds), int(num_steps), int(repeats))
         return
     only = args.only.split(",")
     if "remat" in only:
         bench_remat(10 if args.quick else 50, 2 if args.quick else 5)
     if "seeds" in only:
-        bench_seeds(8, 20 if args.quick else 2000, 1 if args.quick else 3)
+        bench_seeds(8, 20 if args.quick else 2000, 1 if args.quick else 7)
     if "devices" in only:
         bench_devices(10 if args.quick else 200)
 
