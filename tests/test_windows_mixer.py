@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import trainax_fm as tx
 import trainax_fm._mixer as mixer_module
+import trainax_fm._windows as windows_module
 from trainax_fm._mixer import StreamPlan, _shuffle_plan, epoch_permutations, stream_batch
 
 # Every example has new shapes (and eager JAX compiles per shape), so keep them few;
@@ -52,8 +53,11 @@ def brute_force(data, W, *, do_sub_stacking=True, only_store_ic=False):
 # --- TrajectorySubStacker -----------------------------------------------------------
 
 
+@pytest.mark.parametrize("flat_gather", [True, False], ids=["flat", "nd-slices"])
 @pytest.mark.parametrize("W", [1, 4, 6])
-def test_windows_equal_brute_force_slicing(W):
+def test_windows_equal_brute_force_slicing(W, flat_gather, monkeypatch):
+    if not flat_gather:  # the path of arrays too large for int32 flat offsets
+        monkeypatch.setattr(windows_module, "MAX_FLAT_GATHER_SIZE", 0)
     S, T = 3, 6
     data = trajectories(S, T)
     stacker = tx.TrajectorySubStacker(data, W)

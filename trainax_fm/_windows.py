@@ -1,5 +1,6 @@
 """Lazy windows: sub-trajectories gathered by index instead of materialised copies."""
 
+import math
 from typing import Union
 
 import equinox as eqx
@@ -64,6 +65,9 @@ def check_finite(data: PyTree, name: str = "data_trajectories") -> None:
                 f"time index {time}. Clean or drop that trajectory before training."
             )
 
+
+# Flat offsets are int32: larger arrays are sliced per (trajectory, time) instead.
+MAX_FLAT_GATHER_SIZE = 2**31 - 1
 
 class TrajectorySubStacker(eqx.Module):
     """All windows of length `sub_trajectory_len` of a set of trajectories.
@@ -148,9 +152,20 @@ class TrajectorySubStacker(eqx.Module):
         trajectory, start = self.window_table[indices, 0], self.window_table[indices, 1]
 
         def gather(leaf):
-            # One slice over (trajectory, time) so that batching (also over seeds)
-            # lowers to a single window gather, never to a gather of whole trajectories.
-            def one(i, s):
+            state_size = math.prod(leaf.shape[2:])
+            window_size = self.window_length * state_size
+            if leaf.size <= MAX_FLAT_GATHER_SIZE:
+                # A window is one contiguous run of the row-major trajectories: slicing
+                # the flat array makes a copy-like gather (about 2x faster on a CPU than
+                # an N-d slice), and batching (also over seeds) keeps it one gather.
+                flat = leaf.reshape(-1)
+                offsets = (trajectory * leaf.shape[1] + start) * state_size
+                windows = jax.vmap(
+                    lambda o: jax.lax.dynamic_slice_in_dim(flat, o, window_size)
+                )(offsets)
+                return windows.reshape((-1, self.window_length) + leaf.shape[2:])
+
+            def one(i, s):  # int32 offsets would overflow: slice (trajectory, time)
                 zeros = (0,) * (leaf.ndim - 2)
                 sizes = (1, self.window_length) + leaf.shape[2:]
                 return jax.lax.dynamic_slice(leaf, (i, s) + zeros, sizes)[0]
