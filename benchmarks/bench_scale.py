@@ -9,7 +9,8 @@
 2. **Seeds**: 8 seeds trained in one call (`trainer.train_seeds`) against 8 sequential
    `trainer.train` calls on the same trainer, total wall time of each, once in a fresh
    process (compilation included, as a user first experiences it) and once warm (after
-   compilation), on the quickstart convolution, a small ConvNet and a Lorenz-63 MLP.
+   compilation), on the quickstart convolution, a small ConvNet and a Lorenz-63 MLP,
+   with their usual batch sizes and with small batches (overhead-bound updates).
 3. **Devices**: the same training on 1 device and on 4 virtual CPU devices
    (`XLA_FLAGS=--xla_force_host_platform_device_count=4`, batch split over a mesh);
    the final weights must agree. On one physical CPU the virtual devices share the cores,
@@ -90,29 +91,31 @@ def _seed_problem(name):
 
     import trainax_fm as tx
 
-    if name == "quickstart":
+    if name.startswith("quickstart"):
         data = tx.sample_data.advection_1d_periodic(cfl=-0.75, key=jax.random.PRNGKey(0))
         make = lambda k: eqx.nn.Conv1d(  # noqa: E731
             1, 1, 2, padding=((0, 1),), padding_mode="CIRCULAR", use_bias=False, key=k
         )
-        return data, make, 32, 2
+        return data, make, 4 if name == "quickstart_b4" else 32, 2
     if name == "convnet":
         data = jax.random.normal(jax.random.PRNGKey(0), (10, 30, 1, 64))
         return data, lambda k: convnet(width=16, depth=3, key=k), 16, 2
-    if name == "lorenz":
+    if name.startswith("lorenz"):
         data = tx.sample_data.lorenz_rk4(
             32, temporal_horizon=500, dt=0.02, num_warmup_steps=1000, key=jax.random.PRNGKey(0)
         )
         data = (data - data.mean(axis=(0, 1))) / data.std(axis=(0, 1))
         make = lambda k: eqx.nn.MLP(3, 3, 16, 2, activation=jax.nn.gelu, key=k)  # noqa: E731
-        return data, make, 16, 1
+        return data, make, 1 if name == "lorenz_b1" else 16, 1
     raise ValueError(f"unknown seed benchmark case {name!r}")
 
 
 SEED_CASES = {
     "quickstart": "quickstart conv (advection, 30 pts, B=32, R=2)",
+    "quickstart_b4": "quickstart conv, B=4",
     "convnet": "3-layer ConvNet (16 ch, 64 pts, B=16, R=2)",
     "lorenz": "Lorenz-63 MLP (width 16, B=16, R=1)",
+    "lorenz_b1": "Lorenz-63 MLP, B=1",
 }
 
 
