@@ -188,6 +188,38 @@ def is_scalar_sequence(data: Any) -> bool:
     )
 
 
+def curve_entries(
+    data: Any, labels: Any, func: str, argname: str
+) -> tuple[list, list[str], Any]:
+    """The curves of a curve plot as `(entries, names, labels)`.
+
+    `data` is one array, a list of arrays, a plain list of floats (one curve) or a
+    mapping `label -> array`; `names` say how each entry is called in error messages.
+    """
+    entries, labels = split_mapping(data, labels, func, argname)
+    if is_scalar_sequence(entries):  # a plain list of floats is one curve
+        entries = np.asarray(entries)
+    if not isinstance(entries, (list, tuple)):
+        return [entries], [argname], labels
+    if not entries:
+        raise ValueError(f"{func}: `{argname}` is empty: pass at least one curve.")
+    if isinstance(data, Mapping):
+        names = [f"{argname}[{label!r}]" for label in labels]
+    else:
+        names = [f"{argname}[{i}]" for i in range(len(entries))]
+    return list(entries), names, labels
+
+
+def plot_median_band(
+    ax: Any, x: np.ndarray, runs: np.ndarray, band: Optional[tuple[float, float]], label
+) -> None:
+    """The median over runs `(R, T)` as a line, the quantile `band` shaded around it."""
+    median, low, high = quantile_curves(runs, band)
+    (line,) = ax.plot(x, median, label=label, linewidth=1.2)
+    if low is not None:
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
+
+
 def symmetric_limits(*arrays: np.ndarray) -> tuple[float, float]:
     """`(-m, m)` with `m` the largest finite absolute value (1 if there is none)."""
     values = [np.abs(a[np.isfinite(a)]) for a in arrays]

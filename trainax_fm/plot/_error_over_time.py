@@ -1,21 +1,17 @@
 """Error metrics along the rollout, one curve per method, with seed statistics."""
 
-from collections.abc import Mapping
 from typing import Any, Optional, Sequence
-
-import numpy as np
 
 from .._validation import check_bool
 from ._common import (
     as_real_array,
     check_band,
     check_positive_number,
+    curve_entries,
     figure_and_axes,
-    is_scalar_sequence,
     normalize_labels,
-    quantile_curves,
+    plot_median_band,
     save_figure,
-    split_mapping,
     step_times,
 )
 
@@ -75,17 +71,7 @@ def error_over_time(
     include_init = check_bool(include_init, "include_init")
     dt = check_positive_number(dt, "dt")
     band = check_band(band)
-    entries, labels = split_mapping(errors, labels, _FUNC, "errors")
-    if is_scalar_sequence(entries):  # a plain list of floats is one curve
-        entries = np.asarray(entries)
-    if isinstance(entries, (list, tuple)):
-        if not entries:
-            raise ValueError(f"{_FUNC}: `errors` is empty.")
-        names = [f"errors[{i}]" for i in range(len(entries))]
-    else:
-        entries, names = [entries], ["errors"]
-    if isinstance(errors, Mapping):
-        names = [f"errors[{label!r}]" for label in labels]
+    entries, names, labels = curve_entries(errors, labels, _FUNC, "errors")
     show_legend = labels is not None or len(entries) > 1
     labels = normalize_labels(labels, len(entries), _FUNC, "method")
 
@@ -110,11 +96,7 @@ def error_over_time(
         if runs.shape[0] > 1:
             label = f"{label} (median of {runs.shape[0]})"
         times = step_times(runs.shape[1], dt, include_init)
-        median, low, high = quantile_curves(runs, band)
-        (line,) = ax.plot(times, median, label=label, linewidth=1.2)
-        if low is not None:
-            ax.fill_between(times, low, high, color=line.get_color(), alpha=0.25,
-                            linewidth=0)
+        plot_median_band(ax, times, runs, band, label)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

@@ -8,12 +8,11 @@ from .._validation import check_bool, check_positive_int
 from ._common import (
     as_real_array,
     check_band,
+    curve_entries,
     figure_and_axes,
-    is_scalar_sequence,
     normalize_labels,
-    quantile_curves,
+    plot_median_band,
     save_figure,
-    split_mapping,
     stack_runs,
 )
 
@@ -91,15 +90,8 @@ def loss_history(
     log = check_bool(log, "log")
     every = check_positive_int(every, "every")
     band = check_band(band)
-    entries, labels = split_mapping(histories, labels, _FUNC, "histories")
-    if is_scalar_sequence(entries):  # a plain list of floats is one history
-        entries = np.asarray(entries)
-    if isinstance(entries, (list, tuple)):
-        if not entries:
-            raise ValueError(f"{_FUNC}: `histories` is an empty list.")
-        groups = [_runs_of(entry, f"histories[{i}]") for i, entry in enumerate(entries)]
-    else:
-        groups = [_runs_of(entries, "histories")]
+    entries, names, labels = curve_entries(histories, labels, _FUNC, "histories")
+    groups = [_runs_of(entry, name) for entry, name in zip(entries, names)]
     labels = normalize_labels(labels, len(groups), _FUNC, "entry of `histories`")
 
     # pool entries that share a label, keeping the order of first appearance
@@ -114,13 +106,9 @@ def loss_history(
         label = f"run {number}" if isinstance(key, tuple) else key
         stacked = stack_runs(runs)
         steps = np.arange(stacked.shape[1]) * every
-        median, low, high = quantile_curves(stacked, band)
         if len(runs) > 1:
             label = f"{label} (median of {len(runs)})"
-        (line,) = ax.plot(steps, median, label=label, linewidth=1.2)
-        if low is not None:
-            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.25,
-                            linewidth=0)
+        plot_median_band(ax, steps, stacked, band, label)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("update")
