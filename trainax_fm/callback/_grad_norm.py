@@ -5,12 +5,11 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import BaseCallback
-from ._loss import check_configuration, configuration_kwargs
+from ._loss import AbstractConfigurationCallback
 from ._weight_norm import squared_l2_norm
 
 
-class GradNorm(BaseCallback):
+class GradNorm(AbstractConfigurationCallback):
     """The L2 norm of the loss gradient with respect to the stepper.
 
     The gradient of `loss_configuration(stepper, data, ref_stepper=ref_stepper,
@@ -29,11 +28,7 @@ class GradNorm(BaseCallback):
     - `name`: the key of the result (required).
     """
 
-    loss_configuration: Callable
     squared: bool = eqx.field(static=True)
-    ref_stepper: Optional[eqx.Module]
-    residuum_fn: Optional[Callable]
-    key: Optional[PRNGKeyArray]
 
     def __init__(
         self,
@@ -46,7 +41,6 @@ class GradNorm(BaseCallback):
         key: Optional[PRNGKeyArray] = None,
         name: str,
     ):
-        check_configuration(loss_configuration)
         self.every = every
         self.loss_configuration = loss_configuration
         self.squared = bool(squared)
@@ -62,7 +56,7 @@ class GradNorm(BaseCallback):
         data: PyTree,
     ) -> Float[Array, ""]:
         """**Returns:** the (squared) gradient norm, a scalar."""
-        kwargs = configuration_kwargs(self.ref_stepper, self.residuum_fn, self.key)
+        kwargs = self.configuration_kwargs()
         grad = eqx.filter_grad(self.loss_configuration)(stepper, data, **kwargs)
         norm_squared = squared_l2_norm(grad)
         return norm_squared if self.squared else jnp.sqrt(norm_squared)

@@ -7,33 +7,40 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from ._base import BaseCallback
 
 
-def check_configuration(loss_configuration: Any) -> None:
-    """Raise a `TypeError` unless `loss_configuration` is callable."""
-    if not callable(loss_configuration):
-        raise TypeError(
-            "`loss_configuration` must be a configuration (e.g. "
-            "`trainax_fm.configuration.Supervised(...)`), got "
-            f"{loss_configuration!r} of type {type(loss_configuration).__name__}."
-        )
+class AbstractConfigurationCallback(BaseCallback):
+    """A callback that evaluates a configuration on the current minibatch.
 
-
-def configuration_kwargs(
-    ref_stepper: Optional[eqx.Module],
-    residuum_fn: Optional[Callable],
-    key: Optional[PRNGKeyArray],
-) -> dict[str, Any]:
-    """Keyword arguments of a configuration call; `key` only when one is given.
-
-    Leaving `key` out when it is `None` keeps configurations written for trainax
-    (whose `__call__` has no `key` parameter) working.
+    Not public: holds what [`trainax_fm.callback.Loss`][] and
+    [`trainax_fm.callback.GradNorm`][] share.
     """
-    kwargs = {"ref_stepper": ref_stepper, "residuum_fn": residuum_fn}
-    if key is not None:
-        kwargs["key"] = key
-    return kwargs
+
+    loss_configuration: Callable
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[Callable]
+    key: Optional[PRNGKeyArray]
+
+    def __check_init__(self):
+        if not callable(self.loss_configuration):
+            raise TypeError(
+                "`loss_configuration` must be a configuration (e.g. "
+                "`trainax_fm.configuration.Supervised(...)`), got "
+                f"{self.loss_configuration!r} of type "
+                f"{type(self.loss_configuration).__name__}."
+            )
+
+    def configuration_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the configuration call; `key` only when one is set.
+
+        Leaving `key` out when it is `None` keeps configurations written for trainax
+        (whose `__call__` has no `key` parameter) working.
+        """
+        kwargs = {"ref_stepper": self.ref_stepper, "residuum_fn": self.residuum_fn}
+        if self.key is not None:
+            kwargs["key"] = self.key
+        return kwargs
 
 
-class Loss(BaseCallback):
+class Loss(AbstractConfigurationCallback):
     """The loss of a configuration on the current minibatch, every `every` updates.
 
     The configuration may differ from the one used for training (e.g. record a long
@@ -54,11 +61,7 @@ class Loss(BaseCallback):
     - `name`: the key of the result (required).
     """
 
-    loss_configuration: Callable
     with_grad: bool = eqx.field(static=True)
-    ref_stepper: Optional[eqx.Module]
-    residuum_fn: Optional[Callable]
-    key: Optional[PRNGKeyArray]
 
     def __init__(
         self,
@@ -71,7 +74,6 @@ class Loss(BaseCallback):
         key: Optional[PRNGKeyArray] = None,
         name: str,
     ):
-        check_configuration(loss_configuration)
         self.every = every
         self.loss_configuration = loss_configuration
         self.with_grad = bool(with_grad)
@@ -88,7 +90,7 @@ class Loss(BaseCallback):
     ) -> Union[Float[Array, ""], tuple[Float[Array, ""], PyTree]]:
         """**Returns:** the scalar loss, or `(loss, grad)` if `with_grad`, where
         `grad` has the structure of `stepper`."""
-        kwargs = configuration_kwargs(self.ref_stepper, self.residuum_fn, self.key)
+        kwargs = self.configuration_kwargs()
         if self.with_grad:
             loss, grad = eqx.filter_value_and_grad(self.loss_configuration)(
                 stepper, data, **kwargs
