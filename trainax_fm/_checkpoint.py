@@ -8,7 +8,6 @@ written to a temporary file in the target directory and moved into place with
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
@@ -17,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ._atomic import atomic_open
 from ._train_state import TrainState
 
 MAGIC = "trainax_fm-train-state"
@@ -42,7 +42,6 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
     if not isinstance(state, TrainState):
         raise TypeError(f"`state` must be a trainax_fm.TrainState, got {type(state).__name__}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     typed = _typed_key(state.key)
     key_data = jax.random.key_data(state.key) if typed else state.key
     header = {
@@ -57,22 +56,9 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "key_shape": list(key_data.shape),
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp creates 0600 files; give the checkpoint ordinary permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)
-        with os.fdopen(handle, "wb") as f:
-            f.write((json.dumps(header) + "\n").encode())
-            eqx.tree_serialise_leaves(f, payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-        raise
+    with atomic_open(path) as stream:
+        stream.write((json.dumps(header) + "\n").encode())
+        eqx.tree_serialise_leaves(stream, payload)
     return path
 
 

@@ -1,9 +1,9 @@
 import os
-import tempfile
 
 import equinox as eqx
 from jaxtyping import PyTree
 
+from .._atomic import save_tree_atomic
 from ._base import BaseCallback, _as_python_int
 
 
@@ -53,18 +53,5 @@ class SaveNetwork(BaseCallback):
     ) -> bool:
         """**Returns:** `True` once the checkpoint is on disk."""
         target = self.file_path(update_i)
-        os.makedirs(self.path, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            dir=self.path, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                eqx.tree_serialise_leaves(stream, stepper)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise
+        save_tree_atomic(target, stepper)
         return True

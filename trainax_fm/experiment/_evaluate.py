@@ -13,10 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._atomic import save_tree_atomic, write_bytes_atomic
 from ._config import load_config
 from ._errors import ConfigError
 from ._setup import build_stepper, split_keys
-from ._toml import write_bytes_atomic, write_text_atomic
+from ._toml import write_text_atomic
 
 NETWORK_FILE = "network.eqx"
 
@@ -30,9 +31,7 @@ def network_files(num_seeds: int) -> list[str]:
 
 def save_module(path: Union[str, os.PathLike], module: Any) -> Path:
     """Serialise a module's leaves with `eqx.tree_serialise_leaves`, atomically."""
-    buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, module)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return save_tree_atomic(path, module)
 
 
 def save_networks(results_dir: Path, steppers: Sequence[Any]) -> list[Path]:

@@ -9,9 +9,10 @@ floats) or flat arrays of them.
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
+
+from .._atomic import write_bytes_atomic
 
 try:  # Python >= 3.11
     import tomllib as _toml_reader
@@ -90,31 +91,6 @@ def dumps(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_text_atomic(path: Union[str, os.PathLike], text: str) -> Path:
     """Write `text` to `path` through a temporary file and `os.replace`."""
     return write_bytes_atomic(path, text.encode())
-
-
-def write_bytes_atomic(path: Union[str, os.PathLike], data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; use the usual mode
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-    return path

@@ -6,12 +6,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .._validation import check_positive_int
 from ._common import (
     _require_matplotlib,
     _require_pillow,
     as_real_array,
-    atomic_path,
     check_channel,
     check_positive_number,
     check_rank,

@@ -4,17 +4,16 @@ Nothing here imports matplotlib at module import time; every public plot functio
 calls [`_require_matplotlib`][] first.
 """
 
-import contextlib
 import math
 import numbers
 import os
-import uuid
 import warnings
 from collections.abc import Mapping
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .._validation import check_bool
 
 INSTALL_HINT = 'pip install "trainax_fm[plot]"'
@@ -315,32 +314,3 @@ def save_figure(fig: Any, save: Any, *, dpi: Optional[float] = None) -> None:
         fig.savefig(temporary, format=fmt, dpi=dpi)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str, suffix: str) -> Iterator[str]:
-    """Yield a temporary path next to `path`; move it onto `path` on success.
-
-    The temporary file lives in the target's directory (created if missing), so the
-    final `os.replace` is atomic. On any error the temporary file is removed and
-    `path` is left untouched.
-    """
-    path = os.path.abspath(path)
-    directory, base = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
-    while True:
-        temporary = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}{suffix}")
-        try:
-            # mode 0o666 filtered by the umask, as for a plain `open(path, "w")`
-            flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
-            os.close(os.open(temporary, flags, 0o666))
-            break
-        except FileExistsError:
-            continue
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise

@@ -1,5 +1,4 @@
 import os
-import tempfile
 from typing import Callable, Optional
 
 import equinox as eqx
@@ -8,6 +7,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from .._atomic import save_tree_atomic
 from .._general_trainer import DispatchMode, GeneralTrainer
 from .._mixer import effective_batch_size
 from .._train_state import TrainResult
@@ -25,24 +25,6 @@ from ..flow._optimizer import flow_map_optimizer
 from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import FlowMapStepper, FlowMatchingStepper, as_flow_model
 from ..loss import BaseLoss, MSELoss
-
-
-def _save_atomically(path: str, tree) -> None:
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            eqx.tree_serialise_leaves(stream, tree)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 class ProgressiveDistillationTrainer(eqx.Module):
@@ -331,7 +313,7 @@ class ProgressiveDistillationTrainer(eqx.Module):
             results.append(result)
             path = self.checkpoint_file(stage)
             if path is not None:
-                _save_atomically(path, student)
+                save_tree_atomic(path, student)
             teacher = as_flow_model(student, "student")
         return results
 
