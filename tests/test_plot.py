@@ -44,6 +44,9 @@ def test_loss_history_forms(tmp_path):
     assert len(ax.lines) == 1 and len(ax.collections) == 1
     np.testing.assert_allclose(ax.lines[0].get_xdata(), np.arange(20) * 5)
     np.testing.assert_allclose(ax.lines[0].get_ydata(), single * 1.5)
+    assert ax.get_yscale() == "linear" and ax.get_xscale() == "linear"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("update", "loss")
+    assert tplot.loss_history(single, title="L").axes[0].get_yscale() == "log"
 
     # list with a repeated label pools runs (of unequal lengths); band=None: no band
     fig = tplot.loss_history(
@@ -70,6 +73,10 @@ def test_error_over_time(tmp_path):
     lines = fig.axes[0].lines
     np.testing.assert_allclose(lines[0].get_xdata(), 0.5 * np.arange(1, 6))
     assert len(fig.axes[0].collections) == 1  # band only for the 3 seeds
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[0].get_legend() is not None
+    fig = tplot.error_over_time(errors, ylabel="VRMSE", title="T")
+    ax = fig.axes[0]
+    assert (ax.get_ylabel(), ax.get_title(), ax.get_yscale()) == ("VRMSE", "T", "linear")
     fig = tplot.error_over_time(np.ones(4), labels=["m"], include_init=True)
     np.testing.assert_allclose(fig.axes[0].lines[0].get_xdata(), np.arange(4))
 

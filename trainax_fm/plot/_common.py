@@ -219,6 +219,34 @@ def plot_median_band(
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.25, linewidth=0)
 
 
+def finish_curve_plot(
+    fig: Any,
+    ax: Any,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: Optional[str],
+    show_legend: bool,
+    save: Any,
+    log_x: bool = False,
+    log_y: bool = False,
+) -> Any:
+    """Scales, labels, title, grid and legend of a curve plot; save it; return `fig`."""
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if show_legend:
+        ax.legend()
+    save_figure(fig, save)
+    return fig
+
+
 def symmetric_limits(*arrays: np.ndarray) -> tuple[float, float]:
     """`(-m, m)` with `m` the largest finite absolute value (1 if there is none)."""
     values = [np.abs(a[np.isfinite(a)]) for a in arrays]

@@ -9,9 +9,9 @@ from ._common import (
     check_positive_number,
     curve_entries,
     figure_and_axes,
+    finish_curve_plot,
     normalize_labels,
     plot_median_band,
-    save_figure,
     step_times,
 )
 
@@ -97,14 +97,7 @@ def error_over_time(
             label = f"{label} (median of {runs.shape[0]})"
         times = step_times(runs.shape[1], dt, include_init)
         plot_median_band(ax, times, runs, band, label)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title is not None:
-        ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if show_legend:
-        ax.legend()
-    save_figure(fig, save)
-    return fig
+    return finish_curve_plot(
+        fig, ax, xlabel=xlabel, ylabel=ylabel, title=title, show_legend=show_legend,
+        save=save, log_y=log,
+    )

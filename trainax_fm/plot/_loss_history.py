@@ -10,9 +10,9 @@ from ._common import (
     check_band,
     curve_entries,
     figure_and_axes,
+    finish_curve_plot,
     normalize_labels,
     plot_median_band,
-    save_figure,
     stack_runs,
 )
 
@@ -109,14 +109,7 @@ def loss_history(
         if len(runs) > 1:
             label = f"{label} (median of {len(runs)})"
         plot_median_band(ax, steps, stacked, band, label)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel("update")
-    ax.set_ylabel("loss")
-    if title is not None:
-        ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    if show_legend:
-        ax.legend()
-    save_figure(fig, save)
-    return fig
+    return finish_curve_plot(
+        fig, ax, xlabel="update", ylabel="loss", title=title, show_legend=show_legend,
+        save=save, log_y=log,
+    )

@@ -8,8 +8,8 @@ from ._common import (
     as_real_array,
     check_rank,
     figure_and_axes,
+    finish_curve_plot,
     normalize_labels,
-    save_figure,
     split_mapping,
 )
 
@@ -86,14 +86,7 @@ def energy_spectra(
         power = np.where(spectrum[1:] > 0, spectrum[1:], np.nan)
         ax.plot(shells, power, label=f"state {number}" if label is None else label,
                 linewidth=1.2)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("wavenumber shell |k|")
-    ax.set_ylabel("energy")
-    if title is not None:
-        ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    if show_legend:
-        ax.legend()
-    save_figure(fig, save)
-    return fig
+    return finish_curve_plot(
+        fig, ax, xlabel="wavenumber shell |k|", ylabel="energy", title=title,
+        show_legend=show_legend, save=save, log_x=True, log_y=True,
+    )
