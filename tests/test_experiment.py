@@ -211,8 +211,13 @@ def test_validation_names_the_field(raw, field, words):
         validate_config(raw)
     assert info.value.path == field
     assert f"`{field}`" in str(info.value)
-    assert words in str(info.value)
-    assert "Fix:" in str(info.value) or "expected" in str(info.value)
+    error = info.value
+    assert words in str(error)
+    # The whole message: field, what was expected, what was found and a repair hint.
+    assert error.expected and error.actual and error.fix
+    assert str(error) == (
+        f"`{field}`: expected {error.expected}, got {error.actual}. Fix: {error.fix}"
+    )
 
 
 def test_load_config_reports_file_and_syntax(tmp_path):
