@@ -201,5 +201,19 @@ def test_seeds_flow_matching_and_ode_data(tmp_path):
     assert resumed["nrmse"] == whole["nrmse"]
     for name in ["network_seed0.eqx", "network_seed1.eqx", "rollout.png", "loss.png"]:
         assert (tmp_path / "a" / "fm" / name).is_file()
-    assert (tmp_path / "a" / "fm" / "network_seed0.eqx").read_bytes() == (
-        tmp_path / "b" / "fm" / "network_seed0.eqx").read_bytes()
+    for name in ["network_seed0.eqx", "network_seed1.eqx"]:
+        assert (tmp_path / "a" / "fm" / name).read_bytes() == (
+            tmp_path / "b" / "fm" / name).read_bytes()
+    # the checkpoint holds the seed-stacked state with a (seeds, steps) loss history
+    header = json.loads((tmp_path / "b" / "fm" / "checkpoint.eqx").open("rb").readline())
+    assert header["step"] == 6 and header["num_seeds"] == 2 and header["num_losses"] == 6
+
+
+def test_nonfinite_loss_exits_1_and_names_the_checkpoint(tmp_path, capsys):
+    config = write_config(tmp_path / "nan.toml",
+                          training={"learning_rate": 1e30, "checkpoint_every": 1})
+    assert main(["train", config, "--results", str(tmp_path), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("trainax-fm: error: the training loss became")
+    assert str(tmp_path / "tiny" / "checkpoint.eqx") in err
+    assert not (tmp_path / "tiny" / "metrics.json").exists()

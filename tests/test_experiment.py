@@ -327,3 +327,47 @@ def test_example_configs_are_valid():
     for path in configs:
         config = load_config(path)
         assert config["name"] and parse_method(config["training"]["method"])
+
+
+# --- runner -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_seeds", [1, 2])
+def test_nonfinite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, num_seeds):
+    import equinox as eqx
+    import jax
+
+    from trainax_fm.experiment import _setup
+
+    # Adam moves every weight by about the learning rate: after one update the
+    # outputs overflow, so update 1 has a NaN loss and update 0 is the last good one.
+    config = {
+        "name": "nan", "num_seeds": num_seeds,
+        "data": {"num_train_samples": 4, "num_test_samples": 2, "temporal_horizon": 6,
+                 "num_points": 16, "highest_init_mode": 3},
+        "network": {"spec": "Conv;4;1;relu"},
+        "training": {"method": "one", "num_training_steps": 8, "batch_size": 4,
+                     "learning_rate": 1e30, "checkpoint_every": 1},
+        "evaluation": {"num_rollout_steps": 3},
+    }
+    with pytest.raises(tx.NonFiniteLossError, match="update 1") as info:
+        tx.experiment.run_experiment(config, tmp_path, quiet=True)
+    run = tmp_path / "nan"
+    checkpoint = run / "checkpoint.eqx"
+    assert str(checkpoint) in str(info.value)
+    assert ("(seed " in str(info.value)) == (num_seeds > 1)
+    assert not (run / "metrics.json").exists()
+
+    saved = load_config(run / "config.toml")
+    key = jax.random.PRNGKey(0)
+    if num_seeds == 1:
+        like = _setup.init_stepper(saved, 1, 1, 16, key)
+    else:
+        layout = jax.ShapeDtypeStruct((1, 1, 1, 16), "float32")
+        like = _setup.build_steppers(saved, layout, jax.random.split(key, num_seeds))
+    state = tx.load_train_state(checkpoint, like, _setup.build_optimizer(saved["training"]))
+    assert state.step == 1
+    assert state.loss_history.shape == ((1,) if num_seeds == 1 else (num_seeds, 1))
+    assert np.all(np.isfinite(state.loss_history))
+    weights = jax.tree_util.tree_leaves(eqx.filter(state.stepper, eqx.is_inexact_array))
+    assert all(np.all(np.isfinite(w)) for w in weights)

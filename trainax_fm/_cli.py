@@ -181,6 +181,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from . import NonFiniteLossError
     from .experiment import ConfigError
 
     try:
@@ -194,7 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as error:
         print(f"trainax-fm: configuration error: {error}", file=sys.stderr)
         return 2
-    except (FileExistsError, FileNotFoundError, FloatingPointError) as error:
+    except (FileExistsError, FileNotFoundError, NonFiniteLossError) as error:
         print(f"trainax-fm: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

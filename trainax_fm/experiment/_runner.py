@@ -1,184 +1,119 @@
-"""`run_experiment`: train one configured experiment into a results folder."""
+"""`run_experiment`: train one configured experiment into a results folder.
 
-import json
+The run goes through four steps, each a function: `prepare_run` (configuration,
+folder, data, trainer, keys, resume state), `train_run` (the engine trains, checkpoints
+and stops on NaN), `evaluate_run` (saved networks, test rollouts, plots) and
+`report_run` (`metrics.json` and the summary).
+"""
+
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from ._config import (
-    TOP_FIELDS,
-    config_differences,
-    load_config,
-    save_config,
-    validate_config,
-)
-from ._data import Dataset, load_data
-from ._errors import ConfigError
+from .._train_state import TrainState
 from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
-from ._method import parse_method
-from ._network import count_parameters
-from ._setup import (
-    build_optimizer,
-    build_steppers,
-    build_trainer,
-    init_stepper,
-    seed_slice,
-    split_keys,
-)
-
-CHECKPOINT_FILE = "checkpoint.eqx"
-PROGRESS_FILE = "progress.json"
-_OWN_FILES = ("checkpoint.eqx", "progress.json", "metrics.json", "config.toml", "eval.json")
-_OWN_GLOBS = ("network*.eqx", "*.png", "eval_*.json")
-
-ConfigLike = Union[str, os.PathLike, dict]
+from ._prepare import PROGRESS_FILE, ConfigLike, Log, Prepared, fresh_steppers, prepare_run
+from ._report import format_summary as format_summary
+from ._report import report_run
+from ._setup import seed_slice
 
 
-def _drop_none(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _drop_none(v) for k, v in tree.items() if v is not None}
-    return tree
+def train_run(run: Prepared, log: Log) -> TrainState:
+    """Train the updates of this call with the engine and record the progress.
 
+    The engine writes the checkpoint every `training.checkpoint_every` updates and at
+    the end, and raises [`trainax_fm.NonFiniteLossError`][] on a NaN/Inf loss, leaving
+    the last good checkpoint in place. Several seeds train side by side as one
+    seed-stacked run (`num_seeds=`); one seed trains unstacked.
 
-def as_config(config: ConfigLike) -> dict:
-    """A validated configuration from a path, a raw dict or a validated dict."""
-    if isinstance(config, (str, os.PathLike)):
-        return load_config(config)
-    if isinstance(config, dict):
-        return validate_config(_drop_none(config))
-    raise TypeError(
-        "`config` must be a path to a TOML file or a dict, got "
-        f"{type(config).__name__}."
-    )
+    **Arguments:**
 
+    - `run`: the prepared run.
+    - `log`: where messages go.
 
-def _vmapped_init(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
-    """The optimizer with `init` mapped over a leading seed axis (for loading)."""
-    return optax.GradientTransformation(eqx.filter_vmap(optimizer.init), optimizer.update)
+    **Returns:**
 
-
-def _read_progress(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"train_seconds": 0.0}
-
-
-def _clear(out: Path) -> None:
-    for name in _OWN_FILES:
-        (out / name).unlink(missing_ok=True)
-    for pattern in _OWN_GLOBS:
-        for path in out.glob(pattern):
-            path.unlink()
-
-
-class _Log:
-    def __init__(self, quiet: bool, printer: Callable[[str], None] = print):
-        self.quiet, self.printer = quiet, printer
-
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
-            self.printer(message)
-
-
-def _train_one_seed(trainer, config, dataset, keys, state, num_steps, ckpt, log):
-    init_keys, shuffle_keys = keys
-    training = config["training"]
-    common = dict(
-        num_steps=num_steps,
-        checkpoint_path=ckpt,
-        checkpoint_every=training["checkpoint_every"],
-        spawn_tqdm=not log.quiet,
-    )
-    if state is None:
-        stepper = init_stepper(
-            config, dataset.num_channels, dataset.num_spatial_dims, dataset.num_points,
-            init_keys[0],
+    - The [`trainax_fm.TrainState`][] after this call (the resumed one if there was
+        nothing left to train).
+    """
+    config, training = run.config, run.config["training"]
+    num_seeds = config["num_seeds"]
+    state = run.state
+    if run.num_steps > 0:
+        log(f"Training {config['name']!r}: {training['method']} with "
+            f"{config['network']['spec']} on {config['data']['source']}, "
+            f"{num_seeds} seed(s), updates {run.start}..{run.start + run.num_steps}.")
+        schedule = dict(
+            num_steps=run.num_steps,
+            checkpoint_path=run.checkpoint,
+            checkpoint_every=training["checkpoint_every"],
+            spawn_tqdm=not log.quiet,
         )
-        result = trainer.train(stepper, shuffle_keys[0], **common)
-    else:
-        result = trainer.train(resume_from=state, **common)
-    return result.train_state
-
-
-def _train_seeds(trainer, config, dataset, keys, state, num_steps, ckpt, optimizer, log):
-    from .._checkpoint import save_train_state
-    from .._train_state import TrainState
-
-    init_keys, shuffle_keys = keys
-    every = config["training"]["checkpoint_every"]
-    if state is None:
-        steppers = build_steppers(config, dataset.train, init_keys)
-        opt_state = eqx.filter_vmap(optimizer.init)(eqx.filter(steppers, eqx.is_inexact_array))
-        state = TrainState(steppers, opt_state, 0, shuffle_keys,
-                           jnp.zeros((len(shuffle_keys), 0)))
-    stop = state.step + num_steps
-    while state.step < stop:
-        boundary = min(stop, (state.step // every + 1) * every)
-        segment = boundary - state.step
-
-        def run(s, segment=segment):
-            return trainer.train(resume_from=s, num_steps=segment, spawn_tqdm=False).train_state
-
-        first = state.step
-        state = eqx.filter_vmap(run)(state)
-        history = np.asarray(state.loss_history)
-        bad = ~np.all(np.isfinite(history[:, first:]), axis=1)
-        if np.any(bad):
-            raise FloatingPointError(
-                f"the training loss became NaN/Inf in updates {first}..{state.step - 1} of "
-                f"seed(s) {np.flatnonzero(bad).tolist()}; lower the learning rate or set "
-                "training.grad_clip_norm. The last good checkpoint is kept."
-            )
-        losses = history[:, -1]
-        # The checkpoint format stores a 1D loss history: flatten the (seeds, steps) one.
-        save_train_state(ckpt, TrainState(state.stepper, state.opt_state, state.step,
-                                          state.key, history.reshape(-1)))
-        log(f"  update {state.step}/{config['training']['num_training_steps']}: "
-            f"loss per seed {np.array2string(losses, precision=3)}")
+        begin = time.perf_counter()
+        if state is not None:
+            result = run.trainer.train(resume_from=state, **schedule)
+        elif num_seeds == 1:
+            stepper = fresh_steppers(config, run.dataset, run.init_keys)
+            result = run.trainer.train(stepper, run.shuffle_keys[0], **schedule)
+        else:
+            steppers = fresh_steppers(config, run.dataset, run.init_keys)
+            result = run.trainer.train(steppers, run.shuffle_keys, num_seeds=num_seeds,
+                                       **schedule)
+        state = result.train_state
+        jax.block_until_ready(state.loss_history)
+        seconds = time.perf_counter() - begin
+        run.progress["train_seconds"] = run.progress.get("train_seconds", 0.0) + seconds
+        if num_seeds > 1:
+            # The progress bar shows the seed mean only.
+            last = np.asarray(state.loss_history)[:, -1]
+            log(f"  update {state.step}/{training['num_training_steps']}: "
+                f"loss per seed {np.array2string(last, precision=3)}")
+    run.progress["step"] = state.step
+    write_json(run.out / PROGRESS_FILE, run.progress)
     return state
 
 
-def _load_state(ckpt, config, dataset, keys, optimizer):
-    from .._checkpoint import load_train_state
+def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, list[Path]]:
+    """Save the trained networks, roll them out on the test data and draw the plots.
 
-    init_keys, _ = keys
-    if config["num_seeds"] == 1:
-        like = init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
-                            dataset.num_points, init_keys[0])
-        return load_train_state(ckpt, like, optimizer)
-    from .._train_state import TrainState
+    **Arguments:**
 
-    like = build_steppers(config, dataset.train, init_keys)
-    state = load_train_state(ckpt, like, _vmapped_init(optimizer))
-    history = state.loss_history.reshape(config["num_seeds"], -1)
-    return TrainState(state.stepper, state.opt_state, state.step, state.key, history)
+    - `run`: the prepared run.
+    - `state`: its final train state.
 
+    **Returns:**
 
-def _check_fits(config: dict, dataset: Dataset, method) -> None:
-    window = getattr(method.configuration(), "required_window_length", 1)
-    if dataset.train.shape[1] < window:
-        raise ConfigError(
-            "data.temporal_horizon",
-            f"at least {window} snapshots for method {config['training']['method']!r}",
-            str(dataset.train.shape[1]),
-            "use longer trajectories or a shorter rollout",
-        )
-    if method.needs_ref_stepper and dataset.ref_stepper is None:
-        raise ConfigError("training.method", "a data source with a reference stepper",
-                          repr(config["training"]["method"]), "use sup/one/tf/fm")
-    if method.needs_residuum and dataset.residuum_fn is None:
-        raise ConfigError("training.method", "a data source with a residuum",
-                          repr(config["training"]["method"]), "use sup/one/tf/fm")
-
-
+    - `(members, metrics, eval_seconds, files)`: the trained stepper of every seed,
+        the rollout metrics, how long the rollouts took and the files written.
+    """
+    config, evaluation = run.config, run.config["evaluation"]
+    num_seeds = config["num_seeds"]
+    if num_seeds == 1:
+        members = [state.stepper]
+    else:
+        members = [seed_slice(state.stepper, i) for i in range(num_seeds)]
+    files = save_networks(run.out, members)
+    begin = time.perf_counter()
+    metrics, arrays = rollout_metrics(
+        members, run.dataset.test,
+        num_rollout_steps=evaluation["num_rollout_steps"],
+        aggregate_steps=evaluation["nrmse_aggregate_steps"],
+        correlation_threshold=evaluation["correlation_threshold"],
+        key=run.eval_key,
+    )
+    eval_seconds = time.perf_counter() - begin
+    every = config["training"]["record_loss_every"]
+    recorded = np.asarray(state.loss_history).reshape(num_seeds, -1)[:, ::every]
+    files += make_plots(
+        run.out, arrays, loss_history=recorded[0] if num_seeds == 1 else recorded,
+        record_loss_every=every, label=config["name"], dt=run.dataset.dt,
+        domain_extent=run.dataset.domain_extent,
+    )
+    return members, metrics, eval_seconds, files
 def run_experiment(
     config: ConfigLike,
     results_dir: Union[str, os.PathLike] = "results",
@@ -200,10 +135,9 @@ def run_experiment(
     `error_over_time.png` and `spacetime.png` (1D) / `snapshots_2d.png` (2D) /
     `rollout.png` (ODE). Every file is written atomically.
 
-    With `num_seeds > 1` the seeds train in parallel (`eqx.filter_vmap` over the
-    initialisation and minibatch keys), in segments of `checkpoint_every` updates;
-    the checkpoint then holds the seed-stacked state, with the `(seeds, steps)` loss
-    history flattened to one axis.
+    With `num_seeds > 1` the seeds train side by side in one run of the engine
+    (`trainer.train(..., num_seeds=...)`): the checkpoint then holds the seed-stacked
+    state with a `(seeds, steps)` loss history.
 
     **Arguments:**
 
@@ -231,161 +165,20 @@ def run_experiment(
     - [`trainax_fm.experiment.ConfigError`][] for an invalid configuration (or one
         that differs from the run being resumed); `FileExistsError` if the folder holds
         a run and neither `resume` nor `overwrite` is set.
+    - [`trainax_fm.NonFiniteLossError`][] if the training loss becomes NaN/Inf; the
+        last good checkpoint is kept.
     """
-    from .. import __version__
-
-    log = _Log(quiet, printer)
-    config = as_config(config)
-    if name is not None:
-        config["name"] = TOP_FIELDS["name"].check(name, "name")
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int)
-                                   or stop_after < 1):
-        raise ValueError(f"`stop_after` must be a positive integer, got {stop_after!r}.")
-    out = Path(results_dir) / config["name"]
-    ckpt = out / CHECKPOINT_FILE
-    saved_config = out / "config.toml"
-    if saved_config.exists() and not (resume or overwrite):
-        raise FileExistsError(
-            f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
-            "continue it, --overwrite (overwrite=True) to start over, or choose "
-            "another --name."
-        )
-    dataset, config = load_data(config)
-    method = parse_method(config["training"]["method"])
-    _check_fits(config, dataset, method)
-    training = config["training"]
-    num_seeds = config["num_seeds"]
-
-    if saved_config.exists():
-        if resume:
-            previous = load_config(saved_config)
-            differences = config_differences(previous, config)
-            if differences:
-                raise ConfigError(
-                    "", f"the configuration of the run in {str(out)!r}",
-                    "a configuration that differs in " + "; ".join(differences),
-                    "resume with the same configuration (e.g. its config.toml), or "
-                    "start over with --overwrite or another --name",
-                )
-        else:
-            _clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(saved_config, config)
-
-    optimizer = build_optimizer(training)
-    trainer = build_trainer(config, dataset, method, optimizer)
-    init_keys, shuffle_keys, eval_key = split_keys(config["seed"], num_seeds)
-    keys = (init_keys, shuffle_keys)
-
-    state = None
-    progress = {"train_seconds": 0.0}
-    if resume and ckpt.is_file():
-        state = _load_state(ckpt, config, dataset, keys, optimizer)
-        progress = _read_progress(out / PROGRESS_FILE)
-        log(f"Resuming {str(out)!r} at update {state.step}/{training['num_training_steps']}.")
-    elif resume:
-        log(f"No checkpoint in {str(out)!r}: starting a new run.")
-    start = 0 if state is None else state.step
-    remaining = training["num_training_steps"] - start
-    num_steps = remaining if stop_after is None else min(stop_after, remaining)
-
-    if num_steps > 0:
-        log(f"Training {config['name']!r}: {training['method']} with "
-            f"{config['network']['spec']} on {config['data']['source']}, "
-            f"{num_seeds} seed(s), updates {start}..{start + num_steps}.")
-        begin = time.perf_counter()
-        if num_seeds == 1:
-            state = _train_one_seed(trainer, config, dataset, keys, state, num_steps, ckpt, log)
-        else:
-            state = _train_seeds(trainer, config, dataset, keys, state, num_steps, ckpt,
-                                 optimizer, log)
-        jax.block_until_ready(state.loss_history)
-        progress["train_seconds"] = progress.get("train_seconds", 0.0) + time.perf_counter() - begin
-    progress["step"] = state.step
-    write_json(out / PROGRESS_FILE, progress)
-
-    if state.step < training["num_training_steps"]:
-        log(f"Stopped after update {state.step}/{training['num_training_steps']}; the "
-            f"checkpoint is {str(ckpt)!r}. Continue with --resume.")
-        return {"status": "stopped", "step": state.step,
-                "num_training_steps": training["num_training_steps"], "results_dir": str(out)}
-
-    if num_seeds == 1:
-        members = [state.stepper]
-    else:
-        members = [seed_slice(state.stepper, i) for i in range(num_seeds)]
-    files = save_networks(out, members)
-    losses = np.asarray(state.loss_history).reshape(num_seeds, -1)
-    evaluation = config["evaluation"]
-    begin = time.perf_counter()
-    metrics, arrays = rollout_metrics(
-        members, dataset.test,
-        num_rollout_steps=evaluation["num_rollout_steps"],
-        aggregate_steps=evaluation["nrmse_aggregate_steps"],
-        correlation_threshold=evaluation["correlation_threshold"],
-        key=eval_key,
-    )
-    eval_seconds = time.perf_counter() - begin
-    every = training["record_loss_every"]
-    recorded = losses[:, ::every]
-    files += make_plots(
-        out, arrays, loss_history=recorded[0] if num_seeds == 1 else recorded,
-        record_loss_every=every, label=config["name"], dt=dataset.dt,
-        domain_extent=dataset.domain_extent,
-    )
-    last = losses[:, -1]
-    result = {
-        "status": "complete",
-        "name": config["name"],
-        "description": config["description"],
-        "source": config["data"]["source"],
-        "method": training["method"],
-        "network": config["network"]["spec"],
-        "seed": config["seed"],
-        "num_seeds": num_seeds,
-        "num_parameters": count_parameters(members[0]),
-        "num_training_steps": training["num_training_steps"],
-        "batch_size": training["batch_size"],
-        "learning_rate": training["learning_rate"],
-        "final_train_loss": float(np.mean(last)),
-        "final_train_loss_per_seed": [float(v) for v in last],
-        "wall_time_seconds": progress["train_seconds"],
-        "eval_seconds": eval_seconds,
-        **metrics,
-    }
-    if method.is_flow_matching:
-        result["num_function_evaluations"] = int(members[0].num_function_evaluations)
-    result["trainax_fm_version"] = __version__
-    result["jax_backend"] = jax.default_backend()
-    result["files"] = sorted(
-        {p.name for p in files} | {"config.toml", CHECKPOINT_FILE, "metrics.json",
-                                   PROGRESS_FILE}
-    )
-    write_json(out / "metrics.json", result)
-    log(format_summary(result, out))
+    log = Log(quiet, printer)
+    run = prepare_run(config, results_dir, name=name, resume=resume, overwrite=overwrite,
+                      stop_after=stop_after, log=log)
+    state = train_run(run, log)
+    total = run.config["training"]["num_training_steps"]
+    if state.step < total:
+        log(f"Stopped after update {state.step}/{total}; the checkpoint is "
+            f"{str(run.checkpoint)!r}. Continue with --resume.")
+        return {"status": "stopped", "step": state.step, "num_training_steps": total,
+                "results_dir": str(run.out)}
+    members, metrics, eval_seconds, files = evaluate_run(run, state)
+    result = report_run(run, state, members, metrics, eval_seconds, files)
+    log(format_summary(result, run.out))
     return result
-
-
-def _fmt(value: Optional[float]) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def format_summary(metrics: dict, out: Path) -> str:
-    """A few lines summarising a finished run (printed at the end of training)."""
-    nrmse = metrics["nrmse"]
-    seeds = metrics["num_seeds"]
-    lines = [
-        f"{str(out)}: {metrics['method']} | {metrics['network']} | {metrics['source']} | "
-        f"{seeds} seed{'s' if seeds > 1 else ''} | {metrics['num_parameters']:,} parameters",
-        f"  trained {metrics['num_training_steps']} updates in "
-        f"{metrics['wall_time_seconds']:.1f} s, final train loss "
-        f"{_fmt(metrics['final_train_loss'])}",
-        f"  test nRMSE: step 1 {_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
-        f"geometric mean over {metrics['nrmse_aggregate_steps']} steps "
-        f"{_fmt(metrics['gmean_nrmse'])}",
-        f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
-        f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps",
-        "  files: " + " ".join(metrics["files"]),
-    ]
-    return "\n".join(lines)
-

@@ -1,0 +1,260 @@
+"""The first step of `run_experiment`: everything that happens before training."""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import equinox as eqx
+import optax
+
+from .._checkpoint import load_train_state
+from .._train_state import TrainState
+from ._config import (
+    TOP_FIELDS,
+    config_differences,
+    load_config,
+    save_config,
+    validate_config,
+)
+from ._data import Dataset, load_data
+from ._errors import ConfigError
+from ._method import TrainMethod, parse_method
+from ._setup import build_optimizer, build_steppers, build_trainer, init_stepper, split_keys
+
+CHECKPOINT_FILE = "checkpoint.eqx"
+PROGRESS_FILE = "progress.json"
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.json"
+_OWN_FILES = (CHECKPOINT_FILE, PROGRESS_FILE, METRICS_FILE, CONFIG_FILE, "eval.json")
+_OWN_GLOBS = ("network*.eqx", "*.png", "eval_*.json")
+
+ConfigLike = Union[str, os.PathLike, dict]
+
+
+class Log:
+    """Prints a message unless the run is quiet."""
+
+    def __init__(self, quiet: bool, printer: Callable[[str], None] = print):
+        self.quiet, self.printer = quiet, printer
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            self.printer(message)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A run ready to train: what `prepare_run` hands to the later steps.
+
+    **Arguments:**
+
+    - `config`: the validated configuration (data-dependent defaults filled in).
+    - `out`: the results folder `results_dir/<name>`.
+    - `dataset`: the training and test data.
+    - `method`: the parsed training method.
+    - `trainer`: the configured trainer (the engine).
+    - `init_keys`, `shuffle_keys`: one initialisation / minibatch key per seed.
+    - `eval_key`: the key of the test rollouts.
+    - `state`: the [`trainax_fm.TrainState`][] to resume from, or `None` for a new run.
+    - `progress`: the contents of `progress.json` (accumulated training time).
+    - `num_steps`: the updates this call trains (0 if the run is already complete).
+    """
+
+    config: dict
+    out: Path
+    dataset: Dataset
+    method: TrainMethod
+    trainer: Any
+    init_keys: Any
+    shuffle_keys: Any
+    eval_key: Any
+    state: Optional[TrainState]
+    progress: dict
+    num_steps: int
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / CHECKPOINT_FILE
+
+    @property
+    def start(self) -> int:
+        return 0 if self.state is None else self.state.step
+
+
+def _drop_none(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _drop_none(v) for k, v in tree.items() if v is not None}
+    return tree
+
+
+def as_config(config: ConfigLike) -> dict:
+    """A validated configuration from a path, a raw dict or a validated dict."""
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    if isinstance(config, dict):
+        return validate_config(_drop_none(config))
+    raise TypeError(
+        "`config` must be a path to a TOML file or a dict, got "
+        f"{type(config).__name__}."
+    )
+
+
+def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
+    """The untrained stepper of a run: one stepper for one seed, else the seeds stacked
+    on a leading axis.
+
+    One seed stays unstacked so that its checkpoint (and `network.eqx`) keep the
+    layout of a plain `trainer.train` run.
+
+    **Arguments:**
+
+    - `config`: a validated configuration.
+    - `dataset`: its data (for the state layout).
+    - `init_keys`: one initialisation key per seed.
+
+    **Returns:**
+
+    - The stepper, or the seed-stacked steppers.
+    """
+    if config["num_seeds"] == 1:
+        return init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
+                            dataset.num_points, init_keys[0])
+    return build_steppers(config, dataset.train, init_keys)
+
+
+def _read_progress(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"train_seconds": 0.0}
+
+
+def _clear(out: Path) -> None:
+    for name in _OWN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for pattern in _OWN_GLOBS:
+        for path in out.glob(pattern):
+            path.unlink()
+
+
+def _check_stop_after(stop_after: Optional[int]) -> None:
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int)
+                                   or stop_after < 1):
+        raise ValueError(f"`stop_after` must be a positive integer, got {stop_after!r}.")
+
+
+def _check_fits(config: dict, dataset: Dataset, method: TrainMethod) -> None:
+    window = getattr(method.configuration(), "required_window_length", 1)
+    if dataset.train.shape[1] < window:
+        raise ConfigError(
+            "data.temporal_horizon",
+            f"at least {window} snapshots for method {config['training']['method']!r}",
+            str(dataset.train.shape[1]),
+            "use longer trajectories or a shorter rollout",
+        )
+    if method.needs_ref_stepper and dataset.ref_stepper is None:
+        raise ConfigError("training.method", "a data source with a reference stepper",
+                          repr(config["training"]["method"]), "use sup/one/tf/fm")
+    if method.needs_residuum and dataset.residuum_fn is None:
+        raise ConfigError("training.method", "a data source with a residuum",
+                          repr(config["training"]["method"]), "use sup/one/tf/fm")
+
+
+def _claim_folder(out: Path, config: dict, resume: bool) -> None:
+    """Refuse to resume with another configuration, or clear the old run (overwrite);
+    then write `config.toml`."""
+    saved = out / CONFIG_FILE
+    if saved.exists():
+        if resume:
+            differences = config_differences(load_config(saved), config)
+            if differences:
+                raise ConfigError(
+                    "", f"the configuration of the run in {str(out)!r}",
+                    "a configuration that differs in " + "; ".join(differences),
+                    "resume with the same configuration (e.g. its config.toml), or "
+                    "start over with --overwrite or another --name",
+                )
+        else:
+            _clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(saved, config)
+
+
+def prepare_run(
+    config: ConfigLike,
+    results_dir: Union[str, os.PathLike],
+    *,
+    name: Optional[str],
+    resume: bool,
+    overwrite: bool,
+    stop_after: Optional[int],
+    log: Log,
+) -> Prepared:
+    """Validate the configuration, claim the results folder, load the data, build the
+    trainer and keys, and read the checkpoint when resuming.
+
+    **Arguments:**
+
+    - `config`, `results_dir`, `name`, `resume`, `overwrite`, `stop_after`: as in
+        [`trainax_fm.experiment.run_experiment`][].
+    - `log`: where messages go.
+
+    **Returns:**
+
+    - A `Prepared` run.
+
+    **Raises:**
+
+    - `ConfigError` for an invalid configuration (or one that differs from the run
+        being resumed); `FileExistsError` if the folder holds a run and neither
+        `resume` nor `overwrite` is set; `ValueError` for an invalid `stop_after`.
+    """
+    config = as_config(config)
+    if name is not None:
+        config["name"] = TOP_FIELDS["name"].check(name, "name")
+    _check_stop_after(stop_after)
+    out = Path(results_dir) / config["name"]
+    if (out / CONFIG_FILE).exists() and not (resume or overwrite):
+        raise FileExistsError(
+            f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
+            "continue it, --overwrite (overwrite=True) to start over, or choose "
+            "another --name."
+        )
+    # The data fills in data-dependent defaults (e.g. the network), so it is loaded
+    # before the configuration is compared with, or written to, the folder.
+    dataset, config = load_data(config)
+    method = parse_method(config["training"]["method"])
+    _check_fits(config, dataset, method)
+    _claim_folder(out, config, resume)
+
+    training = config["training"]
+    optimizer = build_optimizer(training)
+    trainer = build_trainer(config, dataset, method, optimizer)
+    init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
+    state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log)
+    start = 0 if state is None else state.step
+    remaining = training["num_training_steps"] - start
+    num_steps = remaining if stop_after is None else min(stop_after, remaining)
+    return Prepared(config, out, dataset, method, trainer, init_keys, shuffle_keys,
+                    eval_key, state, progress, num_steps)
+
+
+def _resume_state(
+    out: Path, config: dict, dataset: Dataset, init_keys, optimizer: optax.GradientTransformation,
+    resume: bool, log: Log,
+) -> tuple[Optional[TrainState], dict]:
+    """The checkpoint and progress of the run in `out` (or `None` and zero time)."""
+    checkpoint = out / CHECKPOINT_FILE
+    if resume and checkpoint.is_file():
+        # The engine reads one-seed and seed-stacked checkpoints alike, given a stepper
+        # of the same layout.
+        like = fresh_steppers(config, dataset, init_keys)
+        state = load_train_state(checkpoint, like, optimizer)
+        log(f"Resuming {str(out)!r} at update {state.step}/"
+            f"{config['training']['num_training_steps']}.")
+        return state, _read_progress(out / PROGRESS_FILE)
+    if resume:
+        log(f"No checkpoint in {str(out)!r}: starting a new run.")
+    return None, {"train_seconds": 0.0}

@@ -1,0 +1,94 @@
+"""The last step of `run_experiment`: the metrics record and the printed summary."""
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import jax
+import numpy as np
+
+from .._train_state import TrainState
+from ._evaluate import write_json
+from ._network import count_parameters
+from ._prepare import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, Prepared
+
+
+def report_run(
+    run: Prepared,
+    state: TrainState,
+    members: Sequence[Any],
+    metrics: dict,
+    eval_seconds: float,
+    files: Sequence[Path],
+) -> dict:
+    """Assemble the metrics record of a finished run and write it to `metrics.json`.
+
+    **Arguments:**
+
+    - `run`: the prepared run.
+    - `state`: its final train state.
+    - `members`: the trained stepper of every seed.
+    - `metrics`: the test rollout metrics (`rollout_metrics`).
+    - `eval_seconds`: how long the test rollouts took.
+    - `files`: the networks and plots written.
+
+    **Returns:**
+
+    - The metrics dict (`status` `"complete"`), as written.
+    """
+    from .. import __version__
+
+    config, training = run.config, run.config["training"]
+    num_seeds = config["num_seeds"]
+    last = np.asarray(state.loss_history).reshape(num_seeds, -1)[:, -1]
+    result = {
+        "status": "complete",
+        "name": config["name"],
+        "description": config["description"],
+        "source": config["data"]["source"],
+        "method": training["method"],
+        "network": config["network"]["spec"],
+        "seed": config["seed"],
+        "num_seeds": num_seeds,
+        "num_parameters": count_parameters(members[0]),
+        "num_training_steps": training["num_training_steps"],
+        "batch_size": training["batch_size"],
+        "learning_rate": training["learning_rate"],
+        "final_train_loss": float(np.mean(last)),
+        "final_train_loss_per_seed": [float(v) for v in last],
+        "wall_time_seconds": run.progress["train_seconds"],
+        "eval_seconds": eval_seconds,
+        **metrics,
+    }
+    if run.method.is_flow_matching:
+        result["num_function_evaluations"] = int(members[0].num_function_evaluations)
+    result["trainax_fm_version"] = __version__
+    result["jax_backend"] = jax.default_backend()
+    result["files"] = sorted(
+        {p.name for p in files} | {CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, PROGRESS_FILE}
+    )
+    write_json(run.out / METRICS_FILE, result)
+    return result
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def format_summary(metrics: dict, out: Path) -> str:
+    """A few lines summarising a finished run (printed at the end of training)."""
+    nrmse = metrics["nrmse"]
+    seeds = metrics["num_seeds"]
+    lines = [
+        f"{str(out)}: {metrics['method']} | {metrics['network']} | {metrics['source']} | "
+        f"{seeds} seed{'s' if seeds > 1 else ''} | {metrics['num_parameters']:,} parameters",
+        f"  trained {metrics['num_training_steps']} updates in "
+        f"{metrics['wall_time_seconds']:.1f} s, final train loss "
+        f"{_fmt(metrics['final_train_loss'])}",
+        f"  test nRMSE: step 1 {_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
+        f"geometric mean over {metrics['nrmse_aggregate_steps']} steps "
+        f"{_fmt(metrics['gmean_nrmse'])}",
+        f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
+        f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps",
+        "  files: " + " ".join(metrics["files"]),
+    ]
+    return "\n".join(lines)
