@@ -1,4 +1,10 @@
-from typing import Any
+import abc
+from typing import Any, NamedTuple, Optional
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._base import BaseConfiguration
 
 
 def require_ref_stepper(config_name: str, ref_stepper: Any) -> None:
@@ -24,3 +30,59 @@ def require_key(config_name: str, key: Any) -> None:
             f"{config_name} is stochastic and needs a random key: call it with "
             "`key=jax.random.PRNGKey(...)` (trainers pass a fresh key every step)."
         )
+
+
+class CallInputs(NamedTuple):
+    """The keyword inputs of a configuration call, after their presence was checked."""
+
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[eqx.Module]
+    key: Optional[PRNGKeyArray]
+    step: Optional[int]
+
+
+class AbstractCheckedConfiguration(BaseConfiguration):
+    """A configuration whose call first checks the inputs its `needs_*` flags ask for.
+
+    Every built-in configuration raised the same error for a missing `ref_stepper`,
+    `residuum_fn` or `key`; deriving the checks from the flags the trainers read keeps
+    both in agreement. Subclasses implement `_loss`.
+    """
+
+    def __call__(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> Float[Array, ""]:
+        name = type(self).__name__
+        if self.needs_ref_stepper:
+            require_ref_stepper(name, ref_stepper)
+        if self.needs_residuum_fn:
+            require_residuum_fn(name, residuum_fn)
+        if self.needs_key:
+            require_key(name, key)
+        return self._loss(stepper, data, CallInputs(ref_stepper, residuum_fn, key, step))
+
+    @abc.abstractmethod
+    def _loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        inputs: CallInputs,
+    ) -> Float[Array, ""]:
+        """The loss of one minibatch, called once the needed `inputs` are known present.
+
+        **Arguments:**
+
+        - `stepper`, `data`: as in `__call__`.
+        - `inputs`: the keyword inputs of `__call__`.
+
+        **Returns:**
+
+        - The scalar loss.
+        """

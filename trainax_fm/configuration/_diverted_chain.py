@@ -1,21 +1,12 @@
 from typing import Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    maybe_cut,
-    state_at,
-    tree_loss,
-)
+from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
 from .._validation import check_bool, check_positive_int, check_weights
 from ..loss import BaseLoss, MSELoss
-from ._checks import require_ref_stepper
+from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
 
@@ -91,18 +82,13 @@ class DivertedChain(AbstractRolloutConfiguration):
     def needs_ref_stepper(self) -> bool:
         return True
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del residuum_fn, key, step
-        require_ref_stepper("DivertedChain", ref_stepper)
+        ref_stepper = inputs.ref_stepper
         num_branches = self.num_rollout_steps - self.num_branch_steps + 1
         unroll = self._unrolled(num_branches * self.num_branch_steps)
 
@@ -111,31 +97,31 @@ class DivertedChain(AbstractRolloutConfiguration):
                 prediction, reference = carry
                 prediction = apply_stepper(stepper, prediction, main_state)
                 reference = apply_stepper(ref_stepper, reference, main_state, "ref_stepper")
-                loss = weight * tree_loss(self.time_level_loss, prediction, reference)
-                prediction = cut_after(prediction, t + b, self.cut_bptt_every, self.cut_bptt)
-                return (prediction, reference), loss
+                loss = self._step_loss(weight, prediction, reference)
+                return (self._cut(prediction, t + b), reference), loss
 
             start = (main_state, maybe_cut(main_state, self.cut_div_chain))
-            _, losses = loop(
+            _, loss = self._rollout_loss(
                 branch_body,
                 start,
                 self.branch_level_weights,
                 self.num_branch_steps,
                 unroll=unroll,
-                remat=self.remat,
             )
-            return losses.sum()
+            return loss
 
         def main_body(main_state, weight, t):
             loss = weight * branch(main_state, t)
             main_state = apply_stepper(stepper, main_state, main_state)
-            return cut_after(main_state, t, self.cut_bptt_every, self.cut_bptt), loss
+            return self._cut(main_state, t), loss
 
-        _, losses = loop(
+        # remat acts inside the branches, where the activations are.
+        _, loss = self._rollout_loss(
             main_body,
             state_at(data, 0),
             self.time_level_weights[:num_branches],
             num_branches,
             unroll=unroll,
+            remat=False,
         )
-        return losses.sum()
+        return loss

@@ -1,22 +1,13 @@
 from typing import Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    maybe_cut,
-    state_at,
-    tree_loss,
-)
+from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
 from ..loss import BaseLoss, MSELoss
+from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
-from ._checks import require_ref_stepper
 
 
 class DivertedChainBranchOne(AbstractRolloutConfiguration):
@@ -66,33 +57,22 @@ class DivertedChainBranchOne(AbstractRolloutConfiguration):
     def needs_ref_stepper(self) -> bool:
         return True
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del residuum_fn, key, step
-        require_ref_stepper("DivertedChainBranchOne", ref_stepper)
-        initial = state_at(data, 0)
+        ref_stepper = inputs.ref_stepper
 
         def body(prediction, weight, t):
             target = apply_stepper(ref_stepper, prediction, prediction, "ref_stepper")
             target = maybe_cut(target, self.cut_div_chain)
             prediction = apply_stepper(stepper, prediction, prediction)
-            loss = weight * tree_loss(self.time_level_loss, prediction, target)
-            return cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt), loss
+            loss = self._step_loss(weight, prediction, target)
+            return self._cut(prediction, t), loss
 
-        _, losses = loop(
-            body,
-            initial,
-            self.time_level_weights,
-            self.num_rollout_steps,
-            unroll=self._unrolled(),
-            remat=self.remat,
+        _, loss = self._rollout_loss(
+            body, state_at(data, 0), self.time_level_weights, self.num_rollout_steps
         )
-        return losses.sum()
+        return loss

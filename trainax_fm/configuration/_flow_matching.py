@@ -3,14 +3,13 @@ from typing import Optional
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
 from .._validation import check_positive_int
 from ..flow._steppers import as_flow_model
 from ..flow._training import draw_noise, interpolate, split_window
 from ..loss import BaseLoss, MSELoss
-from ._base import BaseConfiguration
-from ._checks import require_key
+from ._checks import AbstractCheckedConfiguration, CallInputs
 from ._flow_time import AbstractTimeSampler, UniformTimeSampler, check_time_sampler
 
 
@@ -23,7 +22,7 @@ def check_loss(loss, owner: str) -> BaseLoss:
     return loss
 
 
-class FlowMatching(BaseConfiguration):
+class FlowMatching(AbstractCheckedConfiguration):
     r"""Conditional flow matching for next-state prediction.
 
     For every window the first `H` states form the conditioning `y` (stacked on the
@@ -83,23 +82,17 @@ class FlowMatching(BaseConfiguration):
     def needs_key(self) -> bool:
         return True
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn, step
-        require_key("FlowMatching", key)
         velocity = as_flow_model(
             stepper, "stepper", flow_map=False, num_input_steps=self.num_input_steps
         )
         y, x1 = split_window(data, self.num_input_steps, "FlowMatching")
-        key_noise, key_time = jax.random.split(key)
+        key_noise, key_time = jax.random.split(inputs.key)
         x0 = draw_noise(key_noise, x1)
         t, _ = self.time_sampler.sample(key_time, x1.shape[0])
         x_t = interpolate(x0, x1, t)

@@ -2,24 +2,12 @@ from typing import Optional
 
 import equinox as eqx
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    required_length_error,
-    state_at,
-    time_major,
-    time_slice,
-    tree_loss,
-    window_length,
-)
+from .._rollout import Remat, Unroll, apply_stepper, state_at
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
-from ._checks import require_ref_stepper
+from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
 
@@ -81,58 +69,42 @@ class MixChainPostPhysics(AbstractRolloutConfiguration):
     def needs_ref_stepper(self) -> bool:
         return True
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del residuum_fn, key, step
-        require_ref_stepper("MixChainPostPhysics", ref_stepper)
         num_net, num_ref = self.num_rollout_steps, self.num_post_physics_steps
-        if window_length(data) < num_net + num_ref + 1:
-            raise required_length_error(
-                "MixChainPostPhysics",
-                num_net + num_ref + 1,
-                window_length(data),
-                f"initial condition + {num_net} network + {num_ref} reference targets",
-            )
-        targets = time_major(time_slice(data, 1, num_net + num_ref + 1))
+        targets = self._targets(
+            data,
+            1,
+            num_net + num_ref + 1,
+            f"initial condition + {num_net} network + {num_ref} reference targets",
+        )
 
         def network_body(state, xs, t):
             target, weight = xs
             state = apply_stepper(stepper, state, target)
-            loss = weight * tree_loss(self.time_level_loss, state, target)
-            return cut_after(state, t, self.cut_bptt_every, self.cut_bptt), loss
+            return self._cut(state, t), self._step_loss(weight, state, target)
 
         def reference_body(state, xs, t):
             target, weight = xs
-            state = apply_stepper(ref_stepper, state, target, "ref_stepper")
-            return state, weight * tree_loss(self.time_level_loss, state, target)
+            state = apply_stepper(inputs.ref_stepper, state, target, "ref_stepper")
+            return state, self._step_loss(weight, state, target)
 
         def split(part: slice):
             return jtu.tree_map(lambda a: a[part], targets), self.time_level_weights[part]
 
-        state, network_losses = loop(
-            network_body,
-            state_at(data, 0),
-            split(slice(None, num_net)),
-            num_net,
-            unroll=self._unrolled(num_net),
-            remat=self.remat,
+        state, network_loss = self._rollout_loss(
+            network_body, state_at(data, 0), split(slice(None, num_net)), num_net
         )
-        _, reference_losses = loop(
+        _, reference_loss = self._rollout_loss(
             reference_body,
             state,
             split(slice(num_net, None)),
             num_ref,
-            unroll=self._unrolled(num_ref),
-            remat=self.remat,
             first_time=num_net,
         )
-        return network_losses.sum() + reference_losses.sum()
+        return network_loss + reference_loss
 

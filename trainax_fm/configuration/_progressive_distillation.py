@@ -2,7 +2,7 @@ from typing import Optional
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
 from .._rollout import Unroll, check_unroll
 from .._validation import check_bool, check_positive_int
@@ -12,8 +12,7 @@ from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import as_flow_model
 from ..flow._training import draw_noise, interpolate, per_sample, split_window
 from ..loss import BaseLoss, MSELoss
-from ._base import BaseConfiguration
-from ._checks import require_key
+from ._checks import AbstractCheckedConfiguration, CallInputs
 from ._flow_matching import check_loss
 from ._flow_time import AbstractTimeSampler, DyadicTimeSampler, check_time_sampler
 
@@ -37,7 +36,7 @@ def compare(loss, prediction, target, x_t, t, d, velocity_space: bool):
     return loss(prediction, target, time=t)
 
 
-class ProgressiveDistillation(BaseConfiguration):
+class ProgressiveDistillation(AbstractCheckedConfiguration):
     r"""Progressive distillation: one student step imitates `K` frozen teacher steps.
 
     Per window, `y` is the first `H` states and `x_1` the next one. With noise
@@ -151,22 +150,16 @@ class ProgressiveDistillation(BaseConfiguration):
 
         return jax.lax.stop_gradient(jax.vmap(one)(x_t, y, t, d))
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn, step
-        require_key("ProgressiveDistillation", key)
         student = as_flow_model(stepper, "stepper", num_input_steps=self.num_input_steps)
         check_method_for(student, self.student_solver, "student_method")
         y, x1 = split_window(data, self.num_input_steps, "ProgressiveDistillation")
-        key_noise, key_time = jax.random.split(key)
+        key_noise, key_time = jax.random.split(inputs.key)
         x0 = draw_noise(key_noise, x1)
         t, d = self.step_sampler.sample(key_time, x1.shape[0])
         t, d = t.astype(x1.dtype), d.astype(x1.dtype)

@@ -1,12 +1,12 @@
 from typing import Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import Remat, Unroll, apply_stepper, loop, maybe_cut, cut_after, state_at
+from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
 from ..loss import BaseLoss, MSELoss
-from ._checks import require_residuum_fn
+from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
 
@@ -62,18 +62,13 @@ class Residuum(AbstractRolloutConfiguration):
     def needs_residuum_fn(self) -> bool:
         return True
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, key, step
-        require_residuum_fn("Residuum", residuum_fn)
+        residuum_fn = inputs.residuum_fn
 
         def body(previous, weight, t):
             following = apply_stepper(stepper, previous, previous)
@@ -81,14 +76,9 @@ class Residuum(AbstractRolloutConfiguration):
                 maybe_cut(following, self.cut_next), maybe_cut(previous, self.cut_prev)
             )
             loss = weight * self.time_level_loss(residuum)
-            return cut_after(following, t, self.cut_bptt_every, self.cut_bptt), loss
+            return self._cut(following, t), loss
 
-        _, losses = loop(
-            body,
-            state_at(data, 0),
-            self.time_level_weights,
-            self.num_rollout_steps,
-            unroll=self._unrolled(),
-            remat=self.remat,
+        _, loss = self._rollout_loss(
+            body, state_at(data, 0), self.time_level_weights, self.num_rollout_steps
         )
-        return losses.sum()
+        return loss

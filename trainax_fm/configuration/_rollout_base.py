@@ -1,25 +1,28 @@
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PyTree
 
 from .._rollout import (
     Remat,
     Unroll,
     check_remat,
     check_unroll,
+    cut_after,
+    loop,
     required_length_error,
     resolve_unroll,
     time_major,
     time_slice,
+    tree_loss,
     window_length,
 )
 from .._validation import check_bool, check_positive_int, check_weights
-from ..loss import BaseLoss
-from ._base import BaseConfiguration
+from ..loss import BaseLoss, MSELoss
+from ._checks import AbstractCheckedConfiguration
 
 
-class AbstractRolloutConfiguration(BaseConfiguration):
+class AbstractRolloutConfiguration(AbstractCheckedConfiguration):
     """Shared fields of the configurations that roll the stepper out in time.
 
     Not public: each concrete configuration documents these fields itself.
@@ -72,7 +75,54 @@ class AbstractRolloutConfiguration(BaseConfiguration):
             self.unroll, self.num_rollout_steps if num_steps is None else num_steps
         )
 
+    def _cut(self, state: PyTree, t) -> PyTree:
+        """`state` after step `t`, gradient-cut where `cut_bptt`/`cut_bptt_every` say."""
+        return cut_after(state, t, self.cut_bptt_every, self.cut_bptt)
 
+    def _step_loss(self, weight, prediction: PyTree, target: PyTree) -> Float[Array, ""]:
+        """The weighted `time_level_loss` of one time level (summed over PyTree leaves)."""
+        return weight * tree_loss(self.time_level_loss, prediction, target)
+
+    def _rollout_loss(
+        self,
+        body: Callable[[Any, Any, Any], tuple[Any, Float[Array, ""]]],
+        carry: PyTree,
+        xs: PyTree,
+        num_steps: int,
+        *,
+        unroll: Optional[bool] = None,
+        remat: Optional[Remat] = None,
+        first_time: int = 0,
+    ) -> tuple[PyTree, Float[Array, ""]]:
+        """Loop `body(carry, x_t, t) -> (carry, loss_t)` and sum the per-step losses.
+
+        Every rollout configuration reduces its time levels this way; the loop is
+        unrolled and rematerialised as this configuration's `unroll`/`remat` say unless
+        `unroll`/`remat` override them.
+
+        **Returns:**
+
+        - The final carry and the summed loss.
+        """
+        carry, losses = loop(
+            body,
+            carry,
+            xs,
+            num_steps,
+            unroll=self._unrolled(num_steps) if unroll is None else unroll,
+            remat=self.remat if remat is None else remat,
+            first_time=first_time,
+        )
+        return carry, losses.sum()
+
+    def _targets(self, data: PyTree, start: int, stop: int, what: str) -> PyTree:
+        """Time-major targets `data[:, start:stop]`, shaped `(stop - start, B, ...)`.
+
+        Windows shorter than `stop` raise an error saying they must hold `what`.
+        """
+        if window_length(data) < stop:
+            raise required_length_error(type(self).__name__, stop, window_length(data), what)
+        return time_major(time_slice(data, start, stop))
 
 
 class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
@@ -91,13 +141,43 @@ class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
     def _history_and_targets(self, data):
         """The initial history `(B, H, ...)` and time-major targets `(R, B, ...)`."""
         num_history, num_steps = self.num_input_steps, self.num_rollout_steps
-        if window_length(data) < num_history + num_steps:
-            raise required_length_error(
-                type(self).__name__,
-                num_history + num_steps,
-                window_length(data),
-                f"{num_history} initial state(s) + {num_steps} targets",
-            )
-        history = time_slice(data, 0, num_history)
-        targets = time_major(time_slice(data, num_history, num_history + num_steps))
-        return history, targets
+        targets = self._targets(
+            data,
+            num_history,
+            num_history + num_steps,
+            f"{num_history} initial state(s) + {num_steps} targets",
+        )
+        return time_slice(data, 0, num_history), targets
+
+
+class AbstractPlainHistoryConfiguration(AbstractHistoryConfiguration):
+    """A history rollout set up by the rollout arguments and `num_input_steps` alone.
+
+    [`trainax_fm.configuration.Supervised`][] and
+    [`trainax_fm.configuration.TemporalConsistency`][] take exactly these arguments
+    (documented on `Supervised`) and differ only in their loss, so they share this
+    constructor.
+    """
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        time_level_loss: BaseLoss = MSELoss(),
+        cut_bptt: bool = False,
+        cut_bptt_every: int = 1,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        num_input_steps: int = 1,
+        unroll: Unroll = "auto",
+        remat: Remat = False,
+    ):
+        self._init_rollout(
+            num_rollout_steps,
+            time_level_loss,
+            cut_bptt,
+            cut_bptt_every,
+            time_level_weights,
+            unroll,
+            remat,
+        )
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")

@@ -10,14 +10,13 @@ from ..flow._flow_map import FlowMap, frozen
 from ..flow._steppers import as_flow_model
 from ..flow._training import draw_noise, interpolate, split_window
 from ..loss import BaseLoss, MSELoss
-from ._base import BaseConfiguration
-from ._checks import require_key
+from ._checks import AbstractCheckedConfiguration, CallInputs, require_key
 from ._flow_matching import check_loss
 from ._flow_time import AbstractTimeSampler, DyadicTimeSampler, check_time_sampler
 from ._progressive_distillation import check_positive_steps, compare
 
 
-class SemigroupDistillation(BaseConfiguration):
+class SemigroupDistillation(AbstractCheckedConfiguration):
     r"""Semigroup (self-)distillation of a flow map.
 
     The trainable `stepper` is a [`trainax_fm.flow.FlowMap`][]
@@ -126,21 +125,15 @@ class SemigroupDistillation(BaseConfiguration):
         end = jax.vmap(target_map)(middle, y, t + half, half)
         return jax.lax.stop_gradient(end)
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn, step
-        require_key("SemigroupDistillation", key)
         flow_map, target_map = self.split_stepper(stepper)
         y, x1 = split_window(data, self.num_input_steps, "SemigroupDistillation")
-        x0, t, d = self.draw(key, x1)
+        x0, t, d = self.draw(inputs.key, x1)
         x_t = interpolate(x0, x1, t)
         target = self.target(target_map, x_t, y, t, d)
         prediction = jax.vmap(flow_map)(x_t, y, t, d)

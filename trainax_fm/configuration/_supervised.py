@@ -1,24 +1,12 @@
-from typing import Optional
-
 import equinox as eqx
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    push_history,
-    stack_history,
-    tree_loss,
-)
-from .._validation import check_positive_int
-from ..loss import BaseLoss, MSELoss
-from ._rollout_base import AbstractHistoryConfiguration
+from .._rollout import apply_stepper, push_history, stack_history
+from ._checks import CallInputs
+from ._rollout_base import AbstractPlainHistoryConfiguration
 
 
-class Supervised(AbstractHistoryConfiguration):
+class Supervised(AbstractPlainHistoryConfiguration):
     r"""Supervised unrolled training against the data trajectory.
 
     The stepper is rolled out `R = num_rollout_steps` times from the initial condition
@@ -46,57 +34,22 @@ class Supervised(AbstractHistoryConfiguration):
         `unroll="auto"` it selects the scan.
     """
 
-
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        num_input_steps: int = 1,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn, key, step
+        del inputs
         history, targets = self._history_and_targets(data)
-        num_steps = self.num_rollout_steps
 
         def body(history, xs, t):
             target, weight = xs
             prediction = apply_stepper(stepper, stack_history(history), target)
-            loss = weight * tree_loss(self.time_level_loss, prediction, target)
-            prediction = cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt)
-            return push_history(history, prediction), loss
+            loss = self._step_loss(weight, prediction, target)
+            return push_history(history, self._cut(prediction, t)), loss
 
-        _, losses = loop(
-            body,
-            history,
-            (targets, self.time_level_weights),
-            num_steps,
-            unroll=self._unrolled(),
-            remat=self.remat,
+        _, loss = self._rollout_loss(
+            body, history, (targets, self.time_level_weights), self.num_rollout_steps
         )
-        return losses.sum()
+        return loss

@@ -4,21 +4,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    push_history,
-    stack_history,
-    tree_loss,
-)
+from .._rollout import Remat, Unroll, apply_stepper, push_history, stack_history
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
-from ._checks import require_key
+from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration
 from ._schedule import Schedule, evaluate_schedule, is_deterministic, parse_schedule
 
@@ -77,25 +68,19 @@ class TeacherForcing(AbstractHistoryConfiguration):
     def needs_key(self) -> bool:
         return not is_deterministic(self.teacher_forcing_probability)
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn
+        key = inputs.key
         history, targets = self._history_and_targets(data)
         num_steps = self.num_rollout_steps
         probability = evaluate_schedule(
-            self.teacher_forcing_probability, step, "teacher_forcing_probability"
+            self.teacher_forcing_probability, inputs.step, "teacher_forcing_probability"
         )
         if key is None:
-            if self.needs_key:
-                require_key("TeacherForcing", key)
             step_keys = jnp.zeros((num_steps,))  # placeholders; draws are not needed
         else:
             step_keys = jax.random.split(key, num_steps)
@@ -104,8 +89,8 @@ class TeacherForcing(AbstractHistoryConfiguration):
         def body(history, xs, t):
             target, weight, step_key = xs
             prediction = apply_stepper(stepper, stack_history(history), target)
-            loss = weight * tree_loss(self.time_level_loss, prediction, target)
-            prediction = cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt)
+            loss = self._step_loss(weight, prediction, target)
+            prediction = self._cut(prediction, t)
             if key is None:
                 use_truth = jnp.full((batch_size,), probability >= 0.5)
             else:
@@ -119,12 +104,6 @@ class TeacherForcing(AbstractHistoryConfiguration):
             )
             return push_history(history, next_input), loss
 
-        _, losses = loop(
-            body,
-            history,
-            (targets, self.time_level_weights, step_keys),
-            num_steps,
-            unroll=self._unrolled(),
-            remat=self.remat,
-        )
-        return losses.sum()
+        xs = (targets, self.time_level_weights, step_keys)
+        _, loss = self._rollout_loss(body, history, xs, num_steps)
+        return loss

@@ -1,27 +1,13 @@
-from typing import Optional
-
 import equinox as eqx
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
-    Remat,
-    Unroll,
-    apply_stepper,
-    cut_after,
-    loop,
-    push_history,
-    stack_history,
-    time_major,
-    time_slice,
-    tree_loss,
-)
-from .._validation import check_positive_int
-from ..loss import BaseLoss, MSELoss
-from ._rollout_base import AbstractHistoryConfiguration
+from .._rollout import apply_stepper, push_history, stack_history, time_major, time_slice
+from ._checks import CallInputs
+from ._rollout_base import AbstractPlainHistoryConfiguration
 
 
-class TemporalConsistency(AbstractHistoryConfiguration):
+class TemporalConsistency(AbstractPlainHistoryConfiguration):
     r"""Penalise the mismatch of temporal differences along an unrolled rollout.
 
     $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\hat u_{t+1} - \hat u_t,\;
@@ -39,41 +25,13 @@ class TemporalConsistency(AbstractHistoryConfiguration):
         [`trainax_fm.configuration.Supervised`][].
     """
 
-
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        num_input_steps: int = 1,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        del ref_stepper, residuum_fn, key, step
+        del inputs
         history, targets = self._history_and_targets(data)
         num_history, num_steps = self.num_input_steps, self.num_rollout_steps
         # Target increments u_{t+1} - u_t for t = H-1, ..., H+R-2.
@@ -87,16 +45,9 @@ class TemporalConsistency(AbstractHistoryConfiguration):
             previous = jtu.tree_map(lambda h: h[:, -1], history)
             prediction = apply_stepper(stepper, stack_history(history), target)
             increment = jtu.tree_map(lambda a, b: a - b, prediction, previous)
-            loss = weight * tree_loss(self.time_level_loss, increment, true_increment)
-            prediction = cut_after(prediction, t, self.cut_bptt_every, self.cut_bptt)
-            return push_history(history, prediction), loss
+            loss = self._step_loss(weight, increment, true_increment)
+            return push_history(history, self._cut(prediction, t)), loss
 
-        _, losses = loop(
-            body,
-            history,
-            (targets, true_increments, self.time_level_weights),
-            num_steps,
-            unroll=self._unrolled(),
-            remat=self.remat,
-        )
-        return losses.sum()
+        xs = (targets, true_increments, self.time_level_weights)
+        _, loss = self._rollout_loss(body, history, xs, num_steps)
+        return loss
