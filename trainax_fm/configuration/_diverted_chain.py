@@ -7,10 +7,10 @@ from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
 from .._validation import check_bool, check_positive_int, check_weights
 from ..loss import BaseLoss, MSELoss
 from ._checks import CallInputs
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractReferenceRolloutConfiguration
 
 
-class DivertedChain(AbstractRolloutConfiguration):
+class DivertedChain(AbstractReferenceRolloutConfiguration):
     r"""Diverted-chain training with branches of `B` steps.
 
     Only the initial condition is used. The network rolls out a main chain; from each of
@@ -77,10 +77,6 @@ class DivertedChain(AbstractRolloutConfiguration):
             "branch_level_weights",
             "branch step (`num_branch_steps`)",
         )
-
-    @property
-    def needs_ref_stepper(self) -> bool:
-        return True
 
     def _loss(
         self,

@@ -7,10 +7,10 @@ from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
 from ..loss import BaseLoss, MSELoss
 from ._checks import CallInputs
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractReferenceRolloutConfiguration
 
 
-class DivertedChainBranchOne(AbstractRolloutConfiguration):
+class DivertedChainBranchOne(AbstractReferenceRolloutConfiguration):
     r"""Diverted-chain training with branches of one step.
 
     Only the initial condition of each window is used. At every step of the network
@@ -52,10 +52,6 @@ class DivertedChainBranchOne(AbstractRolloutConfiguration):
             remat,
         )
         self.cut_div_chain = check_bool(cut_div_chain, "cut_div_chain")
-
-    @property
-    def needs_ref_stepper(self) -> bool:
-        return True
 
     def _loss(
         self,

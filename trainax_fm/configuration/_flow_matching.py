@@ -7,9 +7,10 @@ from jaxtyping import Array, Float, PyTree
 
 from .._validation import check_positive_int
 from ..flow._steppers import as_flow_model
-from ..flow._training import draw_noise, interpolate, split_window
+from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
-from ._checks import AbstractCheckedConfiguration, CallInputs
+from ._checks import CallInputs
+from ._flow_base import AbstractFlowConfiguration
 from ._flow_time import AbstractTimeSampler, UniformTimeSampler, check_time_sampler
 
 
@@ -22,7 +23,7 @@ def check_loss(loss, owner: str) -> BaseLoss:
     return loss
 
 
-class FlowMatching(AbstractCheckedConfiguration):
+class FlowMatching(AbstractFlowConfiguration):
     r"""Conditional flow matching for next-state prediction.
 
     For every window the first `H` states form the conditioning `y` (stacked on the
@@ -74,14 +75,6 @@ class FlowMatching(AbstractCheckedConfiguration):
             "FlowMatching",
         )
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + 1
-
-    @property
-    def needs_key(self) -> bool:
-        return True
-
     def _loss(
         self,
         stepper: eqx.Module,
@@ -92,11 +85,8 @@ class FlowMatching(AbstractCheckedConfiguration):
             stepper, "stepper", flow_map=False, num_input_steps=self.num_input_steps
         )
         y, x1 = split_window(data, self.num_input_steps, "FlowMatching")
-        key_noise, key_time = jax.random.split(inputs.key)
-        x0 = draw_noise(key_noise, x1)
-        t, _ = self.time_sampler.sample(key_time, x1.shape[0])
+        x0, t, _ = self._draw(inputs.key, x1, self.time_sampler)
         x_t = interpolate(x0, x1, t)
-        t = t.astype(x1.dtype)
         # A step-size-conditioned velocity is trained at d = 0: its instantaneous limit.
         d = jnp.zeros_like(t)
         prediction = jax.vmap(velocity)(x_t, y, t, d)

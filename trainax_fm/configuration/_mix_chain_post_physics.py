@@ -8,10 +8,10 @@ from .._rollout import Remat, Unroll, apply_stepper, state_at
 from .._validation import check_positive_int
 from ..loss import BaseLoss, MSELoss
 from ._checks import CallInputs
-from ._rollout_base import AbstractRolloutConfiguration
+from ._rollout_base import AbstractReferenceRolloutConfiguration
 
 
-class MixChainPostPhysics(AbstractRolloutConfiguration):
+class MixChainPostPhysics(AbstractReferenceRolloutConfiguration):
     r"""Mix chain: `R` network steps followed by `P` reference steps, all against data.
 
     $$L = \sum_{t=0}^{R+P-1} w_t\, \ell\big(\tilde u_{t+1},\, u_{t+1}\big),\quad
@@ -64,10 +64,6 @@ class MixChainPostPhysics(AbstractRolloutConfiguration):
     @property
     def required_window_length(self) -> int:
         return self.num_rollout_steps + self.num_post_physics_steps + 1
-
-    @property
-    def needs_ref_stepper(self) -> bool:
-        return True
 
     def _loss(
         self,

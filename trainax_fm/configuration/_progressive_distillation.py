@@ -10,21 +10,13 @@ from ..flow._flow_map import frozen
 from ..flow._integrate import FlowModel, check_method_for, flow_step, integrate
 from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import as_flow_model
-from ..flow._training import draw_noise, interpolate, per_sample, split_window
+from ..flow._training import interpolate, per_sample, split_window
 from ..loss import BaseLoss, MSELoss
-from ._checks import AbstractCheckedConfiguration, CallInputs
+from ._checks import CallInputs
+from ._flow_base import AbstractFlowConfiguration
 from ._flow_matching import check_loss
-from ._flow_time import AbstractTimeSampler, DyadicTimeSampler, check_time_sampler
-
-
-def check_positive_steps(sampler: AbstractTimeSampler, owner: str) -> None:
-    if getattr(sampler, "min_step", None) == 0.0:
-        raise ValueError(
-            f"{owner} needs step sizes d > 0, but `step_sampler` "
-            f"({type(sampler).__name__}) has min_step=0. Pass e.g. "
-            "UniformTimeSampler(min_step=1/64, max_step=1.0), DyadicTimeSampler(...) "
-            "or FixedStepTimeSampler(step)."
-        )
+from ._flow_base import check_step_sampler
+from ._flow_time import AbstractTimeSampler
 
 
 def compare(loss, prediction, target, x_t, t, d, velocity_space: bool):
@@ -36,7 +28,7 @@ def compare(loss, prediction, target, x_t, t, d, velocity_space: bool):
     return loss(prediction, target, time=t)
 
 
-class ProgressiveDistillation(AbstractCheckedConfiguration):
+class ProgressiveDistillation(AbstractFlowConfiguration):
     r"""Progressive distillation: one student step imitates `K` frozen teacher steps.
 
     Per window, `y` is the first `H` states and `x_1` the next one. With noise
@@ -114,23 +106,10 @@ class ProgressiveDistillation(AbstractCheckedConfiguration):
         self.teacher_solver = get_solver(teacher_method, "teacher_method")
         check_method_for(self.teacher, self.teacher_solver, "teacher_method")
         self.student_solver = get_solver(student_method, "student_method")
-        self.step_sampler = check_time_sampler(
-            DyadicTimeSampler(max_level=4) if step_sampler is None else step_sampler,
-            "step_sampler",
-            owner,
-        )
-        check_positive_steps(self.step_sampler, owner)
+        self.step_sampler = check_step_sampler(step_sampler, 4, owner)
         self.time_level_loss = check_loss(time_level_loss, owner)
         self.velocity_space = check_bool(velocity_space, "velocity_space")
         self.unroll = check_unroll(unroll)
-
-    @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + 1
-
-    @property
-    def needs_key(self) -> bool:
-        return True
 
     def teacher_target(self, x_t, y, t, d):
         """The teacher's end point after `K` steps of size `d/K` (batched, no gradient)."""
@@ -159,10 +138,7 @@ class ProgressiveDistillation(AbstractCheckedConfiguration):
         student = as_flow_model(stepper, "stepper", num_input_steps=self.num_input_steps)
         check_method_for(student, self.student_solver, "student_method")
         y, x1 = split_window(data, self.num_input_steps, "ProgressiveDistillation")
-        key_noise, key_time = jax.random.split(inputs.key)
-        x0 = draw_noise(key_noise, x1)
-        t, d = self.step_sampler.sample(key_time, x1.shape[0])
-        t, d = t.astype(x1.dtype), d.astype(x1.dtype)
+        x0, t, d = self._draw(inputs.key, x1, self.step_sampler)
         x_t = interpolate(x0, x1, t)
         target = self.teacher_target(x_t, y, t, d)
         prediction = jax.vmap(

@@ -125,6 +125,14 @@ class AbstractRolloutConfiguration(AbstractCheckedConfiguration):
         return time_major(time_slice(data, start, stop))
 
 
+class AbstractReferenceRolloutConfiguration(AbstractRolloutConfiguration):
+    """A rollout compared against the reference simulator, so it needs `ref_stepper`."""
+
+    @property
+    def needs_ref_stepper(self) -> bool:
+        return True
+
+
 class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
     """A rollout configuration whose stepper may see `num_input_steps` past states.
 

@@ -8,15 +8,16 @@ from .._validation import check_bool, check_positive_int
 from ..flow._ema import EMAFlowMap
 from ..flow._flow_map import FlowMap, frozen
 from ..flow._steppers import as_flow_model
-from ..flow._training import draw_noise, interpolate, split_window
+from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
-from ._checks import AbstractCheckedConfiguration, CallInputs, require_key
+from ._checks import CallInputs, require_key
+from ._flow_base import AbstractFlowConfiguration, check_step_sampler
 from ._flow_matching import check_loss
-from ._flow_time import AbstractTimeSampler, DyadicTimeSampler, check_time_sampler
-from ._progressive_distillation import check_positive_steps, compare
+from ._flow_time import AbstractTimeSampler
+from ._progressive_distillation import compare
 
 
-class SemigroupDistillation(AbstractCheckedConfiguration):
+class SemigroupDistillation(AbstractFlowConfiguration):
     r"""Semigroup (self-)distillation of a flow map.
 
     The trainable `stepper` is a [`trainax_fm.flow.FlowMap`][]
@@ -69,12 +70,7 @@ class SemigroupDistillation(AbstractCheckedConfiguration):
         velocity_space: bool = False,
     ):
         owner = "SemigroupDistillation"
-        self.step_sampler = check_time_sampler(
-            DyadicTimeSampler(max_level=6) if step_sampler is None else step_sampler,
-            "step_sampler",
-            owner,
-        )
-        check_positive_steps(self.step_sampler, owner)
+        self.step_sampler = check_step_sampler(step_sampler, 6, owner)
         self.time_level_loss = check_loss(time_level_loss, owner)
         self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
         self.teacher = (
@@ -86,21 +82,10 @@ class SemigroupDistillation(AbstractCheckedConfiguration):
         )
         self.velocity_space = check_bool(velocity_space, "velocity_space")
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_input_steps + 1
-
-    @property
-    def needs_key(self) -> bool:
-        return True
-
     def draw(self, key: PRNGKeyArray, x1: Float[Array, "batch channels ..."]):
         """The random inputs of one loss evaluation: `(x0, t, d)`."""
         require_key("SemigroupDistillation", key)
-        key_noise, key_time = jax.random.split(key)
-        x0 = draw_noise(key_noise, x1)
-        t, d = self.step_sampler.sample(key_time, x1.shape[0])
-        return x0, t.astype(x1.dtype), d.astype(x1.dtype)
+        return self._draw(key, x1, self.step_sampler)
 
     def split_stepper(self, stepper) -> tuple[FlowMap, FlowMap]:
         """`(student, target map)` of a trainable stepper."""
