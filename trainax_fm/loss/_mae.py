@@ -1,13 +1,10 @@
-from typing import Optional
-
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import BaseLoss
-from ._utils import difference
+from ._error import AbstractErrorLoss
 
 
-class MAELoss(BaseLoss):
+class MAELoss(AbstractErrorLoss):
     """Mean absolute error over all channel and spatial entries of one state.
 
     `mean(|prediction - target|)`; with `target=None` it is the mean absolute value of
@@ -19,9 +16,5 @@ class MAELoss(BaseLoss):
         (default `jnp.mean`).
     """
 
-    def single_batch(
-        self,
-        prediction: Float[Array, "num_channels ..."],
-        target: Optional[Float[Array, "num_channels ..."]] = None,
-    ) -> Float[Array, ""]:
-        return jnp.mean(jnp.abs(difference("MAELoss", prediction, target)))
+    def _statistic(self, values: Float[Array, "num_channels ..."]) -> Float[Array, ""]:
+        return jnp.mean(jnp.abs(values))

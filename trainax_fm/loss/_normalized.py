@@ -1,13 +1,10 @@
-from typing import Optional
-
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._base import BaseLoss
-from ._utils import difference, require_target
+from ._error import AbstractNormalizedErrorLoss
 
 
-class Normalized_MSELoss(BaseLoss):
+class Normalized_MSELoss(AbstractNormalizedErrorLoss):
     """Mean squared error of one state divided by the mean square of its target.
 
     `mean((prediction - target)**2) / mean(target**2)`, computed per state (the ratio is
@@ -22,17 +19,11 @@ class Normalized_MSELoss(BaseLoss):
         (default `jnp.mean`).
     """
 
-    def single_batch(
-        self,
-        prediction: Float[Array, "num_channels ..."],
-        target: Optional[Float[Array, "num_channels ..."]] = None,
-    ) -> Float[Array, ""]:
-        require_target("Normalized_MSELoss", target)
-        error = difference("Normalized_MSELoss", prediction, target)
-        return jnp.mean(jnp.square(error)) / jnp.mean(jnp.square(target))
+    def _statistic(self, values: Float[Array, "num_channels ..."]) -> Float[Array, ""]:
+        return jnp.mean(jnp.square(values))
 
 
-class Normalized_MAELoss(BaseLoss):
+class Normalized_MAELoss(AbstractNormalizedErrorLoss):
     """Mean absolute error of one state divided by the mean absolute value of its target.
 
     `mean(|prediction - target|) / mean(|target|)`, computed per state (the ratio is
@@ -47,11 +38,5 @@ class Normalized_MAELoss(BaseLoss):
         (default `jnp.mean`).
     """
 
-    def single_batch(
-        self,
-        prediction: Float[Array, "num_channels ..."],
-        target: Optional[Float[Array, "num_channels ..."]] = None,
-    ) -> Float[Array, ""]:
-        require_target("Normalized_MAELoss", target)
-        error = difference("Normalized_MAELoss", prediction, target)
-        return jnp.mean(jnp.abs(error)) / jnp.mean(jnp.abs(target))
+    def _statistic(self, values: Float[Array, "num_channels ..."]) -> Float[Array, ""]:
+        return jnp.mean(jnp.abs(values))

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._base import BaseLoss
+from ._error import AbstractErrorLoss
 from ._utils import difference, require_target, safe_sqrt
 
 
-class RMSELoss(BaseLoss):
+class RMSELoss(AbstractErrorLoss):
     """Root mean squared error of one state.
 
     `sqrt(mean((prediction - target)**2))` over all channel and spatial entries of one
@@ -27,13 +28,8 @@ class RMSELoss(BaseLoss):
         (default `jnp.mean`).
     """
 
-    def single_batch(
-        self,
-        prediction: Float[Array, "num_channels ..."],
-        target: Optional[Float[Array, "num_channels ..."]] = None,
-    ) -> Float[Array, ""]:
-        error = difference("RMSELoss", prediction, target)
-        return safe_sqrt(jnp.mean(jnp.square(error)))
+    def _statistic(self, values: Float[Array, "num_channels ..."]) -> Float[Array, ""]:
+        return safe_sqrt(jnp.mean(jnp.square(values)))
 
 
 class nRMSELoss(BaseLoss):
