@@ -11,15 +11,13 @@ from .._validation import check_positive_int
 from ._common import (
     _require_matplotlib,
     _require_pillow,
-    as_real_array,
     check_channel,
     check_positive_number,
-    check_rank,
-    check_same_shape,
     check_vlim,
     new_figure,
     step_times,
     symmetric_limits,
+    trajectory_and_reference,
 )
 
 _FUNC = "animate_rollout"
@@ -93,14 +91,10 @@ def animate_rollout(
     _require_pillow()
     import matplotlib.animation  # noqa: F401  (after the check above)
 
-    trajectory = as_real_array(trajectory, "trajectory", _FUNC)
-    check_rank(
-        trajectory, (3, 4), "trajectory", _FUNC, "(T, C, N) or (T, C, H, W)",
+    trajectory, reference = trajectory_and_reference(
+        trajectory, reference, "trajectory", _FUNC, (3, 4), "(T, C, N) or (T, C, H, W)",
         "Pass one trajectory: for a batch select a sample `trajectories[b]`.",
     )
-    if reference is not None:
-        reference = as_real_array(reference, "reference", _FUNC)
-        check_same_shape(reference, trajectory, _FUNC)
     path = pathlib.Path(os.fspath(path))
     if path.suffix.lower() != ".gif":
         raise ValueError(

@@ -98,6 +98,36 @@ def check_same_shape(reference: np.ndarray, prediction: np.ndarray, func: str) -
         )
 
 
+def trajectory_and_reference(
+    trajectory: Any,
+    reference: Any,
+    name: str,
+    func: str,
+    ranks: Sequence[int],
+    layout: str,
+    hint: str,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Check a rollout and its optional reference, as the rollout plots take them.
+
+    **Arguments:**
+
+    - `trajectory`: the rollout, named `name` in errors, shaped `layout` (one of
+        `ranks`); `hint` says how to fix a wrong rank.
+    - `reference`: `None` or an array-like of the same shape.
+    - `func`: the plotting function, named in errors.
+
+    **Returns:**
+
+    - `(trajectory, reference)` as float64 numpy arrays (`reference` may be `None`).
+    """
+    trajectory = as_real_array(trajectory, name, func)
+    check_rank(trajectory, ranks, name, func, layout, hint)
+    if reference is not None:
+        reference = as_real_array(reference, "reference", func)
+        check_same_shape(reference, trajectory, func)
+    return trajectory, reference
+
+
 def check_positive_number(value: Any, name: str) -> float:
     """Return a finite, strictly positive real as a float, or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -7,16 +7,14 @@ import numpy as np
 
 from .._validation import check_bool
 from ._common import (
-    as_real_array,
     check_channel,
     check_positive_number,
-    check_rank,
-    check_same_shape,
     check_vlim,
     new_figure,
     save_figure,
     step_times,
     symmetric_limits,
+    trajectory_and_reference,
 )
 
 _FUNC = "snapshots_2d"
@@ -107,15 +105,11 @@ def snapshots_2d(
         another shape, `difference=True` without a reference, an out-of-range
         `times` entry or `channel`, or too few `row_labels`.
     """
-    trajectory = as_real_array(trajectory, "trajectory", _FUNC)
-    check_rank(
-        trajectory, (4,), "trajectory", _FUNC, "(T, C, H, W)",
+    trajectory, reference = trajectory_and_reference(
+        trajectory, reference, "trajectory", _FUNC, (4,), "(T, C, H, W)",
         "Pass one 2D trajectory: for a batch select a sample `trajectories[b]`; for "
         "a single state add a time axis `state[None]`; for 1D use `spacetime`.",
     )
-    if reference is not None:
-        reference = as_real_array(reference, "reference", _FUNC)
-        check_same_shape(reference, trajectory, _FUNC)
     difference = check_bool(difference, "difference")
     if difference and reference is None:
         raise ValueError(f"{_FUNC}: `difference=True` needs a `reference`.")

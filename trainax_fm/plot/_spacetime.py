@@ -4,18 +4,16 @@ from typing import Any, Optional, Sequence
 
 from .._validation import check_bool
 from ._common import (
-    as_real_array,
     check_axes,
     check_channel,
     check_positive_number,
-    check_rank,
-    check_same_shape,
     check_vlim,
     new_figure,
     root_figure,
     save_figure,
     step_times,
     symmetric_limits,
+    trajectory_and_reference,
 )
 
 _FUNC = "spacetime"
@@ -99,15 +97,11 @@ def spacetime(
         shape, an invalid `channel`, `time_axis`, `vlim`, `dt` or `domain_extent`,
         or a wrong number of `axes` or `titles`.
     """
-    prediction = as_real_array(prediction, "prediction", _FUNC)
-    check_rank(
-        prediction, (3,), "prediction", _FUNC, "(T, C, N)",
+    prediction, reference = trajectory_and_reference(
+        prediction, reference, "prediction", _FUNC, (3,), "(T, C, N)",
         "Pass one 1D trajectory: for a batch select a sample `trajectories[b]`; "
         "for 2D fields use `snapshots_2d`.",
     )
-    if reference is not None:
-        reference = as_real_array(reference, "reference", _FUNC)
-        check_same_shape(reference, prediction, _FUNC)
     channel = check_channel(channel, prediction.shape[1], _FUNC)
     vlim = check_vlim(vlim, _FUNC)
     dt = check_positive_number(dt, "dt")
