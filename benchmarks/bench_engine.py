@@ -265,7 +265,7 @@ def compile_seconds(case_name):
     import optax
 
     import trainax_fm as tx
-    from trainax_fm import _engine
+    from trainax_fm._loop import _compiled as engine
 
     case = CASES[case_name]
     data, net = build(case["kind"])
@@ -277,14 +277,14 @@ def compile_seconds(case_name):
             data, optimizer=optimizer, num_training_steps=1, batch_size=case["batch"],
             num_rollout_steps=case["rollout"], unroll=unroll,
         )
-        problem = trainer._make_problem()
-        perms = _engine.make_permutations(
+        problem = trainer.make_problem()
+        perms = engine.make_permutations(
             jax.random.PRNGKey(0), jnp.asarray(0), 2, trainer.trajectory_sub_stacker.num_total_samples
         )
-        update = _engine.CompiledUpdate(_engine.one_step, problem, net, opt_state)
+        update = engine.CompiledUpdate(engine.one_step, problem, net, opt_state)
         dynamic = (update.dynamic_problem,) + tuple(eqx.filter((net, opt_state), eqx.is_array))
         begin = time.perf_counter()
-        update.jitted.lower(dynamic, perms, jnp.asarray(0), jax.random.PRNGKey(1), 0).compile()
+        update.entry.jitted.lower(dynamic, perms, jnp.asarray(0), jax.random.PRNGKey(1), 0).compile()
         rows[name] = time.perf_counter() - begin
     try:
         import trainax

@@ -174,9 +174,9 @@ def test_pd_trainer_multistage(lorenz, tmp_path):
     results = trainer.train(student, KEY, spawn_tqdm=False)
     assert len(results) == 2
     assert [r.stepper.num_steps for r in results] == [2, 1]
-    # only students are checkpointed, one per stage, and they load back
+    # one student file per stage (student only), and the resumable train state
     files = sorted(os.listdir(tmp_path))
-    assert files == ["student_stage_0.eqx", "student_stage_1.eqx"]
+    assert files == ["student_stage_0.eqx", "student_stage_1.eqx", "train_state.eqx"]
     loaded = eqx.tree_deserialise_leaves(tmp_path / "student_stage_1.eqx", student)
     for a, b in zip(arrays(loaded), arrays(results[-1].stepper)):
         np.testing.assert_array_equal(a, b)
@@ -193,6 +193,41 @@ def test_pd_trainer_multistage(lorenz, tmp_path):
         after = float(configuration(results[stage].stepper, windows, key=key))
         assert after < before
     assert [r.loss_history.shape for r in results] == [(40,), (40,)]
+
+
+@pytest.mark.parametrize("interrupt_at", [25, 40, 55])
+def test_pd_trainer_resumes_mid_stage_exactly(lorenz, tmp_path, interrupt_at):
+    """A run interrupted in stage 0, at its end or in stage 1 resumes bit-identically."""
+    teacher = flow.ConditionalVelocity(mlp(3, seed=6))
+    student = flow.FlowMatchingStepper(flow.with_step_size_input(teacher), 4)
+
+    def make(path, **options):
+        return tx.trainer.ProgressiveDistillationTrainer(
+            lorenz, teacher=teacher, optimizer=optax.adam(3e-3), num_training_steps=40,
+            batch_size=16, num_teacher_steps=4, num_stages=2, checkpoint_path=path,
+            **options,
+        )
+
+    full = make(tmp_path / "full").train(student, KEY, spawn_tqdm=False)
+
+    class Interrupt(tx.hook.AbstractHook):
+        def after_updates(self, loop, chunk):
+            if loop.stage * 40 + loop.step >= interrupt_at:
+                raise KeyboardInterrupt
+
+    trainer = make(tmp_path / "cut", checkpoint_every=5)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(student, KEY, spawn_tqdm=False, hooks=[Interrupt()])
+    state = tx.load_train_state(trainer.train_state_file(), student, trainer.stage_optimizer())
+    # the interrupt came before the checkpoint of its own step
+    assert state.stage * 40 + state.step == 5 * ((interrupt_at - 1) // 5)
+    resumed = trainer.train(resume_from=state, spawn_tqdm=False)
+    assert resumed[-1].stepper.num_steps == full[-1].stepper.num_steps == 1
+    for a, b in zip(arrays(resumed[-1].stepper), arrays(full[-1].stepper)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        resumed[-1].train_state.loss_history, full[-1].train_state.loss_history
+    )
 
 
 def test_pd_trainer_cosine_cycle_per_stage(lorenz):

@@ -10,6 +10,7 @@ from . import callback as callback
 from . import configuration as configuration
 from . import experiment as experiment
 from . import flow as flow
+from . import hook as hook
 from . import loss as loss
 from . import metrics as metrics
 from . import plot as plot
@@ -17,13 +18,17 @@ from . import sample_data as sample_data
 from . import trainer as trainer
 from ._checkpoint import load_train_state as load_train_state
 from ._checkpoint import save_train_state as save_train_state
+from ._caches import clear_caches as clear_caches
 from ._general_trainer import GeneralTrainer as GeneralTrainer
-from ._general_trainer import NonFiniteLossError as NonFiniteLossError
+from ._loop._options import EngineOptions as EngineOptions
+from ._loop._stages import Stage as Stage
+from ._loop._stages import train_stages as train_stages
 from ._mixer import PermutationMixer as PermutationMixer
 from ._public_rollout import rollout as rollout
 from ._train_state import TrainResult as TrainResult
 from ._train_state import TrainState as TrainState
 from ._windows import TrajectorySubStacker as TrajectorySubStacker
+from .hook._nonfinite import NonFiniteLossError as NonFiniteLossError
 
 try:
     __version__ = _metadata.version("trainax_fm")

@@ -20,11 +20,17 @@ from ._atomic import atomic_open
 from ._train_state import TrainState
 
 MAGIC = "trainax_fm-train-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 files (no stage fields) are read as single-stage states.
+READABLE_VERSIONS = (1, 2)
 
 
 def _typed_key(key) -> bool:
     return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _key_data(key):
+    return jax.random.key_data(key) if _typed_key(key) else key
 
 
 def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
@@ -43,7 +49,8 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         raise TypeError(f"`state` must be a trainax_fm.TrainState, got {type(state).__name__}.")
     path = Path(path)
     typed = _typed_key(state.key)
-    key_data = jax.random.key_data(state.key) if typed else state.key
+    key_data = _key_data(state.key)
+    staged = state.stage_start is not None
     header = {
         "magic": MAGIC,
         "format_version": FORMAT_VERSION,
@@ -54,8 +61,12 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "typed_key": bool(typed),
         "steps_per_dispatch": state.steps_per_dispatch,
         "key_shape": list(key_data.shape),
+        "stage": state.stage,
+        "staged": staged,
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
+    if staged:
+        payload += (state.stage_start, _key_data(state.run_key))
     with atomic_open(path) as stream:
         stream.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(stream, payload)
@@ -95,11 +106,11 @@ def load_train_state(
                 f"{str(path)!r} is not a trainax_fm train-state checkpoint (missing "
                 "header). Checkpoints are written by trainax_fm.save_train_state."
             )
-        if header.get("format_version") != FORMAT_VERSION:
+        if header.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(
                 f"{str(path)!r} has checkpoint format version "
-                f"{header.get('format_version')}, this trainax_fm reads version "
-                f"{FORMAT_VERSION}."
+                f"{header.get('format_version')}, this trainax_fm reads versions "
+                f"{READABLE_VERSIONS}."
             )
         num_seeds = header.get("num_seeds")
         init = optimizer.init if num_seeds is None else eqx.filter_vmap(optimizer.init)
@@ -110,8 +121,13 @@ def load_train_state(
             jnp.zeros(header["key_shape"], dtype=jnp.uint32),
             jnp.zeros(loss_shape, dtype=header.get("loss_dtype", "float32")),
         )
+        staged = header.get("staged", False)
+        if staged:
+            like += (stepper_like, like[2])
         try:
-            stepper, opt_state, key_data, losses = eqx.tree_deserialise_leaves(f, like)
+            stepper, opt_state, key_data, losses, *stage_fields = eqx.tree_deserialise_leaves(
+                f, like
+            )
         except Exception as error:
             raise ValueError(
                 f"{str(path)!r} is truncated or does not match `stepper_like`/"
@@ -123,7 +139,9 @@ def load_train_state(
                 f"{str(path)!r} holds more data than `stepper_like`/`optimizer` "
                 "describe; use the network and optimizer of the run that wrote it."
             )
-    key = jax.random.wrap_key_data(key_data) if header["typed_key"] else key_data
+    wrap = jax.random.wrap_key_data if header["typed_key"] else (lambda data: data)
+    stage_start, run_key = (stage_fields[0], wrap(stage_fields[1])) if staged else (None, None)
     return TrainState(
-        stepper, opt_state, header["step"], key, losses, header.get("steps_per_dispatch")
+        stepper, opt_state, header["step"], wrap(key_data), losses,
+        header.get("steps_per_dispatch"), header.get("stage", 0), stage_start, run_key,
     )

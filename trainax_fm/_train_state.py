@@ -21,8 +21,14 @@ class TrainState(eqx.Module):
     - `key`: the key the run was started with.
     - `loss_history`: the loss of every update so far (before each update), length
         `step` (with a leading seed axis for seed-parallel runs).
-    - `steps_per_dispatch`: the dispatch size the run settled on; a resumed run with
-        `steps_per_dispatch="auto"` reuses it so that it continues bit-identically.
+    - `steps_per_dispatch`: the dispatch size the run used; a resumed run with
+        `steps_per_dispatch="auto"` keeps it, so it continues bit-identically.
+    - `stage`: for a run of several stages (see [`trainax_fm.Stage`][]), the stage
+        this state belongs to (`step` counts the updates of that stage).
+    - `stage_start`: the stepper the stage started from (e.g. the frozen teacher of a
+        distillation stage), `None` for single-stage runs.
+    - `run_key`: the key of the whole multi-stage run (each stage trains with a key
+        derived from it), `None` for single-stage runs.
     """
 
     stepper: Any
@@ -31,6 +37,9 @@ class TrainState(eqx.Module):
     key: PRNGKeyArray
     loss_history: Float[Array, " step"]
     steps_per_dispatch: Optional[int] = eqx.field(static=True, default=None)
+    stage: int = eqx.field(static=True, default=0)
+    stage_start: Any = None
+    run_key: Optional[PRNGKeyArray] = None
 
 
 class TrainResult(eqx.Module):
@@ -45,6 +54,8 @@ class TrainResult(eqx.Module):
     - `aux_history`: one entry per update of this call with what the callback returned
         (empty without a callback).
     - `train_state`: the [`trainax_fm.TrainState`][] to resume from.
+    - `stop_reason`: why a hook ended training before `num_minibatches` updates (e.g.
+        early stopping), `None` if it ran to the end (or to `num_steps`).
     """
 
     stepper: Any
@@ -52,3 +63,4 @@ class TrainResult(eqx.Module):
     loss_history: Float[Array, " num_recorded"]
     aux_history: list
     train_state: Optional[TrainState]
+    stop_reason: Optional[str] = eqx.field(static=True, default=None)

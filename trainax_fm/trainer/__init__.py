@@ -4,6 +4,20 @@ The third of trainax_fm's three layers. Each trainer cuts the trajectories into 
 of the length its configuration needs and wires configuration, optimizer and the
 training engine together. Call it as `trainer(stepper, key)` (trainax-compatible) or
 `trainer.train(stepper, key)` for a fixed result type.
+
+Every trainer takes, besides its methodology's keywords (those of its configuration),
+the same keywords, all after the data and keyword-only:
+
+- `data_trajectories`: trajectories `(S, T, C, *spatial)` or a PyTree of them.
+- `ref_stepper`, `residuum_fn`: the reference simulator and the residuum, for the
+    methodologies that need them (accepted and unused by the others, as in trainax).
+- `optimizer`: an `optax.GradientTransformation`.
+- `callback_fn`: optional callback, see [`trainax_fm.callback`][].
+- `num_training_steps`: number of updates.
+- `batch_size`: windows per update.
+- `do_sub_stacking`: use every window of each trajectory (`True`) or only the first.
+- the engine options of [`trainax_fm.EngineOptions`][]: `steps_per_dispatch`, `mesh`,
+    `batch_axis`, `num_seeds`, `checkpoint_path`, `checkpoint_every`, `on_nonfinite`.
 """
 
 from ._configuration_trainer import ConfigurationTrainer as ConfigurationTrainer
@@ -15,6 +29,7 @@ from ._mix_chain_post_physics import MixChainPostPhysicsTrainer as MixChainPostP
 from ._residuum import ResiduumTrainer as ResiduumTrainer
 from ._supervised import SupervisedTrainer as SupervisedTrainer
 from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer
+from ._temporal_consistency import TemporalConsistencyTrainer as TemporalConsistencyTrainer
 from ._flow_matching import FlowMatchingTrainer as FlowMatchingTrainer
 from ._progressive_distillation import (
     ProgressiveDistillationTrainer as ProgressiveDistillationTrainer,

@@ -1,18 +1,116 @@
-from typing import Any, Callable, Optional
+"""What every one-line trainer shares: its keywords, windows and engine options.
+
+A one-line trainer is a configuration type plus the windows it needs. Its keywords are
+the shared trainer keywords (trainax's order), the configuration's own keywords and the
+engine options, assembled here once, so no trainer can miss one; `help()` and
+`inspect.signature` show them all.
+"""
+
+import inspect
+from typing import Any, Callable, ClassVar, Optional
 
 import optax
-from jaxtyping import PyTree
+from jaxtyping import Array, Float, PyTree
 
-from .._general_trainer import DispatchMode, GeneralTrainer
+from .._general_trainer import GeneralTrainer
+from .._loop._options import ENGINE_OPTION_NAMES, expose_signature, with_engine_options
 from .._windows import TrajectorySubStacker
+
+
+def _trainer_keywords(
+    data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
+    *,
+    ref_stepper: Optional[Callable] = None,
+    residuum_fn: Optional[Callable] = None,
+    optimizer: optax.GradientTransformation,
+    callback_fn: Optional[Callable] = None,
+    num_training_steps: int,
+    batch_size: int,
+    do_sub_stacking: bool = True,
+    **engine_options,
+):
+    """The keywords every one-line trainer takes (the signature is all that is used)."""
+
+
+_SHARED = list(inspect.signature(_trainer_keywords).parameters.values())
+# trainax's order: data and the shared keywords, the methodology's, then the rest.
+_LEADING, _TRAILING = _SHARED[:7], _SHARED[7:]
+
+
+def one_line_signature(*methodology: inspect.Parameter) -> inspect.Signature:
+    """The signature of a trainer with these methodology keywords."""
+    keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in methodology]
+    return with_engine_options(inspect.Signature(_LEADING + keyword_only + _TRAILING))
+
+
+class AbstractOneLineTrainer(GeneralTrainer):
+    """A [`trainax_fm.GeneralTrainer`][] built from a configuration type in one line.
+
+    Subclasses name `configuration_type`; the trainer's keywords are the shared ones,
+    every keyword of `configuration_type` and the engine options. Override
+    `window_length` where trainax cuts other windows than the configuration needs and
+    `prepare_optimizer` where the optimizer must be wrapped.
+    """
+
+    configuration_type: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        parameters = inspect.signature(cls.configuration_type).parameters.values()
+        signature = one_line_signature(*parameters)
+
+        # Each trainer gets its own `__init__`, which carries its own signature.
+        def __init__(self, data_trajectories, **keywords):
+            AbstractOneLineTrainer.__init__(self, data_trajectories, **keywords)
+
+        expose_signature(__init__, signature)
+        __init__.__doc__ = cls.__doc__
+        cls.__init__ = __init__
+
+    def __init__(self, data_trajectories, **keywords):
+        arguments = bind_keywords(type(self), data_trajectories, keywords)
+        configuration = self.configuration_type(
+            **{name: arguments.pop(name) for name in self.configuration_keywords()}
+        )
+        init_from_configuration(
+            self,
+            configuration,
+            window_length=self.window_length(configuration),
+            optimizer=self.prepare_optimizer(arguments.pop("optimizer")),
+            **arguments,
+        )
+
+    @classmethod
+    def configuration_keywords(cls) -> tuple[str, ...]:
+        return tuple(inspect.signature(cls.configuration_type).parameters)
+
+    def window_length(self, configuration) -> int:
+        """Snapshots per window: what the configuration needs."""
+        return configuration.required_window_length
+
+    def prepare_optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+        return optimizer
+
+
+def bind_keywords(
+    cls, data_trajectories, keywords: dict, signature: Optional[inspect.Signature] = None
+) -> dict[str, Any]:
+    """The trainer's arguments by name, with defaults; Python's errors for bad names."""
+    signature = inspect.signature(cls) if signature is None else signature
+    try:
+        bound = signature.bind(data_trajectories, **keywords)
+    except TypeError as error:
+        raise TypeError(f"{cls.__name__}: {error}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 def init_from_configuration(
     trainer: GeneralTrainer,
-    data_trajectories: PyTree,
     configuration: Any,
     *,
-    sub_trajectory_len: Optional[int] = None,
+    data_trajectories,
+    window_length: int,
     ref_stepper: Optional[Callable],
     residuum_fn: Optional[Callable],
     optimizer: optax.GradientTransformation,
@@ -20,15 +118,13 @@ def init_from_configuration(
     num_training_steps: int,
     batch_size: int,
     do_sub_stacking: bool,
-    steps_per_dispatch: DispatchMode,
-    mesh=None,
+    **engine_options,
 ) -> None:
-    """Build the windows a configuration needs and initialise `trainer` with them."""
-    if sub_trajectory_len is None:
-        sub_trajectory_len = getattr(configuration, "required_window_length", 1)
-    stacker = TrajectorySubStacker(
-        data_trajectories, sub_trajectory_len, do_sub_stacking=do_sub_stacking
-    )
+    """Cut the windows a configuration needs and initialise `trainer` with them."""
+    unknown = sorted(set(engine_options) - set(ENGINE_OPTION_NAMES))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}.")
+    stacker = TrajectorySubStacker(data_trajectories, window_length, do_sub_stacking=do_sub_stacking)
     GeneralTrainer.__init__(
         trainer,
         stacker,
@@ -39,6 +135,5 @@ def init_from_configuration(
         num_minibatches=num_training_steps,
         batch_size=batch_size,
         callback_fn=callback_fn,
-        steps_per_dispatch=steps_per_dispatch,
-        mesh=mesh,
+        **engine_options,
     )

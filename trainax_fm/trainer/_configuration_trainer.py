@@ -1,11 +1,11 @@
-from typing import Callable, Optional
+import inspect
+from typing import Any, Optional
 
-import jax
-import optax
-from jaxtyping import Array, Float, PyTree
+from .._general_trainer import GeneralTrainer
+from .._loop._options import expose_signature
+from ._common import bind_keywords, init_from_configuration, one_line_signature
 
-from .._general_trainer import DispatchMode, GeneralTrainer
-from ._common import init_from_configuration
+_SHARED = one_line_signature()
 
 
 class ConfigurationTrainer(GeneralTrainer):
@@ -20,40 +20,35 @@ class ConfigurationTrainer(GeneralTrainer):
 
     - `data_trajectories`: trajectories `(S, T, C, *spatial)` or a PyTree of them.
     - `loss_configuration`: any configuration.
-    - `ref_stepper`, `residuum_fn`: as the configuration needs.
-    - `optimizer`, `num_training_steps`, `batch_size`, `callback_fn`,
-        `do_sub_stacking`, `steps_per_dispatch`, `mesh`: as in the other trainers.
+    - the keywords every trainer shares and the engine options: see
+        [`trainax_fm.trainer`][] (`ref_stepper`, `residuum_fn` as the configuration
+        needs).
     - `sub_trajectory_len`: override the window length.
     """
 
     def __init__(
         self,
-        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
-        loss_configuration,
+        data_trajectories,
+        loss_configuration: Any,
         *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
-        optimizer: optax.GradientTransformation,
-        callback_fn: Optional[Callable] = None,
-        num_training_steps: int,
-        batch_size: int,
-        do_sub_stacking: bool = True,
         sub_trajectory_len: Optional[int] = None,
-        steps_per_dispatch: DispatchMode = "auto",
-        mesh: Optional[jax.sharding.Mesh] = None,
+        **keywords,
     ):
+        arguments = bind_keywords(type(self), data_trajectories, keywords, _SHARED)
+        if sub_trajectory_len is None:
+            sub_trajectory_len = getattr(loss_configuration, "required_window_length", 1)
         init_from_configuration(
-            self,
-            data_trajectories,
-            loss_configuration,
-            sub_trajectory_len=sub_trajectory_len,
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            optimizer=optimizer,
-            callback_fn=callback_fn,
-            num_training_steps=num_training_steps,
-            batch_size=batch_size,
-            do_sub_stacking=do_sub_stacking,
-            steps_per_dispatch=steps_per_dispatch,
-            mesh=mesh,
+            self, loss_configuration, window_length=sub_trajectory_len, **arguments
         )
+
+
+def _signature() -> inspect.Signature:
+    own = inspect.signature(ConfigurationTrainer).parameters
+    shared = list(_SHARED.parameters.values())
+    return _SHARED.replace(
+        parameters=shared[:1] + [own["loss_configuration"]] + shared[1:7]
+        + [own["sub_trajectory_len"]] + shared[7:]
+    )
+
+
+expose_signature(ConfigurationTrainer.__init__, _signature())

@@ -1,16 +1,8 @@
-from typing import Callable, Optional
-
-import optax
-from jaxtyping import Array, Float, PyTree
-
-from .._general_trainer import DispatchMode, GeneralTrainer
 from ..configuration import FlowMatching
-from ..configuration._flow_time import AbstractTimeSampler
-from ..loss import BaseLoss, MSELoss
-from ._common import init_from_configuration
+from ._common import AbstractOneLineTrainer
 
 
-class FlowMatchingTrainer(GeneralTrainer):
+class FlowMatchingTrainer(AbstractOneLineTrainer):
     """Conditional flow matching in one line.
 
     Windows of `num_input_steps + 1` snapshots are trained with
@@ -31,49 +23,12 @@ class FlowMatchingTrainer(GeneralTrainer):
 
     **Arguments:**
 
-    - `data_trajectories`: trajectories `(S, T, C, *spatial)` (one array).
-    - `optimizer`: an `optax.GradientTransformation`.
-    - `num_training_steps`: number of updates.
-    - `batch_size`: windows per update.
-    - `callback_fn`: optional callback, see [`trainax_fm.callback`][].
+    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
+        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
+        `ref_stepper`, `residuum_fn`) and the engine options: see
+        [`trainax_fm.trainer`][].
     - `time_level_loss`, `num_input_steps`, `time_sampler`: see
         [`trainax_fm.configuration.FlowMatching`][].
-    - `do_sub_stacking`: use every window of each trajectory (`True`) or only the first.
-    - `steps_per_dispatch`: see [`trainax_fm.GeneralTrainer`][].
-    - `ref_stepper`, `residuum_fn`: unused (accepted for interface uniformity).
     """
 
-    def __init__(
-        self,
-        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
-        *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
-        optimizer: optax.GradientTransformation,
-        callback_fn: Optional[Callable] = None,
-        num_training_steps: int,
-        batch_size: int,
-        time_level_loss: BaseLoss = MSELoss(),
-        num_input_steps: int = 1,
-        time_sampler: Optional[AbstractTimeSampler] = None,
-        do_sub_stacking: bool = True,
-        steps_per_dispatch: DispatchMode = "auto",
-    ):
-        configuration = FlowMatching(
-            time_level_loss=time_level_loss,
-            num_input_steps=num_input_steps,
-            time_sampler=time_sampler,
-        )
-        init_from_configuration(
-            self,
-            data_trajectories,
-            configuration,
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            optimizer=optimizer,
-            callback_fn=callback_fn,
-            num_training_steps=num_training_steps,
-            batch_size=batch_size,
-            do_sub_stacking=do_sub_stacking,
-            steps_per_dispatch=steps_per_dispatch,
-        )
+    configuration_type = FlowMatching

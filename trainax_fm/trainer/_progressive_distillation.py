@@ -1,5 +1,6 @@
+import inspect
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import equinox as eqx
 import jax
@@ -8,11 +9,14 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._atomic import save_tree_atomic
-from .._general_trainer import DispatchMode, GeneralTrainer
+from .._general_trainer import GeneralTrainer, check_callback, check_optimizer, trainax_outputs
+from .._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
+from .._loop._stages import Stage, train_stages
 from .._mixer import effective_batch_size
-from .._train_state import TrainResult
+from .._train_state import TrainResult, TrainState
 from .._validation import check_bool, check_positive_int, is_traced
 from .._windows import TrajectorySubStacker
+from ..hook._base import AbstractHook
 from ..configuration import ProgressiveDistillation
 from ..configuration._flow_time import (
     AbstractTimeSampler,
@@ -83,9 +87,17 @@ class ProgressiveDistillationTrainer(eqx.Module):
     - `final_lr_fraction`: the cosine cycle ends at this fraction of the peak.
     - `checkpoint_path`: a directory; if given, the student after stage `s` is written
         to `{checkpoint_path}/student_stage_{s}.eqx` (`eqx.tree_serialise_leaves`,
-        atomic). Not available under `vmap`/`jit`.
+        atomic), and the resumable [`trainax_fm.TrainState`][] to
+        `{checkpoint_path}/train_state.eqx` every `checkpoint_every` updates and at the
+        end of each stage; continue an interrupted run with
+        `trainer.train(resume_from=tx.load_train_state(...))`. Not available under
+        `vmap`/`jit`.
     - `callback_fn`: a callback run in every stage (`update_i` restarts at 0).
-    - `do_sub_stacking`, `steps_per_dispatch`: as in the other trainers.
+    - `do_sub_stacking`: as in the other trainers.
+    - `**engine_options`: the other fields of [`trainax_fm.EngineOptions`][].
+
+    The stages run on the one training loop ([`trainax_fm.train_stages`][]); see
+    `stages()`.
     """
 
     trajectory_sub_stacker: TrajectorySubStacker
@@ -107,7 +119,7 @@ class ProgressiveDistillationTrainer(eqx.Module):
     final_lr_fraction: float = eqx.field(static=True)
     checkpoint_path: Optional[str] = eqx.field(static=True)
     callback_fn: Optional[Callable] = eqx.field(static=True)
-    steps_per_dispatch: DispatchMode = eqx.field(static=True)
+    options: EngineOptions
 
     def __init__(
         self,
@@ -132,13 +144,9 @@ class ProgressiveDistillationTrainer(eqx.Module):
         checkpoint_path: Optional[str] = None,
         callback_fn: Optional[Callable] = None,
         do_sub_stacking: bool = True,
-        steps_per_dispatch: DispatchMode = "auto",
+        **engine_options,
     ):
-        if not hasattr(optimizer, "init") or not hasattr(optimizer, "update"):
-            raise TypeError(
-                "`optimizer` must be an optax.GradientTransformation (e.g. "
-                f"optax.adam(1e-4)), got {type(optimizer).__name__}."
-            )
+        check_optimizer(optimizer)
         self.teacher = as_flow_model(teacher, "teacher")
         self.optimizer = optimizer
         self.num_training_steps = check_positive_int(num_training_steps, "num_training_steps")
@@ -178,10 +186,10 @@ class ProgressiveDistillationTrainer(eqx.Module):
                 f"`final_lr_fraction` must lie in [0, 1], got {final_lr_fraction}."
             )
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
-        if callback_fn is not None and not callable(callback_fn):
-            raise TypeError(f"`callback_fn` must be callable, got {type(callback_fn).__name__}.")
+        check_callback(callback_fn)
         self.callback_fn = callback_fn
-        self.steps_per_dispatch = steps_per_dispatch
+        state_path = None if checkpoint_path is None else self.train_state_file()
+        self.options = make_options(**engine_options, checkpoint_path=state_path)
         self.trajectory_sub_stacker = TrajectorySubStacker(
             data_trajectories, self.num_input_steps + 1, do_sub_stacking=do_sub_stacking
         )
@@ -232,14 +240,42 @@ class ProgressiveDistillationTrainer(eqx.Module):
             num_minibatches=self.num_training_steps,
             batch_size=self.batch_size,
             callback_fn=self.callback_fn,
-            steps_per_dispatch=self.steps_per_dispatch,
+            **self.options.as_dict(),
         )
+
+    def stages(self) -> list[Stage]:
+        """The stages: stage `s` distils the student it starts from (the teacher for
+        `s = 0`) with a fresh optimizer state and ends by setting the student's number
+        of sampling steps to `N / K^(s+1)`."""
+        optimizer = self.stage_optimizer()
+
+        def stage(index: int) -> Stage:
+            def configuration(start):
+                teacher = self.teacher if index == 0 else as_flow_model(start, "student")
+                return self.stage_configuration(index, teacher)
+
+            return Stage(
+                configuration,
+                optimizer,
+                self.num_training_steps,
+                finish=lambda student: self._final_stepper(
+                    student, self.student_num_steps(index)
+                ),
+            )
+
+        return [stage(index) for index in range(self.num_stages)]
 
     def checkpoint_file(self, stage: int) -> Optional[str]:
         """Where the student of `stage` is written (`None` without `checkpoint_path`)."""
         if self.checkpoint_path is None:
             return None
         return os.path.join(self.checkpoint_path, f"student_stage_{stage}.eqx")
+
+    def train_state_file(self) -> Optional[str]:
+        """Where the resumable train state is written (`None` without `checkpoint_path`)."""
+        if self.checkpoint_path is None:
+            return None
+        return os.path.join(self.checkpoint_path, "train_state.eqx")
 
     def _final_stepper(self, student, num_steps: int):
         if isinstance(student, FlowMatchingStepper):
@@ -261,13 +297,15 @@ class ProgressiveDistillationTrainer(eqx.Module):
 
     def train(
         self,
-        student: eqx.Module,
-        key: PRNGKeyArray,
+        student: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
         *,
+        resume_from: Optional[TrainState] = None,
         record_loss_every: int = 1,
         spawn_tqdm: bool = True,
+        hooks: Sequence[AbstractHook] = (),
     ) -> list[TrainResult]:
-        """Run all stages.
+        """Run all stages (or, with `resume_from`, the rest of an interrupted run).
 
         **Arguments:**
 
@@ -275,47 +313,37 @@ class ProgressiveDistillationTrainer(eqx.Module):
             `with_step_size_input(teacher)` or a copy of the teacher), a flow map, or a
             `FlowMatchingStepper`/`FlowMapStepper` holding one.
         - `key`: the run's random key (split into one key per stage).
-        - `record_loss_every`, `spawn_tqdm`: as in [`trainax_fm.GeneralTrainer`][].
+        - `resume_from`: the state in `{checkpoint_path}/train_state.eqx`, read with
+            `tx.load_train_state(path, student, trainer.stage_optimizer())`.
+        - `record_loss_every`, `spawn_tqdm`, `hooks`: as in
+            [`trainax_fm.GeneralTrainer.train`][] (the hooks run in every stage).
 
         **Returns:**
 
-        - One [`trainax_fm.TrainResult`][] per stage. The student of the last result is
-            the distilled one. A `FlowMatchingStepper`/`FlowMapStepper` student comes
-            back ready to sample: `num_steps` set to that stage's step count
-            `N / K^(s+1)` and (for a velocity) `method` set to `student_method`.
+        - One [`trainax_fm.TrainResult`][] per stage run. The student of the last
+            result is the distilled one. A `FlowMatchingStepper`/`FlowMapStepper`
+            student comes back ready to sample: `num_steps` set to that stage's step
+            count `N / K^(s+1)` and (for a velocity) `method` set to `student_method`.
         """
-        as_flow_model(student, "student")
-        check_method_for(as_flow_model(student), self.student_solver, "student_method")
+        if resume_from is None:
+            as_flow_model(student, "student")
+            check_method_for(as_flow_model(student), self.student_solver, "student_method")
         if self.checkpoint_path is not None and is_traced((student, key)):
             raise ValueError(
                 "`checkpoint_path` cannot be used while tracing (inside jax.jit or "
                 "eqx.filter_vmap): arrays cannot be written to disk there. Drop "
                 "`checkpoint_path` and save the returned students yourself."
             )
-        teacher = self.teacher
-        results = []
-        for stage, stage_key in enumerate(jax.random.split(key, self.num_stages)):
-            trainer = self.stage_trainer(stage, teacher)
-            result = trainer.train(
-                student,
-                stage_key,
-                record_loss_every=record_loss_every,
-                spawn_tqdm=spawn_tqdm,
-            )
-            student = self._final_stepper(result.stepper, self.student_num_steps(stage))
-            result = TrainResult(
-                student,
-                result.opt_state,
-                result.loss_history,
-                result.aux_history,
-                result.train_state,
-            )
-            results.append(result)
-            path = self.checkpoint_file(stage)
-            if path is not None:
-                save_tree_atomic(path, student)
-            teacher = as_flow_model(student, "student")
-        return results
+        return train_stages(
+            self.stage_trainer(0, self.teacher),
+            self.stages(),
+            student,
+            key,
+            resume_from=resume_from,
+            record_loss_every=record_loss_every,
+            spawn_tqdm=spawn_tqdm,
+            stage_hooks=lambda stage: [_SaveStudent(self.checkpoint_file(stage)), *hooks],
+        )
 
     def __call__(
         self,
@@ -338,9 +366,28 @@ class ProgressiveDistillationTrainer(eqx.Module):
         results = self.train(
             student, key, record_loss_every=record_loss_every, spawn_tqdm=spawn_tqdm
         )
-        outputs = [results[-1].stepper]
-        if return_loss_history:
-            outputs.append(jnp.concatenate([r.loss_history for r in results]))
-        if self.callback_fn is not None:
-            outputs.append([entry for r in results for entry in r.aux_history])
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        combined = TrainResult(
+            results[-1].stepper,
+            results[-1].opt_state,
+            jnp.concatenate([r.loss_history for r in results]),
+            [entry for r in results for entry in r.aux_history],
+            results[-1].train_state,
+        )
+        return trainax_outputs(combined, return_loss_history, self.callback_fn is not None)
+
+
+expose_signature(
+    ProgressiveDistillationTrainer.__init__,
+    with_engine_options(inspect.signature(ProgressiveDistillationTrainer)),
+)
+
+
+class _SaveStudent(AbstractHook):
+    """Write the student of a finished stage (student only, no optimizer state)."""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
+
+    def on_end(self, loop) -> None:
+        if self.path is not None and not loop.traced and loop.step == loop.stop:
+            save_tree_atomic(self.path, loop.stepper)

@@ -1,17 +1,11 @@
-from typing import Callable, Optional
-
 import optax
-from jaxtyping import Array, Float, PyTree
 
-from .._general_trainer import DispatchMode, GeneralTrainer
-from ..configuration import SemigroupDistillation
-from ..configuration._flow_time import AbstractTimeSampler
 from ..flow._optimizer import flow_map_optimizer
-from ..loss import BaseLoss, MSELoss
-from ._common import init_from_configuration
+from ..configuration import SemigroupDistillation
+from ._common import AbstractOneLineTrainer
 
 
-class SemigroupDistillationTrainer(GeneralTrainer):
+class SemigroupDistillationTrainer(AbstractOneLineTrainer):
     """Semigroup distillation of a flow map in one line.
 
     Trains a [`trainax_fm.flow.FlowMap`][] (or a `FlowMapStepper` holding one, or an
@@ -35,52 +29,16 @@ class SemigroupDistillationTrainer(GeneralTrainer):
 
     **Arguments:**
 
-    - `data_trajectories`: trajectories `(S, T, C, *spatial)` (one array).
-    - `optimizer`: an `optax.GradientTransformation` (wrapped as described above).
-    - `num_training_steps`: number of updates.
-    - `batch_size`: windows per update.
-    - `callback_fn`: optional callback, see [`trainax_fm.callback`][].
+    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
+        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
+        `ref_stepper`, `residuum_fn`) and the engine options: see
+        [`trainax_fm.trainer`][].
     - `step_sampler`, `time_level_loss`, `num_input_steps`, `teacher`,
         `velocity_space`: see [`trainax_fm.configuration.SemigroupDistillation`][].
     - `do_sub_stacking`, `steps_per_dispatch`: as in the other trainers.
-    - `ref_stepper`, `residuum_fn`: unused (accepted for interface uniformity).
     """
 
-    def __init__(
-        self,
-        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
-        *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
-        optimizer: optax.GradientTransformation,
-        callback_fn: Optional[Callable] = None,
-        num_training_steps: int,
-        batch_size: int,
-        step_sampler: Optional[AbstractTimeSampler] = None,
-        time_level_loss: BaseLoss = MSELoss(),
-        num_input_steps: int = 1,
-        teacher=None,
-        velocity_space: bool = False,
-        do_sub_stacking: bool = True,
-        steps_per_dispatch: DispatchMode = "auto",
-    ):
-        configuration = SemigroupDistillation(
-            step_sampler=step_sampler,
-            time_level_loss=time_level_loss,
-            num_input_steps=num_input_steps,
-            teacher=teacher,
-            velocity_space=velocity_space,
-        )
-        init_from_configuration(
-            self,
-            data_trajectories,
-            configuration,
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            optimizer=flow_map_optimizer(optimizer),
-            callback_fn=callback_fn,
-            num_training_steps=num_training_steps,
-            batch_size=batch_size,
-            do_sub_stacking=do_sub_stacking,
-            steps_per_dispatch=steps_per_dispatch,
-        )
+    configuration_type = SemigroupDistillation
+
+    def prepare_optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+        return flow_map_optimizer(optimizer)

@@ -5,6 +5,7 @@ device. `one_step` is straight-line code (one update per dispatch); `many_steps`
 dynamic number of updates inside one `lax.fori_loop` (many updates per dispatch).
 """
 
+from collections import OrderedDict
 from typing import Any, Optional
 
 import equinox as eqx
@@ -13,9 +14,10 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from ._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
-from ._windows import TrajectorySubStacker
-from .configuration._base import call_extras
+from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
+from .._windows import TrajectorySubStacker
+from .._validation import is_traced
+from ..configuration._base import call_extras
 
 
 class Problem(eqx.Module):
@@ -148,17 +150,80 @@ def many_steps(
     return eqx.combine(params, static), opt_state, losses, losses[num_steps - 1]
 
 
-_COMPILED_CACHE: dict = {}
+# Compiled updates kept for reuse by later runs with equal static parts; least recently
+# used ones are dropped past this many (each holds an XLA executable).
+MAX_CACHED_UPDATES = 32
+_COMPILED_CACHE: "OrderedDict[Any, _Compiled]" = OrderedDict()
+
+
+class _Compiled:
+    """A jitted update with, per argument signature, its cost and its executable."""
+
+    def __init__(self, jitted):
+        self.jitted = jitted
+        self.costs: dict = {}
+        self.executables: dict = {}
+
+    def _lower(self, args):
+        abstract = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), args
+        )
+        return self.jitted.lower(*abstract)
+
+    def cost(self, args) -> "UpdateCost":
+        signature = _signature(args)
+        if signature not in self.costs:
+            self.costs[signature] = update_cost(self._lower(args))
+        return self.costs[signature]
+
+    def executable(self, args):
+        # Lowered from concrete arguments, so shardings (a mesh) are kept.
+        signature = _signature(args)
+        if signature not in self.executables:
+            lowered = self.jitted.lower(*args)
+            self.costs.setdefault(signature, update_cost(lowered))
+            self.executables[signature] = lowered.compile()
+        return self.executables[signature]
+
+
+def _signature(args) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    return treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves)
+
+
+def update_cost(lowered) -> "UpdateCost":
+    """What XLA's cost analysis says about one compiled update (before optimisation)."""
+    analysis = lowered.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax: one entry per computation
+        analysis = analysis[0] if analysis else {}
+    analysis = analysis or {}
+    return UpdateCost(
+        flops=float(analysis.get("flops", 0.0)),
+        has_convolution="convolution" in lowered.as_text(),
+    )
+
+
+class UpdateCost(eqx.Module):
+    """The static cost of one update, from which the dispatch mode is chosen."""
+
+    flops: float
+    has_convolution: bool
+
+
+def clear_compiled_cache() -> None:
+    _COMPILED_CACHE.clear()
 
 
 class CompiledUpdate:
-    """A `jax.jit`-compiled update function with the static parts split off once.
+    """A compiled update function with the static parts split off once.
 
     `eqx.filter_jit` re-partitions every argument on every call; for one update per
     dispatch that Python overhead dominates light steps, so the partition is done once
-    here and the compiled function only sees arrays. Compiled functions are cached
-    across trainer calls whose static parts (configuration, optimizer, network
-    structure) are equal.
+    here and the compiled function only sees arrays. Concrete calls run an
+    ahead-of-time executable (lowered once, which also yields the update's cost);
+    traced calls (inside `eqx.filter_vmap`) go through `jax.jit`. Compiled functions
+    are shared by trainer calls whose static parts (configuration, optimizer, network
+    structure) are equal, in a cache of bounded size.
     """
 
     def __init__(
@@ -167,6 +232,7 @@ class CompiledUpdate:
         dynamic, static = eqx.partition((problem, stepper, opt_state), eqx.is_array)
         self.dynamic_problem = dynamic[0]
         self.static = static
+        self.sharded = problem.mesh is not None
 
         def one_seed(problem_arrays, stepper_arrays, opt_arrays, permutations, first_epoch, run_key, *args):
             problem, stepper, opt_state = eqx.combine(
@@ -194,18 +260,34 @@ class CompiledUpdate:
             hash(cache_key)
         except TypeError:  # an unhashable static leaf: compile for this call only
             cache_key = None
-        self.cache_key = cache_key
-        jitted = _COMPILED_CACHE.get(cache_key) if cache_key is not None else None
-        if jitted is None:
-            jitted = jax.jit(compiled)
+        entry = _COMPILED_CACHE.get(cache_key) if cache_key is not None else None
+        if entry is None:
+            entry = _Compiled(jax.jit(compiled))
             if cache_key is not None:
-                _COMPILED_CACHE[cache_key] = jitted
-        self.jitted = jitted
+                _COMPILED_CACHE[cache_key] = entry
+                while len(_COMPILED_CACHE) > MAX_CACHED_UPDATES:
+                    _COMPILED_CACHE.popitem(last=False)
+        elif cache_key is not None:
+            _COMPILED_CACHE.move_to_end(cache_key)
+        self.entry = entry
+
+    def _arguments(self, stepper, opt_state, args):
+        state = eqx.filter((stepper, opt_state), eqx.is_array)
+        return ((self.dynamic_problem, state[0], state[1]),) + tuple(args)
+
+    def cost(self, stepper, opt_state, *args) -> UpdateCost:
+        """The static cost of one call (from the lowered program, not compiled)."""
+        return self.entry.cost(self._arguments(stepper, opt_state, args))
 
     def __call__(self, stepper, opt_state, *args):
-        state = eqx.filter((stepper, opt_state), eqx.is_array)
-        dynamic = (self.dynamic_problem, state[0], state[1])
-        new_state, losses, last = self.jitted(dynamic, *args)
+        arguments = self._arguments(stepper, opt_state, args)
+        # Traced calls (seeds under `eqx.filter_vmap`) and sharded ones go through
+        # `jax.jit`, which traces along and reshards as needed.
+        if self.sharded or is_traced(arguments):
+            run = self.entry.jitted
+        else:
+            run = self.entry.executable(arguments)
+        new_state, losses, last = run(*arguments)
         stepper, opt_state = eqx.combine(new_state, (self.static[1], self.static[2]))
         return stepper, opt_state, losses, last
 

@@ -1,0 +1,162 @@
+"""The training loop: a host-side driver of compiled updates that emits events to hooks."""
+
+from typing import Any, Optional, Sequence
+
+import equinox as eqx
+import jax
+import optax
+from jaxtyping import PRNGKeyArray, PyTree
+
+from .._mixer import StreamPlan
+from .._train_state import TrainState
+from ..hook._base import AbstractHook
+from ._compiled import CompiledUpdate, Problem, gather_batch, many_steps, one_step
+from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
+from ._history import LossChunk, LossHistory
+from ._stream import PermutationStream
+
+
+class Loop:
+    """The state of one `train` call, as hooks see it.
+
+    **Attributes:**
+
+    - `problem`: data, configuration and optimizer of the compiled update.
+    - `stepper`, `opt_state`: the trained state after `step` updates.
+    - `key`: the run's key; `step`: updates done; `stop`: where this call ends.
+    - `num_seeds`: the seed axis length, or `None`.
+    - `traced`: whether the call runs under a JAX transformation (no host I/O then).
+    - `history`: the losses ([`LossHistory`]).
+    - `dispatch`: updates per dispatch (1: straight-line updates).
+    - `stop_reason`: why a hook stopped training early, or `None`.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        stepper: PyTree,
+        opt_state: optax.OptState,
+        key: PRNGKeyArray,
+        *,
+        start: int,
+        stop: int,
+        past_losses,
+        num_seeds: Optional[int],
+        traced: bool,
+        dispatch: int,
+        stage: int = 0,
+        stage_start: Any = None,
+        run_key: Optional[PRNGKeyArray] = None,
+    ):
+        self.problem = problem
+        self.stepper, self.opt_state = stepper, opt_state
+        self.key = key
+        self.step, self.stop = start, stop
+        self.num_seeds = num_seeds
+        self.traced = traced
+        self.history = LossHistory(past_losses, num_seeds)
+        self.dispatch = dispatch
+        self.stop_reason: Optional[str] = None
+        self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
+        seeds = num_seeds is not None
+        keys = jax.vmap(jax.random.split)(key) if seeds else jax.random.split(key)
+        self.shuffle_key, self.update_key = (keys[:, 0], keys[:, 1]) if seeds else keys
+        plan = StreamPlan(problem.stacker.num_total_samples, problem.batch_size)
+        self.stream = PermutationStream(self.shuffle_key, plan, seeds)
+
+    def request_stop(self, reason: str) -> None:
+        """End training after the current event (e.g. early stopping)."""
+        self.stop_reason = reason
+
+    def batch(self) -> PyTree:
+        """The minibatch of update `step` (with a seed axis for seed-parallel runs)."""
+        table, first_epoch = self.stream.table_for(self.step)
+        return gather_batch(
+            self.problem, table, first_epoch, jax.numpy.asarray(self.step),
+            self.num_seeds is not None,
+        )
+
+    def train_state(self) -> TrainState:
+        """The resumable state after `step` updates."""
+        return TrainState(
+            self.stepper, self.opt_state, self.step, self.key, self.history.all(),
+            self.dispatch, self.stage, self.stage_start, self.run_key,
+        )
+
+
+class CompiledUpdates:
+    """The two compiled forms of an update: straight-line (one) and a loop (many)."""
+
+    def __init__(self, problem: Problem, stepper, opt_state, seeds: bool):
+        self.single = CompiledUpdate(one_step, problem, stepper, opt_state, seeds=seeds)
+        self.loop = CompiledUpdate(
+            many_steps, problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH, seeds=seeds
+        )
+
+    def choose_dispatch(self, loop: Loop) -> int:
+        """Updates per dispatch from the static cost of one update (deterministic)."""
+        table, first_epoch = loop.stream.table_for(loop.step)
+        cost = self.single.cost(
+            loop.stepper, loop.opt_state, table, first_epoch, loop.update_key, loop.step
+        )
+        return steps_per_dispatch(cost, jax.default_backend())
+
+    def run(self, loop: Loop, count: int) -> LossChunk:
+        """Run `count` updates from `loop.step` and advance the loop."""
+        table, first_epoch = loop.stream.table_for(loop.step)
+        arguments = (table, first_epoch, loop.update_key, loop.step)
+        if loop.dispatch == 1:
+            loop.stepper, loop.opt_state, losses, _ = self.single(
+                loop.stepper, loop.opt_state, *arguments
+            )
+        else:
+            loop.stepper, loop.opt_state, losses, _ = self.loop(
+                loop.stepper, loop.opt_state, *arguments, count
+            )
+        chunk = LossChunk(loop.step, count, losses)
+        loop.history.append(chunk)
+        loop.step += count
+        return chunk
+
+
+def run_loop(loop: Loop, updates: CompiledUpdates, hooks: Sequence[AbstractHook]) -> None:
+    """Train from `loop.step` to `loop.stop`, emitting the events of `AbstractHook`."""
+    try:
+        for hook in hooks:
+            hook.on_start(loop)
+        while loop.step < loop.stop and loop.stop_reason is None:
+            count = _dispatch_size(loop, hooks)
+            for hook in hooks:
+                hook.before_updates(loop, count)
+            chunk = updates.run(loop, count)
+            for hook in hooks:
+                hook.after_updates(loop, chunk)
+            if loop.step < loop.stop and _is_boundary(loop, hooks):
+                for hook in hooks:
+                    hook.on_boundary(loop)
+        for hook in hooks:
+            hook.on_end(loop)
+    finally:
+        for hook in hooks:
+            hook.close(loop)
+
+
+def _next_boundary(loop: Loop, hooks: Sequence[AbstractHook], step: int) -> int:
+    boundaries = (hook.next_boundary(loop, step) for hook in hooks)
+    return min((b for b in boundaries if b is not None), default=loop.stop)
+
+
+def _is_boundary(loop: Loop, hooks: Sequence[AbstractHook]) -> bool:
+    return _next_boundary(loop, hooks, loop.step - 1) == loop.step
+
+
+def _dispatch_size(loop: Loop, hooks: Sequence[AbstractHook]) -> int:
+    if loop.dispatch == 1:
+        return 1
+    limit = min(
+        loop.stop,
+        loop.stream.table_end(loop.step),
+        _next_boundary(loop, hooks, loop.step),
+        loop.step + loop.dispatch,
+    )
+    return max(1, limit - loop.step)

@@ -1,0 +1,124 @@
+"""The engine options: declared once here, accepted by every trainer."""
+
+import inspect
+import os
+from typing import Literal, Optional, Union
+
+import equinox as eqx
+import jax
+
+from .._validation import check_positive_int
+from ._dispatch import DispatchMode
+
+OnNonfinite = Literal["raise", "skip"]
+
+
+class EngineOptions(eqx.Module):
+    """How the training engine runs, whatever the methodology.
+
+    Every trainer accepts each of these as a keyword (`SupervisedTrainer(...,
+    steps_per_dispatch=1, mesh=mesh)`), and `train(...)` accepts them again to
+    override them for one call.
+
+    **Arguments:**
+
+    - `steps_per_dispatch`: `"auto"` (chosen from the static cost of one update, the
+        same in every process, see the engine docs), `1` (one update per dispatch,
+        straight-line code) or `k > 1` (up to `k` updates inside one compiled loop).
+    - `mesh`: a `jax.sharding.Mesh` for data-parallel training: every minibatch is
+        split over the devices of its `batch_axis`, parameters and data are
+        replicated. `None` uses the default device.
+    - `batch_axis`: the mesh axis to split minibatches over.
+    - `num_seeds`: train this many seeds side by side: the stepper, key (and
+        optimizer state) given to `train` carry a leading seed axis. `None`: one seed.
+    - `checkpoint_path`: if given, a [`trainax_fm.TrainState`][] is written there
+        (atomically) every `checkpoint_every` updates and at the end.
+    - `checkpoint_every`: checkpoint interval in updates (default: only at the end).
+    - `on_nonfinite`: `"raise"` stops training with a
+        [`trainax_fm.NonFiniteLossError`][] naming the update (the last checkpoint is
+        left untouched); `"skip"` keeps parameters and optimizer state unchanged for
+        updates whose loss or gradient is NaN/Inf and carries on.
+    """
+
+    steps_per_dispatch: DispatchMode = eqx.field(static=True, default="auto")
+    mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
+    batch_axis: str = eqx.field(static=True, default="batch")
+    num_seeds: Optional[int] = eqx.field(static=True, default=None)
+    checkpoint_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
+    checkpoint_every: Optional[int] = eqx.field(static=True, default=None)
+    on_nonfinite: OnNonfinite = eqx.field(static=True, default="raise")
+
+    def __check_init__(self):
+        if self.steps_per_dispatch != "auto":
+            check_positive_int(self.steps_per_dispatch, "steps_per_dispatch")
+        if self.mesh is not None:
+            if not isinstance(self.mesh, jax.sharding.Mesh):
+                raise TypeError(
+                    f"`mesh` must be a jax.sharding.Mesh, got {type(self.mesh).__name__}."
+                )
+            if self.batch_axis not in self.mesh.axis_names:
+                raise ValueError(
+                    f"`batch_axis` {self.batch_axis!r} is not an axis of `mesh` (axes "
+                    f"{self.mesh.axis_names}); name the axis to split minibatches over."
+                )
+        if self.num_seeds is not None:
+            check_positive_int(self.num_seeds, "num_seeds")
+        if self.checkpoint_every is not None:
+            check_positive_int(self.checkpoint_every, "checkpoint_every")
+            if self.checkpoint_path is None:
+                raise ValueError("`checkpoint_every` needs a `checkpoint_path` to write to.")
+        if self.on_nonfinite not in ("raise", "skip"):
+            raise ValueError(
+                f"`on_nonfinite` must be 'raise' or 'skip', got {self.on_nonfinite!r}."
+            )
+
+    def replace(self, **changes) -> "EngineOptions":
+        """These options with some fields changed (unknown names are a `TypeError`)."""
+        return make_options(**{**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ENGINE_OPTION_NAMES}
+
+
+ENGINE_OPTION_NAMES = tuple(inspect.signature(EngineOptions).parameters)
+
+
+def make_options(**options) -> EngineOptions:
+    """`EngineOptions(**options)` with a message that lists the valid names."""
+    unknown = sorted(set(options) - set(ENGINE_OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}; the engine "
+            f"options are {', '.join(ENGINE_OPTION_NAMES)}."
+        )
+    return EngineOptions(**options)
+
+
+def expose_signature(function, signature: inspect.Signature) -> None:
+    """Make `help()` and `inspect` show `signature` for the method `function`.
+
+    Equinox derives a Module class's signature from its `__init__`, so a trainer's
+    spelled-out keywords are attached there (with `self` in front).
+    """
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    function.__signature__ = signature.replace(
+        parameters=[self_parameter, *signature.parameters.values()]
+    )
+
+
+def with_engine_options(signature: inspect.Signature) -> inspect.Signature:
+    """`signature` with its `**engine_options` spelled out as keyword parameters.
+
+    Trainers take the engine options as `**engine_options` so that a new option
+    reaches every trainer at once; this is what `help()` and `inspect` then show.
+    """
+    parameters = [
+        p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    named = {p.name for p in parameters}
+    options = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(EngineOptions).parameters.values()
+        if p.name not in named  # a trainer may give an option its own meaning
+    ]
+    return signature.replace(parameters=parameters + options)

@@ -1,0 +1,143 @@
+"""One `train` call: check the inputs, build the loop and its hooks, run, report."""
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._train_state import TrainResult, TrainState
+from .._validation import check_positive_int, is_traced
+from ..hook._base import AbstractHook
+from ..hook._callbacks import Callbacks
+from ..hook._checkpoint import Checkpoint
+from ..hook._nonfinite import NonFiniteGuard
+from ..hook._progress import ProgressBar
+from ._loop import CompiledUpdates, Loop, run_loop
+from ._options import EngineOptions
+
+if TYPE_CHECKING:
+    from .._general_trainer import GeneralTrainer
+
+
+def train_on_loop(
+    trainer: "GeneralTrainer",
+    options: EngineOptions,
+    stepper,
+    key,
+    opt_state,
+    *,
+    resume_from: Optional[TrainState],
+    num_steps: Optional[int],
+    record_loss_every: int,
+    spawn_tqdm: bool,
+    hooks: Sequence[AbstractHook],
+    stage: int = 0,
+    stage_start=None,
+    run_key=None,
+) -> TrainResult:
+    """Run `trainer` with `options` from scratch or from `resume_from` (see `train`)."""
+    num_seeds = options.num_seeds
+    dispatch = None if options.steps_per_dispatch == "auto" else options.steps_per_dispatch
+    if resume_from is not None:
+        if not isinstance(resume_from, TrainState):
+            raise TypeError(
+                f"`resume_from` must be a trainax_fm.TrainState, got {type(resume_from).__name__}."
+            )
+        stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
+        start, past_losses = resume_from.step, resume_from.loss_history
+        if dispatch is None:
+            dispatch = resume_from.steps_per_dispatch
+        if past_losses.ndim == 2:
+            num_seeds = past_losses.shape[0]
+        stage, stage_start, run_key = (
+            resume_from.stage, resume_from.stage_start, resume_from.run_key
+        )
+    else:
+        if stepper is None or key is None:
+            raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
+        start = 0
+        past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
+    if num_seeds is None:
+        check_key(key)
+    else:
+        check_seed_axis(num_seeds, stepper, key)
+    if opt_state is None:
+        init = trainer.optimizer.init
+        if num_seeds is not None:
+            init = eqx.filter_vmap(init)
+        opt_state = init(eqx.filter(stepper, eqx.is_inexact_array))
+    stop = trainer.num_minibatches
+    if num_steps is not None:
+        stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
+
+    problem = trainer.make_problem(options)
+    traced = is_traced((stepper, key))
+    if problem.mesh is not None and not traced:
+        replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
+        state = (problem, stepper, opt_state)
+        arrays = jax.device_put(eqx.filter(state, eqx.is_array), replicated)
+        problem, stepper, opt_state = eqx.combine(arrays, state)
+    seeds = num_seeds is not None
+    loop = Loop(
+        problem, stepper, opt_state, key, start=start, stop=stop, past_losses=past_losses,
+        num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1, stage=stage,
+        stage_start=stage_start, run_key=run_key,
+    )
+    updates = CompiledUpdates(problem, stepper, opt_state, seeds)
+    if dispatch is None:
+        loop.dispatch = updates.choose_dispatch(loop)
+    callbacks = None if trainer.callback_fn is None else Callbacks(trainer.callback_fn)
+    run_loop(loop, updates, builtin_hooks(options, callbacks, spawn_tqdm) + list(hooks))
+    state = loop.train_state()
+    return TrainResult(
+        loop.stepper,
+        loop.opt_state,
+        state.loss_history[..., ::record_loss_every],
+        [] if callbacks is None else callbacks.history,
+        state,
+        loop.stop_reason,
+    )
+
+
+def builtin_hooks(
+    options: EngineOptions, callbacks: Optional[Callbacks], spawn_tqdm: bool
+) -> list[AbstractHook]:
+    """The hooks every run has, in the order they must see each event."""
+    hooks: list[AbstractHook] = [] if callbacks is None else [callbacks]
+    checkpoint = None
+    if options.checkpoint_path is not None:
+        checkpoint = Checkpoint(options.checkpoint_path, options.checkpoint_every)
+    if options.on_nonfinite == "raise":
+        # Before the checkpoint: a bad state must never replace the last good file.
+        hooks.append(NonFiniteGuard(lambda: checkpoint and checkpoint.last_written))
+    if checkpoint is not None:
+        hooks.append(checkpoint)
+    if spawn_tqdm:
+        hooks.append(ProgressBar())
+    return hooks
+
+
+def check_seed_axis(num_seeds, stepper, key):
+    check_key(key[0] if getattr(key, "ndim", 0) >= 1 else key)
+    leaves = jax.tree_util.tree_leaves(eqx.filter(stepper, eqx.is_array))
+    for name, tree_leaves in (("key", [key]), ("stepper", leaves)):
+        for leaf in tree_leaves:
+            if leaf.ndim == 0 or leaf.shape[0] != num_seeds:
+                raise ValueError(
+                    f"with `num_seeds={num_seeds}` every array of `{name}` needs a leading "
+                    f"seed axis of length {num_seeds}, found shape {tuple(leaf.shape)}. "
+                    "Build them with `eqx.filter_vmap(make)(jax.random.split(key, "
+                    f"{num_seeds}))` or use `train_seeds`."
+                )
+
+
+def check_key(key):
+    if not hasattr(key, "dtype") or not (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,))
+    ):
+        raise TypeError(
+            "`key` must be a JAX random key (jax.random.PRNGKey(0) or "
+            f"jax.random.key(0)), got {key!r}."
+        )

@@ -1,0 +1,15 @@
+"""Hooks: what observes the training loop (checkpoints, guards, progress, callbacks).
+
+The loop of every trainer runs compiled updates and returns to Python only where a
+hook asks for it, emitting a few events (start, before and after each dispatch, at
+boundaries, end). Every run has the built-in hooks its engine options ask for
+([`trainax_fm.EngineOptions`][]); pass your own with `trainer.train(..., hooks=[...])`
+by subclassing [`trainax_fm.hook.AbstractHook`][]. A hook may end training early with
+`loop.request_stop(reason)`.
+"""
+
+from ._base import AbstractHook as AbstractHook
+from ._callbacks import Callbacks as Callbacks
+from ._checkpoint import Checkpoint as Checkpoint
+from ._nonfinite import NonFiniteGuard as NonFiniteGuard
+from ._progress import ProgressBar as ProgressBar

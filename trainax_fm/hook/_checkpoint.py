@@ -1,0 +1,51 @@
+"""Write the train state every `every` updates and at the end, atomically."""
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Union
+
+import jax
+
+from .._checkpoint import save_train_state
+from ._base import AbstractHook, next_multiple
+
+if TYPE_CHECKING:
+    from .._loop._loop import Loop
+
+
+class Checkpoint(AbstractHook):
+    """Save a [`trainax_fm.TrainState`][] to `path` every `every` updates and at the end.
+
+    Runs after the non-finite guard, so a state with NaN losses or parameters is never
+    written over the last good checkpoint. Under several processes only process 0
+    writes (every process holds the same replicated state). Inactive while tracing.
+
+    **Arguments:**
+
+    - `path`: the checkpoint file.
+    - `every`: the interval in updates (`None`: only at the end).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], every: Optional[int] = None):
+        self.path = Path(path)
+        self.every = every
+        self.last_written: Optional[Path] = None
+        self.last_step: Optional[int] = None
+
+    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+        return None if self.every is None else next_multiple(step, self.every)
+
+    def on_boundary(self, loop: "Loop") -> None:
+        if self.every is not None and loop.step % self.every == 0:
+            self.save(loop)
+
+    def on_end(self, loop: "Loop") -> None:
+        if self.last_step != loop.step:
+            self.save(loop)
+
+    def save(self, loop: "Loop") -> None:
+        if loop.traced:
+            return
+        if jax.process_index() == 0:
+            save_train_state(self.path, loop.train_state())
+        self.last_written, self.last_step = self.path, loop.step

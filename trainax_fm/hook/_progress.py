@@ -1,0 +1,59 @@
+"""A tqdm progress bar that shows the loss without forcing a device sync every update."""
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._base import AbstractHook
+
+if TYPE_CHECKING:
+    from .._loop._history import LossChunk
+    from .._loop._loop import Loop
+
+# Refresh the bar at most this often; reading the loss waits for the device.
+REFRESH_SECONDS = 0.2
+
+
+class ProgressBar(AbstractHook):
+    """Show the updates of this call and the latest loss (the seed mean with seeds).
+
+    Other hooks may add entries to the bar with `show(name, value)` (e.g. the last
+    validation metric).
+    """
+
+    def __init__(self):
+        self.bar = None
+        self.pending = 0
+        self.last_refresh = time.perf_counter()
+        self.extra: dict[str, str] = {}
+
+    def on_start(self, loop: "Loop") -> None:
+        self.bar = tqdm(total=loop.stop - loop.step, dynamic_ncols=True, leave=True)
+
+    def show(self, name: str, value: float) -> None:
+        self.extra[name] = f"{value:.3e}"
+
+    def after_updates(self, loop: "Loop", chunk: "LossChunk") -> None:
+        self.pending += chunk.count
+        if time.perf_counter() - self.last_refresh > REFRESH_SECONDS:
+            self.refresh(loop, chunk)
+
+    def on_end(self, loop: "Loop") -> None:
+        if loop.history.chunks:
+            self.refresh(loop, loop.history.chunks[-1])
+
+    def refresh(self, loop: "Loop", chunk: "LossChunk") -> None:
+        self.last_refresh = time.perf_counter()
+        self.bar.update(self.pending)
+        self.pending = 0
+        postfix = {}
+        if not loop.traced:
+            last = np.asarray(chunk.valid(loop.num_seeds))[..., -1]
+            postfix["loss"] = f"{float(np.mean(last)):.3e}"
+        self.bar.set_postfix({**postfix, **self.extra}, refresh=False)
+
+    def close(self, loop: "Loop") -> None:
+        if self.bar is not None:
+            self.bar.close()
