@@ -29,7 +29,7 @@ class Stage(eqx.Module):
         sampling steps the distilled student takes); `None` keeps it.
     """
 
-    configuration: Any = eqx.field(static=True)
+    configuration: Any
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     num_steps: int = eqx.field(static=True)
     keep_optimizer_state: bool = eqx.field(static=True, default=False)
