@@ -226,7 +226,8 @@ def sobolev_error(
     def squared_norm(fields):
         power = _fourier_power(fields, num_spatial_dims)
         axes = tuple(range(-num_spatial_dims, 0))
-        return jnp.sum(weights * power, axis=axes) / num_channels
+        leading = tuple(range(power.ndim - weights.ndim))
+        return jnp.sum(jnp.expand_dims(weights, leading) * power, axis=axes) / num_channels
 
     error = squared_norm(prediction - reference)
     if relative:

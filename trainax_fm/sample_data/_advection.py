@@ -124,7 +124,9 @@ def _rollout(
 
     def advance(u, _):
         phase = _phase_shift_factor(num_points, cfl)
-        u_next = jnp.fft.irfft(jnp.fft.rfft(u, axis=-1) * phase, n=num_points, axis=-1)
+        # `phase` is one row of Fourier factors: broadcast it over the samples.
+        spectrum = jnp.fft.rfft(u, axis=-1) * phase[None, :]
+        u_next = jnp.fft.irfft(spectrum, n=num_points, axis=-1)
         return u_next, u
 
     # The scan emits the state *before* each step, so index 0 is the IC.

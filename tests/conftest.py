@@ -1,0 +1,33 @@
+"""Strict settings for the whole test-suite, and shared fixtures.
+
+Rank promotion raises: `x + y` with `x.ndim != y.ndim` is an error in every test, so
+neither the library nor a test can rely on implicit broadcasting of a lower-rank array
+(a user running JAX in strict mode would otherwise hit it first).
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_configure(config):
+    # Also declared in pyproject.toml; repeated here so that running a single file with
+    # another configuration file (or none) still knows the marker.
+    config.addinivalue_line(
+        "markers", "slow: long studies, excluded from the default run (select with -m slow)"
+    )
+
+
+@pytest.fixture
+def key():
+    """A fresh typed PRNG key, the same in every test."""
+    return jax.random.key(0)
+
+
+@pytest.fixture
+def getkey():
+    """A function returning a new, distinct key on every call (deterministic per test)."""
+    base = jax.random.key(1)
+    count = iter(range(1 << 30))
+    return lambda: jax.random.fold_in(base, next(count))
