@@ -76,7 +76,7 @@ def test_velocity_input_channels():
     assert flow.velocity_input_channels(3) == 7
     assert flow.velocity_input_channels(3, 2) == 10
     assert flow.velocity_input_channels(1, 1, step_size_input=True) == 4
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="num_channels"):
         flow.velocity_input_channels(1.5)
 
 
@@ -391,7 +391,7 @@ def test_stepper_constructor_errors():
         flow.FlowMatchingStepper(mlp(3), 2)
     with pytest.raises(TypeError, match="FlowMap"):
         flow.FlowMapStepper(flow.ConditionalVelocity(mlp(3)), 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_steps"):
         flow.FlowMatchingStepper(flow.ConditionalVelocity(mlp(3)), 0)
 
 

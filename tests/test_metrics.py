@@ -212,7 +212,7 @@ def test_energy_spectrum_errors():
 def test_octave_band_edges():
     assert metrics.octave_band_edges(64) == (1, 2, 4, 8, 16, 33)
     assert metrics.octave_band_edges(4) == (1, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_points"):
         metrics.octave_band_edges(1)
 
 
@@ -359,7 +359,26 @@ def test_crps_against_brute_force(fair):
         rtol=1e-5,
         atol=1e-6,
     )
-    assert fair or np.all(np.asarray(out) >= 0.0)  # the empirical CRPS is never negative
+    if not fair:
+        # the empirical (non-fair) CRPS is never negative
+        assert np.all(np.asarray(out) >= 0.0)
+
+
+def test_fair_crps_is_below_the_empirical_one_by_the_spread_correction():
+    """fair = empirical - spread / (2 m (m - 1)): strictly smaller for a spread ensemble."""
+    ensemble = normal(5, (3, 7, 5))
+    observation = normal(6, (3, 5))
+    fair = np.asarray(metrics.crps(ensemble, observation, ensemble_axis=1, axis=()))
+    empirical = np.asarray(
+        metrics.crps(ensemble, observation, ensemble_axis=1, fair=False, axis=())
+    )
+    members = np.moveaxis(ensemble, 1, 0)
+    m = members.shape[0]
+    pairs = np.abs(members[:, None] - members[None, :]).sum(axis=(0, 1))
+    correction = 0.5 * pairs / (m * m * (m - 1))
+    assert np.all(correction > 0.0)
+    np.testing.assert_allclose(empirical - fair, correction, rtol=1e-4, atol=1e-6)
+    assert np.all(fair < empirical)
 
 
 def test_crps_of_point_ensemble_is_absolute_error():

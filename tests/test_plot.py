@@ -180,7 +180,7 @@ def test_invalid_inputs_raise(call, match):
 
 def test_failed_save_leaves_no_file(tmp_path):
     target = tmp_path / "bad.notaformat"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="notaformat"):
         tplot.loss_history(np.ones(3), save=target)
     assert list(tmp_path.iterdir()) == []
 
