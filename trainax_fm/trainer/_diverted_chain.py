@@ -8,13 +8,8 @@ class DivertedChainTrainer(AbstractOneLineTrainer):
     Windows of `num_rollout_steps + 1` snapshots are cut (only their initial condition
     is used) and trained with [`trainax_fm.configuration.DivertedChain`][].
 
-    **Arguments:**
-
-    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
-        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
-        `ref_stepper`, `residuum_fn`) and the engine options: see
-        [`trainax_fm.trainer`][].
-    - all other arguments: see [`trainax_fm.configuration.DivertedChain`][].
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.DivertedChain`][].
     """
 
     configuration_type = DivertedChain

@@ -9,13 +9,8 @@ class DivertedChainBranchOneTrainer(AbstractOneLineTrainer):
     initial condition is used) and trained with
     [`trainax_fm.configuration.DivertedChainBranchOne`][].
 
-    **Arguments:**
-
-    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
-        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
-        `ref_stepper`, `residuum_fn`) and the engine options: see
-        [`trainax_fm.trainer`][].
-    - all other arguments: see [`trainax_fm.configuration.DivertedChainBranchOne`][].
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.DivertedChainBranchOne`][].
     """
 
     configuration_type = DivertedChainBranchOne

@@ -21,14 +21,8 @@ class FlowMatchingTrainer(AbstractOneLineTrainer):
     samples = tx.rollout(stepper, ic, 100, key=jax.random.key(1))
     ```
 
-    **Arguments:**
-
-    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
-        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
-        `ref_stepper`, `residuum_fn`) and the engine options: see
-        [`trainax_fm.trainer`][].
-    - `time_level_loss`, `num_input_steps`, `time_sampler`: see
-        [`trainax_fm.configuration.FlowMatching`][].
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.FlowMatching`][].
     """
 
     configuration_type = FlowMatching

@@ -27,15 +27,8 @@ class SemigroupDistillationTrainer(AbstractOneLineTrainer):
     stepper = tx.flow.FlowMapStepper(flow_map, num_steps=2)
     ```
 
-    **Arguments:**
-
-    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
-        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
-        `ref_stepper`, `residuum_fn`) and the engine options: see
-        [`trainax_fm.trainer`][].
-    - `step_sampler`, `time_level_loss`, `num_input_steps`, `teacher`,
-        `velocity_space`: see [`trainax_fm.configuration.SemigroupDistillation`][].
-    - `do_sub_stacking`, `steps_per_dispatch`: as in the other trainers.
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.SemigroupDistillation`][].
     """
 
     configuration_type = SemigroupDistillation

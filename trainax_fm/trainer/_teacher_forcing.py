@@ -9,13 +9,8 @@ class TeacherForcingTrainer(AbstractOneLineTrainer):
     [`trainax_fm.configuration.TeacherForcing`][]; the probability schedule runs over the
     training steps.
 
-    **Arguments:**
-
-    - the keywords every trainer shares (`data_trajectories`, `optimizer`,
-        `num_training_steps`, `batch_size`, `callback_fn`, `do_sub_stacking`,
-        `ref_stepper`, `residuum_fn`) and the engine options: see
-        [`trainax_fm.trainer`][].
-    - all other arguments: see [`trainax_fm.configuration.TeacherForcing`][].
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.TeacherForcing`][].
     """
 
     configuration_type = TeacherForcing
