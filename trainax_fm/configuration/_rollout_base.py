@@ -23,7 +23,7 @@ from ._checks import AbstractCheckedConfiguration
 
 
 class AbstractRolloutConfiguration(AbstractCheckedConfiguration):
-    """Shared fields of the configurations that roll the stepper out in time.
+    """Shared fields, checks and loop helpers of the configurations that roll out.
 
     Not public: each concrete configuration documents these fields itself.
     """
