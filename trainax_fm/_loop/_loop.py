@@ -2,7 +2,6 @@
 
 from typing import Any, Optional, Sequence
 
-import equinox as eqx
 import jax
 import optax
 from jaxtyping import PRNGKeyArray, PyTree

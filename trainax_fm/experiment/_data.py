@@ -27,19 +27,18 @@ For the generated sources the residuum of the `res` method is
 `jax.random.PRNGKey(data.seed)`, so they do not depend on the top-level `seed`.
 """
 
-import dataclasses
 import functools
-import os
-import zipfile
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from ._dataset import Dataset as Dataset
 from ._errors import ConfigError
+from ._files import file_dataset
+from ._files import file_path as file_path
+from ._files import load_trajectory_file as load_trajectory_file
 from ._schema import Field
 
 PDE_HINT = "pip install 'trainax_fm[pde]'"
@@ -140,39 +139,6 @@ def data_fields(source: str) -> dict[str, Field]:
             "test_source": Field("str", "", doc="\"file:<path>\" of separate test data")}
 
 
-@dataclasses.dataclass
-class Dataset:
-    """Train and test trajectories of an experiment plus what the methods need.
-
-    **Arguments:**
-
-    - `train`, `test`: arrays `(S, T, C, *spatial)`.
-    - `ref_stepper`: the reference simulator (one state to the next) or `None`.
-    - `residuum_fn`: batched `(u_next, u_prev) -> residuum`, or `None`.
-    - `dt`: the time between two snapshots (for plots).
-    - `domain_extent`: the length of the periodic domain, or `None` (grid indices).
-    """
-
-    train: Any
-    test: Any
-    ref_stepper: Optional[Callable]
-    residuum_fn: Optional[Callable]
-    dt: float = 1.0
-    domain_extent: Optional[float] = None
-
-    @property
-    def num_channels(self) -> int:
-        return int(self.train.shape[2])
-
-    @property
-    def num_spatial_dims(self) -> int:
-        return self.train.ndim - 3
-
-    @property
-    def num_points(self) -> int:
-        return int(min(self.train.shape[3:])) if self.num_spatial_dims else 0
-
-
 class AdvectionReference(eqx.Module):
     """Exact periodic advection step: shift by `cfl` grid cells (Fourier phase shift)."""
 
@@ -182,6 +148,7 @@ class AdvectionReference(eqx.Module):
         n = u.shape[-1]
         wavenumbers = jnp.fft.rfftfreq(n) * n * 2 * jnp.pi
         phase = jnp.exp(-1j * wavenumbers * (self.cfl / n))
+        phase = jnp.expand_dims(phase, tuple(range(u.ndim - 1)))  # over leading axes
         return jnp.fft.irfft(jnp.fft.rfft(u, axis=-1) * phase, n=n, axis=-1).astype(u.dtype)
 
 
@@ -295,159 +262,6 @@ def _exponax(data: dict, test_horizon: int) -> Dataset:
                    data["domain_extent"])
 
 
-def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.ndarray:
-    """Read trajectories `(S, T, C, *spatial)` from a `.npy` or `.npz` file.
-
-    **Arguments:**
-
-    - `path`: the file. A `.npz` archive must hold an array named `trajectories` or
-        exactly one array.
-    - `field`: the configuration field named in errors.
-
-    **Returns:**
-
-    - A float32 NumPy array `(S, T, C, *spatial)` with 0 to 3 spatial axes.
-
-    **Raises:**
-
-    - `ConfigError` for a missing file, an unknown suffix, an ambiguous archive, an
-        array of the wrong rank, too few snapshots or non-finite values; the message
-        names the file and the shape.
-    """
-    path = Path(path)
-    if path.suffix not in (".npy", ".npz"):
-        raise ConfigError(field, "a .npy or .npz file", repr(str(path)),
-                          "save the trajectories with numpy.save or numpy.savez")
-    if not path.is_file():
-        raise ConfigError(field, "an existing file", f"{str(path)!r} (not found)",
-                          "check the path (relative paths start at the config file)")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
-        raise ConfigError(field, "a readable NumPy file", f"{str(path)!r} ({error})") from None
-    if hasattr(loaded, "files"):  # an .npz archive (NpzFile)
-        with loaded:
-            keys = list(loaded.keys())
-            if "trajectories" in keys:
-                array = loaded["trajectories"]
-            elif len(keys) == 1:
-                array = loaded[keys[0]]
-            else:
-                raise ConfigError(
-                    field,
-                    "an .npz archive with an array named 'trajectories' or a single array",
-                    f"{str(path)!r} with arrays {keys}",
-                    "save it as numpy.savez(path, trajectories=array)",
-                )
-    else:
-        array = loaded
-    shape = tuple(array.shape)
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise ConfigError(field, "real numbers", f"dtype {array.dtype} in {str(path)!r}")
-    if not 3 <= array.ndim <= 6:
-        hint = (
-            "add the missing axes, e.g. a single trajectory (T, C, N) as array[None] "
-            "or channel-less data (S, T, N) as array[:, :, None]"
-            if array.ndim < 3
-            else "at most 3 spatial axes are supported"
-        )
-        raise ConfigError(
-            field,
-            "an array shaped (S, T, C, *spatial) with 0 to 3 spatial axes (rank 3 to 6)",
-            f"shape {shape} (rank {array.ndim}) in {str(path)!r}",
-            hint,
-        )
-    if shape[1] < 2 or shape[0] < 1 or 0 in shape:
-        raise ConfigError(
-            field,
-            "at least one trajectory with at least 2 snapshots (S >= 1, T >= 2) and "
-            "no empty axis",
-            f"shape {shape} in {str(path)!r}",
-            "the axes are (S, T, C, *spatial): samples, time, channels, space",
-        )
-    array = np.asarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ConfigError(field, "finite values", f"NaN/Inf in {str(path)!r} (shape {shape})")
-    return array
-
-
-def file_path(source: str) -> Path:
-    """The path of a `file:<path>` source."""
-    return Path(source[len("file:"):])
-
-
-def _files(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
-    data = dict(config["data"])
-    full = load_trajectory_file(file_path(data["source"]), "data.source")
-    if data["test_source"]:
-        if not data["test_source"].startswith("file:"):
-            raise ConfigError("data.test_source", "a \"file:<path>\" source",
-                              repr(data["test_source"]), "or leave it empty to split")
-        test_all = load_trajectory_file(file_path(data["test_source"]), "data.test_source")
-        if test_all.shape[2:] != full.shape[2:]:
-            raise ConfigError(
-                "data.test_source",
-                f"test trajectories with state shape {full.shape[2:]} like the train file",
-                f"shape {test_all.shape} in {data['test_source'][5:]!r}",
-            )
-        train_all = full
-        if data["num_train_samples"] is None:
-            data["num_train_samples"] = train_all.shape[0]
-        if data["num_test_samples"] is None:
-            data["num_test_samples"] = test_all.shape[0]
-        for key, available, where in (("num_train_samples", train_all, data["source"]),
-                                      ("num_test_samples", test_all, data["test_source"])):
-            if data[key] > available.shape[0]:
-                raise ConfigError(f"data.{key}", f"at most {available.shape[0]}",
-                                  str(data[key]), f"{where[5:]} holds {available.shape[0]} trajectories")
-        train = train_all[: data["num_train_samples"]]
-        test = test_all[: data["num_test_samples"]]
-    else:
-        total = full.shape[0]
-        if data["num_test_samples"] is None:
-            if total < 2:
-                raise ConfigError(
-                    "data.test_source",
-                    "a separate test file when the data holds a single trajectory",
-                    f"shape {full.shape} in {data['source'][5:]!r}",
-                    "set test_source = \"file:<path>\"",
-                )
-            data["num_test_samples"] = max(1, total // 5)
-        if data["num_train_samples"] is None:
-            data["num_train_samples"] = total - data["num_test_samples"]
-        if data["num_train_samples"] + data["num_test_samples"] > total:
-            raise ConfigError(
-                "data.num_train_samples",
-                f"num_train_samples + num_test_samples <= {total} (trajectories in the file)",
-                f"{data['num_train_samples']} + {data['num_test_samples']}",
-                "lower them or set test_source",
-            )
-        train = full[: data["num_train_samples"]]
-        test = full[total - data["num_test_samples"]:]
-    if data["temporal_horizon"] is None:
-        data["temporal_horizon"] = train.shape[1]
-    if data["temporal_horizon"] > train.shape[1]:
-        raise ConfigError("data.temporal_horizon", f"at most {train.shape[1]}",
-                          str(data["temporal_horizon"]),
-                          f"the train trajectories have {train.shape[1]} snapshots")
-    train = train[:, : data["temporal_horizon"]]
-    if test.shape[1] < test_horizon:
-        raise ConfigError(
-            "evaluation.num_rollout_steps",
-            f"at most {test.shape[1] - 1} (the test trajectories have {test.shape[1]} snapshots)",
-            str(test_horizon - 1),
-            f"set num_rollout_steps = {test.shape[1] - 1} in [evaluation]",
-        )
-    test = test[:, :test_horizon]
-    resolved = {**config, "data": data}
-    if resolved["network"]["spec"] is None:
-        resolved["network"] = {
-            **resolved["network"],
-            "spec": "MLP;64;3;tanh" if train.ndim == 3 else "Conv;26;10;relu",
-        }
-    return Dataset(jnp.asarray(train), jnp.asarray(test), None, None, 1.0, None), resolved
-
-
 def load_data(config: dict) -> tuple[Dataset, dict]:
     """Build the train and test data of a validated configuration.
 
@@ -463,6 +277,6 @@ def load_data(config: dict) -> tuple[Dataset, dict]:
     test_horizon = config["evaluation"]["num_rollout_steps"] + 1
     kind = source_kind(config["data"]["source"])
     if kind == "file":
-        return _files(config, test_horizon)
+        return file_dataset(config, test_horizon)
     make = {"advection": _advection, "lorenz": _lorenz, "exponax": _exponax}[kind]
     return make(config["data"], test_horizon), config

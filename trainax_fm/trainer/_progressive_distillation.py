@@ -3,7 +3,6 @@ import os
 from typing import Callable, Optional, Sequence
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree

@@ -1,0 +1,37 @@
+"""`Dataset`: what an experiment trains and evaluates on."""
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Train and test trajectories of an experiment plus what the methods need.
+
+    **Arguments:**
+
+    - `train`, `test`: arrays `(S, T, C, *spatial)`.
+    - `ref_stepper`: the reference simulator (one state to the next) or `None`.
+    - `residuum_fn`: batched `(u_next, u_prev) -> residuum`, or `None`.
+    - `dt`: the time between two snapshots (for plots).
+    - `domain_extent`: the length of the periodic domain, or `None` (grid indices).
+    """
+
+    train: Any
+    test: Any
+    ref_stepper: Optional[Callable]
+    residuum_fn: Optional[Callable]
+    dt: float = 1.0
+    domain_extent: Optional[float] = None
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.train.shape[2])
+
+    @property
+    def num_spatial_dims(self) -> int:
+        return self.train.ndim - 3
+
+    @property
+    def num_points(self) -> int:
+        return int(min(self.train.shape[3:])) if self.num_spatial_dims else 0
