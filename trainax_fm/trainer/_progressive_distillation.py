@@ -17,6 +17,7 @@ from .._validation import check_bool, check_positive_int, is_traced
 from .._windows import TrajectorySubStacker
 from ..hook._base import AbstractHook
 from ..configuration import ProgressiveDistillation
+from ..configuration._flow_matching import check_loss
 from ..configuration._flow_time import (
     AbstractTimeSampler,
     FixedStepTimeSampler,
@@ -170,12 +171,7 @@ class ProgressiveDistillationTrainer(eqx.Module):
             else check_time_sampler(step_sampler, "step_sampler", type(self).__name__)
         )
         self.jitter = check_unit(jitter, "jitter", type(self).__name__)
-        if not isinstance(time_level_loss, BaseLoss):
-            raise TypeError(
-                "`time_level_loss` must be a trainax_fm.loss.BaseLoss, got "
-                f"{type(time_level_loss).__name__}."
-            )
-        self.time_level_loss = time_level_loss
+        self.time_level_loss = check_loss(time_level_loss, type(self).__name__)
         self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
         self.velocity_space = check_bool(velocity_space, "velocity_space")
         self.cosine_decay = check_bool(cosine_decay, "cosine_decay")
