@@ -1,19 +1,14 @@
-"""Shared helpers for the test-suite: tiny steppers, tiny data and configuration factories.
+"""Shared helpers for the test-suite: tiny steppers, tiny data, loss comparisons.
 
 Import from a test module with `from helpers import ...` (pytest puts `tests/` on the
 path because the directory has no `__init__.py`).
 """
-
-import dataclasses
-from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 import numpy as np
-
-import trainax_fm as tx
 
 BATCH = 3
 NUM_POINTS = 8
@@ -150,89 +145,3 @@ def assert_value_and_grad_close(actual, expected, *, rtol=1e-5, atol=1e-6, label
         np.testing.assert_allclose(
             np.asarray(g), np.asarray(r), rtol=rtol, atol=atol, err_msg=f"grad {label}"
         )
-
-
-# --- configuration factories (diffrax-style "all solvers" tuple) --------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ConfigurationFactory:
-    """How to build one configuration from the common rollout arguments.
-
-    `make(num_rollout_steps, **common)` builds it; `window(num_rollout_steps)` is the
-    window length it needs; `num_weights(num_rollout_steps)` is the length of its
-    `time_level_weights`.
-    """
-
-    name: str
-    make: Callable
-    window: Callable[[int], int]
-    num_weights: Callable[[int], int]
-    needs_ref_stepper: bool = False
-    needs_residuum_fn: bool = False
-
-    def __repr__(self):
-        return self.name
-
-
-def _composite(num_rollout_steps, **common):
-    return tx.configuration.Composite(
-        [
-            tx.configuration.Supervised(num_rollout_steps, **common),
-            tx.configuration.TemporalConsistency(num_rollout_steps, **common),
-        ],
-        [0.7, 0.3],
-    )
-
-
-ALL_CONFIGURATIONS = (
-    ConfigurationFactory(
-        "Supervised",
-        lambda r, **kw: tx.configuration.Supervised(r, **kw),
-        lambda r: r + 1,
-        lambda r: r,
-    ),
-    ConfigurationFactory(
-        "DivertedChain",
-        lambda r, **kw: tx.configuration.DivertedChain(r, max(1, r // 2), **kw),
-        lambda r: 1,
-        lambda r: r,
-        needs_ref_stepper=True,
-    ),
-    ConfigurationFactory(
-        "DivertedChainBranchOne",
-        lambda r, **kw: tx.configuration.DivertedChainBranchOne(r, **kw),
-        lambda r: 1,
-        lambda r: r,
-        needs_ref_stepper=True,
-    ),
-    ConfigurationFactory(
-        "MixChainPostPhysics",
-        lambda r, **kw: tx.configuration.MixChainPostPhysics(r, 2, **kw),
-        lambda r: r + 3,
-        lambda r: r + 2,
-        needs_ref_stepper=True,
-    ),
-    ConfigurationFactory(
-        "Residuum",
-        lambda r, **kw: tx.configuration.Residuum(r, **kw),
-        lambda r: 1,
-        lambda r: r,
-        needs_residuum_fn=True,
-    ),
-    ConfigurationFactory(
-        "TeacherForcing",
-        lambda r, **kw: tx.configuration.TeacherForcing(
-            r, teacher_forcing_probability=0.0, **kw
-        ),
-        lambda r: r + 1,
-        lambda r: r,
-    ),
-    ConfigurationFactory(
-        "TemporalConsistency",
-        lambda r, **kw: tx.configuration.TemporalConsistency(r, **kw),
-        lambda r: r + 1,
-        lambda r: r,
-    ),
-    ConfigurationFactory("Composite", _composite, lambda r: r + 1, lambda r: r),
-)

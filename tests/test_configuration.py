@@ -1,9 +1,9 @@
 """Configurations against hand-written Python-loop references (loss AND gradient).
 
-Every reference below is written from the semantics in API.md A2 only: the loss is the
-sum over time levels of `w[t] * loss(...)`, and with `cut_bptt` the chain is cut
-(`stop_gradient`) after step `t` when `(t + 1) % cut_bptt_every == 0`. The references
-loop over time in Python and use nothing from the library but the stepper itself.
+The references (`tests/references.py`) are written from the semantics in API.md A2
+only: the loss is the sum over time levels of `w[t] * loss(...)`, and with `cut_bptt`
+the chain is cut (`stop_gradient`) after step `t` when `(t + 1) % cut_bptt_every == 0`.
+They loop over time in Python and use nothing from the library but the stepper itself.
 
 Cost note: scanned rollouts recompile on every call, so the tests cover the grid of
 (rollout length, cuts, weights, branch length) with the cheap unrolled modes (with and
@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import (
-    ALL_CONFIGURATIONS,
     BATCH,
     DictStepper,
     TupleStepper,
@@ -33,6 +32,16 @@ from helpers import (
     smooth_ref,
     value_and_grad,
 )
+from references import (
+    ref_branch_one,
+    ref_diverted,
+    ref_mix,
+    ref_residuum,
+    ref_supervised,
+    ref_teacher,
+    ref_temporal,
+)
+from registry import ALL_CONFIGURATIONS
 
 from trainax_fm.configuration import (
     BaseConfiguration,
@@ -45,8 +54,6 @@ from trainax_fm.configuration import (
     TeacherForcing,
     TemporalConsistency,
 )
-
-sg = jax.lax.stop_gradient
 
 ROLLOUT_LENGTHS = (1, 2, 4)
 CUTS = ((False, 1), (True, 1), (True, 2))
@@ -67,119 +74,6 @@ def modes_for(R, cut_bptt, every, *, full=False):
     if (R, cut_bptt, every) == FULL_GRID_CASE:
         return MODES if full else SCANNED_CASE_MODES
     return ((True, False), (True, True) if R % 2 else (True, 2))
-
-
-def is_cut(cut_bptt, every, t):
-    return cut_bptt and (t + 1) % every == 0
-
-
-# --- hand-written references --------------------------------------------------------
-
-
-def ref_supervised(stepper, data, R, w, cut_bptt, every, H=1):
-    history = [data[:, h] for h in range(H)]
-    total = 0.0
-    for t in range(R):
-        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
-        prediction = apply_each(stepper, inputs)
-        total = total + w[t] * mse(prediction, data[:, H + t])
-        if is_cut(cut_bptt, every, t):
-            prediction = sg(prediction)
-        history = history[1:] + [prediction]
-    return total
-
-
-def ref_branch_one(stepper, data, R, w, cut_bptt, every, ref_stepper, cut_div):
-    prediction = data[:, 0]
-    total = 0.0
-    for t in range(R):
-        target = apply_each(ref_stepper, prediction)
-        if cut_div:
-            target = sg(target)
-        prediction = apply_each(stepper, prediction)
-        total = total + w[t] * mse(prediction, target)
-        if is_cut(cut_bptt, every, t):
-            prediction = sg(prediction)
-    return total
-
-
-def ref_diverted(stepper, data, R, B, w, v, cut_bptt, every, ref_stepper, cut_div):
-    main = data[:, 0]
-    total = 0.0
-    for t in range(R - B + 1):
-        branch = main
-        reference = sg(main) if cut_div else main
-        branch_total = 0.0
-        for b in range(B):
-            branch = apply_each(stepper, branch)
-            reference = apply_each(ref_stepper, reference)
-            branch_total = branch_total + v[b] * mse(branch, reference)
-            if is_cut(cut_bptt, every, t + b):
-                branch = sg(branch)
-        total = total + w[t] * branch_total
-        main = apply_each(stepper, main)
-        if is_cut(cut_bptt, every, t):
-            main = sg(main)
-    return total
-
-
-def ref_mix(stepper, data, R, P, w, cut_bptt, every, ref_stepper):
-    state = data[:, 0]
-    total = 0.0
-    for t in range(R):
-        state = apply_each(stepper, state)
-        total = total + w[t] * mse(state, data[:, t + 1])
-        if is_cut(cut_bptt, every, t):
-            state = sg(state)
-    for p in range(P):
-        state = apply_each(ref_stepper, state)
-        total = total + w[R + p] * mse(state, data[:, R + p + 1])
-    return total
-
-
-def ref_residuum(stepper, data, R, w, cut_bptt, every, residuum_fn, cut_prev, cut_next):
-    previous = data[:, 0]
-    total = 0.0
-    for t in range(R):
-        following = apply_each(stepper, previous)
-        residuum = residuum_fn(
-            sg(following) if cut_next else following,
-            sg(previous) if cut_prev else previous,
-        )
-        total = total + w[t] * mse(residuum)
-        previous = sg(following) if is_cut(cut_bptt, every, t) else following
-    return total
-
-
-def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
-    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction)."""
-    history = [data[:, h] for h in range(H)]
-    total = 0.0
-    for t in range(R):
-        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
-        prediction = apply_each(stepper, inputs)
-        target = data[:, H + t]
-        total = total + w[t] * mse(prediction, target)
-        if is_cut(cut_bptt, every, t):
-            prediction = sg(prediction)
-        choose = jnp.asarray(masks[t], dtype=bool)[:, None, None]
-        history = history[1:] + [jnp.where(choose, target, prediction)]
-    return total
-
-
-def ref_temporal(stepper, data, R, w, cut_bptt, every, H=1):
-    history = [data[:, h] for h in range(H)]
-    total = 0.0
-    for t in range(R):
-        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
-        previous = history[-1]
-        prediction = apply_each(stepper, inputs)
-        true_increment = data[:, H + t] - data[:, H + t - 1]
-        total = total + w[t] * mse(prediction - previous, true_increment)
-        if is_cut(cut_bptt, every, t):
-            prediction = sg(prediction)
-        history = history[1:] + [prediction]
-    return total
 
 
 # --- the mode loop ------------------------------------------------------------------
@@ -1108,7 +1002,38 @@ def test_bad_construction_arguments(build, exception, name):
 
 
 def test_mix_chain_weights_cover_network_and_reference_levels():
-    MixChainPostPhysics(2, 3, time_level_weights=jnp.ones(5))  # R + P: accepted
+    """R + P weights: entry k weighs level k, network (k < R) and reference (k >= R)."""
+    R, P = 2, 3
+    stepper = conv_stepper(73)
+    data = random_windows(74, R + P + 1)
+    default = MixChainPostPhysics(R, P, unroll=True)(stepper, data, ref_stepper=smooth_ref)
+    ones = MixChainPostPhysics(R, P, time_level_weights=jnp.ones(R + P), unroll=True)
+    np.testing.assert_allclose(
+        ones(stepper, data, ref_stepper=smooth_ref), default, rtol=1e-6
+    )
+    terms = []
+    for k in range(R + P):
+        one_hot = jnp.zeros(R + P).at[k].set(1.0)
+        configuration = MixChainPostPhysics(R, P, time_level_weights=one_hot, unroll=True)
+        term = float(configuration(stepper, data, ref_stepper=smooth_ref))
+        expected = ref_mix(stepper, data, R, P, one_hot, False, 1, smooth_ref)
+        np.testing.assert_allclose(term, expected, rtol=1e-5, err_msg=f"level {k}")
+        assert term > 0.0, f"level {k} contributes nothing"
+        terms.append(term)
+    # Zeroing one level drops exactly its term.
+    for k in (R - 1, R + P - 1):
+        dropped = MixChainPostPhysics(
+            R, P, time_level_weights=jnp.ones(R + P).at[k].set(0.0), unroll=True
+        )
+        np.testing.assert_allclose(
+            dropped(stepper, data, ref_stepper=smooth_ref),
+            float(default) - terms[k],
+            rtol=1e-5,
+        )
+    np.testing.assert_allclose(sum(terms), default, rtol=1e-5)
+    for wrong in (R, R + P + 1):
+        with pytest.raises(ValueError, match="time_level_weights"):
+            MixChainPostPhysics(R, P, time_level_weights=jnp.ones(wrong))
 
 
 @pytest.mark.parametrize("factory", ALL_CONFIGURATIONS, ids=repr)

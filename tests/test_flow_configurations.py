@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from references import ref_flow_matching, ref_progressive_distillation
 
 import trainax_fm as tx
 from trainax_fm import flow
@@ -127,26 +128,12 @@ def test_positive_steps_required():
 # --- flow matching ------------------------------------------------------------------
 
 
-def _fm_reference(network_velocity, data, key, num_input_steps=1):
-    """Hand-written FM loss with the same random draws as the configuration."""
-    key_noise, key_time = jax.random.split(key)
-    x1 = data[:, num_input_steps]
-    history = data[:, :num_input_steps]
-    y = history.reshape(history.shape[0], -1, *history.shape[3:])
-    x0 = jax.random.normal(key_noise, x1.shape)
-    t = jax.random.uniform(jax.random.split(key_time)[1], (x1.shape[0],))  # d = 0
-    tb = t.reshape((-1,) + (1,) * (x1.ndim - 1))
-    x_t = tb * x1 + (1 - tb) * x0
-    pred = jax.vmap(network_velocity)(x_t, y, t)
-    return jnp.mean(jnp.mean((pred - (x1 - x0)) ** 2, axis=tuple(range(1, x1.ndim))))
-
-
 @pytest.mark.parametrize("num_input_steps", [1, 2])
 def test_fm_matches_reference(num_input_steps):
     v = velocity(num_input_steps=num_input_steps)
     data = ode_windows(window=num_input_steps + 1)
     loss = FlowMatching(num_input_steps=num_input_steps)(v, data, key=KEY)
-    np.testing.assert_allclose(loss, _fm_reference(v, data, KEY, num_input_steps), rtol=1e-5)
+    np.testing.assert_allclose(loss, ref_flow_matching(v, data, KEY, num_input_steps), rtol=1e-5)
 
 
 def test_fm_on_fields_with_conv():
@@ -154,7 +141,7 @@ def test_fm_on_fields_with_conv():
     v = flow.ConditionalVelocity(net)
     data = field_windows()
     loss = FlowMatching()(v, data, key=KEY)
-    np.testing.assert_allclose(loss, _fm_reference(v, data, KEY), rtol=1e-5)
+    np.testing.assert_allclose(loss, ref_flow_matching(v, data, KEY), rtol=1e-5)
 
 
 def test_fm_minimised_by_exact_velocity():
@@ -239,28 +226,17 @@ def test_pd_matches_reference():
     configuration = ProgressiveDistillation(
         teacher, num_fine_steps=2, teacher_method="midpoint", step_sampler=sampler
     )
-    key_noise, key_time = jax.random.split(KEY)
-    y, x1 = data[:, 0], data[:, 1]
-    x0 = jax.random.normal(key_noise, x1.shape)
-    t, d = sampler.sample(key_time, x1.shape[0])
-    x_t = t[:, None] * x1 + (1 - t[:, None]) * x0
-
-    def teacher_two_midpoint_steps(x, yy, tt, dd):
-        h = dd / 2
-        for k in range(2):
-            s = tt + k * h
-            half = x + 0.5 * h * teacher(x, yy, s)
-            x = x + h * teacher(half, yy, s + 0.5 * h)
-        return x
-
-    target = jax.vmap(teacher_two_midpoint_steps)(x_t, y, t, d)
-    prediction = x_t + d[:, None] * jax.vmap(student)(x_t, y, t)
-    expected = jnp.mean(jnp.mean((prediction - target) ** 2, axis=1))
+    expected = ref_progressive_distillation(
+        student, data, KEY, teacher=teacher, sampler=sampler, num_fine_steps=2
+    )
     np.testing.assert_allclose(configuration(student, data, key=KEY), expected, rtol=1e-5)
     # velocity space: the same error divided by d^2
     vs = ProgressiveDistillation(teacher, teacher_method="midpoint", step_sampler=sampler,
                                  velocity_space=True)
-    expected_vs = jnp.mean(jnp.mean((prediction - target) ** 2, axis=1) / d**2)
+    expected_vs = ref_progressive_distillation(
+        student, data, KEY, teacher=teacher, sampler=sampler, num_fine_steps=2,
+        velocity_space=True,
+    )
     np.testing.assert_allclose(vs(student, data, key=KEY), expected_vs, rtol=1e-5)
 
 

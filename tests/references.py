@@ -1,0 +1,203 @@
+"""Hand-written reference losses, one per configuration family.
+
+Written from the documented semantics only (API.md A2 for the rollout configurations:
+the loss is the sum over time levels of `w[t] * loss(...)`, and with `cut_bptt` the chain
+is cut (`stop_gradient`) after step `t` when `(t + 1) % cut_bptt_every == 0`). They loop
+over time in Python and use nothing from the library but the stepper (or velocity, or
+flow map) being trained, and for the flow configurations the time sampler, whose draws
+`tests/test_flow_configurations.py` checks on its own. `tests/test_configuration.py`,
+`tests/test_flow_configurations.py` and the registry (`tests/registry.py`) use them.
+"""
+
+import jax
+import jax.numpy as jnp
+from helpers import apply_each, mse
+
+sg = jax.lax.stop_gradient
+
+
+def is_cut(cut_bptt, every, t):
+    return cut_bptt and (t + 1) % every == 0
+
+
+
+def ref_supervised(stepper, data, R, w, cut_bptt, every, H=1):
+    history = [data[:, h] for h in range(H)]
+    total = 0.0
+    for t in range(R):
+        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
+        prediction = apply_each(stepper, inputs)
+        total = total + w[t] * mse(prediction, data[:, H + t])
+        if is_cut(cut_bptt, every, t):
+            prediction = sg(prediction)
+        history = history[1:] + [prediction]
+    return total
+
+
+def ref_branch_one(stepper, data, R, w, cut_bptt, every, ref_stepper, cut_div):
+    prediction = data[:, 0]
+    total = 0.0
+    for t in range(R):
+        target = apply_each(ref_stepper, prediction)
+        if cut_div:
+            target = sg(target)
+        prediction = apply_each(stepper, prediction)
+        total = total + w[t] * mse(prediction, target)
+        if is_cut(cut_bptt, every, t):
+            prediction = sg(prediction)
+    return total
+
+
+def ref_diverted(stepper, data, R, B, w, v, cut_bptt, every, ref_stepper, cut_div):
+    main = data[:, 0]
+    total = 0.0
+    for t in range(R - B + 1):
+        branch = main
+        reference = sg(main) if cut_div else main
+        branch_total = 0.0
+        for b in range(B):
+            branch = apply_each(stepper, branch)
+            reference = apply_each(ref_stepper, reference)
+            branch_total = branch_total + v[b] * mse(branch, reference)
+            if is_cut(cut_bptt, every, t + b):
+                branch = sg(branch)
+        total = total + w[t] * branch_total
+        main = apply_each(stepper, main)
+        if is_cut(cut_bptt, every, t):
+            main = sg(main)
+    return total
+
+
+def ref_mix(stepper, data, R, P, w, cut_bptt, every, ref_stepper):
+    state = data[:, 0]
+    total = 0.0
+    for t in range(R):
+        state = apply_each(stepper, state)
+        total = total + w[t] * mse(state, data[:, t + 1])
+        if is_cut(cut_bptt, every, t):
+            state = sg(state)
+    for p in range(P):
+        state = apply_each(ref_stepper, state)
+        total = total + w[R + p] * mse(state, data[:, R + p + 1])
+    return total
+
+
+def ref_residuum(stepper, data, R, w, cut_bptt, every, residuum_fn, cut_prev, cut_next):
+    previous = data[:, 0]
+    total = 0.0
+    for t in range(R):
+        following = apply_each(stepper, previous)
+        residuum = residuum_fn(
+            sg(following) if cut_next else following,
+            sg(previous) if cut_prev else previous,
+        )
+        total = total + w[t] * mse(residuum)
+        previous = sg(following) if is_cut(cut_bptt, every, t) else following
+    return total
+
+
+def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
+    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction)."""
+    history = [data[:, h] for h in range(H)]
+    total = 0.0
+    for t in range(R):
+        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
+        prediction = apply_each(stepper, inputs)
+        target = data[:, H + t]
+        total = total + w[t] * mse(prediction, target)
+        if is_cut(cut_bptt, every, t):
+            prediction = sg(prediction)
+        choose = jnp.asarray(masks[t], dtype=bool)[:, None, None]
+        history = history[1:] + [jnp.where(choose, target, prediction)]
+    return total
+
+
+def ref_temporal(stepper, data, R, w, cut_bptt, every, H=1):
+    history = [data[:, h] for h in range(H)]
+    total = 0.0
+    for t in range(R):
+        inputs = history[0] if H == 1 else jnp.concatenate(history, axis=1)
+        previous = history[-1]
+        prediction = apply_each(stepper, inputs)
+        true_increment = data[:, H + t] - data[:, H + t - 1]
+        total = total + w[t] * mse(prediction - previous, true_increment)
+        if is_cut(cut_bptt, every, t):
+            prediction = sg(prediction)
+        history = history[1:] + [prediction]
+    return total
+
+
+# --- flow matching and distillation -------------------------------------------------
+
+
+def _flow_inputs(data, key, num_input_steps, draw_time):
+    """`(y, x1, x0, t, d)`: history stacked on channels, target, noise, time, step."""
+    key_noise, key_time = jax.random.split(key)
+    x1 = data[:, num_input_steps]
+    history = data[:, :num_input_steps]
+    y = history.reshape(history.shape[0], -1, *history.shape[3:])
+    x0 = jax.random.normal(key_noise, x1.shape)
+    t, d = draw_time(key_time, x1.shape[0])
+    return y, x1, x0, t, d
+
+
+def _per_sample(values, like):
+    return values.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def _per_sample_mse(prediction, target):
+    return jnp.mean((prediction - target) ** 2, axis=tuple(range(1, prediction.ndim)))
+
+
+def ref_flow_matching(velocity, data, key, num_input_steps=1):
+    """MSE between `v(x_t, y, t)` and `x1 - x0` with `t ~ U[0, 1]`, `x_t` interpolated.
+
+    Same random draws as the configuration: noise from the first half of `key`, the
+    time from the second half of the second half (the default sampler draws `d = 0`
+    from the first).
+    """
+
+    def draw_time(key_time, batch):
+        t = jax.random.uniform(jax.random.split(key_time)[1], (batch,))
+        return t, None
+
+    y, x1, x0, t, _ = _flow_inputs(data, key, num_input_steps, draw_time)
+    x_t = _per_sample(t, x1) * x1 + (1 - _per_sample(t, x1)) * x0
+    prediction = jax.vmap(velocity)(x_t, y, t)
+    return jnp.mean(_per_sample_mse(prediction, x1 - x0))
+
+
+def ref_progressive_distillation(
+    student, data, key, *, teacher, sampler, num_fine_steps, velocity_space=False
+):
+    """One Euler step of the student against `K` midpoint steps of the teacher."""
+    y, x1, x0, t, d = _flow_inputs(data, key, 1, sampler.sample)
+    x_t = _per_sample(t, x1) * x1 + (1 - _per_sample(t, x1)) * x0
+
+    def teacher_steps(x, yy, tt, dd):
+        h = dd / num_fine_steps
+        for k in range(num_fine_steps):
+            s = tt + k * h
+            half = x + 0.5 * h * teacher(x, yy, s)
+            x = x + h * teacher(half, yy, s + 0.5 * h)
+        return x
+
+    target = sg(jax.vmap(teacher_steps)(x_t, y, t, d))
+    prediction = x_t + _per_sample(d, x1) * jax.vmap(student)(x_t, y, t)
+    error = _per_sample_mse(prediction, target)
+    return jnp.mean(error / d**2 if velocity_space else error)
+
+
+def ref_semigroup_distillation(flow_map, data, key, *, sampler, velocity_space=False):
+    """`F_d(x_t, t)` against two frozen half steps `F_{d/2}(F_{d/2}(x_t, t), t + d/2)`."""
+    y, x1, x0, t, d = _flow_inputs(data, key, 1, sampler.sample)
+    x_t = _per_sample(t, x1) * x1 + (1 - _per_sample(t, x1)) * x0
+
+    def two_half_steps(x, yy, tt, dd):
+        middle = flow_map(x, yy, tt, 0.5 * dd)
+        return flow_map(middle, yy, tt + 0.5 * dd, 0.5 * dd)
+
+    target = sg(jax.vmap(two_half_steps)(x_t, y, t, d))
+    prediction = jax.vmap(flow_map)(x_t, y, t, d)
+    error = _per_sample_mse(prediction, target)
+    return jnp.mean(error / d**2 if velocity_space else error)

@@ -1,0 +1,606 @@
+"""The test harness's single registry of every exported configuration and trainer.
+
+`CONFIGURATIONS` holds one or more `ConfigurationCase` per configuration class exported by
+`trainax_fm.configuration`, `TRAINERS` one `TrainerCase` per trainer class exported by
+`trainax_fm.trainer`. `tests/test_contracts.py` runs the shared contracts over both
+(loss and gradient against a hand-written reference, jit, vmap over seeds, engine
+options, resume) and fails when an exported class is missing here.
+
+`ALL_CONFIGURATIONS` are the rollout configurations as factories of the rollout length
+(used by `tests/test_configuration.py` for the grid over lengths).
+
+Everything is tiny: windows of 3 samples and 8 grid points, ODE states of 3 channels.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from helpers import (
+    conv_stepper,
+    heat_residuum,
+    random_weights,
+    random_windows,
+    roll_ref,
+    smooth_ref,
+)
+from references import (
+    ref_branch_one,
+    ref_diverted,
+    ref_flow_matching,
+    ref_mix,
+    ref_progressive_distillation,
+    ref_residuum,
+    ref_semigroup_distillation,
+    ref_supervised,
+    ref_teacher,
+    ref_temporal,
+)
+
+import trainax_fm as tx
+from trainax_fm import flow
+from trainax_fm.configuration import (
+    AbstractTimeSampler,
+    BaseConfiguration,
+    Composite,
+    DivertedChain,
+    DivertedChainBranchOne,
+    FlowMatching,
+    MixChainPostPhysics,
+    ProgressiveDistillation,
+    Residuum,
+    SemigroupDistillation,
+    Supervised,
+    TeacherForcing,
+    TemporalConsistency,
+    UniformTimeSampler,
+)
+from trainax_fm.trainer import (
+    ConfigurationTrainer,
+    DivertedChainBranchOneTrainer,
+    DivertedChainTrainer,
+    FlowMatchingTrainer,
+    MixChainPostPhysicsTrainer,
+    ProgressiveDistillationTrainer,
+    ResiduumTrainer,
+    SemigroupDistillationTrainer,
+    SupervisedTrainer,
+    TeacherForcingTrainer,
+    TemporalConsistencyTrainer,
+)
+
+# --- small builders -----------------------------------------------------------------
+
+
+def velocity_mlp(seed: int = 0, num_channels: int = 3, step_size_input: bool = False):
+    """A tiny conditional velocity `v(x, y, t)` on ODE states `(num_channels,)`."""
+    in_features = flow.velocity_input_channels(
+        num_channels, 1, step_size_input=step_size_input
+    )
+    network = eqx.nn.MLP(
+        in_features, num_channels, 8, 2, activation=jax.nn.tanh, key=jax.random.key(seed)
+    )
+    return flow.ConditionalVelocity(network, step_size_input=step_size_input)
+
+
+def flow_map(seed: int = 0):
+    """A flow map on a frozen velocity, with a non-zero correction network."""
+    fm = flow.FlowMap(velocity_mlp(100 + seed))
+    return eqx.tree_at(
+        lambda m: m.correction.network.layers[-1].bias,
+        fm,
+        replace_fn=lambda b: b + 0.1 * (seed + 1),
+    )
+
+
+def ode_windows(seed: int, window: int = 2, batch: int = 4):
+    """Random float32 ODE windows `(batch, window, 3)`."""
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.standard_normal((batch, window, 3)), jnp.float32)
+
+
+def field_trajectories(seed: int = 0):
+    """Tiny trajectories `(3, 8, 1, 8)` for the rollout trainers."""
+    return random_windows(seed, 8, batch=3)
+
+
+def ode_trajectories(seed: int = 0):
+    """Tiny trajectories `(4, 5, 3)` for the flow trainers."""
+    return ode_windows(seed, window=5, batch=4)
+
+
+def stack_trees(trees):
+    """Stack the array leaves of equally structured PyTrees on a new leading axis."""
+    arrays = [eqx.filter(t, eqx.is_array) for t in trees]
+    static = eqx.filter(trees[0], eqx.is_array, inverse=True)
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *arrays)
+    return eqx.combine(stacked, static)
+
+
+def unstack_tree(tree, index: int):
+    """The `index`-th entry of a tree stacked by `stack_trees`."""
+    arrays, static = eqx.partition(tree, eqx.is_array)
+    return eqx.combine(jax.tree_util.tree_map(lambda x: x[index], arrays), static)
+
+
+# --- configurations -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigurationCase:
+    """One configuration with the stepper, windows and reference it is checked with.
+
+    `make()` builds the configuration; `stepper(seed)` a trainable stepper;
+    `data` the windows; `reference(stepper, data, key)` the hand-written loss (its
+    gradient is the expected gradient); `call_kwargs` the `ref_stepper`/`residuum_fn`
+    the configuration is called with.
+    """
+
+    name: str
+    cls: type
+    make: Callable[[], BaseConfiguration]
+    stepper: Callable[[int], Any]
+    data: Callable[[], Any]
+    reference: Callable[[Any, Any, Any], Any]
+    call_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def __repr__(self):
+        return self.name
+
+
+_R = 3
+_W = random_weights(201, _R)
+_V = random_weights(202, 2)
+_W_MIX = random_weights(203, 4)
+_COMPOSITE_WEIGHTS = (0.5, 2.0, 0.25)
+_FLOW_SAMPLER = UniformTimeSampler(0.1, 1.0)
+_TEACHER = velocity_mlp(7)
+
+_CUT = {"cut_bptt": True, "cut_bptt_every": 2}
+
+
+def _composite():
+    kw = {**_CUT, "time_level_weights": _W}
+    return Composite(
+        [Supervised(_R, **kw), TemporalConsistency(_R, **kw), Residuum(_R, **kw)],
+        list(_COMPOSITE_WEIGHTS),
+    )
+
+
+def _composite_reference(s, data, key):
+    a, b, c = _COMPOSITE_WEIGHTS
+    return (
+        a * ref_supervised(s, data, _R, _W, True, 2)
+        + b * ref_temporal(s, data, _R, _W, True, 2)
+        + c * ref_residuum(s, data, _R, _W, True, 2, heat_residuum, False, False)
+    )
+
+
+CONFIGURATIONS = (
+    ConfigurationCase(
+        "Supervised",
+        Supervised,
+        lambda: Supervised(_R, **_CUT, time_level_weights=_W),
+        conv_stepper,
+        lambda: random_windows(210, _R + 1),
+        lambda s, d, k: ref_supervised(s, d, _R, _W, True, 2),
+    ),
+    ConfigurationCase(
+        "DivertedChain",
+        DivertedChain,
+        lambda: DivertedChain(
+            _R,
+            2,
+            **_CUT,
+            cut_div_chain=True,
+            time_level_weights=_W,
+            branch_level_weights=_V,
+        ),
+        conv_stepper,
+        lambda: random_windows(211, 1),
+        lambda s, d, k: ref_diverted(s, d, _R, 2, _W, _V, True, 2, roll_ref, True),
+        {"ref_stepper": roll_ref},
+    ),
+    ConfigurationCase(
+        "DivertedChainBranchOne",
+        DivertedChainBranchOne,
+        lambda: DivertedChainBranchOne(_R, **_CUT, time_level_weights=_W),
+        conv_stepper,
+        lambda: random_windows(212, 1),
+        lambda s, d, k: ref_branch_one(s, d, _R, _W, True, 2, smooth_ref, False),
+        {"ref_stepper": smooth_ref},
+    ),
+    ConfigurationCase(
+        "MixChainPostPhysics",
+        MixChainPostPhysics,
+        lambda: MixChainPostPhysics(2, 2, **_CUT, time_level_weights=_W_MIX),
+        conv_stepper,
+        lambda: random_windows(213, 5),
+        lambda s, d, k: ref_mix(s, d, 2, 2, _W_MIX, True, 2, smooth_ref),
+        {"ref_stepper": smooth_ref},
+    ),
+    ConfigurationCase(
+        "Residuum",
+        Residuum,
+        lambda: Residuum(_R, **_CUT, cut_prev=True, time_level_weights=_W),
+        conv_stepper,
+        lambda: random_windows(214, 1),
+        lambda s, d, k: ref_residuum(
+            s, d, _R, _W, True, 2, heat_residuum, True, False
+        ),
+        {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
+        "TeacherForcing",
+        TeacherForcing,
+        lambda: TeacherForcing(
+            _R, teacher_forcing_probability=1.0, **_CUT, time_level_weights=_W
+        ),
+        conv_stepper,
+        lambda: random_windows(215, _R + 1),
+        lambda s, d, k: ref_teacher(
+            s, d, _R, _W, True, 2, [[True] * d.shape[0]] * _R
+        ),
+    ),
+    ConfigurationCase(
+        "TemporalConsistency",
+        TemporalConsistency,
+        lambda: TemporalConsistency(
+            _R, **_CUT, time_level_weights=_W, num_input_steps=2
+        ),
+        lambda seed: conv_stepper(seed, in_channels=2),
+        lambda: random_windows(216, _R + 2),
+        lambda s, d, k: ref_temporal(s, d, _R, _W, True, 2, H=2),
+    ),
+    ConfigurationCase(
+        "Composite",
+        Composite,
+        _composite,
+        conv_stepper,
+        lambda: random_windows(217, _R + 1),
+        _composite_reference,
+        {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
+        "FlowMatching",
+        FlowMatching,
+        FlowMatching,
+        velocity_mlp,
+        lambda: ode_windows(218),
+        ref_flow_matching,
+    ),
+    ConfigurationCase(
+        "ProgressiveDistillation",
+        ProgressiveDistillation,
+        lambda: ProgressiveDistillation(
+            _TEACHER,
+            num_fine_steps=2,
+            teacher_method="midpoint",
+            step_sampler=_FLOW_SAMPLER,
+        ),
+        velocity_mlp,
+        lambda: ode_windows(219),
+        lambda s, d, k: ref_progressive_distillation(
+            s, d, k, teacher=_TEACHER, sampler=_FLOW_SAMPLER, num_fine_steps=2
+        ),
+    ),
+    ConfigurationCase(
+        "ProgressiveDistillation-velocity-space",
+        ProgressiveDistillation,
+        lambda: ProgressiveDistillation(
+            _TEACHER,
+            num_fine_steps=3,
+            teacher_method="midpoint",
+            step_sampler=_FLOW_SAMPLER,
+            velocity_space=True,
+        ),
+        velocity_mlp,
+        lambda: ode_windows(220),
+        lambda s, d, k: ref_progressive_distillation(
+            s,
+            d,
+            k,
+            teacher=_TEACHER,
+            sampler=_FLOW_SAMPLER,
+            num_fine_steps=3,
+            velocity_space=True,
+        ),
+    ),
+    ConfigurationCase(
+        "SemigroupDistillation",
+        SemigroupDistillation,
+        lambda: SemigroupDistillation(step_sampler=_FLOW_SAMPLER),
+        flow_map,
+        lambda: ode_windows(221),
+        lambda s, d, k: ref_semigroup_distillation(s, d, k, sampler=_FLOW_SAMPLER),
+    ),
+    ConfigurationCase(
+        "SemigroupDistillation-velocity-space",
+        SemigroupDistillation,
+        lambda: SemigroupDistillation(step_sampler=_FLOW_SAMPLER, velocity_space=True),
+        flow_map,
+        lambda: ode_windows(222),
+        lambda s, d, k: ref_semigroup_distillation(
+            s, d, k, sampler=_FLOW_SAMPLER, velocity_space=True
+        ),
+    ),
+)
+
+# Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
+# (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends) and
+# the abstract base class.
+NOT_CONFIGURATIONS = frozenset(
+    {"BaseConfiguration", "AbstractTimeSampler"}
+    | {
+        name
+        for name, value in vars(tx.configuration).items()
+        if isinstance(value, type) and issubclass(value, AbstractTimeSampler)
+    }
+)
+
+
+# --- rollout configurations as factories of the rollout length -----------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigurationFactory:
+    """How to build one configuration from the common rollout arguments.
+
+    `make(num_rollout_steps, **common)` builds it; `window(num_rollout_steps)` is the
+    window length it needs; `num_weights(num_rollout_steps)` is the length of its
+    `time_level_weights`.
+    """
+
+    name: str
+    make: Callable
+    window: Callable[[int], int]
+    num_weights: Callable[[int], int]
+    needs_ref_stepper: bool = False
+    needs_residuum_fn: bool = False
+
+    def __repr__(self):
+        return self.name
+
+
+def _two_member_composite(num_rollout_steps, **common):
+    return Composite(
+        [
+            Supervised(num_rollout_steps, **common),
+            TemporalConsistency(num_rollout_steps, **common),
+        ],
+        [0.7, 0.3],
+    )
+
+
+ALL_CONFIGURATIONS = (
+    ConfigurationFactory(
+        "Supervised",
+        lambda r, **kw: Supervised(r, **kw),
+        lambda r: r + 1,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
+        "DivertedChain",
+        lambda r, **kw: DivertedChain(r, max(1, r // 2), **kw),
+        lambda r: 1,
+        lambda r: r,
+        needs_ref_stepper=True,
+    ),
+    ConfigurationFactory(
+        "DivertedChainBranchOne",
+        lambda r, **kw: DivertedChainBranchOne(r, **kw),
+        lambda r: 1,
+        lambda r: r,
+        needs_ref_stepper=True,
+    ),
+    ConfigurationFactory(
+        "MixChainPostPhysics",
+        lambda r, **kw: MixChainPostPhysics(r, 2, **kw),
+        lambda r: r + 3,
+        lambda r: r + 2,
+        needs_ref_stepper=True,
+    ),
+    ConfigurationFactory(
+        "Residuum",
+        lambda r, **kw: Residuum(r, **kw),
+        lambda r: 1,
+        lambda r: r,
+        needs_residuum_fn=True,
+    ),
+    ConfigurationFactory(
+        "TeacherForcing",
+        lambda r, **kw: TeacherForcing(r, teacher_forcing_probability=0.0, **kw),
+        lambda r: r + 1,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
+        "TemporalConsistency",
+        lambda r, **kw: TemporalConsistency(r, **kw),
+        lambda r: r + 1,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
+        "Composite", _two_member_composite, lambda r: r + 1, lambda r: r
+    ),
+)
+
+# The flow configurations take no rollout length (one window of `H + 1` snapshots).
+FLOW_CONFIGURATIONS = frozenset(
+    {"FlowMatching", "ProgressiveDistillation", "SemigroupDistillation"}
+)
+
+
+# --- trainers -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerCase:
+    """One trainer on tiny data.
+
+    `make(num_training_steps, **engine)` builds it (`engine`: e.g. `steps_per_dispatch`);
+    `stepper(seed)` a stepper to train. `multistage`: `train` returns one result per
+    stage and resumes from `{checkpoint_path}/train_state.eqx`
+    (`ProgressiveDistillationTrainer`).
+    """
+
+    name: str
+    cls: type
+    make: Callable[..., Any]
+    stepper: Callable[[int], Any]
+    multistage: bool = False
+
+    def __repr__(self):
+        return self.name
+
+
+_OPTIMIZER = optax.adam(1e-2)
+_FIELDS = field_trajectories(230)
+_ODE = ode_trajectories(231)
+
+
+def _rollout_trainer(cls, **fixed):
+    def make(num_training_steps, **engine):
+        return cls(
+            _FIELDS,
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=2,
+            **{**fixed, **engine},
+        )
+
+    return make
+
+
+def _flow_trainer(cls, **fixed):
+    def make(num_training_steps, **engine):
+        return cls(
+            _ODE,
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=4,
+            **{**fixed, **engine},
+        )
+
+    return make
+
+
+def _pd_student(seed):
+    # One stage keeps the contracts fast; tests/test_flow_trainers.py runs several.
+    return flow.FlowMatchingStepper(velocity_mlp(seed, step_size_input=True), 2)
+
+
+TRAINERS = (
+    TrainerCase(
+        "SupervisedTrainer",
+        SupervisedTrainer,
+        _rollout_trainer(SupervisedTrainer, num_rollout_steps=2),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "DivertedChainTrainer",
+        DivertedChainTrainer,
+        _rollout_trainer(
+            DivertedChainTrainer,
+            ref_stepper=roll_ref,
+            num_rollout_steps=3,
+            num_branch_steps=2,
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "DivertedChainBranchOneTrainer",
+        DivertedChainBranchOneTrainer,
+        _rollout_trainer(
+            DivertedChainBranchOneTrainer, ref_stepper=smooth_ref, num_rollout_steps=2
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "MixChainPostPhysicsTrainer",
+        MixChainPostPhysicsTrainer,
+        _rollout_trainer(
+            MixChainPostPhysicsTrainer,
+            ref_stepper=smooth_ref,
+            num_rollout_steps=2,
+            num_post_physics_steps=1,
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "ResiduumTrainer",
+        ResiduumTrainer,
+        _rollout_trainer(ResiduumTrainer, residuum_fn=heat_residuum, num_rollout_steps=2),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "TeacherForcingTrainer",
+        TeacherForcingTrainer,
+        _rollout_trainer(
+            TeacherForcingTrainer, num_rollout_steps=2, teacher_forcing_probability=0.5
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "TemporalConsistencyTrainer",
+        TemporalConsistencyTrainer,
+        _rollout_trainer(
+            TemporalConsistencyTrainer, num_rollout_steps=2, num_input_steps=2
+        ),
+        lambda seed: conv_stepper(seed, in_channels=2),
+    ),
+    TrainerCase(
+        "ConfigurationTrainer",
+        ConfigurationTrainer,
+        lambda num_training_steps, **engine: ConfigurationTrainer(
+            _FIELDS,
+            Composite([Supervised(2), TemporalConsistency(2)], [1.0, 0.5]),
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=2,
+            **engine,
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "FlowMatchingTrainer",
+        FlowMatchingTrainer,
+        _flow_trainer(FlowMatchingTrainer),
+        velocity_mlp,
+    ),
+    TrainerCase(
+        "SemigroupDistillationTrainer",
+        SemigroupDistillationTrainer,
+        _flow_trainer(SemigroupDistillationTrainer, velocity_space=True),
+        flow_map,
+    ),
+    TrainerCase(
+        "ProgressiveDistillationTrainer",
+        ProgressiveDistillationTrainer,
+        _flow_trainer(
+            ProgressiveDistillationTrainer,
+            teacher=_TEACHER,
+            num_teacher_steps=2,
+            num_stages=1,
+        ),
+        _pd_student,
+        multistage=True,
+    ),
+)
+
+
+def exported_classes(module, base: Optional[type] = None):
+    """Names of the public classes `module` exports (subclasses of `base` if given)."""
+    names = getattr(module, "__all__", None) or [
+        n for n in vars(module) if not n.startswith("_")
+    ]
+    return {
+        name
+        for name in names
+        if isinstance(getattr(module, name), type)
+        and (base is None or issubclass(getattr(module, name), base))
+    }
