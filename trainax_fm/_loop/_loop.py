@@ -16,7 +16,7 @@ from ._stream import PermutationStream
 
 
 class Loop:
-    """The state of one `train` call, as hooks see it.
+    """The state of one `train` call, as hooks see it (and may stop).
 
     **Attributes:**
 
@@ -25,7 +25,8 @@ class Loop:
     - `key`: the run's key; `step`: updates done; `stop`: where this call ends.
     - `num_seeds`: the seed axis length, or `None`.
     - `traced`: whether the call runs under a JAX transformation (no host I/O then).
-    - `history`: the losses ([`LossHistory`]).
+    - `history`: the losses so far (`history.since(step)` reads those from `step` on
+        to the host, `history.all()` every loss of the run).
     - `dispatch`: updates per dispatch (1: straight-line updates).
     - `stop_reason`: why a hook stopped training early, or `None`.
     """

@@ -13,3 +13,5 @@ from ._callbacks import Callbacks as Callbacks
 from ._checkpoint import Checkpoint as Checkpoint
 from ._nonfinite import NonFiniteGuard as NonFiniteGuard
 from ._progress import ProgressBar as ProgressBar
+from .._loop._history import LossChunk as LossChunk
+from .._loop._loop import Loop as Loop
