@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import equinox as eqx
 import jax
+import jax.extend
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
@@ -157,32 +158,36 @@ _COMPILED_CACHE: "OrderedDict[Any, _Compiled]" = OrderedDict()
 
 
 class _Compiled:
-    """A jitted update with, per argument signature, its cost and its executable."""
+    """A jitted update with, per argument signature, its lowered program, its cost and
+    its executable."""
 
     def __init__(self, jitted):
         self.jitted = jitted
+        self.lowered: dict = {}
         self.costs: dict = {}
         self.executables: dict = {}
 
     def _lower(self, args):
-        abstract = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), args
-        )
-        return self.jitted.lower(*abstract)
+        """Trace and lower once per signature; the cost and the executable share it."""
+        signature = _signature(args)
+        if signature not in self.lowered:
+            abstract = jax.tree_util.tree_map(
+                lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), args
+            )
+            traced = self.jitted.trace(*abstract)
+            lowered = traced.lower()
+            self.lowered[signature] = lowered
+            self.costs[signature] = update_cost(traced, lowered)
+        return signature
 
     def cost(self, args) -> "UpdateCost":
-        signature = _signature(args)
-        if signature not in self.costs:
-            self.costs[signature] = update_cost(self._lower(args))
-        return self.costs[signature]
+        return self.costs[self._lower(args)]
 
     def executable(self, args):
-        # Lowered from concrete arguments, so shardings (a mesh) are kept.
-        signature = _signature(args)
+        # Only for unsharded concrete arguments (sharded and traced calls use `jitted`).
+        signature = self._lower(args)
         if signature not in self.executables:
-            lowered = self.jitted.lower(*args)
-            self.costs.setdefault(signature, update_cost(lowered))
-            self.executables[signature] = lowered.compile()
+            self.executables[signature] = self.lowered[signature].compile()
         return self.executables[signature]
 
 
@@ -191,16 +196,29 @@ def _signature(args) -> tuple:
     return treedef, tuple((jnp.shape(x), jnp.result_type(x)) for x in leaves)
 
 
-def update_cost(lowered) -> "UpdateCost":
-    """What XLA's cost analysis says about one compiled update (before optimisation)."""
+def update_cost(traced, lowered) -> "UpdateCost":
+    """What XLA's cost analysis says about one update (before optimisation)."""
     analysis = lowered.cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax: one entry per computation
         analysis = analysis[0] if analysis else {}
-    analysis = analysis or {}
     return UpdateCost(
-        flops=float(analysis.get("flops", 0.0)),
-        has_convolution="convolution" in lowered.as_text(),
+        flops=float((analysis or {}).get("flops", 0.0)),
+        has_convolution=_has_convolution(traced.jaxpr.jaxpr),
     )
+
+
+def _has_convolution(jaxpr) -> bool:
+    """Whether a jaxpr (or one nested in it: scans, loops, remat) convolves."""
+    for equation in jaxpr.eqns:
+        if equation.primitive.name == "conv_general_dilated":
+            return True
+        for value in equation.params.values():
+            for inner in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(inner, jax.extend.core.ClosedJaxpr):
+                    inner = inner.jaxpr
+                if isinstance(inner, jax.extend.core.Jaxpr) and _has_convolution(inner):
+                    return True
+    return False
 
 
 class UpdateCost(eqx.Module):

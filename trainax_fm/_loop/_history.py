@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from .._validation import is_traced
+
 
 @dataclasses.dataclass(frozen=True)
 class LossChunk:
@@ -25,8 +27,9 @@ class LossChunk:
     count: int
     values: Float[Array, "..."]
 
-    def valid(self, num_seeds: Optional[int]) -> Float[Array, "..."]:
-        values = jnp.atleast_1d(self.values)
+    def valid(self, num_seeds: Optional[int], xnp=jnp) -> Float[Array, "..."]:
+        """The valid losses, as a device array (`xnp=jnp`) or on the host (`np`)."""
+        values = xnp.atleast_1d(xnp.asarray(self.values))
         if num_seeds is not None:
             return values.reshape(num_seeds, -1)[:, : self.count]
         return values[: self.count]
@@ -48,15 +51,17 @@ class LossHistory:
 
     def since(self, first_step: int) -> np.ndarray:
         """The losses of this call's updates from `first_step` on, on the host."""
-        parts = [
-            np.asarray(c.valid(self.num_seeds)) for c in self.chunks if c.first_step >= first_step
-        ]
+        parts = [c.valid(self.num_seeds, np) for c in self.chunks if c.first_step >= first_step]
         return self._concatenate(parts, np)
 
     def all(self) -> Float[Array, "*seeds step"]:
         """Every loss of the run so far (traceable under `eqx.filter_vmap`)."""
-        parts = [self.past] + [c.valid(self.num_seeds) for c in self.chunks]
-        return self._concatenate(parts, jnp)
+        if is_traced(self.past) or any(is_traced(c.values) for c in self.chunks):
+            parts = [self.past] + [c.valid(self.num_seeds) for c in self.chunks]
+            return self._concatenate(parts, jnp)
+        # On the host: one transfer instead of an eager device op per chunk.
+        parts = [np.asarray(self.past)] + [c.valid(self.num_seeds, np) for c in self.chunks]
+        return jnp.asarray(self._concatenate(parts, np))
 
     def _concatenate(self, parts, xnp):
         if not parts:
