@@ -60,6 +60,11 @@ class Problem(eqx.Module):
             new_opt_state = _select(keep, new_opt_state, opt_state)
         return new_stepper, new_opt_state, loss
 
+    def step(self, stepper, opt_state, permutations, first_epoch, run_key, step):
+        """Update `step`: its minibatch from the permutation table, its key, the update."""
+        batch = self.batch(permutations, first_epoch, step)
+        return self.update(stepper, opt_state, batch, step_key(run_key, step), step)
+
     def batch(self, permutations, first_epoch, step):
         indices = stream_batch(permutations, first_epoch, step, self.batch_size)
         windows = self.stacker(indices)
@@ -113,9 +118,8 @@ def one_step(
     step: Int[Array, ""],
 ):
     """One update (straight-line code)."""
-    batch = problem.batch(permutations, first_epoch, step)
-    stepper, opt_state, loss = problem.update(
-        stepper, opt_state, batch, step_key(run_key, step), step
+    stepper, opt_state, loss = problem.step(
+        stepper, opt_state, permutations, first_epoch, run_key, step
     )
     return stepper, opt_state, loss, loss
 
@@ -136,10 +140,9 @@ def many_steps(
 
     def body(i, carry):
         params, opt_state, losses = carry
-        step = start + i
-        batch = problem.batch(permutations, first_epoch, step)
-        new_stepper, opt_state, loss = problem.update(
-            eqx.combine(params, static), opt_state, batch, step_key(run_key, step), step
+        new_stepper, opt_state, loss = problem.step(
+            eqx.combine(params, static), opt_state, permutations, first_epoch, run_key,
+            start + i,
         )
         new_params = eqx.filter(new_stepper, eqx.is_array)
         return new_params, opt_state, losses.at[i].set(loss)
@@ -167,27 +170,29 @@ class _Compiled:
         self.costs: dict = {}
         self.executables: dict = {}
 
-    def _lower(self, args):
-        """Trace and lower once per signature; the cost and the executable share it."""
-        signature = _signature(args)
-        if signature not in self.lowered:
-            abstract = jax.tree_util.tree_map(
-                lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), args
-            )
-            traced = self.jitted.trace(*abstract)
-            lowered = traced.lower()
-            self.lowered[signature] = lowered
-            self.costs[signature] = update_cost(traced, lowered)
-        return signature
+    def _lower(self, signature, args) -> None:
+        """Trace and lower; the cost is kept, the lowered program until it is compiled."""
+        abstract = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), args
+        )
+        traced = self.jitted.trace(*abstract)
+        lowered = traced.lower()
+        self.costs[signature] = update_cost(traced, lowered)
+        self.lowered[signature] = lowered
 
     def cost(self, args) -> "UpdateCost":
-        return self.costs[self._lower(args)]
+        signature = _signature(args)
+        if signature not in self.costs:
+            self._lower(signature, args)
+        return self.costs[signature]
 
     def executable(self, args):
         # Only for unsharded concrete arguments (sharded and traced calls use `jitted`).
-        signature = self._lower(args)
+        signature = _signature(args)
         if signature not in self.executables:
-            self.executables[signature] = self.lowered[signature].compile()
+            if signature not in self.lowered:
+                self._lower(signature, args)
+            self.executables[signature] = self.lowered.pop(signature).compile()
         return self.executables[signature]
 
 

@@ -17,23 +17,15 @@ REFRESH_SECONDS = 0.2
 
 
 class ProgressBar(AbstractHook):
-    """Show the updates of this call and the latest loss (the seed mean with seeds).
-
-    Other hooks may add entries to the bar with `show(name, value)` (e.g. the last
-    validation metric).
-    """
+    """Show the updates of this call and the latest loss (the seed mean with seeds)."""
 
     def __init__(self):
         self.bar = None
         self.pending = 0
         self.last_refresh = time.perf_counter()
-        self.extra: dict[str, str] = {}
 
     def on_start(self, loop: "Loop") -> None:
         self.bar = tqdm(total=loop.stop - loop.step, dynamic_ncols=True, leave=True)
-
-    def show(self, name: str, value: float) -> None:
-        self.extra[name] = f"{value:.3e}"
 
     def after_updates(self, loop: "Loop", chunk: "LossChunk") -> None:
         self.pending += chunk.count
@@ -48,11 +40,9 @@ class ProgressBar(AbstractHook):
         self.last_refresh = time.perf_counter()
         self.bar.update(self.pending)
         self.pending = 0
-        postfix = {}
         if not loop.traced:
-            last = np.asarray(chunk.valid(loop.num_seeds))[..., -1]
-            postfix["loss"] = f"{float(np.mean(last)):.3e}"
-        self.bar.set_postfix({**postfix, **self.extra}, refresh=False)
+            last = chunk.valid(loop.num_seeds, np)[..., -1]
+            self.bar.set_postfix(loss=f"{float(np.mean(last)):.3e}", refresh=False)
 
     def close(self, loop: "Loop") -> None:
         if self.bar is not None:

@@ -13,7 +13,7 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from .._general_trainer import GeneralTrainer
-from .._loop._options import ENGINE_OPTION_NAMES, expose_signature, with_engine_options
+from .._loop._options import expose_signature, with_engine_options
 from .._windows import TrajectorySubStacker
 
 
@@ -37,10 +37,14 @@ _SHARED = list(inspect.signature(_trainer_keywords).parameters.values())
 _LEADING, _TRAILING = _SHARED[:7], _SHARED[7:]
 
 
-def one_line_signature(*methodology: inspect.Parameter) -> inspect.Signature:
-    """The signature of a trainer with these methodology keywords."""
+def one_line_signature(
+    *methodology: inspect.Parameter, after_data: tuple[inspect.Parameter, ...] = ()
+) -> inspect.Signature:
+    """The signature of a trainer with these methodology keywords (and, `after_data`,
+    positional parameters after the data)."""
     keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in methodology]
-    return with_engine_options(inspect.Signature(_LEADING + keyword_only + _TRAILING))
+    parameters = _LEADING[:1] + list(after_data) + _LEADING[1:] + keyword_only + _TRAILING
+    return with_engine_options(inspect.Signature(parameters))
 
 
 class AbstractOneLineTrainer(GeneralTrainer):
@@ -121,9 +125,6 @@ def init_from_configuration(
     **engine_options,
 ) -> None:
     """Cut the windows a configuration needs and initialise `trainer` with them."""
-    unknown = sorted(set(engine_options) - set(ENGINE_OPTION_NAMES))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}.")
     stacker = TrajectorySubStacker(data_trajectories, window_length, do_sub_stacking=do_sub_stacking)
     GeneralTrainer.__init__(
         trainer,

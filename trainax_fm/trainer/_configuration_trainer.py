@@ -44,10 +44,8 @@ class ConfigurationTrainer(GeneralTrainer):
 
 def _signature() -> inspect.Signature:
     own = inspect.signature(ConfigurationTrainer).parameters
-    shared = list(_SHARED.parameters.values())
-    return _SHARED.replace(
-        parameters=shared[:1] + [own["loss_configuration"]] + shared[1:7]
-        + [own["sub_trajectory_len"]] + shared[7:]
+    return one_line_signature(
+        own["sub_trajectory_len"], after_data=(own["loss_configuration"],)
     )
 
 
