@@ -241,3 +241,51 @@ def test_stage_rejects_bad_input(data):
     )
     with pytest.raises(TypeError, match="Stage"):
         tx.train_stages(trainer, [], conv(), KEY)
+
+
+def test_version_1_checkpoints_still_load(data, tmp_path):
+    """Files written before stages existed (format 1) read as single-stage states."""
+    import json
+
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-2), num_training_steps=4, batch_size=4
+    )
+    path = tmp_path / "state.eqx"
+    trainer.train(conv(), KEY, spawn_tqdm=False, checkpoint_path=path)
+    header, payload = path.read_bytes().split(b"\n", 1)
+    old = {k: v for k, v in json.loads(header).items() if k not in ("stage", "staged")}
+    path.write_bytes(json.dumps({**old, "format_version": 1}).encode() + b"\n" + payload)
+    state = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert (state.step, state.stage, state.stage_start, state.run_key) == (4, 0, None, None)
+    path.write_bytes(json.dumps({**old, "format_version": 3}).encode() + b"\n" + payload)
+    with pytest.raises(ValueError, match="format version 3"):
+        tx.load_train_state(path, conv(), optax.adam(1e-2))
+
+
+def test_train_stages_rejects_a_state_of_other_stages(data):
+    trainer = tx.trainer.SupervisedTrainer(
+        data, optimizer=optax.adam(1e-2), num_training_steps=2, batch_size=4
+    )
+    single = trainer.train(conv(), KEY, spawn_tqdm=False).train_state
+    stages = [tx.Stage(tx.configuration.Supervised(1), optax.adam(1e-2), 2)]
+    with pytest.raises(ValueError, match="not a state of these stages"):
+        tx.train_stages(trainer, stages, resume_from=single, spawn_tqdm=False)
+    with pytest.raises(TypeError, match="stepper"):
+        tx.train_stages(trainer, stages, spawn_tqdm=False)
+
+
+def test_unknown_trainer_keyword_names_the_trainer(data):
+    with pytest.raises(TypeError, match="SupervisedTrainer.*num_rollout_step"):
+        tx.trainer.SupervisedTrainer(
+            data, optimizer=optax.adam(1e-2), num_training_steps=2, batch_size=4,
+            num_rollout_step=2,
+        )
+    with pytest.raises(TypeError, match="ConfigurationTrainer: missing .*'optimizer'"):
+        tx.trainer.ConfigurationTrainer(
+            data, tx.configuration.Supervised(1), num_training_steps=2, batch_size=4
+        )
+    with pytest.raises(TypeError, match="ConfigurationTrainer.*batch_sise"):
+        tx.trainer.ConfigurationTrainer(
+            data, tx.configuration.Supervised(1), optimizer=optax.adam(1e-2),
+            num_training_steps=2, batch_size=4, batch_sise=4,
+        )
