@@ -56,13 +56,12 @@ def train_run(run: Prepared, log: Log) -> TrainState:
         begin = time.perf_counter()
         if state is not None:
             result = run.trainer.train(resume_from=state, **schedule)
-        elif num_seeds == 1:
-            stepper = fresh_steppers(config, run.dataset, run.init_keys)
-            result = run.trainer.train(stepper, run.shuffle_keys[0], **schedule)
         else:
-            steppers = fresh_steppers(config, run.dataset, run.init_keys)
-            result = run.trainer.train(steppers, run.shuffle_keys, num_seeds=num_seeds,
-                                       **schedule)
+            # One seed trains unstacked (see `fresh_steppers`).
+            seeds = None if num_seeds == 1 else num_seeds
+            keys = run.shuffle_keys if seeds else run.shuffle_keys[0]
+            stepper = fresh_steppers(config, run.dataset, run.init_keys)
+            result = run.trainer.train(stepper, keys, num_seeds=seeds, **schedule)
         state = result.train_state
         jax.block_until_ready(state.loss_history)
         seconds = time.perf_counter() - begin
