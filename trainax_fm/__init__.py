@@ -20,6 +20,7 @@ from ._checkpoint import load_train_state as load_train_state
 from ._checkpoint import save_train_state as save_train_state
 from ._caches import clear_caches as clear_caches
 from ._general_trainer import GeneralTrainer as GeneralTrainer
+from ._loop._monitor import ValidationHistory as ValidationHistory
 from ._loop._options import EngineOptions as EngineOptions
 from ._loop._stages import Stage as Stage
 from ._loop._stages import train_stages as train_stages

@@ -9,7 +9,7 @@ written to a temporary file in the target directory and moved into place with
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import equinox as eqx
 import jax
@@ -17,12 +17,14 @@ import jax.numpy as jnp
 import optax
 
 from ._atomic import atomic_open
+from ._loop._monitor import ValidationHistory, empty_history
 from ._train_state import TrainState
 
 MAGIC = "trainax_fm-train-state"
-FORMAT_VERSION = 2
-# Version 1 files (no stage fields) are read as single-stage states.
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+# Version 1 files (no stage fields) are read as single-stage states, version 2 files
+# (no validation record) as runs without validation.
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def _typed_key(key) -> bool:
@@ -63,10 +65,13 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "key_shape": list(key_data.shape),
         "stage": state.stage,
         "staged": staged,
+        "validation": _validation_header(state.validation),
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
     if staged:
         payload += (state.stage_start, _key_data(state.run_key))
+    if state.validation is not None:
+        payload += (state.validation,)
     with atomic_open(path) as stream:
         stream.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(stream, payload)
@@ -124,8 +129,11 @@ def load_train_state(
         staged = header.get("staged", False)
         if staged:
             like += (stepper_like, like[2])
+        validation_header = header.get("validation")
+        if validation_header is not None:
+            like += (_validation_like(validation_header, stepper_like, num_seeds),)
         try:
-            stepper, opt_state, key_data, losses, *stage_fields = eqx.tree_deserialise_leaves(
+            stepper, opt_state, key_data, losses, *extra_fields = eqx.tree_deserialise_leaves(
                 f, like
             )
         except Exception as error:
@@ -140,8 +148,42 @@ def load_train_state(
                 "describe; use the network and optimizer of the run that wrote it."
             )
     wrap = jax.random.wrap_key_data if header["typed_key"] else (lambda data: data)
-    stage_start, run_key = (stage_fields[0], wrap(stage_fields[1])) if staged else (None, None)
+    stage_start, run_key = (extra_fields[0], wrap(extra_fields[1])) if staged else (None, None)
+    validation = extra_fields[-1] if validation_header is not None else None
     return TrainState(
         stepper, opt_state, header["step"], wrap(key_data), losses,
         header.get("steps_per_dispatch"), header.get("stage", 0), stage_start, run_key,
+        validation,
+    )
+
+
+def _validation_header(history: Optional[ValidationHistory]) -> Optional[dict]:
+    if history is None:
+        return None
+    return {
+        "names": sorted(history.values),
+        "num_validations": history.num_validations,
+        "value_dtype": str(history.best_value.dtype),
+        "monitor": history.monitor,
+        "mode": history.mode,
+        "min_delta": history.min_delta,
+    }
+
+
+def _validation_like(header: dict, stepper_like, num_seeds) -> ValidationHistory:
+    """A record with the saved shapes, to deserialise the saved one into."""
+    seed_shape = () if num_seeds is None else (num_seeds,)
+    count, dtype = header["num_validations"], header["value_dtype"]
+    empty = empty_history(
+        stepper_like, tuple(header["names"]), header["monitor"], header["mode"],
+        header["min_delta"], num_seeds,
+    )
+    return eqx.tree_at(
+        lambda h: (h.steps, h.values, h.best_value),
+        empty,
+        (
+            jnp.zeros((count,), jnp.int32),
+            {name: jnp.zeros(seed_shape + (count,), dtype) for name in header["names"]},
+            jnp.zeros(seed_shape, dtype),
+        ),
     )

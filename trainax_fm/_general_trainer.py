@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from ._loop._compiled import Problem, full_dataset_loss
 from ._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
 from ._loop._run import train_on_loop
+from ._loop._validate import check_validation_options
 from ._mixer import effective_batch_size
 from ._train_state import TrainResult, TrainState
 from ._validation import check_positive_int
@@ -41,7 +42,9 @@ class GeneralTrainer(eqx.Module):
         `update_i`; see [`trainax_fm.callback`][].
     - `**engine_options`: the fields of [`trainax_fm.EngineOptions`][]
         (`steps_per_dispatch`, `mesh`, `batch_axis`, `num_seeds`, `checkpoint_path`,
-        `checkpoint_every`, `on_nonfinite`).
+        `checkpoint_every`, `on_nonfinite`, and the validation options
+        `validation_data`, `validate_every`, `validation_metrics`, `monitor`,
+        `monitor_mode`, `patience`, `min_delta`, `best_path`).
     """
 
     trajectory_sub_stacker: TrajectorySubStacker
@@ -107,6 +110,7 @@ class GeneralTrainer(eqx.Module):
         self.callback_fn = callback_fn
         self.options = make_options(**engine_options)
         check_batch_on_mesh(self.options, self.batch_size)
+        check_validation_options(self.options, trajectory_sub_stacker)
 
     @property
     def steps_per_dispatch(self):
@@ -282,6 +286,7 @@ class GeneralTrainer(eqx.Module):
         """
         options = self.options.replace(**engine_options)
         check_batch_on_mesh(options, self.batch_size)
+        check_validation_options(options, self.trajectory_sub_stacker)
         return train_on_loop(
             self,
             options,

@@ -6,6 +6,8 @@ import equinox as eqx
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._loop._monitor import ValidationHistory
+
 
 class TrainState(eqx.Module):
     """Everything needed to continue a run exactly where it stopped.
@@ -29,6 +31,8 @@ class TrainState(eqx.Module):
         distillation stage), `None` for single-stage runs.
     - `run_key`: the key of the whole multi-stage run (each stage trains with a key
         derived from it), `None` for single-stage runs.
+    - `validation`: the [`trainax_fm.ValidationHistory`][] so far (values, best
+        stepper, patience counter), `None` without validation.
     """
 
     stepper: Any
@@ -40,6 +44,7 @@ class TrainState(eqx.Module):
     stage: int = eqx.field(static=True, default=0)
     stage_start: Any = None
     run_key: Optional[PRNGKeyArray] = None
+    validation: Optional[ValidationHistory] = None
 
 
 class TrainResult(eqx.Module):
@@ -56,6 +61,9 @@ class TrainResult(eqx.Module):
     - `train_state`: the [`trainax_fm.TrainState`][] to resume from.
     - `stop_reason`: why a hook ended training before `num_minibatches` updates (e.g.
         early stopping), `None` if it ran to the end (or to `num_steps`).
+    - `validation`: the [`trainax_fm.ValidationHistory`][] of the run (steps and
+        values of every validation, the best stepper), `None` without
+        `validation_data`.
     """
 
     stepper: Any
@@ -64,3 +72,14 @@ class TrainResult(eqx.Module):
     aux_history: list
     train_state: Optional[TrainState]
     stop_reason: Optional[str] = eqx.field(static=True, default=None)
+    validation: Optional[ValidationHistory] = None
+
+    @property
+    def best_stepper(self) -> Any:
+        """The stepper with the best monitored validation value (needs validation)."""
+        if self.validation is None:
+            raise ValueError(
+                "this run has no validation, so no best stepper: train with "
+                "`validation_data=...` (and `validate_every=...`)."
+            )
+        return self.validation.best_stepper

@@ -12,6 +12,7 @@ from ..hook._base import AbstractHook
 from ._compiled import CompiledUpdate, Problem, gather_batch, many_steps, one_step
 from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
 from ._history import LossChunk, LossHistory
+from ._monitor import ValidationHistory
 from ._stream import PermutationStream
 
 
@@ -29,6 +30,9 @@ class Loop:
         to the host, `history.all()` every loss of the run).
     - `dispatch`: updates per dispatch (1: straight-line updates).
     - `stop_reason`: why a hook stopped training early, or `None`.
+    - `validation`: the [`trainax_fm.ValidationHistory`][] so far, or `None`.
+    - `last_validation`: the values of the latest validation of this call (host
+        arrays by metric name), `{}` before it.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class Loop:
         stage: int = 0,
         stage_start: Any = None,
         run_key: Optional[PRNGKeyArray] = None,
+        validation: Optional[ValidationHistory] = None,
     ):
         self.problem = problem
         self.stepper, self.opt_state = stepper, opt_state
@@ -58,6 +63,8 @@ class Loop:
         self.dispatch = dispatch
         self.stop_reason: Optional[str] = None
         self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
+        self.validation = validation
+        self.last_validation: dict = {}
         seeds = num_seeds is not None
         keys = jax.vmap(jax.random.split)(key) if seeds else jax.random.split(key)
         self.shuffle_key, self.update_key = (keys[:, 0], keys[:, 1]) if seeds else keys
@@ -80,7 +87,7 @@ class Loop:
         """The resumable state after `step` updates."""
         return TrainState(
             self.stepper, self.opt_state, self.step, self.key, self.history.all(),
-            self.dispatch, self.stage, self.stage_start, self.run_key,
+            self.dispatch, self.stage, self.stage_start, self.run_key, self.validation,
         )
 
 

@@ -1,14 +1,18 @@
 """The engine options: declared once here, accepted by every trainer."""
 
 import inspect
+import numbers
 import os
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import equinox as eqx
 import jax
+from jaxtyping import PyTree
 
 from .._validation import check_positive_int
 from ._dispatch import DispatchMode
+from ._monitor import MonitorMode
+from ._validate import MetricSpec, parse_metrics
 
 OnNonfinite = Literal["raise", "skip"]
 
@@ -38,6 +42,21 @@ class EngineOptions(eqx.Module):
         [`trainax_fm.NonFiniteLossError`][] naming the update (the last checkpoint is
         left untouched); `"skip"` keeps parameters and optimizer state unchanged for
         updates whose loss or gradient is NaN/Inf and carries on.
+    - `validation_data`: held-out trajectories (like the training data) to validate
+        on; `None` disables validation and the options below.
+    - `validate_every`: validate every this many updates (and always after the last
+        update); `None`: only after the last update.
+    - `validation_metrics`: what to compute: `"loss"` (the training configuration on
+        every validation window), `"nrmse@K"` (rollout nRMSE after `K` steps from the
+        first state of every validation trajectory, mean over trajectories) and
+        callables `metric(stepper, data) -> dict[str, scalar]` (called on the host).
+    - `monitor`: the metric that decides the best model and early stopping (default:
+        the first of `validation_metrics`).
+    - `monitor_mode`: `"min"` or `"max"`: whether lower or higher is better.
+    - `patience`: stop once this many validations in a row did not improve the
+        monitored metric by more than `min_delta`; `None`: never stop early.
+    - `min_delta`: the least change that counts as an improvement.
+    - `best_path`: write the best stepper there (atomically) whenever it improves.
     """
 
     steps_per_dispatch: DispatchMode = eqx.field(static=True, default="auto")
@@ -47,6 +66,16 @@ class EngineOptions(eqx.Module):
     checkpoint_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
     checkpoint_every: Optional[int] = eqx.field(static=True, default=None)
     on_nonfinite: OnNonfinite = eqx.field(static=True, default="raise")
+    validation_data: Optional[PyTree] = None
+    validate_every: Optional[int] = eqx.field(static=True, default=None)
+    validation_metrics: Sequence[MetricSpec] = eqx.field(
+        static=True, default=("loss",), converter=lambda m: m if isinstance(m, str) else tuple(m)
+    )
+    monitor: Optional[str] = eqx.field(static=True, default=None)
+    monitor_mode: MonitorMode = eqx.field(static=True, default="min")
+    patience: Optional[int] = eqx.field(static=True, default=None)
+    min_delta: float = eqx.field(static=True, default=0.0)
+    best_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.steps_per_dispatch != "auto":
@@ -71,6 +100,48 @@ class EngineOptions(eqx.Module):
             raise ValueError(
                 f"`on_nonfinite` must be 'raise' or 'skip', got {self.on_nonfinite!r}."
             )
+        self._check_validation()
+
+    def _check_validation(self) -> None:
+        if self.validation_data is None:
+            given = [
+                name for name in ("validate_every", "monitor", "patience", "best_path")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(f'`{name}`' for name in given)} configure validation, "
+                    "which needs held-out trajectories: pass `validation_data=...`."
+                )
+            return
+        if self.validate_every is not None:
+            check_positive_int(self.validate_every, "validate_every")
+        if self.patience is not None:
+            check_positive_int(self.patience, "patience")
+        if self.monitor_mode not in ("min", "max"):
+            raise ValueError(
+                f"`monitor_mode` must be 'min' or 'max', got {self.monitor_mode!r}."
+            )
+        if (
+            isinstance(self.min_delta, bool)
+            or not isinstance(self.min_delta, numbers.Real)
+            or not self.min_delta >= 0
+        ):
+            raise ValueError(f"`min_delta` must be a number >= 0, got {self.min_delta!r}.")
+        metrics = parse_metrics(self.validation_metrics)
+        known = metrics.builtin_names
+        if not known and not metrics.user_metrics:
+            raise ValueError("`validation_metrics` is empty; name at least one metric.")
+        if self.monitor is not None and self.monitor not in known and not metrics.user_metrics:
+            raise ValueError(
+                f"`monitor={self.monitor!r}` is not a validation metric; the metrics are "
+                f"{list(known)}. Monitor one of them or add it to `validation_metrics`."
+            )
+
+    @property
+    def metric_set(self):
+        """The parsed `validation_metrics`."""
+        return parse_metrics(self.validation_metrics)
 
     def replace(self, **changes) -> "EngineOptions":
         """These options with some fields changed (unknown names are a `TypeError`)."""

@@ -13,8 +13,10 @@ from ..hook._callbacks import Callbacks
 from ..hook._checkpoint import Checkpoint
 from ..hook._nonfinite import NonFiniteGuard
 from ..hook._progress import ProgressBar
+from ..hook._validation import Validation
 from ._loop import CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
+from ._validate import ValidationPlan, check_validation_data
 
 if TYPE_CHECKING:
     from .._general_trainer import GeneralTrainer
@@ -53,11 +55,13 @@ def train_on_loop(
         stage, stage_start, run_key = (
             resume_from.stage, resume_from.stage_start, resume_from.run_key
         )
+        validation = resume_from.validation
     else:
         if stepper is None or key is None:
             raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
         start = 0
         past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
+        validation = None
     if num_seeds is None:
         check_key(key)
     else:
@@ -82,13 +86,16 @@ def train_on_loop(
     loop = Loop(
         problem, stepper, opt_state, key, start=start, stop=stop, past_losses=past_losses,
         num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1, stage=stage,
-        stage_start=stage_start, run_key=run_key,
+        stage_start=stage_start, run_key=run_key, validation=validation,
     )
     updates = CompiledUpdates(problem, stepper, opt_state, seeds)
     if dispatch is None:
         loop.dispatch = updates.choose_dispatch(loop)
     callbacks = None if trainer.callback_fn is None else Callbacks(trainer.callback_fn)
-    run_loop(loop, updates, builtin_hooks(options, callbacks, spawn_tqdm) + list(hooks))
+    validate = validation_hook(trainer, options, stepper)
+    run_loop(
+        loop, updates, builtin_hooks(options, callbacks, validate, spawn_tqdm) + list(hooks)
+    )
     state = loop.train_state()
     return TrainResult(
         loop.stepper,
@@ -97,11 +104,43 @@ def train_on_loop(
         [] if callbacks is None else callbacks.history,
         state,
         loop.stop_reason,
+        loop.validation,
+    )
+
+
+def validation_hook(trainer: "GeneralTrainer", options: EngineOptions, stepper) -> Optional[Validation]:
+    """The validation hook the options ask for (checked against this stepper)."""
+    if options.validation_data is None:
+        return None
+    from ..flow._steppers import AbstractFlowStepper
+
+    stochastic = isinstance(stepper, AbstractFlowStepper)
+    num_input_steps = stepper.num_input_steps if stochastic else 1
+    metrics = options.metric_set
+    stacker = trainer.trajectory_sub_stacker
+    check_validation_data(
+        options.validation_data, stacker.data_trajectories, metrics,
+        stacker.window_length, num_input_steps,
+    )
+    plan = ValidationPlan(
+        options.validation_data, metrics, stacker.window_length, trainer.batch_size,
+        stochastic, num_input_steps,
+    )
+    monitor = options.monitor
+    if monitor is None and metrics.builtin_names:
+        monitor = metrics.builtin_names[0]
+    return Validation(
+        plan, options.validate_every, trainer.num_minibatches, monitor=monitor,
+        mode=options.monitor_mode, min_delta=float(options.min_delta),
+        patience=options.patience, best_path=options.best_path,
     )
 
 
 def builtin_hooks(
-    options: EngineOptions, callbacks: Optional[Callbacks], spawn_tqdm: bool
+    options: EngineOptions,
+    callbacks: Optional[Callbacks],
+    validation: Optional[Validation],
+    spawn_tqdm: bool,
 ) -> list[AbstractHook]:
     """The hooks every run has, in the order they must see each event."""
     hooks: list[AbstractHook] = [] if callbacks is None else [callbacks]
@@ -111,6 +150,9 @@ def builtin_hooks(
     if options.on_nonfinite == "raise":
         # Before the checkpoint: a bad state must never replace the last good file.
         hooks.append(NonFiniteGuard(lambda: checkpoint and checkpoint.last_written))
+    if validation is not None:
+        # Before the checkpoint: a checkpoint at a validation step holds its values.
+        hooks.append(validation)
     if checkpoint is not None:
         hooks.append(checkpoint)
     if spawn_tqdm:

@@ -17,7 +17,8 @@ REFRESH_SECONDS = 0.2
 
 
 class ProgressBar(AbstractHook):
-    """Show the updates of this call and the latest loss (the seed mean with seeds)."""
+    """Show the updates of this call, the latest loss and the latest value of the
+    monitored validation metric (seed means with seeds)."""
 
     def __init__(self):
         self.bar = None
@@ -42,7 +43,12 @@ class ProgressBar(AbstractHook):
         self.pending = 0
         if not loop.traced:
             last = chunk.valid(loop.num_seeds, np)[..., -1]
-            self.bar.set_postfix(loss=f"{float(np.mean(last)):.3e}", refresh=False)
+            shown = {"loss": f"{float(np.mean(last)):.3e}"}
+            if loop.last_validation:
+                monitor = loop.validation.monitor
+                value = np.mean(loop.last_validation[monitor])
+                shown[f"val_{monitor}"] = f"{float(value):.3e}"
+            self.bar.set_postfix(shown, refresh=False)
 
     def close(self, loop: "Loop") -> None:
         if self.bar is not None:
