@@ -30,7 +30,8 @@ class Loop:
         to the host, `history.all()` every loss of the run).
     - `dispatch`: updates per dispatch (1: straight-line updates).
     - `stop_reason`: why a hook stopped training early, or `None`.
-    - `validation`: the [`trainax_fm.ValidationHistory`][] so far, or `None`.
+    - `validation`: the [`trainax_fm.ValidationHistory`][] so far, or `None`;
+        `validation_data`: the held-out trajectories, or `None`.
     - `last_validation`: the values of the latest validation of this call (host
         arrays by metric name), `{}` before it.
     """
@@ -52,6 +53,7 @@ class Loop:
         stage_start: Any = None,
         run_key: Optional[PRNGKeyArray] = None,
         validation: Optional[ValidationHistory] = None,
+        validation_data: Optional[PyTree] = None,
     ):
         self.problem = problem
         self.stepper, self.opt_state = stepper, opt_state
@@ -64,6 +66,7 @@ class Loop:
         self.stop_reason: Optional[str] = None
         self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
         self.validation = validation
+        self.validation_data = validation_data
         self.last_validation: dict = {}
         seeds = num_seeds is not None
         keys = jax.vmap(jax.random.split)(key) if seeds else jax.random.split(key)

@@ -16,7 +16,7 @@ from ..hook._progress import ProgressBar
 from ..hook._validation import Validation
 from ._loop import CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
-from ._validate import ValidationPlan, check_validation_data
+from ._validate import ValidationPlan, check_validation_data, rollout_signature
 
 if TYPE_CHECKING:
     from .._general_trainer import GeneralTrainer
@@ -87,6 +87,7 @@ def train_on_loop(
         problem, stepper, opt_state, key, start=start, stop=stop, past_losses=past_losses,
         num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1, stage=stage,
         stage_start=stage_start, run_key=run_key, validation=validation,
+        validation_data=options.validation_data,
     )
     updates = CompiledUpdates(problem, stepper, opt_state, seeds)
     if dispatch is None:
@@ -112,10 +113,7 @@ def validation_hook(trainer: "GeneralTrainer", options: EngineOptions, stepper) 
     """The validation hook the options ask for (checked against this stepper)."""
     if options.validation_data is None:
         return None
-    from ..flow._steppers import AbstractFlowStepper
-
-    stochastic = isinstance(stepper, AbstractFlowStepper)
-    num_input_steps = stepper.num_input_steps if stochastic else 1
+    stochastic, num_input_steps = rollout_signature(stepper)
     metrics = options.metric_set
     stacker = trainer.trajectory_sub_stacker
     check_validation_data(

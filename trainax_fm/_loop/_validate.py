@@ -107,6 +107,15 @@ def check_validation_data(
         )
 
 
+def rollout_signature(stepper) -> tuple[bool, int]:
+    """Whether rolling `stepper` out needs keys, and how many past states it sees."""
+    from ..flow._steppers import AbstractFlowStepper
+
+    if isinstance(stepper, AbstractFlowStepper):
+        return True, stepper.num_input_steps
+    return False, 1
+
+
 def check_validation_options(options, stacker: TrajectorySubStacker) -> None:
     """At trainer construction: validation data that cannot work with these windows."""
     if options.validation_data is not None:

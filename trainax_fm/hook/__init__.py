@@ -1,4 +1,4 @@
-"""Hooks: what observes the training loop (checkpoints, guards, progress, callbacks).
+"""Hooks: what observes the training loop (checkpoints, guards, validation, logs, progress).
 
 The loop of every trainer runs compiled updates and returns to Python only where a
 hook asks for it, emitting a few events (start, before and after each dispatch, at
@@ -11,7 +11,13 @@ by subclassing [`trainax_fm.hook.AbstractHook`][]. A hook may end training early
 from ._base import AbstractHook as AbstractHook
 from ._callbacks import Callbacks as Callbacks
 from ._checkpoint import Checkpoint as Checkpoint
+from ._log_writers import AbstractLogWriter as AbstractLogWriter
+from ._log_writers import CsvWriter as CsvWriter
+from ._log_writers import JsonLinesWriter as JsonLinesWriter
+from ._log_writers import TensorBoardWriter as TensorBoardWriter
+from ._logging import Logger as Logger
 from ._nonfinite import NonFiniteGuard as NonFiniteGuard
 from ._progress import ProgressBar as ProgressBar
+from ._validation import Validation as Validation
 from .._loop._history import LossChunk as LossChunk
 from .._loop._loop import Loop as Loop
