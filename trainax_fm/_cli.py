@@ -5,7 +5,7 @@ trainax-fm train CONFIG.toml [--resume] [--overwrite] [--stop-after K]
                  [--results DIR] [--name NAME] [--quiet]
 trainax-fm train --default [--source SOURCE] ...   # built-in defaults, no file
 trainax-fm eval RESULTS_DIR [--data FILE] [--num-rollout-steps R] [--out FILE]
-trainax-fm table RESULTS_ROOT [--csv OUT.csv]
+trainax-fm table RESULTS_ROOT [--csv OUT.csv] [--sort COLUMN [--descending]]
 trainax-fm config [--source SOURCE]                 # print a full default config
 ```
 
@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("root", metavar="RESULTS_ROOT", help="folder holding run folders")
     table.add_argument("--csv", metavar="OUT.csv",
                        help="CSV file to write (default: RESULTS_ROOT/results.csv)")
+    table.add_argument("--sort", metavar="COLUMN",
+                       help="order the runs by this column, e.g. best_validation "
+                       "(ascending; runs without a value last)")
+    table.add_argument("--descending", action="store_true",
+                       help="with --sort: largest first")
 
     config = commands.add_parser(
         "config", help="print a complete default configuration",
@@ -144,12 +149,18 @@ def _eval(args) -> int:
 def _table(args) -> int:
     from pathlib import Path
 
-    from .experiment import collect_results, to_csv, to_markdown
+    from .experiment import collect_results, sort_rows, to_csv, to_markdown
 
     rows = collect_results(args.root)
     if not rows:
         print(f"no finished runs (metrics.json) below {args.root!r}", file=sys.stderr)
         return 1
+    if args.sort:
+        try:
+            rows = sort_rows(rows, args.sort, descending=args.descending)
+        except ValueError as error:
+            print(f"trainax-fm: error: {error}", file=sys.stderr)
+            return 2
     path = Path(args.csv) if args.csv else Path(args.root) / "results.csv"
     to_csv(rows, path)
     print(to_markdown(rows))

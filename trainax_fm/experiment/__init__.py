@@ -60,6 +60,7 @@ from ._network import parse_network as parse_network
 from ._runner import format_summary as format_summary
 from ._runner import run_experiment as run_experiment
 from ._table import collect_results as collect_results
+from ._table import sort_rows as sort_rows
 from ._table import results_table as results_table
 from ._table import to_csv as to_csv
 from ._table import to_dataframe as to_dataframe

@@ -45,6 +45,21 @@ steps_per_dispatch = 1     # updates per compiled call (fixed, so resuming is bi
 num_rollout_steps = 50     # autoregressive steps on the test trajectories
 nrmse_aggregate_steps = 50 # K of the geometric-mean nRMSE (default: num_rollout_steps)
 correlation_threshold = 0.8
+
+[validation]               # held-out trajectories, best model, early stopping
+num_samples = 0            # training trajectories held out for validation (0: none)
+every = 200                # updates between validations (and after the last update)
+metrics = "loss;nrmse@1;nrmse@10"  # ';'-separated: loss, nrmse@K
+monitor = ""               # the metric that picks the best model ("": the first)
+mode = "min"               # "min" | "max"
+patience = 0               # stop after this many validations without improvement (0: never)
+min_delta = 0.0            # the least change that counts as an improvement
+evaluate = "best"          # test metrics of the "best" or the "final" network
+
+[logging]
+every = 100                # updates between train records in log.jsonl/train.csv (0: no log)
+formats = "jsonl;csv"      # ';'-separated: jsonl, csv, tensorboard
+rollout_plot_every = 0     # validations between rollout pictures in rollouts/ (0: none)
 ```
 
 Source-specific `[data]` keys (defaults): advection `num_points` (32), `cfl` (0.75),
@@ -73,7 +88,7 @@ TOP_FIELDS = {
     "num_seeds": Field("int", 1, minimum=1, doc="seeds trained in parallel"),
     "description": Field("str", "", doc="free text"),
 }
-SECTIONS = ("data", "network", "training", "evaluation")
+SECTIONS = ("data", "network", "training", "evaluation", "validation", "logging")
 
 NETWORK_FIELDS = {
     "spec": Field("str", None, doc="e.g. \"Conv;26;10;relu\" or \"MLP;64;3;tanh\""),
@@ -98,6 +113,56 @@ EVALUATION_FIELDS = {
     "correlation_threshold": Field("float", 0.8, minimum=0.0, maximum=1.0,
                                    exclusive_minimum=True),
 }
+
+VALIDATION_FIELDS = {
+    "num_samples": Field("int", 0, minimum=0, example=10,
+                         doc="training trajectories held out for validation (0: none)"),
+    "every": Field("int", 200, minimum=1, doc="updates between validations"),
+    "metrics": Field("str", "loss;nrmse@1;nrmse@10", doc="';'-separated: loss, nrmse@K"),
+    "monitor": Field("str", "", doc="the metric that picks the best model (\"\": the first)"),
+    "mode": Field("str", "min", choices=("min", "max")),
+    "patience": Field("int", 0, minimum=0, doc="0: no early stopping"),
+    "min_delta": Field("float", 0.0, minimum=0.0),
+    "evaluate": Field("str", "best", choices=("best", "final"),
+                      doc="which network the test metrics use"),
+}
+LOGGING_FIELDS = {
+    "every": Field("int", 100, minimum=0, doc="updates between log records (0: no log)"),
+    "formats": Field("str", "jsonl;csv", doc="';'-separated: jsonl, csv, tensorboard"),
+    "rollout_plot_every": Field("int", 0, minimum=0, doc="0: no rollout pictures"),
+}
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """The entries of a ';'-separated list setting."""
+    return tuple(part.strip() for part in text.split(";") if part.strip())
+
+
+def _check_validation(validation: dict) -> None:
+    from .._loop._validate import parse_metrics
+
+    try:
+        metrics = parse_metrics(split_list(validation["metrics"]))
+    except ValueError as error:
+        raise ConfigError("validation.metrics", "';'-separated metrics: loss, nrmse@K",
+                          repr(validation["metrics"]), str(error)) from None
+    names = metrics.builtin_names
+    if not names:
+        raise ConfigError("validation.metrics", "at least one metric",
+                          repr(validation["metrics"]), 'e.g. metrics = "loss;nrmse@10"')
+    if validation["monitor"] and validation["monitor"] not in names:
+        raise ConfigError("validation.monitor", f"one of the metrics {list(names)}",
+                          repr(validation["monitor"]), "monitor a metric you compute")
+
+
+def _check_logging(logging: dict) -> None:
+    from ..hook._log_writers import check_formats
+
+    try:
+        check_formats(split_list(logging["formats"]))
+    except ValueError as error:
+        raise ConfigError("logging.formats", "';'-separated: jsonl, csv, tensorboard",
+                          repr(logging["formats"]), str(error)) from None
 
 
 def default_network_spec(ode: bool) -> str:
@@ -136,7 +201,7 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     **Returns:**
 
     - A new dict `{name, seed, num_seeds, description, data, network, training,
-        evaluation}` with every key filled, `file:` paths made absolute and the
+        evaluation, validation, logging}` with every key filled, `file:` paths made absolute and the
         method and network specs in canonical spelling.
 
     **Raises:**
@@ -194,6 +259,11 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
             "lower nrmse_aggregate_steps or raise num_rollout_steps",
         )
 
+    validation = check_table(raw.get("validation", {}), VALIDATION_FIELDS, "validation")
+    _check_validation(validation)
+    logging = check_table(raw.get("logging", {}), LOGGING_FIELDS, "logging")
+    _check_logging(logging)
+
     kind = source_kind(source)
     if method.needs_ref_stepper and kind == "file":
         raise ConfigError(
@@ -220,7 +290,7 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
             f"set temporal_horizon = {window} or more, or shorten the rollout",
         )
     return {**top, "data": data, "network": network, "training": training,
-            "evaluation": evaluation}
+            "evaluation": evaluation, "validation": validation, "logging": logging}
 
 
 def default_config(source: str = "advection", **top: Any) -> dict:

@@ -15,6 +15,8 @@ class Dataset:
     - `residuum_fn`: batched `(u_next, u_prev) -> residuum`, or `None`.
     - `dt`: the time between two snapshots (for plots).
     - `domain_extent`: the length of the periodic domain, or `None` (grid indices).
+    - `validation`: held-out trajectories `(S_val, T, C, *spatial)` taken from the
+        end of the training trajectories (`[validation] num_samples`), or `None`.
     """
 
     train: Any
@@ -23,6 +25,15 @@ class Dataset:
     residuum_fn: Optional[Callable]
     dt: float = 1.0
     domain_extent: Optional[float] = None
+    validation: Any = None
+
+    def hold_out(self, num_samples: int) -> "Dataset":
+        """This data with its last `num_samples` training trajectories as validation."""
+        if num_samples == 0:
+            return self
+        return dataclasses.replace(
+            self, train=self.train[:-num_samples], validation=self.train[-num_samples:]
+        )
 
     @property
     def num_channels(self) -> int:

@@ -198,10 +198,12 @@ def make_plots(
     dt: float = 1.0,
     domain_extent: Optional[float] = None,
     prefix: str = "",
+    validation: Any = None,
 ) -> list[Path]:
-    """Write `loss.png`, `error_over_time.png` and a rollout plot (`spacetime.png`
+    """Write `loss.png`, `error_over_time.png`, a rollout plot (`spacetime.png`
     for 1D, `snapshots_2d.png` for 2D, `rollout.png` for ODE states) of the first
-    test trajectory of seed 0. Returns the written paths; without matplotlib none."""
+    test trajectory of seed 0 and, given a validation history, `validation.png`.
+    Returns the written paths; without matplotlib none."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -213,6 +215,10 @@ def make_plots(
         path = results_dir / f"{prefix}loss.png"
         plot.loss_history(loss_history, every=record_loss_every, save=path,
                           title=f"{label}: training loss")
+        written.append(path)
+    if validation is not None and validation.num_validations:
+        path = results_dir / f"{prefix}validation.png"
+        plot.validation_history(validation, save=path, title=f"{label}: validation")
         written.append(path)
     path = results_dir / f"{prefix}error_over_time.png"
     plot.error_over_time({label: arrays["nrmse"]}, dt=dt, save=path, title="test nRMSE")

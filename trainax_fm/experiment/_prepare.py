@@ -27,8 +27,10 @@ CHECKPOINT_FILE = "checkpoint.eqx"
 PROGRESS_FILE = "progress.json"
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
-_OWN_FILES = (CHECKPOINT_FILE, PROGRESS_FILE, METRICS_FILE, CONFIG_FILE, "eval.json")
-_OWN_GLOBS = ("network*.eqx", "*.png", "eval_*.json")
+BEST_FILE = "best.eqx"
+_OWN_FILES = (CHECKPOINT_FILE, PROGRESS_FILE, METRICS_FILE, CONFIG_FILE, "eval.json", BEST_FILE,
+              "log.jsonl", "train.csv", "validation.csv")
+_OWN_GLOBS = ("network*.eqx", "*.png", "eval_*.json", "events.out.tfevents.*", "rollouts/*.png")
 
 ConfigLike = Union[str, os.PathLike, dict]
 
@@ -162,6 +164,32 @@ def _check_fits(config: dict, dataset: Dataset, method: TrainMethod) -> None:
                           repr(config["training"]["method"]), "use sup/one/tf/fm")
 
 
+def _hold_out_validation(config: dict, dataset: Dataset) -> Dataset:
+    validation = config["validation"]
+    count, available = validation["num_samples"], int(dataset.train.shape[0])
+    if count >= available:
+        raise ConfigError(
+            "validation.num_samples", f"fewer than the {available} training trajectories",
+            str(count), "hold out fewer trajectories or generate more (data.num_train_samples)",
+        )
+    dataset = dataset.hold_out(count)
+    if dataset.validation is not None:
+        from .._loop._validate import check_validation_data, parse_metrics
+        from ._config import split_list
+
+        method = parse_method(config["training"]["method"])
+        window = getattr(method.configuration(), "required_window_length", 1)
+        try:
+            check_validation_data(
+                dataset.validation, dataset.train,
+                parse_metrics(split_list(validation["metrics"])), window, 1,
+            )
+        except ValueError as error:
+            raise ConfigError("validation.metrics", "metrics the trajectories are long enough for",
+                              repr(validation["metrics"]), str(error)) from None
+    return dataset
+
+
 def _claim_folder(out: Path, config: dict, resume: bool) -> None:
     """Refuse to resume with another configuration, or clear the old run (overwrite);
     then write `config.toml`."""
@@ -225,6 +253,7 @@ def prepare_run(
     # The data fills in data-dependent defaults (e.g. the network), so it is loaded
     # before the configuration is compared with, or written to, the folder.
     dataset, config = load_data(config)
+    dataset = _hold_out_validation(config, dataset)
     method = parse_method(config["training"]["method"])
     _check_fits(config, dataset, method)
     _claim_folder(out, config, resume)

@@ -59,6 +59,11 @@ def report_run(
         "eval_seconds": eval_seconds,
         **metrics,
     }
+    result.update(validation_summary(state))
+    if result.get("validation_monitor") is not None:
+        result["stopped_early_at"] = (
+            state.step if stopped_early(config, state) else None
+        )
     if run.method.is_flow_matching:
         result["num_function_evaluations"] = int(members[0].num_function_evaluations)
     result["trainax_fm_version"] = __version__
@@ -68,6 +73,31 @@ def report_run(
     )
     write_json(run.out / METRICS_FILE, result)
     return result
+
+
+def stopped_early(config: dict, state: TrainState) -> bool:
+    """Whether the run ended by early stopping (the `[validation]` patience ran out)."""
+    patience = config["validation"]["patience"]
+    if not patience or state.validation is None:
+        return False
+    return bool(np.all(np.asarray(state.validation.since_improvement) >= patience))
+
+
+def validation_summary(state: TrainState) -> dict:
+    """The best validation value (seed mean), its step, the monitor and the stop reason."""
+    history = state.validation
+    if history is None:
+        return {}
+    best = np.asarray(history.best_value, dtype=float)
+    return {
+        "validation_monitor": history.monitor,
+        "validation_mode": history.mode,
+        "best_validation": float(np.mean(best)) if np.all(np.isfinite(best)) else None,
+        "best_validation_per_seed": [float(v) for v in np.atleast_1d(best)],
+        "best_validation_step": np.asarray(history.best_step).tolist(),
+        "num_validations": history.num_validations,
+        "validation": history.to_dict(),
+    }
 
 
 def _fmt(value: Optional[float]) -> str:

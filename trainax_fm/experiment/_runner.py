@@ -16,10 +16,24 @@ import numpy as np
 
 from .._train_state import TrainState
 from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
-from ._prepare import PROGRESS_FILE, ConfigLike, Log, Prepared, fresh_steppers, prepare_run
+from ..hook._logging import Logger
+from ._config import split_list
+from ._prepare import (
+    BEST_FILE,
+    PROGRESS_FILE,
+    ConfigLike,
+    Log,
+    Prepared,
+    fresh_steppers,
+    prepare_run,
+)
 from ._report import format_summary as format_summary
-from ._report import report_run
-from ._setup import seed_slice
+from ._report import report_run, stopped_early
+from ._setup import build_schedule, seed_slice
+
+# The files of each log format in the results folder (TensorBoard's have run-specific
+# names and are not listed).
+LOG_FILES = (("jsonl", "log.jsonl"), ("csv", "train.csv"), ("csv", "validation.csv"))
 
 
 def train_run(run: Prepared, log: Log) -> TrainState:
@@ -52,6 +66,8 @@ def train_run(run: Prepared, log: Log) -> TrainState:
             checkpoint_path=run.checkpoint,
             checkpoint_every=training["checkpoint_every"],
             spawn_tqdm=not log.quiet,
+            hooks=log_hooks(run),
+            **validation_options(run),
         )
         begin = time.perf_counter()
         if state is not None:
@@ -76,6 +92,35 @@ def train_run(run: Prepared, log: Log) -> TrainState:
     return state
 
 
+def validation_options(run: Prepared) -> dict:
+    """The engine options of the `[validation]` table (none without validation data)."""
+    validation = run.config["validation"]
+    if run.dataset.validation is None:
+        return {}
+    return dict(
+        validation_data=run.dataset.validation,
+        validate_every=validation["every"],
+        validation_metrics=split_list(validation["metrics"]),
+        monitor=validation["monitor"] or None,
+        monitor_mode=validation["mode"],
+        patience=validation["patience"] or None,
+        min_delta=validation["min_delta"],
+        best_path=run.out / BEST_FILE,
+    )
+
+
+def log_hooks(run: Prepared) -> list:
+    """The logging hook of the `[logging]` table, writing into the results folder."""
+    logging = run.config["logging"]
+    if not logging["every"]:
+        return []
+    return [Logger(
+        run.out, every=logging["every"], formats=split_list(logging["formats"]),
+        learning_rate=build_schedule(run.config["training"]),
+        rollout_plot_every=logging["rollout_plot_every"] or None,
+    )]
+
+
 def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, list[Path]]:
     """Save the trained networks, roll them out on the test data and draw the plots.
 
@@ -91,11 +136,13 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
     """
     config, evaluation = run.config, run.config["evaluation"]
     num_seeds = config["num_seeds"]
-    if num_seeds == 1:
-        members = [state.stepper]
-    else:
-        members = [seed_slice(state.stepper, i) for i in range(num_seeds)]
-    files = save_networks(run.out, members)
+    final = split_seeds(state.stepper, num_seeds)
+    files = save_networks(run.out, final)
+    members = final
+    if state.validation is not None:
+        files += [run.out / BEST_FILE]
+        if config["validation"]["evaluate"] == "best":
+            members = split_seeds(state.validation.best_stepper, num_seeds)
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(
         members, run.dataset.test,
@@ -110,9 +157,20 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
     files += make_plots(
         run.out, arrays, loss_history=recorded[0] if num_seeds == 1 else recorded,
         record_loss_every=every, label=config["name"], dt=run.dataset.dt,
-        domain_extent=run.dataset.domain_extent,
+        domain_extent=run.dataset.domain_extent, validation=state.validation,
     )
+    logging = config["logging"]
+    if logging["every"]:
+        kinds = split_list(logging["formats"])
+        files += [run.out / name for kind, name in LOG_FILES if kind in kinds]
     return members, metrics, eval_seconds, files
+
+
+def split_seeds(stepper, num_seeds: int) -> list:
+    """One stepper per seed from a (seed-stacked, for several seeds) stepper."""
+    if num_seeds == 1:
+        return [stepper]
+    return [seed_slice(stepper, i) for i in range(num_seeds)]
 def run_experiment(
     config: ConfigLike,
     results_dir: Union[str, os.PathLike] = "results",
@@ -172,7 +230,10 @@ def run_experiment(
                       stop_after=stop_after, log=log)
     state = train_run(run, log)
     total = run.config["training"]["num_training_steps"]
-    if state.step < total:
+    if state.step < total and stopped_early(run.config, state):
+        log(f"Early stopping at update {state.step}/{total}: "
+            f"{run.config['validation']['patience']} validations without improvement.")
+    elif state.step < total:
         log(f"Stopped after update {state.step}/{total}; the checkpoint is "
             f"{str(run.checkpoint)!r}. Continue with --resume.")
         return {"status": "stopped", "step": state.step, "num_training_steps": total,

@@ -32,8 +32,22 @@ def build_optimizer(training: dict) -> optax.GradientTransformation:
     return _optimizer(*(training[k] for k in keys))
 
 
+def build_schedule(training: dict):
+    """The learning rate of the `[training]` table: a float or an optax schedule."""
+    keys = ("learning_rate", "num_training_steps", "warmup_steps", "lr_schedule")
+    return _schedule(*(training[k] for k in keys))
+
+
 @functools.lru_cache(maxsize=64)
 def _optimizer(lr, steps, warmup, lr_schedule, grad_clip_norm) -> optax.GradientTransformation:
+    optimizer = optax.adam(_schedule(lr, steps, warmup, lr_schedule))
+    if grad_clip_norm > 0:
+        optimizer = optax.chain(optax.clip_by_global_norm(grad_clip_norm), optimizer)
+    return optimizer
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule(lr, steps, warmup, lr_schedule):
     if lr_schedule == "cosine":
         if warmup:
             schedule = optax.warmup_cosine_decay_schedule(
@@ -47,10 +61,7 @@ def _optimizer(lr, steps, warmup, lr_schedule, grad_clip_norm) -> optax.Gradient
         )
     else:
         schedule = lr
-    optimizer = optax.adam(schedule)
-    if grad_clip_norm > 0:
-        optimizer = optax.chain(optax.clip_by_global_norm(grad_clip_norm), optimizer)
-    return optimizer
+    return schedule
 
 
 def build_stepper(

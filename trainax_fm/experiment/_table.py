@@ -19,6 +19,9 @@ COLUMNS = (
     "num_parameters",
     "num_training_steps",
     "final_train_loss",
+    "validation_monitor",
+    "best_validation",
+    "best_validation_step",
     "nrmse_step1",
     "nrmse_last",
     "gmean_nrmse",
@@ -34,6 +37,9 @@ def _row(path: Path, root: Path, metrics: dict) -> dict:
     run = path.parent.relative_to(root).as_posix() if path.parent != root else "."
     row = {key: metrics.get(key) for key in COLUMNS}
     row.update(run=run, nrmse_step1=nrmse[0], nrmse_last=nrmse[-1])
+    best_step = row.get("best_validation_step")
+    if isinstance(best_step, list):  # one per seed
+        row["best_validation_step"] = ";".join(str(step) for step in best_step)
     return row
 
 
@@ -62,6 +68,27 @@ def collect_results(root: Union[str, os.PathLike]) -> list[dict]:
         if isinstance(metrics, dict) and metrics.get("status", "complete") == "complete":
             rows.append(_row(path, root, metrics))
     return sorted(rows, key=lambda r: r["run"])
+
+
+def sort_rows(rows: Sequence[dict], column: str, *, descending: bool = False) -> list[dict]:
+    """The rows ordered by `column` (e.g. `"best_validation"`); runs without a value
+    come last.
+
+    **Arguments:**
+
+    - `rows`: rows of `collect_results`.
+    - `column`: one of `COLUMNS`.
+    - `descending`: largest first (for metrics where higher is better).
+
+    **Returns:**
+
+    - A new sorted list.
+    """
+    if column not in COLUMNS:
+        raise ValueError(f"cannot sort by {column!r}; the columns are {', '.join(COLUMNS)}.")
+    present = [row for row in rows if row.get(column) is not None]
+    missing = [row for row in rows if row.get(column) is None]
+    return sorted(present, key=lambda row: row[column], reverse=descending) + missing
 
 
 def _text(value: Any) -> str:

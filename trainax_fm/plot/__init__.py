@@ -30,6 +30,7 @@ which comes with matplotlib.
 - `snapshots_2d`: a grid of 2D snapshots, rows prediction / reference.
 - `energy_spectra`: overlaid log-log energy spectra of states.
 - `animate_rollout`: an animated GIF of a 1D or 2D rollout.
+- `validation_history`: the validation metrics of a run, with its best model.
 """
 
 from ._animation import animate_rollout as animate_rollout
@@ -38,3 +39,4 @@ from ._loss_history import loss_history as loss_history
 from ._snapshots import snapshots_2d as snapshots_2d
 from ._spacetime import spacetime as spacetime
 from ._spectra import energy_spectra as energy_spectra
+from ._validation_history import validation_history as validation_history
