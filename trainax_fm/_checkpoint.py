@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ._atomic import atomic_open
@@ -182,8 +183,8 @@ def _validation_like(header: dict, stepper_like, num_seeds) -> ValidationHistory
         lambda h: (h.steps, h.values, h.best_value),
         empty,
         (
-            jnp.zeros((count,), jnp.int32),
-            {name: jnp.zeros(seed_shape + (count,), dtype) for name in header["names"]},
-            jnp.zeros(seed_shape, dtype),
+            np.zeros((count,), np.int32),
+            {name: np.zeros(seed_shape + (count,), dtype) for name in header["names"]},
+            np.zeros(seed_shape, dtype),
         ),
     )

@@ -61,16 +61,20 @@ def empty_history(
     min_delta: float,
     num_seeds: Any,
 ) -> ValidationHistory:
-    """The record before the first validation (the best value is the worst possible)."""
+    """The record before the first validation (the best value is the worst possible).
+
+    The record's own arrays are NumPy arrays on the host: a validation appends to
+    them, and growing device arrays would compile an eager operation per length.
+    """
     seed_shape = () if num_seeds is None else (num_seeds,)
-    worst = jnp.inf if mode == "min" else -jnp.inf
+    worst = np.inf if mode == "min" else -np.inf
     return ValidationHistory(
-        steps=jnp.zeros((0,), jnp.int32),
-        values={name: jnp.zeros(seed_shape + (0,)) for name in names},
-        best_value=jnp.full(seed_shape, worst),
-        best_step=jnp.full(seed_shape, -1, jnp.int32),
+        steps=np.zeros((0,), np.int32),
+        values={name: np.zeros(seed_shape + (0,), np.float32) for name in names},
+        best_value=np.full(seed_shape, worst, np.float32),
+        best_step=np.full(seed_shape, -1, np.int32),
         best_stepper=stepper,
-        since_improvement=jnp.zeros(seed_shape, jnp.int32),
+        since_improvement=np.zeros(seed_shape, np.int32),
         monitor=monitor,
         mode=mode,
         min_delta=min_delta,
@@ -79,22 +83,18 @@ def empty_history(
 
 def record_validation(
     history: ValidationHistory, step: int, values: dict[str, Array], stepper: PyTree
-) -> tuple[ValidationHistory, Array]:
+) -> tuple[ValidationHistory, np.ndarray]:
     """`history` after a validation at `step`, and where (per seed) it improved."""
-    current = jnp.asarray(values[history.monitor], dtype=history.best_value.dtype)
-    if history.mode == "min":
-        improved = current < history.best_value - history.min_delta
-    else:
-        improved = current > history.best_value + history.min_delta
-    keep_new = lambda new, old: _where_seed(improved, new, old)  # noqa: E731
-    best_arrays = jax.tree_util.tree_map(
-        keep_new,
-        eqx.filter(stepper, eqx.is_array),
-        eqx.filter(history.best_stepper, eqx.is_array),
-    )
+    best_value = np.asarray(history.best_value)
+    current = np.asarray(values[history.monitor], dtype=best_value.dtype)
+    with np.errstate(invalid="ignore"):
+        if history.mode == "min":
+            improved = current < best_value - history.min_delta
+        else:
+            improved = current > best_value + history.min_delta
     appended = {
-        name: jnp.concatenate(
-            [old, jnp.asarray(values[name], old.dtype)[..., None]], axis=-1
+        name: np.concatenate(
+            [np.asarray(old), np.asarray(values[name], old.dtype)[..., None]], axis=-1
         )
         for name, old in history.values.items()
     }
@@ -103,18 +103,29 @@ def record_validation(
                    h.since_improvement),
         history,
         (
-            jnp.append(history.steps, jnp.int32(step)),
+            np.append(np.asarray(history.steps), np.int32(step)),
             appended,
-            jnp.where(improved, current, history.best_value),
-            jnp.where(improved, jnp.int32(step), history.best_step),
-            eqx.combine(best_arrays, history.best_stepper),
-            jnp.where(improved, 0, history.since_improvement + 1),
+            np.where(improved, current, best_value),
+            np.where(improved, np.int32(step), np.asarray(history.best_step)),
+            _best_stepper(improved, stepper, history.best_stepper),
+            np.where(improved, 0, np.asarray(history.since_improvement) + 1).astype(np.int32),
         ),
+        is_leaf=lambda x: x is None,
     )
     return new, improved
 
 
-def _where_seed(condition: Array, new: Array, old: Array) -> Array:
-    # `condition` has the seed shape; a parameter has the seed axis first.
-    expanded = condition.reshape(condition.shape + (1,) * (new.ndim - condition.ndim))
-    return jnp.where(expanded, new, old)
+def _best_stepper(improved: np.ndarray, new: PyTree, old: PyTree) -> PyTree:
+    if np.all(improved):
+        return new
+    if not np.any(improved):
+        return old
+    # Some seeds improved: take their parameters (the seed axis is first).
+    def choose(new_leaf, old_leaf):
+        condition = improved.reshape(improved.shape + (1,) * (new_leaf.ndim - improved.ndim))
+        return jnp.where(condition, new_leaf, old_leaf)
+
+    arrays = jax.tree_util.tree_map(
+        choose, eqx.filter(new, eqx.is_array), eqx.filter(old, eqx.is_array)
+    )
+    return eqx.combine(arrays, old)

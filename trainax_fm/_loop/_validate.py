@@ -5,6 +5,7 @@ window, the rollout nRMSE at each horizon) are one compiled program; user metric
 called on the host afterwards.
 """
 
+import dataclasses
 import re
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -156,11 +157,17 @@ class ValidationPlan(eqx.Module):
 
     def evaluate(self, problem: Problem, stepper, key: PRNGKeyArray, step, seeds: bool) -> dict:
         """All metrics of one validation, as host floats (seed arrays with seeds)."""
-        values = _builtin_metrics(self, problem, stepper, key, step, seeds)
+        values = _builtin_metrics(self, loss_only(problem), stepper, key, step, seeds)
         values = {name: np.asarray(value) for name, value in values.items()}
         for metric in self.metrics.user_metrics:
             values.update(_user_metric(metric, stepper, self.data, seeds, values))
         return values
+
+
+def loss_only(problem: Problem) -> Problem:
+    """`problem` without what only the update needs (its optimizer and training data),
+    so that the compiled validation is shared by runs with other optimizer objects."""
+    return dataclasses.replace(problem, stacker=None, optimizer=None)
 
 
 def windows_loss(plan: ValidationPlan, problem: Problem, stepper, key, step) -> Array:
