@@ -3,7 +3,7 @@
 import inspect
 import numbers
 import os
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import equinox as eqx
 import jax

@@ -121,7 +121,7 @@ def validation_hook(trainer: "GeneralTrainer", options: EngineOptions, stepper) 
         stacker.window_length, num_input_steps,
     )
     plan = ValidationPlan(
-        options.validation_data, metrics, stacker.window_length, trainer.batch_size,
+        options.validation_data, metrics, stacker.window_length, max(trainer.batch_size, 256),
         stochastic, num_input_steps,
     )
     monitor = options.monitor
