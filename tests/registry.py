@@ -442,7 +442,9 @@ FLOW_CONFIGURATIONS = frozenset(
 class TrainerCase:
     """One trainer on tiny data.
 
-    `make(num_training_steps, **engine)` builds it (`engine`: e.g. `steps_per_dispatch`);
+    `make(num_training_steps, data=..., **engine)` builds it (`data`: other trajectories
+    of the same shape; `engine`: e.g. `steps_per_dispatch`, or a fixed keyword such as
+    `ref_stepper` to replace);
     `stepper(seed)` a stepper to train. `multistage`: `train` returns one result per
     stage and resumes from `{checkpoint_path}/train_state.eqx`
     (`ProgressiveDistillationTrainer`).
@@ -453,6 +455,8 @@ class TrainerCase:
     make: Callable[..., Any]
     stepper: Callable[[int], Any]
     multistage: bool = False
+    # The trajectories `make` trains on by default.
+    data: Any = dataclasses.field(default_factory=lambda: _FIELDS)
 
     def __repr__(self):
         return self.name
@@ -464,9 +468,9 @@ _ODE = ode_trajectories(231)
 
 
 def _rollout_trainer(cls, **fixed):
-    def make(num_training_steps, **engine):
+    def make(num_training_steps, data=_FIELDS, **engine):
         return cls(
-            _FIELDS,
+            data,
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
             batch_size=2,
@@ -477,9 +481,9 @@ def _rollout_trainer(cls, **fixed):
 
 
 def _flow_trainer(cls, **fixed):
-    def make(num_training_steps, **engine):
+    def make(num_training_steps, data=_ODE, **engine):
         return cls(
-            _ODE,
+            data,
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
             batch_size=4,
@@ -556,8 +560,8 @@ TRAINERS = (
     TrainerCase(
         "ConfigurationTrainer",
         ConfigurationTrainer,
-        lambda num_training_steps, **engine: ConfigurationTrainer(
-            _FIELDS,
+        lambda num_training_steps, data=_FIELDS, **engine: ConfigurationTrainer(
+            data,
             Composite([Supervised(2), TemporalConsistency(2)], [1.0, 0.5]),
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
@@ -571,12 +575,14 @@ TRAINERS = (
         FlowMatchingTrainer,
         _flow_trainer(FlowMatchingTrainer),
         velocity_mlp,
+        data=_ODE,
     ),
     TrainerCase(
         "SemigroupDistillationTrainer",
         SemigroupDistillationTrainer,
         _flow_trainer(SemigroupDistillationTrainer, velocity_space=True),
         flow_map,
+        data=_ODE,
     ),
     TrainerCase(
         "ProgressiveDistillationTrainer",
@@ -589,6 +595,7 @@ TRAINERS = (
         ),
         _pd_student,
         multistage=True,
+        data=_ODE,
     ),
 )
 

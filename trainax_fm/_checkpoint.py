@@ -19,6 +19,8 @@ import optax
 
 from ._atomic import atomic_open
 from ._loop._monitor import ValidationHistory, empty_history
+from ._stepper_file import check_same_stepper, describe_stepper
+from ._trainable import trainable_arrays
 from ._train_state import TrainState
 
 MAGIC = "trainax_fm-train-state"
@@ -67,6 +69,7 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
         "stage": state.stage,
         "staged": staged,
         "validation": _validation_header(state.validation),
+        "stepper": describe_stepper(state.stepper),
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
     if staged:
@@ -118,12 +121,14 @@ def load_train_state(
                 f"{header.get('format_version')}, this trainax_fm reads versions "
                 f"{READABLE_VERSIONS}."
             )
+        if "stepper" in header:  # what the stepper wraps (statistics, loss weights)
+            check_same_stepper(path, header["stepper"], stepper_like, "stepper_like")
         num_seeds = header.get("num_seeds")
         init = optimizer.init if num_seeds is None else eqx.filter_vmap(optimizer.init)
         loss_shape = (header["num_losses"],) if num_seeds is None else (num_seeds, header["num_losses"])
         like = (
             stepper_like,
-            init(eqx.filter(stepper_like, eqx.is_inexact_array)),
+            init(trainable_arrays(stepper_like)),
             jnp.zeros(header["key_shape"], dtype=jnp.uint32),
             jnp.zeros(loss_shape, dtype=header.get("loss_dtype", "float32")),
         )

@@ -16,6 +16,8 @@ import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
+from .._normalized_stepper import to_normalized_space
+from .._trainable import trainable_filter
 from .._windows import TrajectorySubStacker
 from .._validation import is_traced
 from ..configuration._base import call_extras
@@ -35,18 +37,20 @@ class Problem(eqx.Module):
     batch_axis: str = eqx.field(static=True, default="batch")
 
     def loss(self, stepper, batch, key, step):
+        # A normalised stepper trains in normalised units, for every configuration.
+        stepper, batch, ref_stepper, residuum_fn = to_normalized_space(
+            stepper, batch, self.ref_stepper, self.residuum_fn
+        )
         extras = call_extras(self.configuration, key=key, step=step)
         return self.configuration(
-            stepper,
-            batch,
-            ref_stepper=self.ref_stepper,
-            residuum_fn=self.residuum_fn,
-            **extras,
+            stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
         )
 
     def update(self, stepper, opt_state, batch, key, step):
-        loss, grads = eqx.filter_value_and_grad(self.loss)(stepper, batch, key, step)
-        params = eqx.filter(stepper, eqx.is_inexact_array)
+        params, frozen = eqx.partition(stepper, trainable_filter(stepper))
+        loss, grads = eqx.filter_value_and_grad(
+            lambda p: self.loss(eqx.combine(p, frozen), batch, key, step)
+        )(params)
         updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_stepper = eqx.apply_updates(stepper, updates)
         if self.skip_nonfinite:

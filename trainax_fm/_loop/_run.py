@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._trainable import trainable_arrays
 from .._train_state import TrainResult, TrainState
 from .._validation import check_positive_int, is_traced
 from ..hook._base import AbstractHook
@@ -70,7 +71,7 @@ def train_on_loop(
         init = trainer.optimizer.init
         if num_seeds is not None:
             init = eqx.filter_vmap(init)
-        opt_state = init(eqx.filter(stepper, eqx.is_inexact_array))
+        opt_state = init(trainable_arrays(stepper))
     stop = trainer.num_minibatches
     if num_steps is not None:
         stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))

@@ -15,6 +15,7 @@ from ._residuum import Residuum as Residuum
 from ._supervised import Supervised as Supervised
 from ._teacher_forcing import TeacherForcing as TeacherForcing
 from ._temporal_consistency import TemporalConsistency as TemporalConsistency
+from ._uncertainty_weighted import UncertaintyWeighted as UncertaintyWeighted
 from ._flow_matching import FlowMatching as FlowMatching
 from ._flow_time import AbstractTimeSampler as AbstractTimeSampler
 from ._flow_time import BetaTimeSampler as BetaTimeSampler

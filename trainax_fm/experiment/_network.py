@@ -23,6 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._trainable import trainable_arrays
 from ._errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -278,6 +279,6 @@ def build_network(
 
 
 def count_parameters(module) -> int:
-    """Number of floating-point parameters (array entries) of a module."""
-    leaves = jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_inexact_array))
+    """Number of trainable parameters (array entries) of a module."""
+    leaves = jax.tree_util.tree_leaves(trainable_arrays(module))
     return int(sum(leaf.size for leaf in leaves))
