@@ -58,6 +58,7 @@ from trainax_fm.configuration import (
     Supervised,
     TeacherForcing,
     TemporalConsistency,
+    UncertaintyWeighted,
     UniformTimeSampler,
 )
 from trainax_fm.trainer import (
@@ -181,6 +182,34 @@ def _composite_reference(s, data, key):
     )
 
 
+_LEARNED_NAMES = ("supervised", "consistency")
+
+
+def _uncertainty_weighted():
+    kw = {**_CUT, "time_level_weights": _W}
+    return UncertaintyWeighted(
+        [Supervised(_R, **kw), TemporalConsistency(_R, **kw)], _LEARNED_NAMES
+    )
+
+
+def _loss_weighted_stepper(seed):
+    """A conv stepper with log-variances away from 0 (weights other than 1)."""
+    log_variances = jnp.array([0.3, -0.4]) + 0.1 * seed
+    return tx.WithLossWeights(conv_stepper(seed), _LEARNED_NAMES, log_variances)
+
+
+def _uncertainty_weighted_reference(s, data, key):
+    """sum_i exp(-s_i) L_i + s_i, written out."""
+    losses = (
+        ref_supervised(s.stepper, data, _R, _W, True, 2),
+        ref_temporal(s.stepper, data, _R, _W, True, 2),
+    )
+    return sum(
+        jnp.exp(-s.log_variances[i]) * loss + s.log_variances[i]
+        for i, loss in enumerate(losses)
+    )
+
+
 CONFIGURATIONS = (
     ConfigurationCase(
         "Supervised",
@@ -265,6 +294,14 @@ CONFIGURATIONS = (
         lambda: random_windows(217, _R + 1),
         _composite_reference,
         {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
+        "UncertaintyWeighted",
+        UncertaintyWeighted,
+        _uncertainty_weighted,
+        _loss_weighted_stepper,
+        lambda: random_windows(223, _R + 1),
+        _uncertainty_weighted_reference,
     ),
     ConfigurationCase(
         "FlowMatching",
@@ -433,6 +470,9 @@ ALL_CONFIGURATIONS = (
 FLOW_CONFIGURATIONS = frozenset(
     {"FlowMatching", "ProgressiveDistillation", "SemigroupDistillation"}
 )
+# Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
+# network or function as the rollout-length grid does; their members are in the grid.
+WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -569,6 +609,19 @@ TRAINERS = (
             **engine,
         ),
         conv_stepper,
+    ),
+    TrainerCase(
+        "ConfigurationTrainer-UncertaintyWeighted",
+        ConfigurationTrainer,
+        lambda num_training_steps, data=_FIELDS, **engine: ConfigurationTrainer(
+            data,
+            UncertaintyWeighted([Supervised(2), TemporalConsistency(2)], _LEARNED_NAMES),
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=2,
+            **engine,
+        ),
+        _loss_weighted_stepper,
     ),
     TrainerCase(
         "FlowMatchingTrainer",

@@ -22,6 +22,7 @@ from registry import (
     FLOW_CONFIGURATIONS,
     NOT_CONFIGURATIONS,
     TRAINERS,
+    WRAPPED_STEPPER_CONFIGURATIONS,
     exported_classes,
     stack_trees,
     unstack_tree,
@@ -50,7 +51,7 @@ def test_registry_is_complete():
         cls = getattr(tx.configuration, name)
         assert issubclass(cls, BaseConfiguration), f"{name} is not a configuration"
     # The rollout configurations also have a factory of the rollout length.
-    rollout = configurations - FLOW_CONFIGURATIONS
+    rollout = configurations - FLOW_CONFIGURATIONS - WRAPPED_STEPPER_CONFIGURATIONS
     assert {f.name for f in ALL_CONFIGURATIONS} == rollout
 
     trainers = exported_classes(tx.trainer)

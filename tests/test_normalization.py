@@ -158,7 +158,11 @@ def _manual_counterpart(case, physical_trainer, normalizer, residual):
 
 # Progressive distillation takes the student's flow model apart (stage teachers are
 # built from it), so it trains bare networks only: normalise its data by hand.
-_SINGLE_STAGE = [case for case in TRAINERS if not case.multistage]
+# (Learned loss weights wrap the NormalizedStepper: tests/test_loss_weights.py.)
+_SINGLE_STAGE = [
+    case for case in TRAINERS
+    if not case.multistage and not isinstance(case.stepper(0), tx.WithLossWeights)
+]
 _RESIDUAL = [case for case in _SINGLE_STAGE if case.data.ndim == 4]  # state steppers
 
 
@@ -169,8 +173,11 @@ _RESIDUAL = [case for case in _SINGLE_STAGE if case.data.ndim == 4]  # state ste
 )
 def test_normalized_training_equals_manual_normalization(case, residual, key):
     """Training `NormalizedStepper(network)` on physical data gives the weights of
-    training the bare network on `(data - mean) / std` (to float tolerance: the two
-    programs normalise at different places, inside and before the compiled update)."""
+    training the bare network on `(data - mean) / std`. Checked to float tolerance:
+    the two are different XLA programs (the windows are normalised inside the
+    compiled update, not before it), which may fuse differently; on this CPU 14 of
+    the 16 cases came out bit-identical, TemporalConsistency and FlowMatching
+    differed in the last bits."""
     normalizer = tx.Normalizer.fit(case.data, increments=residual)
     network = case.stepper(0)
     physical = case.make(NUM_UPDATES, steps_per_dispatch=1)
