@@ -39,7 +39,7 @@ def write_config(path, **changes):
 
 def leaves(path, like):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(
-        eqx.filter(eqx.tree_deserialise_leaves(path, like), eqx.is_array))]
+        eqx.filter(tx.load_stepper(path, like), eqx.is_array))]
 
 
 def test_module_help():
@@ -217,3 +217,32 @@ def test_nonfinite_loss_exits_1_and_names_the_checkpoint(tmp_path, capsys):
     assert err.startswith("trainax-fm: error: the training loss became")
     assert str(tmp_path / "tiny" / "checkpoint.eqx") in err
     assert not (tmp_path / "tiny" / "metrics.json").exists()
+
+
+def test_normalize_residual_trains_a_normalized_stepper(tmp_path):
+    """`[network] normalize = "residual"`: the saved network carries statistics of the
+    training data (not the test data), evaluates in physical units, resumes, and a
+    boolean `true` reads as "state"."""
+    config = write_config(
+        tmp_path / "norm.toml", name="norm",
+        network={"spec": "Conv;4;2;relu", "normalize": "residual"},
+        training={"num_training_steps": 6, "checkpoint_every": 3},
+    )
+    assert main(["train", config, "--results", str(tmp_path), "--quiet", "--stop-after", "3"]) == 0
+    assert main(["train", config, "--results", str(tmp_path), "--quiet", "--resume"]) == 0
+    saved = tx.experiment.load_config(tmp_path / "norm" / "config.toml")
+    assert saved["network"]["normalize"] == "residual"
+    dataset, _ = tx.experiment._data.load_data(saved)
+    expected = tx.Normalizer.fit(dataset.train, increments=True)
+    like = tx.NormalizedStepper(_like(saved), expected, residual=True)
+    stepper = tx.load_stepper(tmp_path / "norm" / "network.eqx", like)
+    for a, b in zip(jax.tree_util.tree_leaves(stepper.normalizer), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="normalised stepper"):
+        tx.load_stepper(tmp_path / "norm" / "network.eqx", _like(saved))
+    metrics = json.loads((tmp_path / "norm" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and np.all(np.isfinite(metrics["nrmse"]))
+    raw = {**TINY, "network": {"spec": "Conv;4;2;relu", "normalize": True}}
+    assert tx.experiment.validate_config(raw)["network"]["normalize"] == "state"
+    with pytest.raises(tx.experiment.ConfigError, match="normalize"):
+        tx.experiment.validate_config({**TINY, "network": {"normalize": "yes"}})

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Union
 
 import equinox as eqx
-import jax.numpy as jnp
 import jax.tree_util as jtu
 
 from ._atomic import atomic_open
@@ -34,7 +33,7 @@ def describe_stepper(stepper: Any) -> dict:
     return {
         "normalized": True,
         "residual": stepper.residual,
-        "statistics_shapes": [list(jnp.shape(m)) for m in jtu.tree_leaves(normalizer.mean)],
+        "statistics_shapes": [list(m.shape) for m in jtu.tree_leaves(normalizer.mean)],
         "increment_statistics": normalizer.has_increments,
         "loss_weight_names": names,
     }

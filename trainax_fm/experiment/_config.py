@@ -92,6 +92,9 @@ SECTIONS = ("data", "network", "training", "evaluation", "validation", "logging"
 
 NETWORK_FIELDS = {
     "spec": Field("str", None, doc="e.g. \"Conv;26;10;relu\" or \"MLP;64;3;tanh\""),
+    # `true`/`false` are read as "state"/"none" (see `validate_config`).
+    "normalize": Field("str", "none", choices=("none", "state", "residual"),
+                       doc="statistics of the training data: true, false or \"residual\""),
 }
 TRAINING_FIELDS = {
     "method": Field("str", "one", doc="e.g. \"one\", \"sup;5\", \"div;5;true\""),
@@ -228,7 +231,10 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
                 path = (base / path).resolve()
             data[key] = f"file:{path}"
 
-    network = check_table(raw.get("network", {}), NETWORK_FIELDS, "network")
+    raw_network = raw.get("network", {})
+    if isinstance(raw_network, dict) and isinstance(raw_network.get("normalize"), bool):
+        raw_network = {**raw_network, "normalize": "state" if raw_network["normalize"] else "none"}
+    network = check_table(raw_network, NETWORK_FIELDS, "network")
     if network["spec"] is None:
         # For files the default depends on the rank of the data (resolved on loading).
         if source_kind(source) != "file":

@@ -13,10 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._atomic import save_tree_atomic, write_bytes_atomic
+from .._atomic import write_bytes_atomic
+from .._stepper_file import load_stepper, save_stepper
 from ._config import load_config
 from ._errors import ConfigError
-from ._setup import build_stepper, split_keys
+from ._setup import build_stepper, split_keys, with_normalization
 from ._toml import write_text_atomic
 
 NETWORK_FILE = "network.eqx"
@@ -29,15 +30,11 @@ def network_files(num_seeds: int) -> list[str]:
     return [f"network_seed{i}.eqx" for i in range(num_seeds)]
 
 
-def save_module(path: Union[str, os.PathLike], module: Any) -> Path:
-    """Serialise a module's leaves with `eqx.tree_serialise_leaves`, atomically."""
-    return save_tree_atomic(path, module)
-
-
 def save_networks(results_dir: Path, steppers: Sequence[Any]) -> list[Path]:
-    """Write the trained stepper of every seed (`network.eqx` or one file per seed)."""
+    """Write the trained stepper of every seed (`network.eqx` or one file per seed)
+    with [`trainax_fm.save_stepper`][] (normalisation statistics included)."""
     return [
-        save_module(results_dir / name, stepper)
+        save_stepper(results_dir / name, stepper)
         for stepper, name in zip(steppers, network_files(len(steppers)))
     ]
 
@@ -58,11 +55,16 @@ def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shap
     results_dir = Path(results_dir)
     num_seeds = config["num_seeds"]
     state_shape = tuple(int(n) for n in state_shape)
+    def build(key):
+        network = build_stepper(
+            config, state_shape[0], len(state_shape) - 1,
+            min(state_shape[1:]) if len(state_shape) > 1 else 0, key,
+        )
+        # Statistics of the right shapes; their values are read from the file.
+        return with_normalization(config, network, jnp.zeros((1, 2) + state_shape), None)
+
     # Only the structure is needed: abstract evaluation costs no computation.
-    skeleton = eqx.filter_eval_shape(
-        build_stepper, config, state_shape[0], len(state_shape) - 1,
-        min(state_shape[1:]) if len(state_shape) > 1 else 0, jax.random.PRNGKey(0),
-    )
+    skeleton = eqx.filter_eval_shape(build, jax.random.PRNGKey(0))
     out = []
     for name in network_files(num_seeds):
         path = results_dir / name
@@ -72,11 +74,11 @@ def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shap
                 "finished training (continue it with `trainax-fm train CONFIG --resume`)."
             )
         try:
-            out.append(eqx.tree_deserialise_leaves(path, skeleton))
-        except Exception as error:
+            out.append(load_stepper(path, skeleton))
+        except ValueError as error:
             raise ValueError(
                 f"{str(path)!r} does not match the network of {results_dir / 'config.toml'} "
-                f"({type(error).__name__}: {error})."
+                f"({error})."
             ) from None
     return out
 

@@ -21,7 +21,14 @@ from ._config import (
 from ._data import Dataset, load_data
 from ._errors import ConfigError
 from ._method import TrainMethod, parse_method
-from ._setup import build_optimizer, build_steppers, build_trainer, init_stepper, split_keys
+from ._setup import (
+    build_optimizer,
+    build_steppers,
+    build_trainer,
+    init_stepper,
+    split_keys,
+    with_normalization,
+)
 
 CHECKPOINT_FILE = "checkpoint.eqx"
 PROGRESS_FILE = "progress.json"
@@ -105,7 +112,7 @@ def as_config(config: ConfigLike) -> dict:
 
 def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
     """The untrained stepper of a run: one stepper for one seed, else the seeds stacked
-    on a leading axis.
+    on a leading axis; normalised with statistics of the training data if configured.
 
     One seed stays unstacked so that its checkpoint (and `network.eqx`) keep the
     layout of a plain `trainer.train` run.
@@ -121,9 +128,11 @@ def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
     - The stepper, or the seed-stacked steppers.
     """
     if config["num_seeds"] == 1:
-        return init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
-                            dataset.num_points, init_keys[0])
-    return build_steppers(config, dataset.train, init_keys)
+        networks = init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
+                                dataset.num_points, init_keys[0])
+        return with_normalization(config, networks, dataset.train, None)
+    networks = build_steppers(config, dataset.train, init_keys)
+    return with_normalization(config, networks, dataset.train, config["num_seeds"])
 
 
 def _read_progress(path: Path) -> dict:

@@ -187,8 +187,9 @@ def run_experiment(
     The folder receives `config.toml` (the configuration as used, every default
     filled in), `checkpoint.eqx` (a [`trainax_fm.TrainState`][] written every
     `training.checkpoint_every` updates and at the end), `progress.json`, the trained
-    network(s) (`network.eqx`, or `network_seed<i>.eqx` per seed; leaves written by
-    `eqx.tree_serialise_leaves`), `metrics.json` and the plots `loss.png`,
+    network(s) (`network.eqx`, or `network_seed<i>.eqx` per seed; written by
+    [`trainax_fm.save_stepper`][], with the normalisation statistics of
+    `[network] normalize`), `metrics.json` and the plots `loss.png`,
     `error_over_time.png` and `spacetime.png` (1D) / `snapshots_2d.png` (2D) /
     `rollout.png` (ODE). Every file is written atomically.
 

@@ -1,13 +1,15 @@
 """Turn a validated configuration into optimizer, emulator and trainer."""
 
 import functools
-from typing import Any
+from typing import Any, Optional
 
 import equinox as eqx
 import jax
 import jax.tree_util as jtu
 import optax
 
+from .._normalized_stepper import NormalizedStepper
+from .._normalizer import Normalizer
 from ._data import Dataset
 from ._method import TrainMethod, parse_method
 from ._network import build_network
@@ -123,6 +125,23 @@ def init_stepper(
     network layout)."""
     return _compiled_init(*_layout_key(config), num_channels, num_spatial_dims, num_points,
                           None)(key)
+
+
+def with_normalization(
+    config: dict, networks: eqx.Module, train_data: Any, num_seeds: Optional[int]
+) -> eqx.Module:
+    """The network(s) in a [`trainax_fm.NormalizedStepper`][] with statistics of the
+    training data when `[network] normalize` asks for it (for seed-stacked networks
+    every seed gets the same statistics); the networks themselves otherwise."""
+    mode = config["network"]["normalize"]
+    if mode == "none":
+        return networks
+    residual = mode == "residual"
+    normalizer = Normalizer.fit(train_data, increments=residual)
+    wrap = lambda network, n: NormalizedStepper(network, n, residual=residual)  # noqa: E731
+    if num_seeds is None:
+        return wrap(networks, normalizer)
+    return eqx.filter_vmap(wrap, in_axes=(0, None))(networks, normalizer)
 
 
 def build_steppers(config: dict, dataset_like: Any, keys) -> eqx.Module:
