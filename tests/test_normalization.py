@@ -195,7 +195,7 @@ def test_normalized_training_equals_manual_normalization(case, residual, key):
     if residual:
         expected = expected.network
     assert isinstance(trained, tx.NormalizedStepper)
-    for a, b, initial in zip(arrays(trained.network), arrays(expected), arrays(network)):
+    for a, b in zip(arrays(trained.network), arrays(expected)):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     assert any(not np.array_equal(a, b) for a, b in zip(arrays(trained.network), arrays(network)))
     # The statistics come back untouched.

@@ -61,7 +61,7 @@ class Normalizer(eqx.Module):
             if jnp.ndim(leaf) < 1:
                 raise ValueError(
                     "Normalizer statistics are shaped (C, 1, ..., 1), one value per "
-                    f"channel; got a scalar. Use `Normalizer.fit(trajectories)`."
+                    "channel; got a scalar. Use `Normalizer.fit(trajectories)`."
                 )
         stds = [self.std] + ([] if self.increment_std is None else [self.increment_std])
         if not is_traced(stds):
