@@ -222,6 +222,10 @@ def test_statistics_are_never_trained_even_by_adamw(key):
     assert len(arrays(trainable)) == 2  # weight and bias
     num_moments = len(arrays(optax.adamw(1e-2).init(trainable)))
     assert len(arrays(result.opt_state)) == num_moments
+    # The one gradient rule (used by the update and the logging hook's gradient norm).
+    windows = trainer.trajectory_sub_stacker.data_sub_trajectories
+    _, grads = trainer.make_problem().value_and_grad(stepper, windows, None, 0)
+    assert arrays(grads.normalizer) == [] and len(arrays(grads)) == 2
 
 
 def test_full_loss_is_in_normalized_units():

@@ -46,11 +46,17 @@ class Problem(eqx.Module):
             stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
         )
 
-    def update(self, stepper, opt_state, batch, key, step):
+    def value_and_grad(self, stepper, batch, key, step):
+        """The loss and its gradient with respect to the trainable arrays only
+        (`trainable_arrays`: never normalisation statistics)."""
         params, frozen = eqx.partition(stepper, trainable_filter(stepper))
-        loss, grads = eqx.filter_value_and_grad(
+        return eqx.filter_value_and_grad(
             lambda p: self.loss(eqx.combine(p, frozen), batch, key, step)
         )(params)
+
+    def update(self, stepper, opt_state, batch, key, step):
+        loss, grads = self.value_and_grad(stepper, batch, key, step)
+        params = eqx.filter(stepper, trainable_filter(stepper))
         updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_stepper = eqx.apply_updates(stepper, updates)
         if self.skip_nonfinite:

@@ -207,7 +207,7 @@ class Logger(AbstractHook):
 @eqx.filter_jit
 def _gradient_norm(problem, stepper, batch, key, step, seeds: bool):
     def one(stepper, batch, key):
-        grads = eqx.filter_grad(problem.loss)(stepper, batch, key, step)
+        _, grads = problem.value_and_grad(stepper, batch, key, step)
         return global_norm(grads)
 
     return eqx.filter_vmap(one)(stepper, batch, key) if seeds else one(stepper, batch, key)
