@@ -92,8 +92,7 @@ class Normalizer(eqx.Module):
 
         **Arguments:**
 
-        - `train_trajectories`: an array `(S, T, C, *spatial)` or a PyTree of them
-            (all with the same `S` and `T`).
+        - `train_trajectories`: an array `(S, T, C, *spatial)` or a PyTree of them.
         - `increments`: also fit the statistics of the increments (needs `T >= 2`).
 
         **Returns:**
