@@ -290,3 +290,17 @@ def test_checkpoint_of_a_normalized_run_needs_the_statistics(tmp_path, key):
     )
     for a, b in zip(arrays(resumed.stepper), arrays(full.stepper)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_experiment_normalizes_seed_stacked_networks_with_one_set_of_statistics():
+    from trainax_fm.experiment._setup import with_normalization
+
+    data = field_data()[:, :, :1]
+    networks = eqx.filter_vmap(lambda k: conv_stepper(0))(jax.random.split(jax.random.key(0), 2))
+    config = {"network": {"normalize": "residual"}}
+    stacked = with_normalization(config, networks, data, 2)
+    expected = tx.Normalizer.fit(data, increments=True)
+    for a, b in zip(arrays(stacked.normalizer), arrays(expected)):
+        np.testing.assert_array_equal(a, jnp.stack([b, b]))
+    assert stacked.residual
+    assert with_normalization({"network": {"normalize": "none"}}, networks, data, 2) is networks

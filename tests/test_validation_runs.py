@@ -93,7 +93,7 @@ def test_best_model_is_the_stepper_at_the_best_step(data, tmp_path):
     for got, want in zip(jax.tree_util.tree_leaves(result.best_stepper),
                          jax.tree_util.tree_leaves(at_best.stepper)):
         np.testing.assert_array_equal(got, want)
-    saved = eqx.tree_deserialise_leaves(best_path, conv())
+    saved = tx.load_stepper(best_path, conv())
     for got, want in zip(jax.tree_util.tree_leaves(saved),
                          jax.tree_util.tree_leaves(result.best_stepper)):
         np.testing.assert_array_equal(got, want)

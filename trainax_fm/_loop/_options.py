@@ -56,7 +56,8 @@ class EngineOptions(eqx.Module):
     - `patience`: stop once this many validations in a row did not improve the
         monitored metric by more than `min_delta`; `None`: never stop early.
     - `min_delta`: the least change that counts as an improvement.
-    - `best_path`: write the best stepper there (atomically) whenever it improves.
+    - `best_path`: write the best stepper there (atomically, with
+        [`trainax_fm.save_stepper`][]) whenever it improves.
     """
 
     steps_per_dispatch: DispatchMode = eqx.field(static=True, default="auto")

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._atomic import save_tree_atomic
+from .._stepper_file import save_stepper
 from .._loop._monitor import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
 from ._base import AbstractHook, next_multiple
@@ -114,7 +114,7 @@ class Validation(AbstractHook):
         loop.last_validation = {name: values[name] for name in loop.validation.values}
         if self.best_path is not None and bool(np.any(improved)):
             if jax.process_index() == 0:
-                save_tree_atomic(self.best_path, loop.validation.best_stepper)
+                save_stepper(self.best_path, loop.validation.best_stepper)
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
