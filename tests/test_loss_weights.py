@@ -107,3 +107,20 @@ def test_errors_name_the_fix():
             tx.WithLossWeights(conv_stepper(0), NAMES),
             tx.Normalizer.fit(random_windows(3, 4)),
         )
+
+
+def test_the_logger_records_the_learned_weights(key, tmp_path):
+    import json
+
+    data = random_windows(0, 8, batch=4) * 3.0
+    stepper = _configuration().wrap(conv_stepper(0))
+    logger = tx.hook.Logger(tmp_path, every=5, formats=("jsonl",), grad_norm=False)
+    result = _trainer(data, num_training_steps=10).train(
+        stepper, key, spawn_tqdm=False, hooks=[logger]
+    )
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10]
+    final = tx.loss_weights(result.stepper)
+    for name in NAMES:
+        assert records[-1][f"loss_weight/{name}"] == pytest.approx(float(final[name]))
+    assert records[0]["loss_weight/supervised"] != records[-1]["loss_weight/supervised"]

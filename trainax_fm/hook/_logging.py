@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from .._atomic import write_bytes_atomic
+from .._loss_weights import WithLossWeights, loss_weights
 from .._loop._compiled import step_key
 from .._loop._validate import rollout_signature
 from .._validation import check_positive_int
@@ -39,8 +40,9 @@ class Logger(AbstractHook):
     mean training loss since the previous record; `learning_rate` at that step;
     `grad_norm`, the global norm of the gradient that the next update applies (one
     extra gradient evaluation per record); `updates_per_second` since the previous
-    record (wall time, including validations); and whatever `scalars(loop)` returns.
-    After every validation a *validation* record holds each validation metric. With
+    record (wall time, including validations); for a stepper with learned loss
+    weights ([`trainax_fm.WithLossWeights`][]) each weight `exp(-s_i)` as
+    `loss_weight/<name>`; and whatever `scalars(loop)` returns. After every validation a *validation* record holds each validation metric. With
     seeds, every scalar is the mean over seeds.
 
     Files in `log_dir`: `log.jsonl` (format `"jsonl"`), `train.csv` and
@@ -140,6 +142,9 @@ class Logger(AbstractHook):
             scalars["learning_rate"] = rate
         if self.grad_norm:
             scalars["grad_norm"] = float(np.mean(gradient_norm(loop)))
+        if isinstance(loop.stepper, WithLossWeights):
+            weights = loss_weights(loop.stepper)
+            scalars.update({f"loss_weight/{n}": float(np.mean(w)) for n, w in weights.items()})
         if self.scalars is not None:
             scalars.update({name: float(np.mean(v)) for name, v in self.scalars(loop).items()})
         self.write(loop.step, "train", scalars)
