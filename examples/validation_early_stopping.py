@@ -1,7 +1,9 @@
 """Validation, best model, early stopping and logs on the chaotic Lorenz-63 system.
 
 A residual MLP emulator `u -> u + mlp(u)` is trained with 3-step supervised rollouts
-on a few short Lorenz-63 trajectories (standardised coordinates). Every
+on a few short Lorenz-63 trajectories; a `tx.NormalizedStepper` standardises its
+input and output with statistics of the training trajectories, so training runs in
+standardised units while data, rollouts and metrics stay in physical ones. Every
 `--validate-every` updates it is validated on held-out trajectories: the training
 loss on their windows, and the rollout nRMSE after 1 and 20 steps. The best model by
 the 20-step nRMSE is kept, and training stops once `--patience` validations in a row
@@ -58,8 +60,7 @@ def main(argv=None):
     keys = jax.random.split(jax.random.PRNGKey(0), 5)
     train, validation, test = (lorenz(n, t, k) for n, t, k in
                                ((3, 200, keys[0]), (16, 60, keys[1]), (16, 60, keys[2])))
-    mean, std = train.mean(axis=(0, 1)), train.std(axis=(0, 1))
-    train, validation, test = ((x - mean) / std for x in (train, validation, test))
+    normalizer = tx.Normalizer.fit(train)
 
     formats = ("jsonl", "csv") + (
         ("tensorboard",) if importlib.util.find_spec("tensorboardX") else ()
@@ -74,7 +75,8 @@ def main(argv=None):
     )
     logger = tx.hook.Logger(out, every=args.validate_every, formats=formats,
                             learning_rate=schedule)
-    result = trainer.train(ResidualMLP(64, 2, key=keys[3]), keys[4], hooks=[logger])
+    stepper = tx.NormalizedStepper(ResidualMLP(64, 2, key=keys[3]), normalizer)
+    result = trainer.train(stepper, keys[4], hooks=[logger])
 
     history = result.validation
     print(f"validations at updates {history.steps.tolist()}")
