@@ -16,6 +16,7 @@ import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
+from .._conditioned_data import bind_to_windows
 from .._windows import TrajectorySubStacker
 from .._validation import is_traced
 from ..configuration._base import call_extras
@@ -35,11 +36,16 @@ class Problem(eqx.Module):
     batch_axis: str = eqx.field(static=True, default="batch")
 
     def loss(self, stepper, batch, key, step):
-        extras = call_extras(self.configuration, key=key, step=step)
-        return self.configuration(
+        # Conditioned data: every conditioned network (of the stepper, the reference,
+        # a teacher inside the configuration) is bound to the minibatch's constants.
+        batch, stepper, configuration, ref_stepper = bind_to_windows(
+            batch, stepper, self.configuration, self.ref_stepper
+        )
+        extras = call_extras(configuration, key=key, step=step)
+        return configuration(
             stepper,
             batch,
-            ref_stepper=self.ref_stepper,
+            ref_stepper=ref_stepper,
             residuum_fn=self.residuum_fn,
             **extras,
         )
