@@ -235,3 +235,37 @@ def test_conditioned_stepper_errors(key):
             _conditioned_conv(), data.trajectories[:, 0], 2, batched=True,
             constant_scalars=jnp.ones((S + 1, 1)),
         )
+
+
+def test_varying_speed_advection_data(key):
+    """Each trajectory is exact advection at its own speed (its constant scalar), and
+    a conditioned linear convolution learns the speed-dependent step better than an
+    unconditioned one."""
+    data = tx.sample_data.advection_1d_varying_speed(
+        16, 6, min_cfl=0.2, max_cfl=0.8, highest_init_mode=3, temporal_horizon=5, key=key
+    )
+    assert data.trajectories.shape == (6, 5, 1, 16)
+    assert data.constant_scalars.shape == (6, 1)
+    speeds = data.constant_scalars[:, 0]
+    assert float(speeds.min()) >= 0.2 and float(speeds.max()) <= 0.8
+    for s in (0, 5):
+        shift = jnp.fft.irfft(
+            jnp.fft.rfft(data.trajectories[s, 0, 0])
+            * jnp.exp(-1j * jnp.fft.rfftfreq(16) * 2 * jnp.pi * speeds[s] * 3),
+            n=16,
+        )
+        np.testing.assert_allclose(data.trajectories[s, 3, 0], shift, atol=1e-5)
+    with pytest.raises(ValueError, match="must not exceed `max_cfl`"):
+        tx.sample_data.advection_1d_varying_speed(min_cfl=1.0, max_cfl=0.5, key=key)
+
+    def fit(stepper, trajectories):
+        trainer = tx.trainer.SupervisedTrainer(
+            trajectories, optimizer=optax.adam(3e-2), num_training_steps=300, batch_size=8
+        )
+        result = trainer.train(stepper, key, spawn_tqdm=False)
+        return float(trainer.full_loss(result.stepper))
+
+    # Multiplying the state by (1 + speed) channels lets a linear conv mix two shifts.
+    bilinear = lambda x, s, f: jnp.concatenate([x, x * s[0]])  # noqa: E731
+    conditioned = tx.ConditionedNetwork(conv_stepper(0, in_channels=2), combine=bilinear)
+    assert fit(conditioned, data) < 0.5 * fit(conv_stepper(0), data.trajectories)
