@@ -269,3 +269,33 @@ def test_varying_speed_advection_data(key):
     bilinear = lambda x, s, f: jnp.concatenate([x, x * s[0]])  # noqa: E731
     conditioned = tx.ConditionedNetwork(conv_stepper(0, in_channels=2), combine=bilinear)
     assert fit(conditioned, data) < 0.5 * fit(conv_stepper(0), data.trajectories)
+
+
+def test_validation_on_conditioned_data_binds_each_trajectory(key):
+    """Validation loss and rollout nRMSE on held-out conditioned trajectories equal a
+    hand computation with the stepper bound to each trajectory's constants."""
+    train, held_out = _conditioned_data(0), _conditioned_data(10)
+    trainer = tx.trainer.SupervisedTrainer(
+        train, optimizer=optax.adam(1e-2), num_training_steps=4, batch_size=2,
+        validation_data=held_out, validate_every=4,
+        validation_metrics=("loss", "nrmse@2"),
+    )
+    result = trainer.train(_conditioned_conv(), key, spawn_tqdm=False)
+    final = {name: float(values[-1]) for name, values in result.validation.values.items()}
+    losses, errors = [], []
+    for s in range(S):
+        bound = tx.bind_constants(
+            result.stepper, held_out.constant_scalars[s], held_out.constant_fields[s]
+        )
+        trajectory = np.asarray(held_out.trajectories[s])
+        for start in range(T - 1):
+            losses.append(np.mean((np.asarray(bound(trajectory[start])) - trajectory[start + 1]) ** 2))
+        state = bound(bound(trajectory[0]))
+        errors.append(np.linalg.norm(state - trajectory[2]) / np.linalg.norm(trajectory[2]))
+    assert final["loss"] == pytest.approx(np.mean(losses), rel=1e-5)
+    assert final["nrmse@2"] == pytest.approx(np.mean(errors), rel=1e-5)
+    with pytest.raises(ValueError, match="ConditionedTrajectories exactly when"):
+        tx.trainer.SupervisedTrainer(
+            train, optimizer=optax.adam(1e-2), num_training_steps=4, batch_size=2,
+            validation_data=held_out.trajectories, validate_every=4,
+        )

@@ -16,6 +16,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from .._conditioned_data import ConditionedTrajectories
 from .._validation import check_positive_int, describe_leaves
 from .._windows import TrajectorySubStacker, check_trajectories
 from ._compiled import Problem
@@ -74,6 +75,27 @@ def check_validation_data(
     num_input_steps: int,
 ) -> None:
     """Validation trajectories must look like the training ones and be long enough."""
+    conditioned = isinstance(training_data, ConditionedTrajectories)
+    if conditioned != isinstance(validation_data, ConditionedTrajectories):
+        raise ValueError(
+            "`validation_data` must be a ConditionedTrajectories exactly when the "
+            f"training data is one (training data: {type(training_data).__name__}, "
+            f"validation_data: {type(validation_data).__name__}); the stepper needs the "
+            "same constants on both."
+        )
+    if conditioned:
+        for name in ("constant_scalars", "constant_fields"):
+            train_value = getattr(training_data, name)
+            value = getattr(validation_data, name)
+            train_shape = None if train_value is None else tuple(train_value.shape[1:])
+            shape = None if value is None else tuple(value.shape[1:])
+            if shape != train_shape:
+                raise ValueError(
+                    f"`validation_data.{name}` must hold per trajectory what the training "
+                    f"data holds (shape per trajectory {train_shape}), got {shape}."
+                )
+        validation_data = validation_data.trajectories
+        training_data = training_data.trajectories
     check_trajectories(validation_data, "validation_data")
     train_structure = jtu.tree_structure(training_data)
     if jtu.tree_structure(validation_data) != train_structure:
@@ -146,7 +168,9 @@ class ValidationPlan(eqx.Module):
 
     def __init__(self, data, metrics: MetricSet, window_length: int, chunk_size: int,
                  stochastic: bool, num_input_steps: int):
-        self.data = jtu.tree_map(jnp.asarray, data)
+        if not isinstance(data, ConditionedTrajectories):
+            data = jtu.tree_map(jnp.asarray, data)
+        self.data = data
         self.windows = (
             TrajectorySubStacker(self.data, window_length) if metrics.with_loss else None
         )
@@ -198,12 +222,19 @@ def rollout_nrmse(plan: ValidationPlan, stepper, key) -> dict[str, Array]:
 
     history = plan.num_input_steps
     longest = max(plan.metrics.horizons)
-    initial = plan.data[:, 0] if history == 1 else plan.data[:, :history]
+    data, constants = plan.data, {}
+    if isinstance(data, ConditionedTrajectories):
+        constants = {
+            "constant_scalars": data.constant_scalars,
+            "constant_fields": data.constant_fields,
+        }
+        data = data.trajectories
+    initial = data[:, 0] if history == 1 else data[:, :history]
     prediction = rollout(
         stepper, initial, longest, batched=True, num_input_steps=history,
-        key=key if plan.stochastic else None,
+        key=key if plan.stochastic else None, **constants,
     )
-    curve = metrics.nrmse(prediction, plan.data[:, history : history + longest], batched=True)
+    curve = metrics.nrmse(prediction, data[:, history : history + longest], batched=True)
     return {f"nrmse@{k}": curve[k - 1] for k in plan.metrics.horizons}
 
 
