@@ -77,7 +77,9 @@ class BlockStepper(eqx.Module):
         num_output_steps = check_positive_int(num_output_steps, "num_output_steps")
         return cls(ChainedSteps(stepper, num_output_steps), num_output_steps)
 
-    def __call__(self, block: Float[Array, "block_channels ..."]) -> Float[Array, "block_channels ..."]:
+    def __call__(
+        self, block: Float[Array, "block_channels ..."]
+    ) -> Float[Array, "block_channels ..."]:
         """The next block from the latest one.
 
         **Arguments:**

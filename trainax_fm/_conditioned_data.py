@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
+from ._validation import is_traced
 
 
 class ConditionedTrajectories(eqx.Module):
@@ -79,11 +80,15 @@ class ConditionedTrajectories(eqx.Module):
                     f"{tuple(constant_fields.shape)}. For one field per trajectory use "
                     "`fields[:, None]`."
                 )
-        for name, value in (("constant_scalars", constant_scalars), ("constant_fields", constant_fields)):
+        constants = {"constant_scalars": constant_scalars, "constant_fields": constant_fields}
+        for name, value in constants.items():
             if value is not None:
                 if not jnp.issubdtype(value.dtype, jnp.floating):
                     raise TypeError(f"`{name}` must be floating point, got {value.dtype}.")
-                finite = np.asarray(jnp.all(jnp.isfinite(value.reshape(value.shape[0], -1)), axis=1))
+                if is_traced(value):
+                    continue
+                rows = value.reshape(value.shape[0], -1)
+                finite = np.asarray(jnp.all(jnp.isfinite(rows), axis=1))
                 if not finite.all():
                     raise ValueError(
                         f"`{name}` contains NaN or Inf, first at trajectory "
@@ -106,7 +111,6 @@ class ConditionedWindows(eqx.Module):
 
     windows: PyTree[Float[Array, "batch window ..."]]
     constants: SampleConstants
-
 
 
 def bind_to_windows(batch, stepper, *others):

@@ -77,7 +77,8 @@ def conditioned_channels(num_channels: int, num_scalars: int = 0, num_fields: in
 
     - The number of input channels (input features of an MLP for ODE states).
     """
-    for value, name in ((num_channels, "num_channels"), (num_scalars, "num_scalars"), (num_fields, "num_fields")):
+    counts = {"num_channels": num_channels, "num_scalars": num_scalars, "num_fields": num_fields}
+    for name, value in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"`{name}` must be a non-negative int, got {value!r}.")
     return num_scalars + num_fields + num_channels
@@ -142,7 +143,9 @@ class ConditionedNetwork(eqx.Module):
                 f"{type(combine).__name__}."
             )
         if constants is not None and not isinstance(constants, SampleConstants):
-            raise TypeError(f"`constants` must be SampleConstants or None, got {type(constants).__name__}.")
+            raise TypeError(
+                f"`constants` must be SampleConstants or None, got {type(constants).__name__}."
+            )
         self.network = network
         self.combine = combine
         self.constants = constants

@@ -188,7 +188,17 @@ def rollout(
 
 
 def _rollout_states(
-    stepper, ic, num_steps, *, key, include_init, num_input_steps, num_samples, batched, constant_scalars, constant_fields
+    stepper,
+    ic,
+    num_steps,
+    *,
+    key,
+    include_init,
+    num_input_steps,
+    num_samples,
+    batched,
+    constant_scalars,
+    constant_fields,
 ):
     """`rollout` of a stepper that maps a state to the next, on checked arguments."""
     constants = _check_constants(stepper, ic, constant_scalars, constant_fields, batched)
@@ -354,7 +364,16 @@ def _check_constants(stepper, ic, scalars, fields, batched: bool) -> Optional[Sa
     return SampleConstants(scalars, fields)
 
 
-def _block_rollout(stepper: BlockStepper, ic, num_steps: int, *, include_init: bool, num_input_steps: int, batched: bool, **options):
+def _block_rollout(
+    stepper: BlockStepper,
+    ic,
+    num_steps: int,
+    *,
+    include_init: bool,
+    num_input_steps: int,
+    batched: bool,
+    **options,
+):
     """`rollout` of a block stepper: roll out blocks, return single states.
 
     The first block holds the `H` given states at its end; its other states are zeros
@@ -378,7 +397,9 @@ def _block_rollout(stepper: BlockStepper, ic, num_steps: int, *, include_init: b
     padding = [(0, 0)] * states.ndim
     padding[time_axis] = (k - num_input_steps, 0)
     block = jnp.pad(states, padding)
-    block_shape = block.shape[: time_axis] + (k * block.shape[time_axis + 1],) + block.shape[time_axis + 2 :]
+    block_shape = (
+        block.shape[:time_axis] + (k * block.shape[time_axis + 1],) + block.shape[time_axis + 2 :]
+    )
     blocks = _rollout_states(
         stepper,
         block.reshape(block_shape),

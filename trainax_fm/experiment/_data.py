@@ -44,7 +44,12 @@ import jax.numpy as jnp
 
 from ._dataset import Dataset as Dataset
 from ._errors import ConfigError
-from ._exponax_source import PDE_HINT, exponax_steppers, make_exponax_stepper, stepper_parameter_fields
+from ._exponax_source import (
+    PDE_HINT,
+    exponax_steppers,
+    make_exponax_stepper,
+    stepper_parameter_fields,
+)
 from ._files import file_dataset
 from ._files import file_path as file_path
 from ._files import load_trajectory_file as load_trajectory_file

@@ -136,7 +136,9 @@ def init_stepper(
                           None, num_constant_channels)(key)
 
 
-def build_steppers(config: dict, dataset_like: Any, keys, num_constant_channels: int = 0) -> eqx.Module:
+def build_steppers(
+    config: dict, dataset_like: Any, keys, num_constant_channels: int = 0
+) -> eqx.Module:
     """One stepper per key, stacked on a leading seed axis (`eqx.filter_vmap`)."""
     shape = dataset_like.shape
     num_spatial_dims = len(shape) - 3

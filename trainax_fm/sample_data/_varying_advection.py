@@ -2,7 +2,6 @@ from functools import partial
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from .._conditioned_data import ConditionedTrajectories
