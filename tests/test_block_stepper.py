@@ -126,3 +126,26 @@ def test_block_errors():
             num_training_steps=1, batch_size=1, num_output_steps=0,
         )
 
+
+
+def test_validation_of_a_block_stepper(key):
+    """Validation windows are cut into blocks like the training ones, and 'nrmse@K'
+    counts single states."""
+    train, held_out = random_windows(9, 10, batch=S), random_windows(10, 10, batch=S)
+    settings = dict(optimizer=optax.sgd(0.0), batch_size=2, num_rollout_steps=R,
+                    num_output_steps=K)
+    trainer = tx.trainer.SupervisedTrainer(
+        train, num_training_steps=2, validation_data=held_out, validate_every=2,
+        validation_metrics=("loss", "nrmse@4"), **settings,
+    )
+    stepper = conv_stepper(11)
+    block = tx.BlockStepper.from_one_step(stepper, K)
+    result = trainer.train(block, key, spawn_tqdm=False)
+    final = {name: float(values[-1]) for name, values in result.validation.values.items()}
+    reference = tx.trainer.SupervisedTrainer(held_out, num_training_steps=1, **settings)
+    assert final["loss"] == pytest.approx(float(reference.full_loss(block)), rel=1e-5)
+    prediction = tx.rollout(stepper, held_out[:, 0], 4, batched=True)
+    nrmse = tx.metrics.nrmse(prediction, held_out[:, 1:5], batched=True)
+    assert final["nrmse@4"] == pytest.approx(float(nrmse[3]), rel=1e-5)
+    with pytest.raises(ValueError, match="rolls out a trainax_fm.BlockStepper"):
+        trainer.train(conv_stepper(0, in_channels=K, out_channels=K), key, spawn_tqdm=False)

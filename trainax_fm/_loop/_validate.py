@@ -144,7 +144,7 @@ def check_validation_options(options, stacker: TrajectorySubStacker) -> None:
     if options.validation_data is not None:
         check_validation_data(
             options.validation_data, stacker.data_trajectories, options.metric_set,
-            stacker.window_length, 1,
+            stacker.window_length * stacker.num_output_steps, 1,
         )
 
 
@@ -165,19 +165,27 @@ class ValidationPlan(eqx.Module):
     chunk_size: int = eqx.field(static=True)
     stochastic: bool = eqx.field(static=True)
     num_input_steps: int = eqx.field(static=True)
+    num_output_steps: int = eqx.field(static=True)
 
     def __init__(self, data, metrics: MetricSet, window_length: int, chunk_size: int,
-                 stochastic: bool, num_input_steps: int):
+                 stochastic: bool, num_input_steps: int, num_output_steps: int = 1):
         if not isinstance(data, ConditionedTrajectories):
             data = jtu.tree_map(jnp.asarray, data)
         self.data = data
+        # `window_length` counts the time levels the configuration sees (blocks of
+        # `num_output_steps` states for a block stepper), as in the training windows.
         self.windows = (
-            TrajectorySubStacker(self.data, window_length) if metrics.with_loss else None
+            TrajectorySubStacker(
+                self.data, window_length * num_output_steps, num_output_steps=num_output_steps
+            )
+            if metrics.with_loss
+            else None
         )
         self.metrics = metrics
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         self.stochastic = stochastic
         self.num_input_steps = num_input_steps
+        self.num_output_steps = num_output_steps
 
     def evaluate(self, problem: Problem, stepper, key: PRNGKeyArray, step, seeds: bool) -> dict:
         """All metrics of one validation, as host floats (seed arrays with seeds)."""
@@ -230,10 +238,12 @@ def rollout_nrmse(plan: ValidationPlan, stepper, key) -> dict[str, Array]:
         }
         data = data.trajectories
     initial = data[:, 0] if history == 1 else data[:, :history]
+    # A block stepper returns `num_output_steps` states per call.
+    num_calls = -(-longest // plan.num_output_steps)
     prediction = rollout(
-        stepper, initial, longest, batched=True, num_input_steps=history,
+        stepper, initial, num_calls, batched=True, num_input_steps=history,
         key=key if plan.stochastic else None, **constants,
-    )
+    )[:, :longest]
     curve = metrics.nrmse(prediction, data[:, history : history + longest], batched=True)
     return {f"nrmse@{k}": curve[k - 1] for k in plan.metrics.horizons}
 
