@@ -46,12 +46,17 @@ def test_run_and_evaluate_a_conditioned_emulator(tmp_path):
         "network": {"spec": "Conv;4;2;relu"},
         "training": {"method": "sup;2", "num_training_steps": 10, "batch_size": 4},
         "evaluation": {"num_rollout_steps": 4, "nrmse_aggregate_steps": 4},
+        "validation": {"num_samples": 1, "every": 5, "metrics": "loss;nrmse@2",
+                       "evaluate": "final"},
     }
     tx.experiment.run_experiment(config, tmp_path / "runs", quiet=True, printer=lambda _: None)
     run_dir = tmp_path / "runs" / "speeds"
     config_used = tx.experiment.load_config(run_dir / "config.toml")
     dataset, _ = tx.experiment.load_data(config_used)
     assert dataset.num_constant_channels == 1
+    held_out = dataset.hold_out(1)
+    np.testing.assert_array_equal(held_out.validation_data.constant_scalars, data.constant_scalars[3:4])
+    assert held_out.training_data.constant_scalars.shape == (3, 1)
     [stepper] = tx.experiment.load_networks(run_dir, config_used, (1, 16), 1)
     assert isinstance(stepper, tx.ConditionedNetwork)
     # The evaluation rolls the last two trajectories out with their own speeds.
