@@ -121,9 +121,11 @@ def load_constants(
     if not stored:
         return None
     num, spatial = trajectories_shape[0], tuple(trajectories_shape[3:])
-    expected = {"constant_scalars": (f"({num}, P)", lambda a: a.ndim == 2),
-                "constant_fields": (f"({num}, F, {', '.join(map(str, spatial))})".replace(", )", ")"),
-                                    lambda a: a.ndim == 2 + len(spatial) and a.shape[2:] == spatial)}
+    fields_layout = "(" + ", ".join([str(num), "F", *map(str, spatial)]) + ")"
+    expected = {
+        "constant_scalars": (f"({num}, P)", lambda a: a.ndim == 2),
+        "constant_fields": (fields_layout, lambda a: a.shape[2:] == spatial and a.ndim > 1),
+    }
     for key, array in stored.items():
         layout, fits = expected[key]
         if array.shape[:1] != (num,) or not fits(array):
@@ -134,7 +136,9 @@ def load_constants(
                 f"save it as numpy.savez(path, trajectories=..., {key}=...)",
             )
         if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-            raise ConfigError(field, f"finite numbers in `{key}`", f"{array.dtype} values in {str(path)!r}")
+            raise ConfigError(
+                field, f"finite numbers in `{key}`", f"{array.dtype} values in {str(path)!r}"
+            )
     as_float = lambda key: None if key not in stored else stored[key].astype(np.float32)  # noqa: E731
     return as_float("constant_scalars"), as_float("constant_fields")
 
@@ -165,7 +169,11 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
         test_constants_all = load_constants(
             file_path(data["test_source"]), test_all.shape, "data.test_source"
         )
-        layout = lambda c: None if c is None else tuple(None if a is None else a.shape[1:] for a in c)  # noqa: E731
+        def layout(constants):
+            if constants is None:
+                return None
+            return tuple(None if c is None else c.shape[1:] for c in constants)
+
         if layout(test_constants_all) != layout(full_constants):
             raise ConfigError(
                 "data.test_source",
