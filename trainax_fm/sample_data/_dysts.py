@@ -13,8 +13,11 @@ from ._checks import check_key, check_real
 
 def _import_dysts():
     try:
-        import dysts.flows
-        import dysts.systems
+        with warnings.catch_warnings():
+            # dysts runs without numba, only slower; generation here is not its hot path.
+            warnings.filterwarnings("ignore", message="Numba not installed")
+            import dysts.flows
+            import dysts.systems
     except ImportError:
         raise ImportError(
             "The dysts catalogue needs the optional dependency `dysts`: "
