@@ -16,9 +16,15 @@ from . import metrics as metrics
 from . import plot as plot
 from . import sample_data as sample_data
 from . import trainer as trainer
+from ._block_stepper import BlockStepper as BlockStepper
 from ._checkpoint import load_train_state as load_train_state
 from ._checkpoint import save_train_state as save_train_state
 from ._caches import clear_caches as clear_caches
+from ._conditioned_data import ConditionedTrajectories as ConditionedTrajectories
+from ._conditioned_network import ConditionedNetwork as ConditionedNetwork
+from ._conditioned_network import append_constant_channels as append_constant_channels
+from ._conditioned_network import bind_constants as bind_constants
+from ._conditioned_network import conditioned_channels as conditioned_channels
 from ._general_trainer import GeneralTrainer as GeneralTrainer
 from ._loop._monitor import ValidationHistory as ValidationHistory
 from ._loop._options import EngineOptions as EngineOptions

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._block_stepper import BlockStepper
+from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
 from ._validation import check_bool, check_positive_int
 
 
@@ -82,6 +84,8 @@ def rollout(
     num_input_steps: int = 1,
     num_samples: Optional[int] = None,
     batched: bool = False,
+    constant_scalars: Optional[Float[Array, "*batch num_scalars"]] = None,
+    constant_fields: Optional[Float[Array, "*batch_and_fields"]] = None,
 ) -> Float[Array, "*ensemble_batch_time_state"]:
     """Roll a stepper out autoregressively with `jax.lax.scan`.
 
@@ -127,6 +131,15 @@ def rollout(
     - `num_samples`: if given, roll out an ensemble of `M = num_samples` independent
         members (requires `key`); they share the initial condition.
     - `batched`: whether `ic` carries a leading batch axis (see above).
+    - `constant_scalars`, `constant_fields`: the constants of a conditioned stepper
+        (one holding [`trainax_fm.ConditionedNetwork`][]s): scalars `(P,)` and fields
+        `(F, *spatial)`, with a leading batch axis `(B, ...)` when `batched=True`.
+        Every step of trajectory `b` sees the constants of `b`.
+
+    **Block steppers.** A [`trainax_fm.BlockStepper`][] predicting `k` states per call
+    is called `num_steps` times and its blocks are returned as single states, so
+    `T = num_steps * k`. `num_input_steps` must equal the stepper's, and `ic` holds
+    that many states as above.
 
     **Returns:**
 
@@ -159,7 +172,36 @@ def rollout(
             "as `stepper(x, key=subkey)` with a fresh key per step."
         )
 
-    ic = jnp.asarray(ic)
+    run = _block_rollout if isinstance(stepper, BlockStepper) else _rollout_states
+    return run(
+        stepper,
+        jnp.asarray(ic),
+        num_steps,
+        key=key,
+        include_init=include_init,
+        num_input_steps=num_input_steps,
+        num_samples=num_samples,
+        batched=batched,
+        constant_scalars=constant_scalars,
+        constant_fields=constant_fields,
+    )
+
+
+def _rollout_states(
+    stepper,
+    ic,
+    num_steps,
+    *,
+    key,
+    include_init,
+    num_input_steps,
+    num_samples,
+    batched,
+    constant_scalars,
+    constant_fields,
+):
+    """`rollout` of a stepper that maps a state to the next, on checked arguments."""
+    constants = _check_constants(stepper, ic, constant_scalars, constant_fields, batched)
     history = num_input_steps > 1
     min_rank = 1 + int(history) + int(batched)
     if ic.ndim < min_rank:
@@ -179,7 +221,11 @@ def rollout(
     input_shape = (num_input_steps * num_channels,) + tuple(state_shape[1:])
 
     hint = _shape_hint(batched, num_input_steps)
-    out = _probe_stepper(stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint)
+    probed = stepper
+    if constants is not None:
+        first = jax.tree_util.tree_map(lambda c: c[0], constants) if batched else constants
+        probed = bind_constants(stepper, first.scalars, first.fields)
+    out = _probe_stepper(probed, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint)
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
             "The stepper must return a single array (one state), got a PyTree with "
@@ -198,7 +244,7 @@ def rollout(
         # e.g. an integer IC fed to a float network: carry the network's dtype.
         ic = ic.astype(out.dtype)
         recheck = _probe_stepper(
-            stepper, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint
+            probed, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint
         )
         if recheck.dtype != ic.dtype:
             raise ValueError(
@@ -210,6 +256,7 @@ def rollout(
         stepper,
         ic,
         key,
+        constants,
         num_steps=num_steps,
         include_init=include_init,
         num_input_steps=num_input_steps,
@@ -223,6 +270,7 @@ def _scan_rollout(
     stepper: Callable,
     ic: Array,
     key: Optional[PRNGKeyArray],
+    constants: Optional[SampleConstants],
     *,
     num_steps: int,
     include_init: bool,
@@ -242,16 +290,23 @@ def _scan_rollout(
 
     stochastic = key is not None
 
-    def one_trajectory(window, trajectory_key):
+    def one_trajectory(window, trajectory_key, trajectory_constants):
+        if trajectory_constants is None:
+            step = stepper
+        else:
+            step = bind_constants(
+                stepper, trajectory_constants.scalars, trajectory_constants.fields
+            )
+
         def body(current, step_key):
             if history:
                 stepper_input = current.reshape(input_shape)
             else:
                 stepper_input = current
             if stochastic:
-                new_state = stepper(stepper_input, key=step_key)
+                new_state = step(stepper_input, key=step_key)
             else:
-                new_state = stepper(stepper_input)
+                new_state = step(stepper_input)
             if history:
                 current = jnp.concatenate([current[1:], new_state[None]], axis=0)
             else:
@@ -267,12 +322,99 @@ def _scan_rollout(
 
     def member(member_key):
         if not batched:
-            return one_trajectory(ic, member_key)
+            return one_trajectory(ic, member_key, constants)
         if stochastic:
             batch_keys = jax.random.split(member_key, ic.shape[0])
-            return jax.vmap(one_trajectory)(ic, batch_keys)
-        return jax.vmap(one_trajectory, in_axes=(0, None))(ic, None)
+            return jax.vmap(one_trajectory)(ic, batch_keys, constants)
+        return jax.vmap(one_trajectory, in_axes=(0, None, 0))(ic, None, constants)
 
     if num_samples is None:
         return member(key)
     return jax.vmap(member)(jax.random.split(key, num_samples))
+
+
+def _check_constants(stepper, ic, scalars, fields, batched: bool) -> Optional[SampleConstants]:
+    """The rollout's constants, checked against the stepper and `ic`; `None` if none."""
+    if scalars is None and fields is None:
+        return None
+    if count_conditioned(stepper) == 0:
+        raise ValueError(
+            "`constant_scalars`/`constant_fields` were given but the stepper holds no "
+            "trainax_fm.ConditionedNetwork to receive them; wrap its network with "
+            "`ConditionedNetwork(network)`."
+        )
+    lead = (ic.shape[0],) if batched else ()
+    where = f"batched={batched}"
+    if scalars is not None:
+        scalars = jnp.asarray(scalars)
+        if scalars.ndim != len(lead) + 1 or scalars.shape[: len(lead)] != lead:
+            expected = "(B, P)" if batched else "(P,)"
+            raise ValueError(
+                f"`constant_scalars` must be shaped {expected} with {where} and `ic` of "
+                f"shape {tuple(ic.shape)}, got {tuple(scalars.shape)}."
+            )
+    if fields is not None:
+        fields = jnp.asarray(fields)
+        if fields.ndim < len(lead) + 1 or fields.shape[: len(lead)] != lead:
+            expected = "(B, F, *spatial)" if batched else "(F, *spatial)"
+            raise ValueError(
+                f"`constant_fields` must be shaped {expected} with {where} and `ic` of "
+                f"shape {tuple(ic.shape)}, got {tuple(fields.shape)}."
+            )
+    return SampleConstants(scalars, fields)
+
+
+def _block_rollout(
+    stepper: BlockStepper,
+    ic,
+    num_steps: int,
+    *,
+    include_init: bool,
+    num_input_steps: int,
+    batched: bool,
+    **options,
+):
+    """`rollout` of a block stepper: roll out blocks, return single states.
+
+    The first block holds the `H` given states at its end; its other states are zeros
+    the stepper never sees (it reads only the latest `H` states of a block).
+    """
+    if num_input_steps != stepper.num_input_steps:
+        raise ValueError(
+            f"The BlockStepper sees num_input_steps={stepper.num_input_steps} state(s) "
+            f"but `rollout` got num_input_steps={num_input_steps}; pass "
+            f"num_input_steps={stepper.num_input_steps} and an `ic` with that many states."
+        )
+    history = num_input_steps > 1
+    min_rank = 1 + int(history) + int(batched)
+    if ic.ndim < min_rank or (history and ic.shape[int(batched)] != num_input_steps):
+        raise ValueError(
+            f"`ic` has shape {tuple(ic.shape)}. " + _shape_hint(batched, num_input_steps)
+        )
+    time_axis = int(batched)
+    states = ic if history else jnp.expand_dims(ic, time_axis)
+    k = stepper.num_output_steps
+    padding = [(0, 0)] * states.ndim
+    padding[time_axis] = (k - num_input_steps, 0)
+    block = jnp.pad(states, padding)
+    block_shape = (
+        block.shape[:time_axis] + (k * block.shape[time_axis + 1],) + block.shape[time_axis + 2 :]
+    )
+    blocks = _rollout_states(
+        stepper,
+        block.reshape(block_shape),
+        num_steps,
+        include_init=False,
+        num_input_steps=1,
+        batched=batched,
+        **options,
+    )
+    # (..., num_steps, k*C, *spatial) -> (..., num_steps*k, C, *spatial)
+    state_shape = states.shape[time_axis + 1 :]
+    lead = blocks.ndim - len(state_shape) - 1  # ensemble and batch axes
+    trajectory = blocks.reshape(blocks.shape[:lead] + (num_steps * k,) + state_shape)
+    if include_init:
+        init = jnp.take(states, num_input_steps - 1, axis=time_axis)
+        init = jnp.broadcast_to(init, trajectory.shape[:lead] + state_shape)
+        trajectory = jnp.concatenate([jnp.expand_dims(init, lead), trajectory], axis=lead)
+    return trajectory

@@ -15,6 +15,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
+from ._conditioned_network import call_model, vmap_over_samples
 from ._validation import check_positive_int
 
 Unroll = Union[bool, Literal["auto"]]
@@ -188,7 +189,7 @@ def push_history(history: PyTree, new_state: PyTree) -> PyTree:
 
 def apply_stepper(stepper: Callable, inputs: PyTree, like: PyTree, name: str = "stepper"):
     """`jax.vmap(stepper)(inputs)` with a clear error if the output does not look like `like`."""
-    output = jax.vmap(stepper)(inputs)
+    output = vmap_over_samples(call_model, stepper, inputs)
     out_struct = jtu.tree_structure(output)
     like_struct = jtu.tree_structure(like)
     if out_struct != like_struct:

@@ -10,6 +10,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float, Int, PyTree
 
+from ._conditioned_data import ConditionedTrajectories, ConditionedWindows
 from ._validation import check_bool, check_positive_int, describe_leaves, is_traced
 
 
@@ -88,13 +89,22 @@ class TrajectorySubStacker(eqx.Module):
     - `do_sub_stacking`: if `False`, only the first window of each trajectory is used.
     - `only_store_ic`: if `True`, windows are cut down to their first snapshot (length 1),
         for configurations that only need the initial condition.
+    - `num_output_steps`: `k`, for steppers that predict `k` states per call
+        ([`trainax_fm.BlockStepper`][]): windows of `sub_trajectory_len` snapshots
+        (a multiple of `k`) are presented as `sub_trajectory_len / k` *blocks*, each
+        the `k` consecutive states stacked on the channel axis, `(k*C, *spatial)`.
+        Windows still start at every snapshot.
+
+    With [`trainax_fm.ConditionedTrajectories`][] the gathered windows are a
+    `ConditionedWindows` (the windows and the constants of their trajectories).
     """
 
-    data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]]
+    data_trajectories: Union[PyTree[Float[Array, "num_trajectories time ..."]], ConditionedTrajectories]
     window_table: Int[Array, "num_windows 2"]
     sub_trajectory_len: int = eqx.field(static=True)
     window_length: int = eqx.field(static=True)
     num_total_samples: int = eqx.field(static=True)
+    num_output_steps: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -103,20 +113,31 @@ class TrajectorySubStacker(eqx.Module):
         *,
         do_sub_stacking: bool = True,
         only_store_ic: bool = False,
+        num_output_steps: int = 1,
     ):
-        num_trajectories, num_time_steps = check_trajectories(data_trajectories)
+        conditioned = isinstance(data_trajectories, ConditionedTrajectories)
+        trajectories = data_trajectories.trajectories if conditioned else data_trajectories
+        num_trajectories, num_time_steps = check_trajectories(trajectories)
         sub_trajectory_len = check_positive_int(sub_trajectory_len, "sub_trajectory_len")
         check_bool(do_sub_stacking, "do_sub_stacking")
         check_bool(only_store_ic, "only_store_ic")
+        num_output_steps = check_positive_int(num_output_steps, "num_output_steps")
+        if sub_trajectory_len % num_output_steps:
+            raise ValueError(
+                f"`sub_trajectory_len` ({sub_trajectory_len}) must be a multiple of "
+                f"`num_output_steps` ({num_output_steps}): windows are cut into blocks "
+                f"of {num_output_steps} states."
+            )
         if sub_trajectory_len > num_time_steps:
             raise ValueError(
                 f"`sub_trajectory_len` ({sub_trajectory_len}) is longer than the "
                 f"trajectories (T = {num_time_steps} snapshots). Use at most "
                 f"{num_time_steps}, i.e. fewer rollout steps, or longer trajectories."
             )
-        check_finite(data_trajectories)
-        # NumPy leaves cannot be indexed by traced indices inside jit.
-        data_trajectories = jtu.tree_map(jnp.asarray, data_trajectories)
+        check_finite(trajectories)
+        if not conditioned:
+            # NumPy leaves cannot be indexed by traced indices inside jit.
+            data_trajectories = jtu.tree_map(jnp.asarray, data_trajectories)
         windows_per_trajectory = (
             num_time_steps - sub_trajectory_len + 1 if do_sub_stacking else 1
         )
@@ -127,7 +148,9 @@ class TrajectorySubStacker(eqx.Module):
         self.data_trajectories = data_trajectories
         self.window_table = jnp.asarray(table, dtype=jnp.int32)
         self.sub_trajectory_len = sub_trajectory_len
-        self.window_length = 1 if only_store_ic else sub_trajectory_len
+        self.num_output_steps = num_output_steps
+        # Counted in blocks (states when num_output_steps == 1): what configurations see.
+        self.window_length = 1 if only_store_ic else sub_trajectory_len // num_output_steps
         self.num_total_samples = int(table.shape[0])
 
     def __call__(
@@ -142,7 +165,9 @@ class TrajectorySubStacker(eqx.Module):
         **Returns:**
 
         - The windows, shaped `(len(indices), W, C, *spatial)` (per leaf); a single
-          window `(W, C, *spatial)` for an integer index.
+          window `(W, C, *spatial)` for an integer index. With `num_output_steps=k`:
+          `(len(indices), W/k, k*C, *spatial)`. With conditioned trajectories: a
+          `ConditionedWindows` of these windows and their trajectories' constants.
         """
         if isinstance(indices, slice):
             indices = np.arange(self.num_total_samples)[indices]
@@ -150,10 +175,11 @@ class TrajectorySubStacker(eqx.Module):
         if indices.ndim == 0:  # a single window, without the batch axis
             return jtu.tree_map(lambda x: x[0], self(indices[None]))
         trajectory, start = self.window_table[indices, 0], self.window_table[indices, 1]
+        num_snapshots = self.window_length * self.num_output_steps
 
         def gather(leaf):
             state_size = math.prod(leaf.shape[2:])
-            window_size = self.window_length * state_size
+            window_size = num_snapshots * state_size
             if leaf.size <= MAX_FLAT_GATHER_SIZE:
                 # A window is one contiguous run of the row-major trajectories: slicing
                 # the flat array makes a copy-like gather (about 2x faster on a CPU than
@@ -163,16 +189,23 @@ class TrajectorySubStacker(eqx.Module):
                 windows = jax.vmap(
                     lambda o: jax.lax.dynamic_slice_in_dim(flat, o, window_size)
                 )(offsets)
-                return windows.reshape((-1, self.window_length) + leaf.shape[2:])
+            else:
 
-            def one(i, s):  # int32 offsets would overflow: slice (trajectory, time)
-                zeros = (0,) * (leaf.ndim - 2)
-                sizes = (1, self.window_length) + leaf.shape[2:]
-                return jax.lax.dynamic_slice(leaf, (i, s) + zeros, sizes)[0]
+                def one(i, s):  # int32 offsets would overflow: slice (trajectory, time)
+                    zeros = (0,) * (leaf.ndim - 2)
+                    sizes = (1, num_snapshots) + leaf.shape[2:]
+                    return jax.lax.dynamic_slice(leaf, (i, s) + zeros, sizes)[0]
 
-            return jax.vmap(one)(trajectory, start)
+                windows = jax.vmap(one)(trajectory, start)
+            # k consecutive (C, *spatial) states are contiguous: a block is a reshape.
+            block = (self.num_output_steps * leaf.shape[2],) + leaf.shape[3:]
+            return windows.reshape((-1, self.window_length) + block)
 
-        return jtu.tree_map(gather, self.data_trajectories)
+        if not isinstance(self.data_trajectories, ConditionedTrajectories):
+            return jtu.tree_map(gather, self.data_trajectories)
+        data = self.data_trajectories
+        windows = jtu.tree_map(gather, data.trajectories)
+        return ConditionedWindows(windows, data.constants_of(trajectory))
 
     @property
     def data_sub_trajectories(self) -> PyTree[Float[Array, "num_windows window ..."]]:

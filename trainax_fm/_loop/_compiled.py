@@ -16,6 +16,7 @@ import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
+from .._conditioned_data import bind_to_windows
 from .._normalized_stepper import to_normalized_space
 from .._trainable import trainable_filter
 from .._windows import TrajectorySubStacker
@@ -37,12 +38,17 @@ class Problem(eqx.Module):
     batch_axis: str = eqx.field(static=True, default="batch")
 
     def loss(self, stepper, batch, key, step):
+        # Conditioned data: every conditioned network (of the stepper, the reference,
+        # a teacher inside the configuration) is bound to the minibatch's constants.
+        batch, stepper, configuration, ref_stepper = bind_to_windows(
+            batch, stepper, self.configuration, self.ref_stepper
+        )
         # A normalised stepper trains in normalised units, for every configuration.
         stepper, batch, ref_stepper, residuum_fn = to_normalized_space(
-            stepper, batch, self.ref_stepper, self.residuum_fn
+            stepper, batch, ref_stepper, self.residuum_fn
         )
-        extras = call_extras(self.configuration, key=key, step=step)
-        return self.configuration(
+        extras = call_extras(configuration, key=key, step=step)
+        return configuration(
             stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
         )
 

@@ -6,6 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._block_stepper import BlockStepper
 from .._trainable import trainable_arrays
 from .._train_state import TrainResult, TrainState
 from .._validation import check_positive_int, is_traced
@@ -117,13 +118,21 @@ def validation_hook(trainer: "GeneralTrainer", options: EngineOptions, stepper) 
     stochastic, num_input_steps = rollout_signature(stepper)
     metrics = options.metric_set
     stacker = trainer.trajectory_sub_stacker
+    block = stacker.num_output_steps > 1
+    if block and metrics.horizons and not isinstance(stepper, BlockStepper):
+        raise ValueError(
+            f"'nrmse@K' validation with num_output_steps={stacker.num_output_steps} rolls "
+            "out a trainax_fm.BlockStepper, got a "
+            f"{type(stepper).__name__}; wrap the network in BlockStepper(network, "
+            f"{stacker.num_output_steps}) or validate with 'loss' only."
+        )
     check_validation_data(
         options.validation_data, stacker.data_trajectories, metrics,
-        stacker.window_length, num_input_steps,
+        stacker.window_length * stacker.num_output_steps, num_input_steps,
     )
     plan = ValidationPlan(
         options.validation_data, metrics, stacker.window_length, max(trainer.batch_size, 256),
-        stochastic, num_input_steps,
+        stochastic, num_input_steps, stacker.num_output_steps,
     )
     monitor = options.monitor
     if monitor is None and metrics.builtin_names:

@@ -16,6 +16,7 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from .._conditioned_data import ConditionedTrajectories
 from .._validation import check_positive_int, describe_leaves
 from .._windows import TrajectorySubStacker, check_trajectories
 from ._compiled import Problem
@@ -74,6 +75,27 @@ def check_validation_data(
     num_input_steps: int,
 ) -> None:
     """Validation trajectories must look like the training ones and be long enough."""
+    conditioned = isinstance(training_data, ConditionedTrajectories)
+    if conditioned != isinstance(validation_data, ConditionedTrajectories):
+        raise ValueError(
+            "`validation_data` must be a ConditionedTrajectories exactly when the "
+            f"training data is one (training data: {type(training_data).__name__}, "
+            f"validation_data: {type(validation_data).__name__}); the stepper needs the "
+            "same constants on both."
+        )
+    if conditioned:
+        for name in ("constant_scalars", "constant_fields"):
+            train_value = getattr(training_data, name)
+            value = getattr(validation_data, name)
+            train_shape = None if train_value is None else tuple(train_value.shape[1:])
+            shape = None if value is None else tuple(value.shape[1:])
+            if shape != train_shape:
+                raise ValueError(
+                    f"`validation_data.{name}` must hold per trajectory what the training "
+                    f"data holds (shape per trajectory {train_shape}), got {shape}."
+                )
+        validation_data = validation_data.trajectories
+        training_data = training_data.trajectories
     check_trajectories(validation_data, "validation_data")
     train_structure = jtu.tree_structure(training_data)
     if jtu.tree_structure(validation_data) != train_structure:
@@ -122,7 +144,7 @@ def check_validation_options(options, stacker: TrajectorySubStacker) -> None:
     if options.validation_data is not None:
         check_validation_data(
             options.validation_data, stacker.data_trajectories, options.metric_set,
-            stacker.window_length, 1,
+            stacker.window_length * stacker.num_output_steps, 1,
         )
 
 
@@ -143,17 +165,27 @@ class ValidationPlan(eqx.Module):
     chunk_size: int = eqx.field(static=True)
     stochastic: bool = eqx.field(static=True)
     num_input_steps: int = eqx.field(static=True)
+    num_output_steps: int = eqx.field(static=True)
 
     def __init__(self, data, metrics: MetricSet, window_length: int, chunk_size: int,
-                 stochastic: bool, num_input_steps: int):
-        self.data = jtu.tree_map(jnp.asarray, data)
+                 stochastic: bool, num_input_steps: int, num_output_steps: int = 1):
+        if not isinstance(data, ConditionedTrajectories):
+            data = jtu.tree_map(jnp.asarray, data)
+        self.data = data
+        # `window_length` counts the time levels the configuration sees (blocks of
+        # `num_output_steps` states for a block stepper), as in the training windows.
         self.windows = (
-            TrajectorySubStacker(self.data, window_length) if metrics.with_loss else None
+            TrajectorySubStacker(
+                self.data, window_length * num_output_steps, num_output_steps=num_output_steps
+            )
+            if metrics.with_loss
+            else None
         )
         self.metrics = metrics
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         self.stochastic = stochastic
         self.num_input_steps = num_input_steps
+        self.num_output_steps = num_output_steps
 
     def evaluate(self, problem: Problem, stepper, key: PRNGKeyArray, step, seeds: bool) -> dict:
         """All metrics of one validation, as host floats (seed arrays with seeds)."""
@@ -198,12 +230,21 @@ def rollout_nrmse(plan: ValidationPlan, stepper, key) -> dict[str, Array]:
 
     history = plan.num_input_steps
     longest = max(plan.metrics.horizons)
-    initial = plan.data[:, 0] if history == 1 else plan.data[:, :history]
+    data, constants = plan.data, {}
+    if isinstance(data, ConditionedTrajectories):
+        constants = {
+            "constant_scalars": data.constant_scalars,
+            "constant_fields": data.constant_fields,
+        }
+        data = data.trajectories
+    initial = data[:, 0] if history == 1 else data[:, :history]
+    # A block stepper returns `num_output_steps` states per call.
+    num_calls = -(-longest // plan.num_output_steps)
     prediction = rollout(
-        stepper, initial, longest, batched=True, num_input_steps=history,
-        key=key if plan.stochastic else None,
-    )
-    curve = metrics.nrmse(prediction, plan.data[:, history : history + longest], batched=True)
+        stepper, initial, num_calls, batched=True, num_input_steps=history,
+        key=key if plan.stochastic else None, **constants,
+    )[:, :longest]
+    curve = metrics.nrmse(prediction, data[:, history : history + longest], batched=True)
     return {f"nrmse@{k}": curve[k - 1] for k in plan.metrics.horizons}
 
 

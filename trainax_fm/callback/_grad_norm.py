@@ -56,7 +56,6 @@ class GradNorm(AbstractConfigurationCallback):
         data: PyTree,
     ) -> Float[Array, ""]:
         """**Returns:** the (squared) gradient norm, a scalar."""
-        kwargs = self.configuration_kwargs()
-        grad = eqx.filter_grad(self.loss_configuration)(stepper, data, **kwargs)
+        grad = eqx.filter_grad(self.evaluate)(stepper, data)
         norm_squared = squared_l2_norm(grad)
         return norm_squared if self.squared else jnp.sqrt(norm_squared)

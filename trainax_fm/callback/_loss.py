@@ -4,6 +4,7 @@ from typing import Any, Optional, Union
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from .._conditioned_data import bind_to_windows
 from ._base import BaseCallback
 
 
@@ -38,6 +39,14 @@ class AbstractConfigurationCallback(BaseCallback):
         if self.key is not None:
             kwargs["key"] = self.key
         return kwargs
+
+    def evaluate(self, stepper: eqx.Module, data: PyTree) -> Float[Array, ""]:
+        """The configuration's loss on `data` (conditioned windows bind the stepper)."""
+        kwargs = self.configuration_kwargs()
+        data, stepper, configuration, kwargs["ref_stepper"] = bind_to_windows(
+            data, stepper, self.loss_configuration, kwargs["ref_stepper"]
+        )
+        return configuration(stepper, data, **kwargs)
 
 
 class Loss(AbstractConfigurationCallback):
@@ -90,10 +99,6 @@ class Loss(AbstractConfigurationCallback):
     ) -> Union[Float[Array, ""], tuple[Float[Array, ""], PyTree]]:
         """**Returns:** the scalar loss, or `(loss, grad)` if `with_grad`, where
         `grad` has the structure of `stepper`."""
-        kwargs = self.configuration_kwargs()
         if self.with_grad:
-            loss, grad = eqx.filter_value_and_grad(self.loss_configuration)(
-                stepper, data, **kwargs
-            )
-            return loss, grad
-        return self.loss_configuration(stepper, data, **kwargs)
+            return eqx.filter_value_and_grad(self.evaluate)(stepper, data)
+        return self.evaluate(stepper, data)

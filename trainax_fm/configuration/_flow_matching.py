@@ -1,10 +1,10 @@
 from typing import Optional
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._steppers import as_flow_model
 from ..flow._training import interpolate, split_window
@@ -89,5 +89,5 @@ class FlowMatching(AbstractFlowConfiguration):
         x_t = interpolate(x0, x1, t)
         # A step-size-conditioned velocity is trained at d = 0: its instantaneous limit.
         d = jnp.zeros_like(t)
-        prediction = jax.vmap(velocity)(x_t, y, t, d)
+        prediction = vmap_over_samples(call_model, velocity, x_t, y, t, d)
         return self.time_level_loss(prediction, x1 - x0, time=t)

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PyTree
 
+from .._conditioned_network import vmap_over_samples
 from .._rollout import Unroll, check_unroll
 from .._validation import check_bool, check_positive_int
 from ..flow._flow_map import frozen
@@ -115,7 +116,7 @@ class ProgressiveDistillation(AbstractFlowConfiguration):
         """The teacher's end point after `K` steps of size `d/K` (batched, no gradient)."""
         teacher = frozen(self.teacher)
 
-        def one(x, cond, start, step):
+        def one(teacher, x, cond, start, step):
             return integrate(
                 teacher,
                 x,
@@ -127,7 +128,7 @@ class ProgressiveDistillation(AbstractFlowConfiguration):
                 unroll=self.unroll,
             )
 
-        return jax.lax.stop_gradient(jax.vmap(one)(x_t, y, t, d))
+        return jax.lax.stop_gradient(vmap_over_samples(one, teacher, x_t, y, t, d))
 
     def _loss(
         self,
@@ -141,11 +142,16 @@ class ProgressiveDistillation(AbstractFlowConfiguration):
         x0, t, d = self._draw(inputs.key, x1, self.step_sampler)
         x_t = interpolate(x0, x1, t)
         target = self.teacher_target(x_t, y, t, d)
-        prediction = jax.vmap(
-            lambda x, cond, start, size: flow_step(
-                student, x, cond, start, size, self.student_solver
-            )
-        )(x_t, y, t, d)
+        prediction = vmap_over_samples(
+            lambda model, x, cond, start, size: flow_step(
+                model, x, cond, start, size, self.student_solver
+            ),
+            student,
+            x_t,
+            y,
+            t,
+            d,
+        )
         return compare(
             self.time_level_loss, prediction, target, x_t, t, d, self.velocity_space
         )

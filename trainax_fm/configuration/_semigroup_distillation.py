@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_bool, check_positive_int
 from ..flow._ema import EMAFlowMap
 from ..flow._flow_map import FlowMap, frozen
@@ -106,8 +107,8 @@ class SemigroupDistillation(AbstractFlowConfiguration):
         """`sg(G_{d/2}(G_{d/2}(x_t, t), t + d/2))` for a batch with `G = target_map`."""
         target_map = frozen(target_map)
         half = 0.5 * d
-        middle = jax.vmap(target_map)(x_t, y, t, half)
-        end = jax.vmap(target_map)(middle, y, t + half, half)
+        middle = vmap_over_samples(call_model, target_map, x_t, y, t, half)
+        end = vmap_over_samples(call_model, target_map, middle, y, t + half, half)
         return jax.lax.stop_gradient(end)
 
     def _loss(
@@ -121,7 +122,7 @@ class SemigroupDistillation(AbstractFlowConfiguration):
         x0, t, d = self.draw(inputs.key, x1)
         x_t = interpolate(x0, x1, t)
         target = self.target(target_map, x_t, y, t, d)
-        prediction = jax.vmap(flow_map)(x_t, y, t, d)
+        prediction = vmap_over_samples(call_model, flow_map, x_t, y, t, d)
         return compare(
             self.time_level_loss, prediction, target, x_t, t, d, self.velocity_space
         )

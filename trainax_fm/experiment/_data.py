@@ -14,6 +14,14 @@
     exponax ETDRK stepper, which is also the reference; extra keys `num_points`,
     `dt`, `domain_extent`, `num_warmup_steps`, `ic_cutoff` (and `diffusivity` for
     diffusion and Burgers). Needs `pip install 'trainax_fm[pde]'`.
+- `"exponax:<Stepper>"` with `<Stepper>` any stepper class of `exponax.stepper`,
+    `exponax.stepper.generic` or `exponax.stepper.reaction` (e.g.
+    `KuramotoSivashinskyConservative`, `NavierStokesVorticity`, `GrayScott`,
+    `GeneralNonlinearStepper`): the same generation with that stepper; keys
+    `num_spatial_dims`, `num_points`, `dt`, `domain_extent`, `num_warmup_steps`,
+    `ic_cutoff`, and every keyword parameter of the stepper as a key of `[data]`
+    (typed from its default: numbers, booleans, lists of numbers). Multi-channel
+    steppers get one random initial condition per channel.
 - `"file:<path>"`: trajectories `(S, T, C, *spatial)` from a `.npy` file or a `.npz`
     archive (the array `trajectories`, or its only array); relative paths are relative
     to the configuration file. Extra key `test_source = "file:<path>"` for a separate
@@ -36,12 +44,16 @@ import jax.numpy as jnp
 
 from ._dataset import Dataset as Dataset
 from ._errors import ConfigError
+from ._exponax_source import (
+    PDE_HINT,
+    exponax_steppers,
+    make_exponax_stepper,
+    stepper_parameter_fields,
+)
 from ._files import file_dataset
 from ._files import file_path as file_path
 from ._files import load_trajectory_file as load_trajectory_file
 from ._schema import Field
-
-PDE_HINT = "pip install 'trainax_fm[pde]'"
 
 # scenario -> (exponax class, spatial dims, defaults)
 EXPONAX_SCENARIOS = {
@@ -59,8 +71,13 @@ EXPONAX_SCENARIOS = {
 
 _SOURCE_DOC = (
     "\"advection\", \"lorenz\", \"exponax:<scenario>\" (scenarios: "
-    + ", ".join(EXPONAX_SCENARIOS) + ") or \"file:<path.npy|.npz>\""
+    + ", ".join(EXPONAX_SCENARIOS) + "), \"exponax:<exponax stepper class>\" or "
+    "\"file:<path.npy|.npz>\""
 )
+
+# Grid and generation defaults of an `exponax:<Stepper>` source.
+_STEPPER_DEFAULTS = dict(num_spatial_dims=1, num_points=64, dt=0.1, domain_extent=1.0,
+                         num_warmup_steps=0, ic_cutoff=5)
 
 
 def _sizes(train: Optional[int], test: Optional[int], horizon: Optional[int]) -> dict:
@@ -81,12 +98,19 @@ def source_kind(source: str, path: str = "data.source") -> str:
         return source
     if source.startswith("exponax:"):
         scenario = source[len("exponax:"):]
-        if scenario not in EXPONAX_SCENARIOS:
+        if scenario not in EXPONAX_SCENARIOS and scenario not in exponax_steppers():
+            import difflib
+
+            names = list(EXPONAX_SCENARIOS) + sorted(exponax_steppers())
+            close = difflib.get_close_matches(scenario, names, n=1)
             raise ConfigError(
                 path,
-                "an exponax scenario in " + ", ".join(EXPONAX_SCENARIOS),
+                "an exponax scenario in " + ", ".join(EXPONAX_SCENARIOS)
+                + " or an exponax stepper class (" + ", ".join(sorted(exponax_steppers()))
+                + ")",
                 repr(source),
-                "write e.g. source = \"exponax:ks_1d\"",
+                f"did you mean \"exponax:{close[0]}\"?" if close
+                else "write e.g. source = \"exponax:ks_1d\"",
             )
         return "exponax"
     if source.startswith("file:"):
@@ -119,7 +143,11 @@ def data_fields(source: str) -> dict[str, Field]:
                 "num_warmup_steps": Field("int", 500, minimum=0,
                                           doc="steps discarded to reach the attractor")}
     if kind == "exponax":
-        _, dims, defaults = EXPONAX_SCENARIOS[source[len("exponax:"):]]
+        name = source[len("exponax:"):]
+        if name in EXPONAX_SCENARIOS:
+            _, dims, defaults = EXPONAX_SCENARIOS[name]
+        else:
+            defaults = _STEPPER_DEFAULTS
         fields = {**common, **_sizes(50, 30, 51),
                   "num_points": Field("int", defaults["num_points"], minimum=4,
                                       doc="grid points per axis"),
@@ -134,6 +162,10 @@ def data_fields(source: str) -> dict[str, Field]:
         if "diffusivity" in defaults:
             fields["diffusivity"] = Field("float", defaults["diffusivity"], minimum=0.0,
                                           doc="diffusion coefficient")
+        if name not in EXPONAX_SCENARIOS:
+            fields["num_spatial_dims"] = Field("int", 1, minimum=1, maximum=3,
+                                               doc="spatial dimensions")
+            fields.update(stepper_parameter_fields(name))
         return fields
     return {**common, **_sizes(None, None, None),
             "test_source": Field("str", "", doc="\"file:<path>\" of separate test data")}
@@ -222,15 +254,20 @@ def _exponax(data: dict, test_horizon: int) -> Dataset:
             "data.source", "an installed exponax for exponax scenarios",
             f"{data['source']!r} but exponax is not installed", PDE_HINT,
         ) from None
-    name, dims, defaults = EXPONAX_SCENARIOS[data["source"][len("exponax:"):]]
-    extra = {}
-    if name in ("Diffusion", "Burgers"):
-        extra["diffusivity"] = data["diffusivity"]
-    if name == "Burgers":
-        extra["single_channel"] = True
-    stepper = getattr(exponax.stepper, name)(
-        dims, data["domain_extent"], data["num_points"], data["dt"], **extra
-    )
+    source = data["source"][len("exponax:"):]
+    if source in EXPONAX_SCENARIOS:
+        name, dims, defaults = EXPONAX_SCENARIOS[source]
+        extra = {}
+        if name in ("Diffusion", "Burgers"):
+            extra["diffusivity"] = data["diffusivity"]
+        if name == "Burgers":
+            extra["single_channel"] = True
+        stepper = getattr(exponax.stepper, name)(
+            dims, data["domain_extent"], data["num_points"], data["dt"], **extra
+        )
+    else:
+        dims = data["num_spatial_dims"]
+        stepper = make_exponax_stepper(source, data)
     if data["ic_cutoff"] > data["num_points"] // 2:
         raise ConfigError(
             "data.ic_cutoff", f"an integer <= num_points // 2 = {data['num_points'] // 2}",
@@ -239,6 +276,10 @@ def _exponax(data: dict, test_horizon: int) -> Dataset:
     generator = exponax.ic.RandomTruncatedFourierSeries(
         dims, cutoff=data["ic_cutoff"], max_one=True
     )
+    if stepper.num_channels > 1:
+        generator = exponax.ic.RandomMultiChannelICGenerator(
+            (generator,) * stepper.num_channels
+        )
 
     @functools.partial(jax.jit, static_argnums=(0, 1))
     def trajectories(num, horizon, key):
@@ -249,8 +290,11 @@ def _exponax(data: dict, test_horizon: int) -> Dataset:
         return jax.vmap(exponax.rollout(stepper, horizon - 1, include_init=True))(ics)
 
     train_key, test_key = _keys(data["seed"])
-    train = trajectories(data["num_train_samples"], data["temporal_horizon"], train_key)
-    test = trajectories(data["num_test_samples"], test_horizon, test_key)
+    # Some exponax steppers broadcast implicitly; a strict user setting must not break
+    # the data generation.
+    with jax.numpy_rank_promotion("allow"):
+        train = trajectories(data["num_train_samples"], data["temporal_horizon"], train_key)
+        test = trajectories(data["num_test_samples"], test_horizon, test_key)
     for array, which in ((train, "train"), (test, "test")):
         if not bool(jnp.all(jnp.isfinite(array))):
             raise ConfigError(

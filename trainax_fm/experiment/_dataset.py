@@ -17,6 +17,10 @@ class Dataset:
     - `domain_extent`: the length of the periodic domain, or `None` (grid indices).
     - `validation`: held-out trajectories `(S_val, T, C, *spatial)` taken from the
         end of the training trajectories (`[validation] num_samples`), or `None`.
+    - `train_constants`, `test_constants`, `validation_constants`:
+        `(constant_scalars, constant_fields)` per trajectory of
+        `train`/`test`/`validation` (either may be `None`), or `None` for data without
+        constants; the emulator is then a conditioned one.
     """
 
     train: Any
@@ -26,14 +30,39 @@ class Dataset:
     dt: float = 1.0
     domain_extent: Optional[float] = None
     validation: Any = None
+    train_constants: Optional[tuple] = None
+    test_constants: Optional[tuple] = None
+    validation_constants: Optional[tuple] = None
 
     def hold_out(self, num_samples: int) -> "Dataset":
-        """This data with its last `num_samples` training trajectories as validation."""
+        """This data with its last `num_samples` training trajectories (and their
+        constants) as validation."""
         if num_samples == 0:
             return self
         return dataclasses.replace(
-            self, train=self.train[:-num_samples], validation=self.train[-num_samples:]
+            self,
+            train=self.train[:-num_samples],
+            validation=self.train[-num_samples:],
+            train_constants=_rows(self.train_constants, slice(None, -num_samples)),
+            validation_constants=_rows(self.train_constants, slice(-num_samples, None)),
         )
+
+    @property
+    def num_constant_channels(self) -> int:
+        """Input channels the constants add: one per scalar and per field."""
+        if self.train_constants is None:
+            return 0
+        return sum(int(c.shape[1]) for c in self.train_constants if c is not None)
+
+    @property
+    def training_data(self) -> Any:
+        """What the trainer trains on: `train`, with its constants if it has some."""
+        return _with_constants(self.train, self.train_constants)
+
+    @property
+    def validation_data(self) -> Any:
+        """The held-out `validation` trajectories, with their constants if any."""
+        return _with_constants(self.validation, self.validation_constants)
 
     @property
     def num_channels(self) -> int:
@@ -46,3 +75,17 @@ class Dataset:
     @property
     def num_points(self) -> int:
         return int(min(self.train.shape[3:])) if self.num_spatial_dims else 0
+
+
+def _rows(constants: Optional[tuple], rows: slice) -> Optional[tuple]:
+    if constants is None:
+        return None
+    return tuple(None if c is None else c[rows] for c in constants)
+
+
+def _with_constants(trajectories: Any, constants: Optional[tuple]) -> Any:
+    if trajectories is None or constants is None:
+        return trajectories
+    from .._conditioned_data import ConditionedTrajectories
+
+    return ConditionedTrajectories(trajectories, *constants)

@@ -39,7 +39,10 @@ def save_networks(results_dir: Path, steppers: Sequence[Any]) -> list[Path]:
     ]
 
 
-def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shape) -> list:
+def load_networks(
+    results_dir: Union[str, os.PathLike], config: dict, state_shape,
+    num_constant_channels: int = 0,
+) -> list:
     """Rebuild the emulators of a results folder from its config and saved leaves.
 
     **Arguments:**
@@ -47,6 +50,8 @@ def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shap
     - `results_dir`: a folder written by `run_experiment`.
     - `config`: its configuration.
     - `state_shape`: `(C, *spatial)` of one state.
+    - `num_constant_channels`: channels of the data's constants per trajectory (a
+        conditioned emulator), else 0.
 
     **Returns:**
 
@@ -55,10 +60,11 @@ def load_networks(results_dir: Union[str, os.PathLike], config: dict, state_shap
     results_dir = Path(results_dir)
     num_seeds = config["num_seeds"]
     state_shape = tuple(int(n) for n in state_shape)
+
     def build(key):
         network = build_stepper(
             config, state_shape[0], len(state_shape) - 1,
-            min(state_shape[1:]) if len(state_shape) > 1 else 0, key,
+            min(state_shape[1:]) if len(state_shape) > 1 else 0, key, num_constant_channels,
         )
         # Statistics of the right shapes; their values are read from the file.
         return with_normalization(config, network, jnp.zeros((1, 2) + state_shape), None)
@@ -93,13 +99,15 @@ def _floats(values) -> list:
 
 
 @eqx.filter_jit
-def _score(stepper, test, key, num_steps, aggregate_steps, threshold):
+def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold):
     """Rollout and metrics of one stepper as one compiled program."""
     from .. import metrics as M
     from .._public_rollout import rollout
 
+    scalars, fields = (None, None) if constants is None else constants
     reference = test[:, 1 : num_steps + 1]
-    prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key)
+    prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key,
+                         constant_scalars=scalars, constant_fields=fields)
     curve = M.nrmse(prediction, reference, batched=True)
     gmean = M.geometric_mean_nrmse(prediction, reference, num_steps=aggregate_steps,
                                    batched=True)
@@ -116,6 +124,7 @@ def rollout_metrics(
     aggregate_steps: int,
     correlation_threshold: float,
     key: Optional[Any] = None,
+    constants: Optional[tuple] = None,
 ) -> tuple[dict, dict]:
     """Roll every seed's emulator out from the test initial conditions and score it.
 
@@ -127,6 +136,8 @@ def rollout_metrics(
     - `aggregate_steps`: `K` of the geometric-mean nRMSE.
     - `correlation_threshold`: the level of the high-correlation time.
     - `key`: a random key for stochastic (flow-matching) emulators, else `None`.
+    - `constants`: `(constant_scalars, constant_fields)` of the test trajectories for
+        conditioned emulators, else `None`.
 
     **Returns:**
 
@@ -141,7 +152,7 @@ def rollout_metrics(
     for i, stepper in enumerate(steppers):
         stochastic = getattr(stepper, "needs_key", False) is True
         curve, gmean, correlation, hct, prediction, reference = _score(
-            stepper, test, keys[i] if stochastic else None,
+            stepper, test, constants, keys[i] if stochastic else None,
             num_rollout_steps, aggregate_steps, float(correlation_threshold),
         )
         if first_prediction is None:
@@ -275,6 +286,7 @@ def evaluate(
     - The metrics dict (also written to `output`).
     """
     from ._data import load_data, load_trajectory_file
+    from ._files import load_constants
 
     results_dir = Path(results_dir)
     config_path = results_dir / "config.toml"
@@ -292,9 +304,11 @@ def evaluate(
                                 "nrmse_aggregate_steps": min(steps, evaluation["nrmse_aggregate_steps"])}
         dataset, _ = load_data(config)
         test, dt, extent = dataset.test, dataset.dt, dataset.domain_extent
+        constants = dataset.test_constants
         label = "test data"
     else:
         test = load_trajectory_file(Path(data), "--data")
+        constants = load_constants(Path(data), test.shape, "--data")
         available = test.shape[1] - 1
         if num_rollout_steps is not None and num_rollout_steps > available:
             raise ConfigError(
@@ -304,12 +318,16 @@ def evaluate(
         steps = min(steps, available)
         label = str(data)
     aggregate = min(steps, evaluation["nrmse_aggregate_steps"])
-    steppers = load_networks(results_dir, config, test.shape[2:])
+    num_constant_channels = 0 if constants is None else sum(
+        int(c.shape[1]) for c in constants if c is not None
+    )
+    steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels)
     _, _, eval_key = split_keys(config["seed"], config["num_seeds"])
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(
         steppers, test, num_rollout_steps=steps, aggregate_steps=aggregate,
         correlation_threshold=evaluation["correlation_threshold"], key=eval_key,
+        constants=constants,
     )
     metrics = {
         "name": config["name"],

@@ -3,6 +3,7 @@
 import os
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +18,8 @@ def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.nd
     **Arguments:**
 
     - `path`: the file. A `.npz` archive must hold an array named `trajectories` or
-        exactly one array.
+        exactly one array besides the constants (`constant_scalars`,
+        `constant_fields`, read by `load_constants`).
     - `field`: the configuration field named in errors.
 
     **Returns:**
@@ -43,7 +45,7 @@ def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.nd
         raise ConfigError(field, "a readable NumPy file", f"{str(path)!r} ({error})") from None
     if hasattr(loaded, "files"):  # an .npz archive (NpzFile)
         with loaded:
-            keys = list(loaded.keys())
+            keys = [key for key in loaded.keys() if key not in CONSTANT_KEYS]
             if "trajectories" in keys:
                 array = loaded["trajectories"]
             elif len(keys) == 1:
@@ -87,6 +89,67 @@ def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.nd
     return array
 
 
+CONSTANT_KEYS = ("constant_scalars", "constant_fields")
+
+
+def load_constants(
+    path: os.PathLike, trajectories_shape: tuple, field: str = "data.source"
+) -> Optional[tuple[Optional[np.ndarray], Optional[np.ndarray]]]:
+    """The constants per trajectory stored beside the trajectories in an `.npz`.
+
+    **Arguments:**
+
+    - `path`: the `.npz` (or `.npy`, which holds none) of `load_trajectory_file`.
+    - `trajectories_shape`: the shape `(S, T, C, *spatial)` of its trajectories.
+    - `field`: the configuration field named in errors.
+
+    **Returns:**
+
+    - `(constant_scalars (S, P), constant_fields (S, F, *spatial))` as float32 (an
+      absent one is `None`), or `None` when the file holds neither.
+
+    **Raises:**
+
+    - `ConfigError` for a count of rows other than `S`, a wrong rank, fields whose
+        spatial shape differs from the states' or non-finite values.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        return None
+    with np.load(path, allow_pickle=False) as loaded:
+        stored = {key: np.asarray(loaded[key]) for key in CONSTANT_KEYS if key in loaded}
+    if not stored:
+        return None
+    num, spatial = trajectories_shape[0], tuple(trajectories_shape[3:])
+    fields_layout = "(" + ", ".join([str(num), "F", *map(str, spatial)]) + ")"
+    expected = {
+        "constant_scalars": (f"({num}, P)", lambda a: a.ndim == 2),
+        "constant_fields": (fields_layout, lambda a: a.shape[2:] == spatial and a.ndim > 1),
+    }
+    for key, array in stored.items():
+        layout, fits = expected[key]
+        if array.shape[:1] != (num,) or not fits(array):
+            raise ConfigError(
+                field, f"`{key}` shaped {layout}: one row per trajectory of "
+                f"{str(path)!r} (trajectories {tuple(trajectories_shape)})",
+                f"shape {array.shape}",
+                f"save it as numpy.savez(path, trajectories=..., {key}=...)",
+            )
+        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+            raise ConfigError(
+                field, f"finite numbers in `{key}`", f"{array.dtype} values in {str(path)!r}"
+            )
+    as_float = lambda key: None if key not in stored else stored[key].astype(np.float32)  # noqa: E731
+    return as_float("constant_scalars"), as_float("constant_fields")
+
+
+def _rows(constants, rows: slice):
+    """The constants of the trajectories `rows` (`None` stays `None`)."""
+    if constants is None:
+        return None
+    return tuple(None if c is None else jnp.asarray(c[rows]) for c in constants)
+
+
 def file_path(source: str) -> Path:
     """The path of a `file:<path>` source."""
     return Path(source[len("file:"):])
@@ -96,11 +159,28 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
     """The train and test data of a `file:` source, with the sizes filled in."""
     data = dict(config["data"])
     full = load_trajectory_file(file_path(data["source"]), "data.source")
+    full_constants = load_constants(file_path(data["source"]), full.shape, "data.source")
+    test_constants_all = full_constants
     if data["test_source"]:
         if not data["test_source"].startswith("file:"):
             raise ConfigError("data.test_source", "a \"file:<path>\" source",
                               repr(data["test_source"]), "or leave it empty to split")
         test_all = load_trajectory_file(file_path(data["test_source"]), "data.test_source")
+        test_constants_all = load_constants(
+            file_path(data["test_source"]), test_all.shape, "data.test_source"
+        )
+        def layout(constants):
+            if constants is None:
+                return None
+            return tuple(None if c is None else c.shape[1:] for c in constants)
+
+        if layout(test_constants_all) != layout(full_constants):
+            raise ConfigError(
+                "data.test_source",
+                f"the constants of the train file (per trajectory: {layout(full_constants)})",
+                f"{layout(test_constants_all)} in {data['test_source'][5:]!r}",
+                "store constant_scalars/constant_fields of the same sizes in both files",
+            )
         if test_all.shape[2:] != full.shape[2:]:
             raise ConfigError(
                 "data.test_source",
@@ -119,6 +199,7 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
                                   str(data[key]), f"{where[5:]} holds {available.shape[0]} trajectories")
         train = train_all[: data["num_train_samples"]]
         test = test_all[: data["num_test_samples"]]
+        train_rows, test_rows = slice(0, len(train)), slice(0, len(test))
     else:
         total = full.shape[0]
         if data["num_test_samples"] is None:
@@ -141,6 +222,7 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
             )
         train = full[: data["num_train_samples"]]
         test = full[total - data["num_test_samples"]:]
+        train_rows, test_rows = slice(0, len(train)), slice(total - len(test), total)
     if data["temporal_horizon"] is None:
         data["temporal_horizon"] = train.shape[1]
     if data["temporal_horizon"] > train.shape[1]:
@@ -162,4 +244,9 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
             **resolved["network"],
             "spec": "MLP;64;3;tanh" if train.ndim == 3 else "Conv;26;10;relu",
         }
-    return Dataset(jnp.asarray(train), jnp.asarray(test), None, None, 1.0, None), resolved
+    dataset = Dataset(
+        jnp.asarray(train), jnp.asarray(test), None, None, 1.0, None,
+        train_constants=_rows(full_constants, train_rows),
+        test_constants=_rows(test_constants_all, test_rows),
+    )
+    return dataset, resolved

@@ -129,9 +129,9 @@ def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
     """
     if config["num_seeds"] == 1:
         networks = init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
-                                dataset.num_points, init_keys[0])
+                                dataset.num_points, init_keys[0], dataset.num_constant_channels)
         return with_normalization(config, networks, dataset.train, None)
-    networks = build_steppers(config, dataset.train, init_keys)
+    networks = build_steppers(config, dataset.train, init_keys, dataset.num_constant_channels)
     return with_normalization(config, networks, dataset.train, config["num_seeds"])
 
 
@@ -190,7 +190,7 @@ def _hold_out_validation(config: dict, dataset: Dataset) -> Dataset:
         window = getattr(method.configuration(), "required_window_length", 1)
         try:
             check_validation_data(
-                dataset.validation, dataset.train,
+                dataset.validation_data, dataset.training_data,
                 parse_metrics(split_list(validation["metrics"])), window, 1,
             )
         except ValueError as error:

@@ -98,7 +98,7 @@ def validation_options(run: Prepared) -> dict:
     if run.dataset.validation is None:
         return {}
     return dict(
-        validation_data=run.dataset.validation,
+        validation_data=run.dataset.validation_data,
         validate_every=validation["every"],
         validation_metrics=split_list(validation["metrics"]),
         monitor=validation["monitor"] or None,
@@ -150,6 +150,7 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
         aggregate_steps=evaluation["nrmse_aggregate_steps"],
         correlation_threshold=evaluation["correlation_threshold"],
         key=run.eval_key,
+        constants=run.dataset.test_constants,
     )
     eval_seconds = time.perf_counter() - begin
     every = config["training"]["record_loss_every"]

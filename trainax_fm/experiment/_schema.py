@@ -2,6 +2,7 @@
 
 import dataclasses
 import difflib
+import math
 import re
 from typing import Any, Callable, Optional
 
@@ -17,7 +18,7 @@ class Field:
 
     **Arguments:**
 
-    - `kind`: `"int"`, `"float"`, `"str"` or `"bool"`.
+    - `kind`: `"int"`, `"float"`, `"str"`, `"bool"` or `"floats"` (a list of numbers).
     - `default`: the default value, or `None` when it is derived from other fields.
     - `minimum`, `maximum`: inclusive bounds for numbers.
     - `exclusive_minimum`: whether `minimum` itself is excluded.
@@ -41,7 +42,7 @@ class Field:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         text = {"int": "an integer", "float": "a number", "str": "a string",
-                "bool": "true or false"}[self.kind]
+                "bool": "true or false", "floats": "a list of numbers"}[self.kind]
         if self.minimum is not None and self.maximum is not None:
             left = "(" if self.exclusive_minimum else "["
             text += f" in {left}{self.minimum}, {self.maximum}]"
@@ -70,6 +71,14 @@ class Field:
             if not isinstance(value, bool):
                 raise fail()
             return value
+        if self.kind == "floats":
+            numbers = value if isinstance(value, (list, tuple)) else [None]
+            if not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for v in numbers
+            ):
+                raise fail()
+            return tuple(float(v) for v in numbers)
         if self.kind == "str":
             if not isinstance(value, str):
                 raise fail()
@@ -106,6 +115,8 @@ def _toml_repr(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_repr(v) for v in value) + "]"
     return repr(value)
 
 

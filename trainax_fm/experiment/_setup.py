@@ -8,6 +8,7 @@ import jax
 import jax.tree_util as jtu
 import optax
 
+from .._conditioned_network import ConditionedNetwork
 from .._normalized_stepper import NormalizedStepper
 from .._normalizer import Normalizer
 from ._data import Dataset
@@ -67,7 +68,8 @@ def _schedule(lr, steps, warmup, lr_schedule):
 
 
 def build_stepper(
-    config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key
+    config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key,
+    num_constant_channels: int = 0,
 ) -> eqx.Module:
     """The emulator to train: the network, or a flow-matching stepper around it.
 
@@ -77,6 +79,9 @@ def build_stepper(
     - `num_channels`, `num_spatial_dims`, `num_points`: the state layout
         `(C, *spatial)` (`num_spatial_dims=0` for ODE states).
     - `key`: the initialisation key.
+    - `num_constant_channels`: channels of the constants per trajectory (data with
+        `constant_scalars`/`constant_fields`); with any, the network is wrapped in a
+        [`trainax_fm.ConditionedNetwork`][] that sees them as extra input channels.
 
     **Returns:**
 
@@ -87,17 +92,21 @@ def build_stepper(
     method = parse_method(config["training"]["method"])
     spec = config["network"]["spec"]
     sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points, key=key)
+    def network(in_channels):
+        built = build_network(
+            spec, in_channels=in_channels + num_constant_channels,
+            out_channels=num_channels, **sizes,
+        )
+        return ConditionedNetwork(built) if num_constant_channels else built
+
     if method.is_flow_matching:
         from .. import flow
 
-        network = build_network(
-            spec, in_channels=flow.velocity_input_channels(num_channels),
-            out_channels=num_channels, **sizes,
-        )
         return flow.FlowMatchingStepper(
-            flow.ConditionalVelocity(network), method.num_sampling_steps, method.solver
+            flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
+            method.num_sampling_steps, method.solver,
         )
-    return build_network(spec, in_channels=num_channels, out_channels=num_channels, **sizes)
+    return network(num_channels)
 
 
 def _layout_key(config: dict) -> tuple:
@@ -106,11 +115,12 @@ def _layout_key(config: dict) -> tuple:
 
 @functools.lru_cache(maxsize=32)
 def _compiled_init(spec: str, method: str, num_channels, num_spatial_dims, num_points,
-                   num_seeds):
+                   num_seeds, num_constant_channels=0):
     config = {"network": {"spec": spec}, "training": {"method": method}}
 
     def init(key):
-        return build_stepper(config, num_channels, num_spatial_dims, num_points, key)
+        return build_stepper(config, num_channels, num_spatial_dims, num_points, key,
+                             num_constant_channels)
 
     if num_seeds is None:
         return eqx.filter_jit(init)
@@ -118,13 +128,14 @@ def _compiled_init(spec: str, method: str, num_channels, num_spatial_dims, num_p
 
 
 def init_stepper(
-    config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key
+    config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key,
+    num_constant_channels: int = 0,
 ) -> eqx.Module:
     """`build_stepper` compiled as one program (much faster than eager initialisation,
     which dispatches and compiles every small operation separately; cached per
     network layout)."""
     return _compiled_init(*_layout_key(config), num_channels, num_spatial_dims, num_points,
-                          None)(key)
+                          None, num_constant_channels)(key)
 
 
 def with_normalization(
@@ -144,13 +155,15 @@ def with_normalization(
     return eqx.filter_vmap(wrap, in_axes=(0, None))(networks, normalizer)
 
 
-def build_steppers(config: dict, dataset_like: Any, keys) -> eqx.Module:
+def build_steppers(
+    config: dict, dataset_like: Any, keys, num_constant_channels: int = 0
+) -> eqx.Module:
     """One stepper per key, stacked on a leading seed axis (`eqx.filter_vmap`)."""
     shape = dataset_like.shape
     num_spatial_dims = len(shape) - 3
     num_points = int(min(shape[3:])) if num_spatial_dims else 0
     return _compiled_init(*_layout_key(config), int(shape[2]), num_spatial_dims, num_points,
-                          len(keys))(keys)
+                          len(keys), num_constant_channels)(keys)
 
 
 @eqx.filter_jit
@@ -169,7 +182,7 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
 
     training = config["training"]
     return ConfigurationTrainer(
-        dataset.train,
+        dataset.training_data,
         method.configuration(),
         ref_stepper=dataset.ref_stepper if method.needs_ref_stepper else None,
         residuum_fn=dataset.residuum_fn if method.needs_residuum else None,

@@ -7,10 +7,19 @@ rollouts that take a `key` keyword and are reproducible for a fixed key.
 
 - [`trainax_fm.sample_data.advection_1d_periodic`][]: exact linear advection of random
     band-limited signals on a periodic 1D grid.
+- [`trainax_fm.sample_data.advection_1d_varying_speed`][]: the same with a speed that
+    varies across trajectories, returned as their constant scalar
+    ([`trainax_fm.ConditionedTrajectories`][]), for parameter-conditioned emulators.
+- [`trainax_fm.sample_data.dysts_systems`][] and
+    [`trainax_fm.sample_data.dysts_trajectories`][]: the `dysts` catalogue of chaotic
+    ODEs, generated locally (optional extra `dysts`).
 - [`trainax_fm.sample_data.make_lorenz_stepper_rk4`][] and
     [`trainax_fm.sample_data.lorenz_rk4`][]: the chaotic Lorenz-63 system with RK4.
 """
 
 from ._advection import advection_1d_periodic as advection_1d_periodic
+from ._dysts import dysts_systems as dysts_systems
+from ._dysts import dysts_trajectories as dysts_trajectories
 from ._lorenz import lorenz_rk4 as lorenz_rk4
 from ._lorenz import make_lorenz_stepper_rk4 as make_lorenz_stepper_rk4
+from ._varying_advection import advection_1d_varying_speed as advection_1d_varying_speed

@@ -8,7 +8,8 @@ training engine together. Call it as `trainer(stepper, key)` (trainax-compatible
 Every trainer takes, besides its methodology's keywords (those of its configuration),
 the same keywords, all after the data and keyword-only:
 
-- `data_trajectories`: trajectories `(S, T, C, *spatial)` or a PyTree of them.
+- `data_trajectories`: trajectories `(S, T, C, *spatial)` or a PyTree of them, or
+    [`trainax_fm.ConditionedTrajectories`][] (with constants per trajectory).
 - `ref_stepper`, `residuum_fn`: the reference simulator and the residuum, for the
     methodologies that need them (accepted and unused by the others, as in trainax).
 - `optimizer`: an `optax.GradientTransformation`.
@@ -16,6 +17,9 @@ the same keywords, all after the data and keyword-only:
 - `num_training_steps`: number of updates.
 - `batch_size`: windows per update.
 - `do_sub_stacking`: use every window of each trajectory (`True`) or only the first.
+- `num_output_steps`: `k > 1` for a stepper that predicts `k` states per call
+    ([`trainax_fm.BlockStepper`][]): the configuration then works on blocks of `k`
+    states (rollout lengths and time-level weights count blocks).
 - the engine options of [`trainax_fm.EngineOptions`][]: `steps_per_dispatch`, `mesh`,
     `batch_axis`, `num_seeds`, `checkpoint_path`, `checkpoint_every`, `on_nonfinite`.
 """

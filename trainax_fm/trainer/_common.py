@@ -14,6 +14,7 @@ from jaxtyping import Array, Float, PyTree
 
 from .._general_trainer import GeneralTrainer
 from .._loop._options import expose_signature, with_engine_options
+from .._validation import check_positive_int
 from .._windows import TrajectorySubStacker
 
 
@@ -27,6 +28,7 @@ def _trainer_keywords(
     num_training_steps: int,
     batch_size: int,
     do_sub_stacking: bool = True,
+    num_output_steps: int = 1,
     **engine_options,
 ):
     """The keywords every one-line trainer takes (the signature is all that is used)."""
@@ -122,10 +124,21 @@ def init_from_configuration(
     num_training_steps: int,
     batch_size: int,
     do_sub_stacking: bool,
+    num_output_steps: int,
     **engine_options,
 ) -> None:
-    """Cut the windows a configuration needs and initialise `trainer` with them."""
-    stacker = TrajectorySubStacker(data_trajectories, window_length, do_sub_stacking=do_sub_stacking)
+    """Cut the windows a configuration needs and initialise `trainer` with them.
+
+    `window_length` counts the time levels the configuration sees: states, or blocks
+    of `num_output_steps` states for a stepper that predicts several per call.
+    """
+    num_output_steps = check_positive_int(num_output_steps, "num_output_steps")
+    stacker = TrajectorySubStacker(
+        data_trajectories,
+        window_length * num_output_steps,
+        do_sub_stacking=do_sub_stacking,
+        num_output_steps=num_output_steps,
+    )
     GeneralTrainer.__init__(
         trainer,
         stacker,

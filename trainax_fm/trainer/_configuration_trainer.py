@@ -23,7 +23,8 @@ class ConfigurationTrainer(GeneralTrainer):
     - the keywords every trainer shares and the engine options: see
         [`trainax_fm.trainer`][] (`ref_stepper`, `residuum_fn` as the configuration
         needs).
-    - `sub_trajectory_len`: override the window length.
+    - `sub_trajectory_len`: override the window length (in blocks with
+        `num_output_steps > 1`).
     """
 
     def __init__(
