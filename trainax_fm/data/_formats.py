@@ -1,0 +1,101 @@
+"""Open a trajectory array stored in a `.npy` file, an HDF5 data set or a zarr array.
+
+Each format is read through its own engine (a NumPy memory map, h5py, zarr); what the
+rest of trainax_fm sees is an object that can be sliced like an array and closed.
+"""
+
+import os
+from typing import Any, Optional
+
+import numpy as np
+
+FORMATS = ("npy", "hdf5", "zarr")
+INSTALL_HINT = {"hdf5": "pip install h5py", "zarr": "pip install zarr"}
+
+
+class OpenArray:
+    """A stored array opened for reading, with what keeps it open.
+
+    **Arguments:**
+
+    - `array`: the array-like object (`np.memmap`, `h5py.Dataset`, `zarr.Array`).
+    - `handle`: the open file to close afterwards, or `None`.
+    """
+
+    def __init__(self, array: Any, handle: Any = None):
+        self.array = array
+        self.handle = handle
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def _import(module: str, file_format: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ImportError(
+            f"reading {file_format} trajectories needs {module}: "
+            f"`{INSTALL_HINT[file_format]}` (or `pip install 'trainax_fm[data]'`)."
+        ) from None
+
+
+def open_array(file_format: str, path: str, dataset: Optional[str]) -> OpenArray:
+    """Open the array `dataset` of the file `path` stored in `file_format`.
+
+    **Raises:**
+
+    - `FileNotFoundError` for a missing file; `ValueError` for a data set name that
+        the file does not hold (the message lists those it holds) or a file the engine
+        cannot read; `ImportError` when the format's engine is not installed.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no {file_format} trajectory file at {path!r}.")
+    if file_format == "npy":
+        if dataset is not None:
+            raise ValueError(
+                f"a .npy file holds one array, but a data set name {dataset!r} was given "
+                f"for {path!r}; drop the name (write 'npy:{path}')."
+            )
+        try:
+            return OpenArray(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{path!r} is not a readable .npy file ({error}).") from None
+    if file_format == "hdf5":
+        h5py = _import("h5py", "hdf5")
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as error:
+            raise ValueError(f"{path!r} is not a readable HDF5 file ({error}).") from None
+        names: list[str] = []
+        handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        if dataset is None or dataset.strip("/") not in names:
+            handle.close()
+            raise ValueError(
+                f"HDF5 file {path!r} has no data set {dataset!r}; it holds "
+                f"{names or 'no data sets'}. Name one as 'hdf5:{path}#<data set>'."
+            )
+        return OpenArray(handle[dataset], handle)
+    if file_format == "zarr":
+        zarr = _import("zarr", "zarr")
+        try:
+            node = zarr.open(path, mode="r")
+        except Exception as error:  # zarr raises several types for unreadable stores
+            raise ValueError(f"{path!r} is not a readable zarr store ({error}).") from None
+        if isinstance(node, zarr.Array):
+            if dataset is not None:
+                raise ValueError(
+                    f"zarr store {path!r} is a single array, but an array name "
+                    f"{dataset!r} was given; drop the name (write 'zarr:{path}')."
+                )
+            return OpenArray(node)
+        names = sorted(name for name, _ in node.arrays())
+        if dataset is None or dataset.strip("/") not in names:
+            raise ValueError(
+                f"zarr group {path!r} has no array {dataset!r}; it holds "
+                f"{names or 'no arrays'}. Name one as 'zarr:{path}#<array>'."
+            )
+        return OpenArray(node[dataset])
+    raise ValueError(f"`file_format` must be one of {FORMATS}, got {file_format!r}.")
