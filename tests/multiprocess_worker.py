@@ -6,8 +6,9 @@ updates on a 4-device mesh from the `.npy` file DATA (on disk). Phases:
 
 - `single`: one process; saves the weights trained from disk and from memory.
 - `crash`: checkpoints every 25 updates and is killed (SIGKILL) at update 30.
-- `resume`: resumes the crashed run from its checkpoint, then trains a fresh,
-  uninterrupted run; saves both weights (`OUT/<run>_<process>.npy`).
+- `resume`: checks the batch-size error and a checkpoint of a sharded array, resumes
+  the crashed run from its checkpoint, then trains a fresh, uninterrupted run; saves
+  both weights (`OUT/<run>_<process>.npy`).
 """
 
 import os
@@ -85,6 +86,18 @@ elif phase == "resume":
         assert "number of processes (2)" in str(error), error
     else:
         raise AssertionError("batch_size 7 on 2 processes must be rejected")
+    # A train state whose "stepper" is sharded over the processes: gathered, one file.
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    local = np.arange(6, dtype=np.float32).reshape(2, 3) + 6 * process_id
+    sharded = jax.make_array_from_process_local_data(rows, local, (4, 3))
+    assert not sharded.is_fully_addressable
+    sharded_path = os.path.join(out, "sharded.eqx")
+    tx.save_train_state(sharded_path, tx.TrainState(
+        sharded, optax.sgd(0.1).init(sharded), 0, key, np.zeros(0, np.float32)
+    ))
+    loaded = tx.load_train_state(sharded_path, np.zeros((4, 3), np.float32), optax.sgd(0.1))
+    np.testing.assert_array_equal(loaded.stepper, np.arange(12).reshape(4, 3))
+
     state = tx.load_train_state(checkpoint, net, optimizer)
     assert state.step == 25, state.step
     save("resumed", trainer(on_disk).train(resume_from=state, spawn_tqdm=False))

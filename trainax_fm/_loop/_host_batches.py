@@ -52,8 +52,8 @@ def process_rows(
     for (_, stop), (start, _) in zip(rows, rows[1:]):
         if start != stop:
             raise ValueError(
-                f"process {jax.process_index()} holds the non-contiguous minibatch rows "
-                f"{rows} on mesh axis; order the mesh's devices by process "
+                f"the devices of process {jax.process_index()} hold the minibatch rows "
+                f"{rows}, which are not one block; order the mesh's devices by process "
                 "(`jax.make_mesh` does) so that each process reads one block of rows."
             )
     return rows[0][0], rows[-1][1]
@@ -95,12 +95,11 @@ class HostBatches:
         self.host_table: Optional[tuple[int, np.ndarray]] = None
         self.current: Optional[tuple[int, jax.Array]] = None
         self.next_step = start
+        self.stop = stop
         self.queue: queue.Queue = queue.Queue(maxsize=PREFETCH_DEPTH)
         self.stopping = threading.Event()
-        self.thread = threading.Thread(
-            target=self._produce, args=(start, stop), name="trainax_fm-prefetch", daemon=True
-        )
-        self.thread.start()
+        # Started by the first `get`, so that nothing runs before training does.
+        self.thread: Optional[threading.Thread] = None
 
     def indices(self, step: int) -> np.ndarray:
         """The global window indices of update `step` (the in-memory stream's)."""
@@ -146,6 +145,12 @@ class HostBatches:
                 f"on-disk minibatches are read in order: asked for update {step}, the "
                 f"next one read is {self.next_step}."
             )
+        if self.thread is None:
+            self.thread = threading.Thread(
+                target=self._produce, args=(step, self.stop), name="trainax_fm-prefetch",
+                daemon=True,
+            )
+            self.thread.start()
         item = self.queue.get()
         if isinstance(item, _Failure):
             raise RuntimeError(
@@ -158,4 +163,5 @@ class HostBatches:
 
     def close(self) -> None:
         self.stopping.set()
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()

@@ -166,10 +166,9 @@ class WindowReader:
     ) -> np.ndarray:
         """Windows `[trajectory[i], start[i] : start[i] + length]`, stacked `(n, length, ...)`."""
         first = self.source.trajectories[0]
-        array = self.opened.array
         out = np.empty((len(trajectory), length) + self.source.file_shape[2:], self.source.dtype)
         for i, (t, s) in enumerate(zip(trajectory.tolist(), start.tolist())):
-            out[i] = array[first + t, s : s + length]
+            out[i] = self.opened.read_window(first + t, s, length)
         return out
 
     def close(self) -> None:

@@ -26,10 +26,41 @@ class OpenArray:
         self.array = array
         self.handle = handle
 
+    def read_window(self, trajectory: int, start: int, length: int) -> np.ndarray:
+        """Snapshots `start : start + length` of `trajectory`."""
+        return self.array[trajectory, start : start + length]
+
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
+
+
+class NpyArray(OpenArray):
+    """A `.npy` file: a memory map for its layout and whole-array reads, and one
+    `os.pread` per window.
+
+    Reading windows through the memory map would map the pages it touches (and the
+    kernel's read-around) into the process, so its resident memory would grow
+    towards the size of the file over a long run; `pread` copies just the window
+    and leaves the caching to the page cache.
+    """
+
+    def __init__(self, array: np.memmap, path: str):
+        super().__init__(array)
+        self.descriptor = os.open(path, os.O_RDONLY)
+        self.snapshot = int(np.prod(array.shape[2:], dtype=np.int64)) * array.dtype.itemsize
+        self.trajectory = array.shape[1] * self.snapshot
+
+    def read_window(self, trajectory: int, start: int, length: int) -> np.ndarray:
+        offset = self.array.offset + trajectory * self.trajectory + start * self.snapshot
+        data = os.pread(self.descriptor, length * self.snapshot, offset)
+        return np.frombuffer(data, self.array.dtype).reshape((length,) + self.array.shape[2:])
+
+    def close(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
 
 
 def _import(module: str, file_format: str):
@@ -60,9 +91,13 @@ def open_array(file_format: str, path: str, dataset: Optional[str]) -> OpenArray
                 f"for {path!r}; drop the name (write 'npy:{path}')."
             )
         try:
-            return OpenArray(np.load(path, mmap_mode="r", allow_pickle=False))
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as error:
             raise ValueError(f"{path!r} is not a readable .npy file ({error}).") from None
+        # Fortran order (windows not contiguous) or a wrong rank (reported by the caller).
+        if array.ndim < 3 or not array.flags.c_contiguous:
+            return OpenArray(array)
+        return NpyArray(array, path)
     if file_format == "hdf5":
         h5py = _import("h5py", "hdf5")
         try:
