@@ -103,7 +103,7 @@ class HostBatches:
 
     def indices(self, step: int) -> np.ndarray:
         """The global window indices of update `step` (the in-memory stream's)."""
-        table, first_epoch = self.stream.table_for(step)
+        table, _ = self.stream.table_for(step)
         if self.host_table is None or self.host_table[0] != self.stream.first_epoch:
             self.host_table = (self.stream.first_epoch, np.asarray(table))
         return stream_batch(self.host_table[1], self.host_table[0], step, self.batch_size, np)
