@@ -442,7 +442,8 @@ FLOW_CONFIGURATIONS = frozenset(
 class TrainerCase:
     """One trainer on tiny data.
 
-    `make(num_training_steps, **engine)` builds it (`engine`: e.g. `steps_per_dispatch`);
+    `make(num_training_steps, data=data, **engine)` builds it (`engine`: e.g.
+    `steps_per_dispatch`; `data`: the trajectories, by default `data`);
     `stepper(seed)` a stepper to train. `multistage`: `train` returns one result per
     stage and resumes from `{checkpoint_path}/train_state.eqx`
     (`ProgressiveDistillationTrainer`).
@@ -452,6 +453,7 @@ class TrainerCase:
     cls: type
     make: Callable[..., Any]
     stepper: Callable[[int], Any]
+    data: Any
     multistage: bool = False
 
     def __repr__(self):
@@ -464,9 +466,9 @@ _ODE = ode_trajectories(231)
 
 
 def _rollout_trainer(cls, **fixed):
-    def make(num_training_steps, **engine):
+    def make(num_training_steps, data=_FIELDS, **engine):
         return cls(
-            _FIELDS,
+            data,
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
             batch_size=2,
@@ -477,9 +479,9 @@ def _rollout_trainer(cls, **fixed):
 
 
 def _flow_trainer(cls, **fixed):
-    def make(num_training_steps, **engine):
+    def make(num_training_steps, data=_ODE, **engine):
         return cls(
-            _ODE,
+            data,
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
             batch_size=4,
@@ -500,6 +502,7 @@ TRAINERS = (
         SupervisedTrainer,
         _rollout_trainer(SupervisedTrainer, num_rollout_steps=2),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "DivertedChainTrainer",
@@ -511,6 +514,7 @@ TRAINERS = (
             num_branch_steps=2,
         ),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "DivertedChainBranchOneTrainer",
@@ -519,6 +523,7 @@ TRAINERS = (
             DivertedChainBranchOneTrainer, ref_stepper=smooth_ref, num_rollout_steps=2
         ),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "MixChainPostPhysicsTrainer",
@@ -530,12 +535,14 @@ TRAINERS = (
             num_post_physics_steps=1,
         ),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "ResiduumTrainer",
         ResiduumTrainer,
         _rollout_trainer(ResiduumTrainer, residuum_fn=heat_residuum, num_rollout_steps=2),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "TeacherForcingTrainer",
@@ -544,6 +551,7 @@ TRAINERS = (
             TeacherForcingTrainer, num_rollout_steps=2, teacher_forcing_probability=0.5
         ),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "TemporalConsistencyTrainer",
@@ -552,12 +560,13 @@ TRAINERS = (
             TemporalConsistencyTrainer, num_rollout_steps=2, num_input_steps=2
         ),
         lambda seed: conv_stepper(seed, in_channels=2),
+        _FIELDS,
     ),
     TrainerCase(
         "ConfigurationTrainer",
         ConfigurationTrainer,
-        lambda num_training_steps, **engine: ConfigurationTrainer(
-            _FIELDS,
+        lambda num_training_steps, data=_FIELDS, **engine: ConfigurationTrainer(
+            data,
             Composite([Supervised(2), TemporalConsistency(2)], [1.0, 0.5]),
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
@@ -565,18 +574,21 @@ TRAINERS = (
             **engine,
         ),
         conv_stepper,
+        _FIELDS,
     ),
     TrainerCase(
         "FlowMatchingTrainer",
         FlowMatchingTrainer,
         _flow_trainer(FlowMatchingTrainer),
         velocity_mlp,
+        _ODE,
     ),
     TrainerCase(
         "SemigroupDistillationTrainer",
         SemigroupDistillationTrainer,
         _flow_trainer(SemigroupDistillationTrainer, velocity_space=True),
         flow_map,
+        _ODE,
     ),
     TrainerCase(
         "ProgressiveDistillationTrainer",
@@ -588,6 +600,7 @@ TRAINERS = (
             num_stages=1,
         ),
         _pd_student,
+        _ODE,
         multistage=True,
     ),
 )
