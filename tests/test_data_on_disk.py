@@ -125,6 +125,42 @@ def test_flow_matching_from_disk_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.loss_history, memory.loss_history)
 
 
+class BatchAtEnd(tx.hook.AbstractHook):
+    """Looks at `loop.batch()` after the last update (as the logging hook does)."""
+
+    def on_end(self, loop):
+        self.batch = loop.batch()
+
+
+def test_hooks_see_the_batch_after_the_last_update(tmp_path):
+    data = make_data()
+    source = tx.data.open_trajectories(store(tmp_path, "npy", data))
+    seen = []
+    for trajectories in (data, source):
+        hook = BatchAtEnd()
+        tx.trainer.SupervisedTrainer(
+            trajectories, optimizer=optax.adam(1e-2), num_training_steps=3, batch_size=4,
+            steps_per_dispatch=1,
+        ).train(conv_stepper(), KEY, spawn_tqdm=False, hooks=[hook])
+        seen.append(hook.batch)
+    np.testing.assert_array_equal(seen[1], seen[0])
+
+
+def test_validation_of_a_run_on_disk(tmp_path):
+    data = make_data((7, 12, 1, 16))
+    source = tx.data.open_trajectories(store(tmp_path, "npy", data[:5]))
+    result = tx.trainer.SupervisedTrainer(
+        source, optimizer=optax.adam(1e-2), num_training_steps=6, batch_size=4,
+        validation_data=data[5:], validate_every=3, validation_metrics=("loss", "nrmse@2"),
+    ).train(conv_stepper(), KEY, spawn_tqdm=False)
+    assert result.train_state.step == 6
+    with pytest.raises(ValueError, match="states must have the shape of the training states"):
+        tx.trainer.SupervisedTrainer(
+            source, optimizer=optax.adam(1e-2), num_training_steps=6, batch_size=4,
+            validation_data=data[5:, :, :, :8],
+        )
+
+
 def test_a_failed_read_is_raised_in_the_training_thread(tmp_path):
     spec = store(tmp_path, "npy", make_data())
     source = tx.data.open_trajectories(spec)

@@ -391,6 +391,10 @@ def test_on_disk_sources_train_like_files(tmp_path):
     assert dataset.train.shape == (8, 6, 1, 8) and dataset.num_points == 8
     np.testing.assert_array_equal(dataset.test, array[8:, :4])
     assert config["network"]["spec"].startswith("Conv")
+    # validation trajectories are held out of the on-disk training data
+    held_out = dataset.hold_out(2)
+    assert held_out.train.shape == (6, 6, 1, 8)
+    np.testing.assert_array_equal(held_out.validation, array[6:8])
     summaries = {}
     for name, source in (("file", f"file:{tmp_path / 'a.npy'}"),
                          ("disk", f"hdf5:{tmp_path / 'a.h5'}#u")):
@@ -398,6 +402,7 @@ def test_on_disk_sources_train_like_files(tmp_path):
                                       "num_test_samples": 2},
                "network": {"spec": "Conv;4;2;relu"},
                "training": {"method": "sup;2", "num_training_steps": 6, "batch_size": 4},
+               "validation": {"num_samples": 2, "every": 3, "metrics": "loss;nrmse@2"},
                "evaluation": {"num_rollout_steps": 3}}
         summaries[name] = tx.experiment.run_experiment(run, tmp_path / "runs", quiet=True)
     assert summaries["disk"]["nrmse"] == summaries["file"]["nrmse"]

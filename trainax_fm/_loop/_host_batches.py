@@ -137,14 +137,14 @@ class HostBatches:
         return False
 
     def get(self, step: int) -> jax.Array:
-        """The minibatch of update `step` (the current one again, or the next one)."""
+        """The minibatch of update `step`: the current one again, the next one from the
+        prefetch queue, or any other one (e.g. a hook looking at the batch after the
+        last update) read now."""
         if self.current is not None and self.current[0] == step:
             return self.current[1]
-        if step != self.next_step:
-            raise RuntimeError(
-                f"on-disk minibatches are read in order: asked for update {step}, the "
-                f"next one read is {self.next_step}."
-            )
+        if step != self.next_step or step >= self.stop:
+            with self.stacker.data_trajectories.open() as reader:
+                return self.read(reader, step)
         if self.thread is None:
             self.thread = threading.Thread(
                 target=self._produce, args=(step, self.stop), name="trainax_fm-prefetch",
