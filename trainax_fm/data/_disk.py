@@ -27,7 +27,8 @@ class DiskTrajectories(eqx.Module):
     **Arguments:**
 
     - `path`: the file (`.npy`), HDF5 file or zarr store.
-    - `file_format`: `"npy"` (a NumPy memory map), `"hdf5"` (h5py) or `"zarr"`.
+    - `file_format`: `"npy"` (NumPy; windows read with `os.pread`), `"hdf5"` (h5py) or
+        `"zarr"`.
     - `dataset`: the data set (HDF5) or array (zarr group) inside the file; `None` for
         a `.npy` file or a zarr store that is a single array.
     - `trajectories`: use only trajectories `range(start, stop)` (`(start, stop)`);

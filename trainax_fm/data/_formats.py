@@ -1,6 +1,6 @@
 """Open a trajectory array stored in a `.npy` file, an HDF5 data set or a zarr array.
 
-Each format is read through its own engine (a NumPy memory map, h5py, zarr); what the
+Each format is read through its own engine (NumPy and `os.pread`, h5py, zarr); what the
 rest of trainax_fm sees is an object that can be sliced like an array and closed.
 """
 
@@ -105,7 +105,9 @@ def open_array(file_format: str, path: str, dataset: Optional[str]) -> OpenArray
         except OSError as error:
             raise ValueError(f"{path!r} is not a readable HDF5 file ({error}).") from None
         names: list[str] = []
-        handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        handle.visititems(
+            lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+        )
         if dataset is None or dataset.strip("/") not in names:
             handle.close()
             raise ValueError(
