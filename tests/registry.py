@@ -647,6 +647,7 @@ TRAINERS = (
             num_stages=1,
         ),
         _pd_student,
+        _ODE,
         multistage=True,
         data=_ODE,
     ),

@@ -5,8 +5,8 @@ Each configuration: loss and gradient equal a hand-written reference; the loss i
 finite scalar and the same under `eqx.filter_jit`; `eqx.filter_vmap` over the steppers
 of two seeds gives the per-seed losses. Each trainer: trains, returns trainax-style
 values, runs under `eqx.filter_vmap` over seeds and with `num_seeds` like separate runs,
-agrees across dispatch modes and `record_loss_every`, and resumes bit for bit from a
-saved train state. A newly exported class that is missing from the registry fails
+agrees across dispatch modes and `record_loss_every`, resumes bit for bit from a
+saved train state, and trains from a file on disk exactly as from memory. A newly exported class that is missing from the registry fails
 `test_registry_is_complete`.
 """
 
@@ -239,3 +239,20 @@ def test_trainer_resumes_bit_for_bit(case, key, tmp_path):
     _assert_trees_close(resumed.stepper, full.stepper, exact=True, label="resumed")
     np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
     _assert_trees_close(resumed.opt_state, full.opt_state, exact=True, label="opt_state")
+
+
+@pytest.mark.parametrize("case", TRAINERS, ids=repr)
+def test_trainer_trains_from_disk_like_in_memory(case, key, tmp_path):
+    """Given its trajectories as a `.npy` file on disk (`tx.data.DiskTrajectories`),
+    the trainer sees the same minibatches and ends with bit-identical weights."""
+    np.save(tmp_path / "data.npy", np.asarray(case.data))
+    on_disk = tx.data.open_trajectories(f"npy:{tmp_path / 'data.npy'}")
+    stepper = case.stepper(0)
+    memory, disk = (
+        _final(case.make(NUM_UPDATES, data=data, steps_per_dispatch=1).train(
+            stepper, key, spawn_tqdm=False
+        ))
+        for data in (case.data, on_disk)
+    )
+    _assert_trees_close(disk[0], memory[0], exact=True, label="from disk")
+    np.testing.assert_array_equal(disk[1], memory[1])

@@ -371,3 +371,59 @@ def test_nonfinite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, nu
     assert np.all(np.isfinite(state.loss_history))
     weights = jax.tree_util.tree_leaves(eqx.filter(state.stepper, eqx.is_inexact_array))
     assert all(np.all(np.isfinite(w)) for w in weights)
+
+
+def test_on_disk_sources_train_like_files(tmp_path):
+    """`hdf5:`/`npy:` sources: the same split, the same trained network as `file:`."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    array = rng.normal(size=(10, 6, 1, 8)).astype(np.float32)
+    np.save(tmp_path / "a.npy", array)
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["u"] = array
+    # relative paths are resolved against the config file; the data set name is kept
+    (tmp_path / "c.toml").write_text('[data]\nsource = "hdf5:a.h5#u"\n[evaluation]\nnum_rollout_steps = 2\n')
+    assert load_config(tmp_path / "c.toml")["data"]["source"] == f"hdf5:{tmp_path / 'a.h5'}#u"
+    dataset, config = tx.experiment.load_data(
+        validate_config({"data": {"source": f"npy:{tmp_path / 'a.npy'}"},
+                         "evaluation": {"num_rollout_steps": 3}}))
+    assert isinstance(dataset.train, tx.data.DiskTrajectories)
+    assert dataset.train.shape == (8, 6, 1, 8) and dataset.num_points == 8
+    np.testing.assert_array_equal(dataset.test, array[8:, :4])
+    assert config["network"]["spec"].startswith("Conv")
+    # validation trajectories are held out of the on-disk training data
+    held_out = dataset.hold_out(2)
+    assert held_out.train.shape == (6, 6, 1, 8)
+    np.testing.assert_array_equal(held_out.validation, array[6:8])
+    summaries = {}
+    for name, source in (("file", f"file:{tmp_path / 'a.npy'}"),
+                         ("disk", f"hdf5:{tmp_path / 'a.h5'}#u")):
+        run = {"name": name, "data": {"source": source, "test_source": f"npy:{tmp_path / 'a.npy'}",
+                                      "num_test_samples": 2},
+               "network": {"spec": "Conv;4;2;relu"},
+               "training": {"method": "sup;2", "num_training_steps": 6, "batch_size": 4},
+               "validation": {"num_samples": 2, "every": 3, "metrics": "loss;nrmse@2"},
+               "evaluation": {"num_rollout_steps": 3}}
+        summaries[name] = tx.experiment.run_experiment(run, tmp_path / "runs", quiet=True)
+    assert summaries["disk"]["nrmse"] == summaries["file"]["nrmse"]
+    assert (tmp_path / "runs" / "disk" / "network.eqx").read_bytes() == (
+        tmp_path / "runs" / "file" / "network.eqx").read_bytes()
+
+
+def test_on_disk_source_errors_name_the_field(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        f["u"] = np.zeros((4, 6, 1, 8), np.float32)
+    with pytest.raises(ConfigError, match=r"data.source.*no data set 'v'; it holds \['u'\]"):
+        tx.experiment.load_data(validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#v"}}))
+    with pytest.raises(ConfigError, match="data.source.*no npy trajectory file"):
+        tx.experiment.load_data(validate_config({"data": {"source": f"npy:{tmp_path / 'b.npy'}"}}))
+    with pytest.raises(ConfigError, match="data.source"):
+        validate_config({"data": {"source": "hdf5:#u"}})
+    with pytest.raises(ConfigError, match="num_seeds"):
+        validate_config({"num_seeds": 2, "data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u"}})
+    with pytest.raises(ConfigError, match="training.steps_per_dispatch"):
+        validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u"},
+                         "training": {"steps_per_dispatch": 4}})
+    with pytest.raises(ConfigError, match="data.test_source"):
+        validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u", "test_source": "lorenz"}})

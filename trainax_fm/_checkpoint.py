@@ -4,6 +4,13 @@ File layout: one JSON header line (magic, format version, step, shapes needed to
 rebuild the tree), then the leaves written by `eqx.tree_serialise_leaves`. Files are
 written to a temporary file in the target directory and moved into place with
 `os.replace`, so an interrupted write never damages the previous checkpoint.
+
+Under several processes (`jax.distributed`) a checkpoint is still one file, written
+once, by process 0: arrays that no single process holds entirely (sharded over the
+devices of several processes) are first gathered with
+`jax.experimental.multihost_utils.process_allgather`, replicated ones are read from
+the local copy, and all processes wait at a barrier until the file is in place. So
+`save_train_state` is collective there: every process calls it.
 """
 
 import json
@@ -16,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from ._atomic import atomic_open
 from ._loop._monitor import ValidationHistory, empty_history
@@ -38,8 +46,28 @@ def _key_data(key):
     return jax.random.key_data(key) if _typed_key(key) else key
 
 
+def host_arrays(tree: Any) -> Any:
+    """`tree` with every array that is not fully addressable made a host array.
+
+    Replicated arrays are read from this process's copy; sharded ones are gathered
+    from all processes (a collective: every process must call this).
+    """
+
+    def to_host(leaf):
+        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+            return leaf
+        if leaf.is_fully_replicated:
+            return np.asarray(leaf.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+
+    return jax.tree_util.tree_map(to_host, tree)
+
+
 def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
     """Write `state` to `path` atomically.
+
+    Under several processes, every process calls it; process 0 writes the one file
+    (after gathering sharded arrays) and all return once it is in place.
 
     **Arguments:**
 
@@ -53,6 +81,15 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
     if not isinstance(state, TrainState):
         raise TypeError(f"`state` must be a trainax_fm.TrainState, got {type(state).__name__}.")
     path = Path(path)
+    state = host_arrays(state)
+    if jax.process_index() == 0:
+        _write(path, state)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"trainax_fm checkpoint {path} {state.step}")
+    return path
+
+
+def _write(path: Path, state: TrainState) -> None:
     typed = _typed_key(state.key)
     key_data = _key_data(state.key)
     staged = state.stage_start is not None
@@ -79,7 +116,6 @@ def save_train_state(path: Union[str, os.PathLike], state: TrainState) -> Path:
     with atomic_open(path) as stream:
         stream.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(stream, payload)
-    return path
 
 
 def load_train_state(

@@ -92,10 +92,16 @@ def stream_batch(
     first_epoch: Int[Array, ""],
     step: Int[Array, ""],
     batch_size: int,
+    xnp=jnp,
 ) -> Int[Array, " batch_size"]:
-    """Window indices of training step `step` from a table of epoch permutations."""
+    """Window indices of training step `step` from a table of epoch permutations.
+
+    With `xnp=np` the same arithmetic runs on the host on a NumPy copy of the table:
+    that is how minibatches of on-disk data are chosen, so they equal the in-memory
+    ones.
+    """
     num_samples = permutations.shape[1]
-    position = step * batch_size + jnp.arange(batch_size)
+    position = step * batch_size + xnp.arange(batch_size)
     epoch = position // num_samples - first_epoch
     return permutations[epoch, position % num_samples]
 

@@ -1,7 +1,7 @@
 """Lazy windows: sub-trajectories gathered by index instead of materialised copies."""
 
 import math
-from typing import Union
+from typing import Optional, Union
 
 import equinox as eqx
 import jax
@@ -12,6 +12,7 @@ from jaxtyping import Array, Float, Int, PyTree
 
 from ._conditioned_data import ConditionedTrajectories, ConditionedWindows
 from ._validation import check_bool, check_positive_int, describe_leaves, is_traced
+from .data._disk import DiskTrajectories
 
 
 def check_trajectories(data: PyTree, name: str = "data_trajectories") -> tuple[int, int]:
@@ -84,7 +85,9 @@ class TrajectorySubStacker(eqx.Module):
     **Arguments:**
 
     - `data_trajectories`: array `(S, T, C, *spatial)` or a PyTree of arrays sharing the
-        leading `(S, T)` axes.
+        leading `(S, T)` axes; or a [`trainax_fm.data.DiskTrajectories`][], whose
+        windows are then read from the file on the host (`__call__` needs concrete
+        indices; the trainers read minibatches ahead of the updates).
     - `sub_trajectory_len`: window length `W` (for `R` unrolled steps use `R + 1`).
     - `do_sub_stacking`: if `False`, only the first window of each trajectory is used.
     - `only_store_ic`: if `True`, windows are cut down to their first snapshot (length 1),
@@ -99,12 +102,16 @@ class TrajectorySubStacker(eqx.Module):
     `ConditionedWindows` (the windows and the constants of their trajectories).
     """
 
-    data_trajectories: Union[PyTree[Float[Array, "num_trajectories time ..."]], ConditionedTrajectories]
-    window_table: Int[Array, "num_windows 2"]
+    data_trajectories: Union[
+        PyTree[Float[Array, "num_trajectories time ..."]], ConditionedTrajectories, DiskTrajectories
+    ]
+    # `None` for data on disk: window `i` is then `divmod(i, windows_per_trajectory)`.
+    window_table: Optional[Int[Array, "num_windows 2"]]
     sub_trajectory_len: int = eqx.field(static=True)
     window_length: int = eqx.field(static=True)
     num_total_samples: int = eqx.field(static=True)
     num_output_steps: int = eqx.field(static=True)
+    windows_per_trajectory: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -116,8 +123,12 @@ class TrajectorySubStacker(eqx.Module):
         num_output_steps: int = 1,
     ):
         conditioned = isinstance(data_trajectories, ConditionedTrajectories)
+        on_disk = isinstance(data_trajectories, DiskTrajectories)
         trajectories = data_trajectories.trajectories if conditioned else data_trajectories
-        num_trajectories, num_time_steps = check_trajectories(trajectories)
+        if on_disk:
+            num_trajectories, num_time_steps = data_trajectories.shape[:2]
+        else:
+            num_trajectories, num_time_steps = check_trajectories(trajectories)
         sub_trajectory_len = check_positive_int(sub_trajectory_len, "sub_trajectory_len")
         check_bool(do_sub_stacking, "do_sub_stacking")
         check_bool(only_store_ic, "only_store_ic")
@@ -134,24 +145,44 @@ class TrajectorySubStacker(eqx.Module):
                 f"trajectories (T = {num_time_steps} snapshots). Use at most "
                 f"{num_time_steps}, i.e. fewer rollout steps, or longer trajectories."
             )
-        check_finite(trajectories)
-        if not conditioned:
-            # NumPy leaves cannot be indexed by traced indices inside jit.
-            data_trajectories = jtu.tree_map(jnp.asarray, data_trajectories)
         windows_per_trajectory = (
             num_time_steps - sub_trajectory_len + 1 if do_sub_stacking else 1
         )
-        trajectory_index, start_index = np.meshgrid(
-            np.arange(num_trajectories), np.arange(windows_per_trajectory), indexing="ij"
-        )
-        table = np.stack([trajectory_index.ravel(), start_index.ravel()], axis=-1)
+        if on_disk:  # reading the whole file to check it would defeat its purpose
+            if num_output_steps > 1:
+                raise ValueError(
+                    "`num_output_steps` > 1 (block steppers) needs trajectories in memory; "
+                    "read the on-disk trajectories with `.read()` first."
+                )
+            self.window_table = None
+        else:
+            check_finite(trajectories)
+            if not conditioned:
+                # NumPy leaves cannot be indexed by traced indices inside jit.
+                data_trajectories = jtu.tree_map(jnp.asarray, data_trajectories)
+            trajectory_index, start_index = np.meshgrid(
+                np.arange(num_trajectories), np.arange(windows_per_trajectory), indexing="ij"
+            )
+            table = np.stack([trajectory_index.ravel(), start_index.ravel()], axis=-1)
+            self.window_table = jnp.asarray(table, dtype=jnp.int32)
         self.data_trajectories = data_trajectories
-        self.window_table = jnp.asarray(table, dtype=jnp.int32)
         self.sub_trajectory_len = sub_trajectory_len
         self.num_output_steps = num_output_steps
         # Counted in blocks (states when num_output_steps == 1): what configurations see.
         self.window_length = 1 if only_store_ic else sub_trajectory_len // num_output_steps
-        self.num_total_samples = int(table.shape[0])
+        self.num_total_samples = num_trajectories * windows_per_trajectory
+        self.windows_per_trajectory = windows_per_trajectory
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether the windows are read from a file on the host."""
+        return isinstance(self.data_trajectories, DiskTrajectories)
+
+    def read_windows(self, reader, indices: Int[np.ndarray, " n"]) -> np.ndarray:
+        """The windows `indices` of on-disk data, read on the host with `reader` (a
+        [`trainax_fm.data.WindowReader`][] of `data_trajectories`)."""
+        trajectory, start = np.divmod(np.asarray(indices), self.windows_per_trajectory)
+        return reader.read_windows(trajectory, start, self.window_length)
 
     def __call__(
         self, indices: Union[Int[Array, " n"], slice, list]
@@ -171,6 +202,16 @@ class TrajectorySubStacker(eqx.Module):
         """
         if isinstance(indices, slice):
             indices = np.arange(self.num_total_samples)[indices]
+        if self.on_disk:
+            if is_traced(indices):
+                raise TypeError(
+                    "windows of on-disk data are read on the host: pass concrete indices, "
+                    "not traced ones (the trainers read each minibatch ahead of its update)."
+                )
+            indices = np.asarray(indices)
+            with self.data_trajectories.open() as reader:
+                windows = self.read_windows(reader, indices.reshape(-1))
+            return jnp.asarray(windows.reshape(indices.shape + windows.shape[1:]))
         indices = jnp.asarray(indices, dtype=jnp.int32)
         if indices.ndim == 0:  # a single window, without the batch axis
             return jtu.tree_map(lambda x: x[0], self(indices[None]))

@@ -140,6 +140,22 @@ def one_step(
     return stepper, opt_state, loss, loss
 
 
+def streamed_step(
+    problem: Problem,
+    stepper: PyTree,
+    opt_state: PyTree,
+    batch: PyTree,
+    run_key: PRNGKeyArray,
+    step: Int[Array, ""],
+):
+    """One update on a minibatch read on the host (data on disk), already placed and
+    sharded over the devices."""
+    stepper, opt_state, loss = problem.update(
+        stepper, opt_state, batch, step_key(run_key, step), step
+    )
+    return stepper, opt_state, loss, loss
+
+
 def many_steps(
     problem: Problem,
     stepper: PyTree,
@@ -273,25 +289,23 @@ class CompiledUpdate:
         self.static = static
         self.sharded = problem.mesh is not None
 
-        def one_seed(problem_arrays, stepper_arrays, opt_arrays, permutations, first_epoch, run_key, *args):
+        def one_seed(problem_arrays, stepper_arrays, opt_arrays, *args):
             problem, stepper, opt_state = eqx.combine(
                 (problem_arrays, stepper_arrays, opt_arrays), static
             )
             stepper, opt_state, losses, last = kernel(
-                problem, stepper, opt_state, permutations, first_epoch, run_key, *args,
-                *static_args,
+                problem, stepper, opt_state, *args, *static_args
             )
             return eqx.filter((stepper, opt_state), eqx.is_array), losses, last
 
-        def compiled(dynamic, permutations, first_epoch, run_key, *args):
+        def compiled(dynamic, *args):
             if not seeds:
-                return one_seed(*dynamic, permutations, first_epoch, run_key, *args)
+                return one_seed(*dynamic, *args)
             # Seeds in parallel: every seed has its own parameters, optimizer state,
-            # minibatch order and noise; data and step counter are shared.
-            in_axes = (None, 0, 0, 0, None, 0) + (None,) * len(args)
-            return jax.vmap(one_seed, in_axes=in_axes)(
-                *dynamic, permutations, first_epoch, run_key, *args
-            )
+            # minibatch order (the permutation table, first argument) and noise (the run
+            # key, third); data, first epoch and step counter are shared.
+            in_axes = (None, 0, 0, 0, None, 0) + (None,) * (len(args) - 3)
+            return jax.vmap(one_seed, in_axes=in_axes)(*dynamic, *args)
 
         leaves, treedef = jax.tree_util.tree_flatten(static)
         try:

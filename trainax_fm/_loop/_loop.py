@@ -9,10 +9,13 @@ from jaxtyping import PRNGKeyArray, PyTree
 from .._mixer import StreamPlan
 from .._train_state import TrainState
 from ..hook._base import AbstractHook
-from ._compiled import CompiledUpdate, Problem, gather_batch, many_steps, one_step
+from ._compiled import (
+    CompiledUpdate, Problem, gather_batch, many_steps, one_step, streamed_step,
+)
 from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
 from ._history import LossChunk, LossHistory
 from ._monitor import ValidationHistory
+from ._host_batches import HostBatches, batch_sharding
 from ._stream import PermutationStream
 
 
@@ -34,6 +37,8 @@ class Loop:
         `validation_data`: the held-out trajectories, or `None`.
     - `last_validation`: the values of the latest validation of this call (host
         arrays by metric name), `{}` before it.
+    - `host_batches`: for data on disk, the minibatches read ahead on the host
+        (`None` for data in memory, whose windows are gathered inside the update).
     """
 
     def __init__(
@@ -73,6 +78,12 @@ class Loop:
         self.shuffle_key, self.update_key = (keys[:, 0], keys[:, 1]) if seeds else keys
         plan = StreamPlan(problem.stacker.num_total_samples, problem.batch_size)
         self.stream = PermutationStream(self.shuffle_key, plan, seeds)
+        self.host_batches: Optional[HostBatches] = None
+        if problem.stacker.on_disk:
+            self.host_batches = HostBatches(
+                problem.stacker, self.shuffle_key, problem.batch_size, start, stop,
+                batch_sharding(problem.mesh, problem.batch_axis),
+            )
 
     def request_stop(self, reason: str) -> None:
         """End training after the current event (e.g. early stopping)."""
@@ -80,6 +91,8 @@ class Loop:
 
     def batch(self) -> PyTree:
         """The minibatch of update `step` (with a seed axis for seed-parallel runs)."""
+        if self.host_batches is not None:
+            return self.host_batches.get(self.step)
         table, first_epoch = self.stream.table_for(self.step)
         return gather_batch(
             self.problem, table, first_epoch, jax.numpy.asarray(self.step),
@@ -98,6 +111,10 @@ class CompiledUpdates:
     """The two compiled forms of an update: straight-line (one) and a loop (many)."""
 
     def __init__(self, problem: Problem, stepper, opt_state, seeds: bool):
+        if problem.stacker.on_disk:  # every update waits for its minibatch from the host
+            self.single = CompiledUpdate(streamed_step, problem, stepper, opt_state)
+            self.loop = None
+            return
         self.single = CompiledUpdate(one_step, problem, stepper, opt_state, seeds=seeds)
         self.loop = CompiledUpdate(
             many_steps, problem, stepper, opt_state, MAX_STEPS_PER_DISPATCH, seeds=seeds
@@ -105,6 +122,8 @@ class CompiledUpdates:
 
     def choose_dispatch(self, loop: Loop) -> int:
         """Updates per dispatch from the static cost of one update (deterministic)."""
+        if self.loop is None:
+            return 1
         table, first_epoch = loop.stream.table_for(loop.step)
         cost = self.single.cost(
             loop.stepper, loop.opt_state, table, first_epoch, loop.update_key, loop.step
@@ -113,6 +132,11 @@ class CompiledUpdates:
 
     def run(self, loop: Loop, count: int) -> LossChunk:
         """Run `count` updates from `loop.step` and advance the loop."""
+        if loop.host_batches is not None:
+            loop.stepper, loop.opt_state, losses, _ = self.single(
+                loop.stepper, loop.opt_state, loop.batch(), loop.update_key, loop.step
+            )
+            return self._advance(loop, LossChunk(loop.step, 1, losses))
         table, first_epoch = loop.stream.table_for(loop.step)
         arguments = (table, first_epoch, loop.update_key, loop.step)
         if loop.dispatch == 1:
@@ -123,9 +147,12 @@ class CompiledUpdates:
             loop.stepper, loop.opt_state, losses, _ = self.loop(
                 loop.stepper, loop.opt_state, *arguments, count
             )
-        chunk = LossChunk(loop.step, count, losses)
+        return self._advance(loop, LossChunk(loop.step, count, losses))
+
+    @staticmethod
+    def _advance(loop: Loop, chunk: LossChunk) -> LossChunk:
         loop.history.append(chunk)
-        loop.step += count
+        loop.step += chunk.count
         return chunk
 
 
@@ -147,8 +174,12 @@ def run_loop(loop: Loop, updates: CompiledUpdates, hooks: Sequence[AbstractHook]
         for hook in hooks:
             hook.on_end(loop)
     finally:
-        for hook in hooks:
-            hook.close(loop)
+        try:
+            for hook in hooks:
+                hook.close(loop)
+        finally:
+            if loop.host_batches is not None:
+                loop.host_batches.close()
 
 
 def _next_boundary(loop: Loop, hooks: Sequence[AbstractHook], step: int) -> int:

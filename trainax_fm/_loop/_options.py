@@ -31,7 +31,8 @@ class EngineOptions(eqx.Module):
         straight-line code) or `k > 1` (up to `k` updates inside one compiled loop).
     - `mesh`: a `jax.sharding.Mesh` for data-parallel training: every minibatch is
         split over the devices of its `batch_axis`, parameters and data are
-        replicated. `None` uses the default device.
+        replicated (data on disk are not: each process reads its rows of every
+        minibatch). `None` uses the default device.
     - `batch_axis`: the mesh axis to split minibatches over.
     - `num_seeds`: train this many seeds side by side: the stepper, key (and
         optimizer state) given to `train` carry a leading seed axis. `None`: one seed.

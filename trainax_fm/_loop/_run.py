@@ -79,6 +79,14 @@ def train_on_loop(
 
     problem = trainer.make_problem(options)
     traced = is_traced((stepper, key))
+    if problem.stacker.on_disk:
+        if traced:
+            raise TypeError(
+                "training on data on disk reads minibatches on the host and cannot run "
+                "under a JAX transformation (jit, vmap); for several seeds load the data "
+                "into memory (`data.read()`)."
+            )
+        dispatch = 1  # every update waits for its minibatch from the host
     if problem.mesh is not None and not traced:
         replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
         state = (problem, stepper, opt_state)

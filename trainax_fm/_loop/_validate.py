@@ -19,6 +19,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 from .._conditioned_data import ConditionedTrajectories
 from .._validation import check_positive_int, describe_leaves
 from .._windows import TrajectorySubStacker, check_trajectories
+from ..data._disk import DiskTrajectories
 from ._compiled import Problem
 
 LOSS_METRIC = "loss"
@@ -97,6 +98,8 @@ def check_validation_data(
         validation_data = validation_data.trajectories
         training_data = training_data.trajectories
     check_trajectories(validation_data, "validation_data")
+    if isinstance(training_data, DiskTrajectories):  # its shape, without reading it
+        training_data = jax.ShapeDtypeStruct(training_data.shape, training_data.dtype)
     train_structure = jtu.tree_structure(training_data)
     if jtu.tree_structure(validation_data) != train_structure:
         raise ValueError(

@@ -16,6 +16,7 @@ description = ""
 
 [data]                     # see trainax_fm.experiment._data for every source
 source = "advection"       # "advection" | "lorenz" | "exponax:<scenario>" | "file:<path>"
+                           # | on disk: "npy:<path>" | "hdf5:<path>#<data set>" | "zarr:<path>"
 seed = 0                   # seed of the generated train/test data
 num_train_samples = 50
 num_test_samples = 30
@@ -75,7 +76,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _toml
-from ._data import data_fields, file_path, source_kind
+from ._data import DISK_PREFIXES, data_fields, source_kind
 from ._errors import ConfigError, describe_value
 from ._method import format_method, parse_method
 from ._network import format_network, parse_network
@@ -225,11 +226,18 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     for key in ("source", "test_source"):
         value = data.get(key)
-        if value and value.startswith("file:"):
-            path = file_path(value).expanduser()
+        if value and value.startswith(("file:",) + DISK_PREFIXES):
+            prefix, _, location = value.partition(":")
+            location, hash_sign, inner = location.partition("#")
+            path = Path(location).expanduser()
             if not path.is_absolute():
                 path = (base / path).resolve()
-            data[key] = f"file:{path}"
+            data[key] = f"{prefix}:{path}{hash_sign}{inner}"
+    if data.get("test_source") and source_kind(data["test_source"], "data.test_source") not in (
+        "file", "disk"
+    ):
+        raise ConfigError("data.test_source", "a file source (file:, npy:, hdf5:, zarr:)",
+                          repr(data["test_source"]), "or leave it empty to split")
 
     raw_network = raw.get("network", {})
     if isinstance(raw_network, dict) and isinstance(raw_network.get("normalize"), bool):
@@ -237,7 +245,7 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     network = check_table(raw_network, NETWORK_FIELDS, "network")
     if network["spec"] is None:
         # For files the default depends on the rank of the data (resolved on loading).
-        if source_kind(source) != "file":
+        if source_kind(source) not in ("file", "disk"):
             network["spec"] = default_network_spec(source == "lorenz")
     else:
         network["spec"] = format_network(parse_network(network["spec"]))
@@ -271,7 +279,14 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     _check_logging(logging)
 
     kind = source_kind(source)
-    if method.needs_ref_stepper and kind == "file":
+    if kind == "disk":
+        for field, value in (("num_seeds", top["num_seeds"]),
+                             ("training.steps_per_dispatch", training["steps_per_dispatch"])):
+            if value != 1:
+                raise ConfigError(field, "1 for data on disk", str(value),
+                                  "or load the data into memory with a file: source")
+    from_file = kind in ("file", "disk")  # no reference simulator, no residuum
+    if method.needs_ref_stepper and from_file:
         raise ConfigError(
             "training.method",
             f"a method without reference simulator for data from a file ({training['method']!r} "
@@ -279,7 +294,7 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
             repr(training["method"]),
             "use one, sup, tf or fm with file data, or a generated source",
         )
-    if method.needs_residuum and kind == "file":
+    if method.needs_residuum and from_file:
         raise ConfigError(
             "training.method",
             "a method without residuum for data from a file (res needs one)",

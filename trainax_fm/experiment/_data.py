@@ -27,6 +27,12 @@
     to the configuration file. Extra key `test_source = "file:<path>"` for a separate
     test file; otherwise the last `num_test_samples` trajectories are held out. Files
     provide no reference stepper, so `div`, `mix` and `res` cannot train on them.
+- `"npy:<path>"`, `"hdf5:<path>#<data set>"`, `"zarr:<path>"` or
+    `"zarr:<path>#<array>"`: trajectories that stay on disk
+    ([`trainax_fm.data.DiskTrajectories`][]); training reads each minibatch from the
+    file, only the test trajectories are loaded into memory. Same keys and rules as
+    `file:` (`test_source` may be any file source); `num_seeds` must be 1 and
+    `training.steps_per_dispatch` 1.
 
 For the generated sources the residuum of the `res` method is
 `u_next - P(u_prev)` with `P` the reference stepper. Train trajectories have
@@ -71,9 +77,11 @@ EXPONAX_SCENARIOS = {
 
 _SOURCE_DOC = (
     "\"advection\", \"lorenz\", \"exponax:<scenario>\" (scenarios: "
-    + ", ".join(EXPONAX_SCENARIOS) + "), \"exponax:<exponax stepper class>\" or "
-    "\"file:<path.npy|.npz>\""
+    + ", ".join(EXPONAX_SCENARIOS) + "), \"exponax:<exponax stepper class>\", "
+    "\"file:<path.npy|.npz>\" or on disk "
+    "\"npy:<path>\", \"hdf5:<path>#<data set>\", \"zarr:<path>[#<array>]\""
 )
+DISK_PREFIXES = ("npy:", "hdf5:", "zarr:")
 
 # Grid and generation defaults of an `exponax:<Stepper>` source.
 _STEPPER_DEFAULTS = dict(num_spatial_dims=1, num_points=64, dt=0.1, domain_extent=1.0,
@@ -91,7 +99,7 @@ def _sizes(train: Optional[int], test: Optional[int], horizon: Optional[int]) ->
 
 
 def source_kind(source: str, path: str = "data.source") -> str:
-    """`advection`, `lorenz`, `exponax` or `file`; `ConfigError` otherwise."""
+    """`advection`, `lorenz`, `exponax`, `file` or `disk`; `ConfigError` otherwise."""
     if not isinstance(source, str):
         raise ConfigError(path, _SOURCE_DOC, repr(source))
     if source in ("advection", "lorenz"):
@@ -118,6 +126,12 @@ def source_kind(source: str, path: str = "data.source") -> str:
             raise ConfigError(path, "a path after 'file:'", repr(source),
                               "write e.g. source = \"file:data/train.npz\"")
         return "file"
+    if source.startswith(DISK_PREFIXES):
+        location = source.partition(":")[2]
+        if not location.partition("#")[0]:
+            raise ConfigError(path, "a path after the format", repr(source),
+                              "write e.g. source = \"hdf5:data/train.h5#u\"")
+        return "disk"
     raise ConfigError(
         path, _SOURCE_DOC, repr(source), "write e.g. source = \"advection\""
     )
@@ -168,7 +182,7 @@ def data_fields(source: str) -> dict[str, Field]:
             fields.update(stepper_parameter_fields(name))
         return fields
     return {**common, **_sizes(None, None, None),
-            "test_source": Field("str", "", doc="\"file:<path>\" of separate test data")}
+            "test_source": Field("str", "", doc="a file source of separate test data")}
 
 
 class AdvectionReference(eqx.Module):
@@ -320,7 +334,7 @@ def load_data(config: dict) -> tuple[Dataset, dict]:
     """
     test_horizon = config["evaluation"]["num_rollout_steps"] + 1
     kind = source_kind(config["data"]["source"])
-    if kind == "file":
+    if kind in ("file", "disk"):
         return file_dataset(config, test_horizon)
     make = {"advection": _advection, "lorenz": _lorenz, "exponax": _exponax}[kind]
     return make(config["data"], test_horizon), config

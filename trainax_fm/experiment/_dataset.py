@@ -3,6 +3,8 @@
 import dataclasses
 from typing import Any, Callable, Optional
 
+from ..data import DiskTrajectories
+
 
 @dataclasses.dataclass
 class Dataset:
@@ -10,7 +12,8 @@ class Dataset:
 
     **Arguments:**
 
-    - `train`, `test`: arrays `(S, T, C, *spatial)`.
+    - `train`, `test`: arrays `(S, T, C, *spatial)`; `train` may be a
+        [`trainax_fm.data.DiskTrajectories`][] (an on-disk source).
     - `ref_stepper`: the reference simulator (one state to the next) or `None`.
     - `residuum_fn`: batched `(u_next, u_prev) -> residuum`, or `None`.
     - `dt`: the time between two snapshots (for plots).
@@ -39,6 +42,12 @@ class Dataset:
         constants) as validation."""
         if num_samples == 0:
             return self
+        total = self.train.shape[0]
+        if isinstance(self.train, DiskTrajectories):  # training stays on disk
+            return dataclasses.replace(
+                self, train=self.train.select((0, total - num_samples)),
+                validation=self.train.select((total - num_samples, total)).read(),
+            )
         return dataclasses.replace(
             self,
             train=self.train[:-num_samples],

@@ -1,4 +1,6 @@
-"""Trajectories from `.npy`/`.npz` files: the `file:<path>` data source."""
+"""Trajectories from files: `file:<path>` (`.npy`/`.npz`, loaded into memory) and the
+on-disk sources `npy:<path>`, `hdf5:<path>#<data set>`, `zarr:<path>[#<array>]` (read
+during training, see [`trainax_fm.data`][])."""
 
 import os
 import zipfile
@@ -8,6 +10,7 @@ from typing import Optional
 import jax.numpy as jnp
 import numpy as np
 
+from ..data import DiskTrajectories, open_trajectories
 from ._dataset import Dataset
 from ._errors import ConfigError
 
@@ -143,11 +146,16 @@ def load_constants(
     return as_float("constant_scalars"), as_float("constant_fields")
 
 
-def _rows(constants, rows: slice):
-    """The constants of the trajectories `rows` (`None` stays `None`)."""
+def _constant_rows(constants, rows: tuple[int, int]):
+    """The constants of the trajectories `start:stop` (`None` stays `None`)."""
     if constants is None:
         return None
-    return tuple(None if c is None else jnp.asarray(c[rows]) for c in constants)
+    return tuple(None if c is None else jnp.asarray(c[slice(*rows)]) for c in constants)
+
+
+def _constants(spec: str, shape: tuple, field: str):
+    """The constants per trajectory of a `file:` source (on-disk sources hold none)."""
+    return load_constants(file_path(spec), shape, field) if spec.startswith("file:") else None
 
 
 def file_path(source: str) -> Path:
@@ -155,20 +163,57 @@ def file_path(source: str) -> Path:
     return Path(source[len("file:"):])
 
 
+def _open_disk(spec: str, field: str) -> DiskTrajectories:
+    """The on-disk trajectories of an `npy:`/`hdf5:`/`zarr:` source, checked as a file
+    source is (rank, at least 2 snapshots)."""
+    try:
+        source = open_trajectories(spec)
+    except (OSError, ValueError, TypeError, ImportError) as error:
+        raise ConfigError(field, "readable on-disk trajectories", f"{spec!r}: {error}") from None
+    if source.ndim > 6 or source.shape[1] < 2:
+        raise ConfigError(
+            field,
+            "trajectories (S, T, C, *spatial) with T >= 2 and at most 3 spatial axes",
+            f"shape {source.shape} in {spec!r}",
+        )
+    return source
+
+
+def _load(spec: str, field: str):
+    """An in-memory array (`file:`) or on-disk trajectories (`npy:`, `hdf5:`, `zarr:`)."""
+    if spec.startswith("file:"):
+        return load_trajectory_file(file_path(spec), field)
+    return _open_disk(spec, field)
+
+
+def _rows(trajectories, start: int, stop: int, num_time_steps: int):
+    """Trajectories `start:stop`, first `num_time_steps` snapshots (a view on disk)."""
+    if isinstance(trajectories, DiskTrajectories):
+        return trajectories.select((start, stop), num_time_steps)
+    return trajectories[start:stop, :num_time_steps]
+
+
+def _in_memory(trajectories):
+    if isinstance(trajectories, DiskTrajectories):
+        return trajectories.read()
+    return trajectories
+
+
 def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
-    """The train and test data of a `file:` source, with the sizes filled in."""
+    """The train and test data of a file source, with the sizes filled in.
+
+    `file:` data is loaded into memory. On-disk sources (`npy:`, `hdf5:`, `zarr:`) stay
+    on disk for training; only the test trajectories are read into memory.
+    """
     data = dict(config["data"])
-    full = load_trajectory_file(file_path(data["source"]), "data.source")
-    full_constants = load_constants(file_path(data["source"]), full.shape, "data.source")
+    source = data["source"]
+    full = _load(source, "data.source")
+    full_constants = _constants(source, full.shape, "data.source")
     test_constants_all = full_constants
     if data["test_source"]:
-        if not data["test_source"].startswith("file:"):
-            raise ConfigError("data.test_source", "a \"file:<path>\" source",
-                              repr(data["test_source"]), "or leave it empty to split")
-        test_all = load_trajectory_file(file_path(data["test_source"]), "data.test_source")
-        test_constants_all = load_constants(
-            file_path(data["test_source"]), test_all.shape, "data.test_source"
-        )
+        test_all = _load(data["test_source"], "data.test_source")
+        test_constants_all = _constants(data["test_source"], test_all.shape, "data.test_source")
+
         def layout(constants):
             if constants is None:
                 return None
@@ -178,28 +223,27 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
             raise ConfigError(
                 "data.test_source",
                 f"the constants of the train file (per trajectory: {layout(full_constants)})",
-                f"{layout(test_constants_all)} in {data['test_source'][5:]!r}",
+                f"{layout(test_constants_all)} in {data['test_source']!r}",
                 "store constant_scalars/constant_fields of the same sizes in both files",
             )
         if test_all.shape[2:] != full.shape[2:]:
             raise ConfigError(
                 "data.test_source",
                 f"test trajectories with state shape {full.shape[2:]} like the train file",
-                f"shape {test_all.shape} in {data['test_source'][5:]!r}",
+                f"shape {test_all.shape} in {data['test_source']!r}",
             )
         train_all = full
         if data["num_train_samples"] is None:
             data["num_train_samples"] = train_all.shape[0]
         if data["num_test_samples"] is None:
             data["num_test_samples"] = test_all.shape[0]
-        for key, available, where in (("num_train_samples", train_all, data["source"]),
+        for key, available, where in (("num_train_samples", train_all, source),
                                       ("num_test_samples", test_all, data["test_source"])):
             if data[key] > available.shape[0]:
                 raise ConfigError(f"data.{key}", f"at most {available.shape[0]}",
-                                  str(data[key]), f"{where[5:]} holds {available.shape[0]} trajectories")
-        train = train_all[: data["num_train_samples"]]
-        test = test_all[: data["num_test_samples"]]
-        train_rows, test_rows = slice(0, len(train)), slice(0, len(test))
+                                  str(data[key]), f"{where!r} holds {available.shape[0]} trajectories")
+        train_rows = (0, data["num_train_samples"])
+        test, test_rows = test_all, (0, data["num_test_samples"])
     else:
         total = full.shape[0]
         if data["num_test_samples"] is None:
@@ -207,7 +251,7 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
                 raise ConfigError(
                     "data.test_source",
                     "a separate test file when the data holds a single trajectory",
-                    f"shape {full.shape} in {data['source'][5:]!r}",
+                    f"shape {full.shape} in {source!r}",
                     "set test_source = \"file:<path>\"",
                 )
             data["num_test_samples"] = max(1, total // 5)
@@ -220,16 +264,16 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
                 f"{data['num_train_samples']} + {data['num_test_samples']}",
                 "lower them or set test_source",
             )
-        train = full[: data["num_train_samples"]]
-        test = full[total - data["num_test_samples"]:]
-        train_rows, test_rows = slice(0, len(train)), slice(total - len(test), total)
+        train_rows = (0, data["num_train_samples"])
+        test, test_rows = full, (total - data["num_test_samples"], total)
+    train_length = full.shape[1]
     if data["temporal_horizon"] is None:
-        data["temporal_horizon"] = train.shape[1]
-    if data["temporal_horizon"] > train.shape[1]:
-        raise ConfigError("data.temporal_horizon", f"at most {train.shape[1]}",
+        data["temporal_horizon"] = train_length
+    if data["temporal_horizon"] > train_length:
+        raise ConfigError("data.temporal_horizon", f"at most {train_length}",
                           str(data["temporal_horizon"]),
-                          f"the train trajectories have {train.shape[1]} snapshots")
-    train = train[:, : data["temporal_horizon"]]
+                          f"the train trajectories have {train_length} snapshots")
+    train = _rows(full, *train_rows, data["temporal_horizon"])
     if test.shape[1] < test_horizon:
         raise ConfigError(
             "evaluation.num_rollout_steps",
@@ -237,16 +281,18 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
             str(test_horizon - 1),
             f"set num_rollout_steps = {test.shape[1] - 1} in [evaluation]",
         )
-    test = test[:, :test_horizon]
+    test = np.asarray(_in_memory(_rows(test, *test_rows, test_horizon)), dtype=np.float32)
     resolved = {**config, "data": data}
     if resolved["network"]["spec"] is None:
         resolved["network"] = {
             **resolved["network"],
             "spec": "MLP;64;3;tanh" if train.ndim == 3 else "Conv;26;10;relu",
         }
+    if not isinstance(train, DiskTrajectories):
+        train = jnp.asarray(train)
     dataset = Dataset(
-        jnp.asarray(train), jnp.asarray(test), None, None, 1.0, None,
-        train_constants=_rows(full_constants, train_rows),
-        test_constants=_rows(test_constants_all, test_rows),
+        train, jnp.asarray(test), None, None, 1.0, None,
+        train_constants=_constant_rows(full_constants, train_rows),
+        test_constants=_constant_rows(test_constants_all, test_rows),
     )
     return dataset, resolved

@@ -4,8 +4,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
-import jax
-
 from .._checkpoint import save_train_state
 from ._base import AbstractHook, next_multiple
 
@@ -17,8 +15,10 @@ class Checkpoint(AbstractHook):
     """Save a [`trainax_fm.TrainState`][] to `path` every `every` updates and at the end.
 
     Runs after the non-finite guard, so a state with NaN losses or parameters is never
-    written over the last good checkpoint. Under several processes only process 0
-    writes (every process holds the same replicated state). Inactive while tracing.
+    written over the last good checkpoint. Under several processes every process
+    takes part (sharded arrays are gathered), process 0 writes the one file and all
+    wait until it is in place (see [`trainax_fm.save_train_state`][]). Inactive while
+    tracing.
 
     **Arguments:**
 
@@ -46,6 +46,5 @@ class Checkpoint(AbstractHook):
     def save(self, loop: "Loop") -> None:
         if loop.traced:
             return
-        if jax.process_index() == 0:
-            save_train_state(self.path, loop.train_state())
+        save_train_state(self.path, loop.train_state())
         self.last_written, self.last_step = self.path, loop.step

@@ -1,0 +1,14 @@
+"""Data larger than memory: trajectories that stay on disk.
+
+A [`DiskTrajectories`][trainax_fm.data.DiskTrajectories] names an array
+`(S, T, C, *spatial)` in a `.npy` file (read window by window with `os.pread`), an
+HDF5 file (h5py) or a zarr store. Every trainer accepts it in place of an in-memory
+array: the windows of each minibatch are then read on the host, ahead of the update
+that uses them, and under several processes each process reads only its rows of the
+minibatch.
+In-memory arrays stay the default and the fastest path for data that fits.
+"""
+
+from ._disk import DiskTrajectories as DiskTrajectories
+from ._disk import WindowReader as WindowReader
+from ._spec import open_trajectories as open_trajectories

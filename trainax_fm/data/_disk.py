@@ -1,0 +1,182 @@
+"""`DiskTrajectories`: trajectories that stay in a file and are read window by window."""
+
+import os
+from typing import Optional, Union
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import Int
+
+from ._formats import FORMATS, OpenArray, open_array
+
+
+class DiskTrajectories(eqx.Module):
+    """Trajectories `(S, T, C, *spatial)` stored in a file, read on the host as needed.
+
+    Pass it wherever trainax_fm takes `data_trajectories` (every trainer, a
+    [`trainax_fm.TrajectorySubStacker`][]): training then reads the windows of each
+    minibatch from the file on the host, in a background thread, while the previous
+    update runs, and the device only ever holds minibatches. The minibatches are the
+    same, in the same order, as with the data in memory (see
+    [Data larger than memory](../how-to/data-on-disk.md)).
+
+    It is a description (path, format, data set, shape), not an open file: it can be
+    pickled, compared and hashed, and every process of a multi-process run opens the
+    file by itself.
+
+    **Arguments:**
+
+    - `path`: the file (`.npy`), HDF5 file or zarr store.
+    - `file_format`: `"npy"` (NumPy; windows read with `os.pread`), `"hdf5"` (h5py) or
+        `"zarr"`.
+    - `dataset`: the data set (HDF5) or array (zarr group) inside the file; `None` for
+        a `.npy` file or a zarr store that is a single array.
+    - `trajectories`: use only trajectories `range(start, stop)` (`(start, stop)`);
+        `None` uses all.
+    - `num_time_steps`: use only the first snapshots of each trajectory; `None` uses all.
+
+    **Raises:**
+
+    - `FileNotFoundError` for a missing file; `ValueError` for an unknown format, a
+        data set name the file does not hold, an array that is not `(S, T, C,
+        *spatial)` or out-of-range `trajectories`/`num_time_steps`; `TypeError` for a
+        non-floating array.
+    """
+
+    path: str = eqx.field(static=True)
+    file_format: str = eqx.field(static=True)
+    dataset: Optional[str] = eqx.field(static=True)
+    file_shape: tuple[int, ...] = eqx.field(static=True)
+    dtype: str = eqx.field(static=True)
+    trajectories: tuple[int, int] = eqx.field(static=True)
+    num_time_steps: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike],
+        file_format: str = "npy",
+        dataset: Optional[str] = None,
+        *,
+        trajectories: Optional[tuple[int, int]] = None,
+        num_time_steps: Optional[int] = None,
+    ):
+        if file_format not in FORMATS:
+            raise ValueError(
+                f"`file_format` must be one of {FORMATS}, got {file_format!r}."
+            )
+        path = os.path.abspath(os.fspath(path))
+        opened = open_array(file_format, path, dataset)
+        try:
+            shape, dtype = tuple(int(n) for n in opened.array.shape), np.dtype(opened.array.dtype)
+        finally:
+            opened.close()
+        where = f"{path!r}" + (f" (data set {dataset!r})" if dataset else "")
+        if len(shape) < 3:
+            raise ValueError(
+                f"the trajectories in {where} must be shaped (S, T, C, *spatial) (or (S, T, "
+                f"C) for ODE states), got shape {shape} (rank {len(shape)}). Store them "
+                "with a trajectory, a time and a channel axis."
+            )
+        if 0 in shape:
+            raise ValueError(f"the trajectories in {where} are empty: shape {shape}.")
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(
+                f"the trajectories in {where} must be floating point, got dtype {dtype}; "
+                "store them as float32 (or float64)."
+            )
+        first, stop = (0, shape[0]) if trajectories is None else tuple(trajectories)
+        if not (isinstance(first, int) and isinstance(stop, int) and 0 <= first < stop <= shape[0]):
+            raise ValueError(
+                f"`trajectories` must be (start, stop) with 0 <= start < stop <= "
+                f"{shape[0]} (trajectories in {where}), got {trajectories!r}."
+            )
+        num_time_steps = shape[1] if num_time_steps is None else num_time_steps
+        if not (isinstance(num_time_steps, int) and 1 <= num_time_steps <= shape[1]):
+            raise ValueError(
+                f"`num_time_steps` must be an integer in [1, {shape[1]}] (snapshots in "
+                f"{where}), got {num_time_steps!r}."
+            )
+        self.path = path
+        self.file_format = file_format
+        self.dataset = dataset
+        self.file_shape = shape
+        self.dtype = str(dtype)
+        self.trajectories = (first, stop)
+        self.num_time_steps = num_time_steps
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """`(S, T, C, *spatial)` of the trajectories used."""
+        first, stop = self.trajectories
+        return (stop - first, self.num_time_steps) + self.file_shape[2:]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.file_shape)
+
+    def select(
+        self, trajectories: Optional[tuple[int, int]] = None, num_time_steps: Optional[int] = None
+    ) -> "DiskTrajectories":
+        """A view of some of these trajectories (indices relative to this view).
+
+        **Arguments:**
+
+        - `trajectories`: `(start, stop)` among this view's trajectories.
+        - `num_time_steps`: keep the first snapshots only.
+
+        **Returns:**
+
+        - A new `DiskTrajectories` on the same file.
+        """
+        first, stop = self.trajectories
+        start, end = (0, stop - first) if trajectories is None else trajectories
+        if not 0 <= start < end <= stop - first:
+            raise ValueError(
+                f"`trajectories` must be (start, stop) with 0 <= start < stop <= "
+                f"{stop - first}, got {trajectories!r}."
+            )
+        return DiskTrajectories(
+            self.path, self.file_format, self.dataset,
+            trajectories=(first + start, first + end),
+            num_time_steps=self.num_time_steps if num_time_steps is None else num_time_steps,
+        )
+
+    def open(self) -> "WindowReader":
+        """Open the file for reading windows (close the reader when done)."""
+        return WindowReader(self)
+
+    def read(self) -> np.ndarray:
+        """All trajectories of this view as one in-memory NumPy array."""
+        with self.open() as reader:
+            first, stop = self.trajectories
+            return np.asarray(reader.opened.array[first:stop, : self.num_time_steps])
+
+
+class WindowReader:
+    """An open [`trainax_fm.data.DiskTrajectories`][] that reads windows.
+
+    A context manager; one reader per thread (h5py and zarr handles are not shared).
+    """
+
+    def __init__(self, source: DiskTrajectories):
+        self.source = source
+        self.opened: OpenArray = open_array(source.file_format, source.path, source.dataset)
+
+    def read_windows(
+        self, trajectory: Int[np.ndarray, " n"], start: Int[np.ndarray, " n"], length: int
+    ) -> np.ndarray:
+        """Windows `[trajectory[i], start[i] : start[i] + length]`, stacked `(n, length, ...)`."""
+        first = self.source.trajectories[0]
+        out = np.empty((len(trajectory), length) + self.source.file_shape[2:], self.source.dtype)
+        for i, (t, s) in enumerate(zip(trajectory.tolist(), start.tolist())):
+            out[i] = self.opened.read_window(first + t, s, length)
+        return out
+
+    def close(self) -> None:
+        self.opened.close()
+
+    def __enter__(self) -> "WindowReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
