@@ -647,7 +647,6 @@ TRAINERS = (
             num_stages=1,
         ),
         _pd_student,
-        _ODE,
         multistage=True,
         data=_ODE,
     ),
