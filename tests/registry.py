@@ -31,6 +31,9 @@ from helpers import (
 )
 from references import (
     ref_branch_one,
+    ref_input_noise,
+    ref_invariant_measure,
+    ref_pushforward,
     ref_diverted,
     ref_flow_matching,
     ref_mix,
@@ -51,9 +54,13 @@ from trainax_fm.configuration import (
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
+    InputNoise,
+    InvariantMeasureMMD,
     MixChainPostPhysics,
     ProgressiveDistillation,
+    Pushforward,
     Residuum,
+    RolloutCurriculum,
     SemigroupDistillation,
     Supervised,
     TeacherForcing,
@@ -67,6 +74,7 @@ from trainax_fm.trainer import (
     FlowMatchingTrainer,
     MixChainPostPhysicsTrainer,
     ProgressiveDistillationTrainer,
+    PushforwardTrainer,
     ResiduumTrainer,
     SemigroupDistillationTrainer,
     SupervisedTrainer,
@@ -162,6 +170,13 @@ _FLOW_SAMPLER = UniformTimeSampler(0.1, 1.0)
 _TEACHER = velocity_mlp(7)
 
 _CUT = {"cut_bptt": True, "cut_bptt_every": 2}
+_BANDWIDTHS = (0.5, 2.0)
+
+
+def _random_pushforward_reference(s, data, key):
+    # The configuration's draw: one number of pushed steps in {0, 1, 2} per window.
+    pushed = jax.random.randint(key, (data.shape[0],), 0, 3)
+    return ref_pushforward(s, data, 2, 2, _W[:2], False, 1, pushed)
 
 
 def _composite():
@@ -265,6 +280,56 @@ CONFIGURATIONS = (
         lambda: random_windows(217, _R + 1),
         _composite_reference,
         {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
+        "Pushforward",
+        Pushforward,
+        lambda: Pushforward(_R, num_pushforward_steps=2, **_CUT, time_level_weights=_W),
+        conv_stepper,
+        lambda: random_windows(223, _R + 3),
+        lambda s, d, k: ref_pushforward(s, d, _R, 2, _W, True, 2),
+    ),
+    ConfigurationCase(
+        "Pushforward-random",
+        Pushforward,
+        lambda: Pushforward(
+            2,
+            num_pushforward_steps=2,
+            random_pushforward=True,
+            time_level_weights=_W[:2],
+        ),
+        conv_stepper,
+        lambda: random_windows(224, 5, batch=6),
+        _random_pushforward_reference,
+    ),
+    ConfigurationCase(
+        "InputNoise",
+        InputNoise,
+        lambda: InputNoise(
+            Supervised(_R, **_CUT, time_level_weights=_W), 0.3, num_noisy_states=1
+        ),
+        conv_stepper,
+        lambda: random_windows(225, _R + 1),
+        lambda s, d, k: ref_input_noise(
+            s, d, k, 0.3, 1, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2)
+        ),
+    ),
+    ConfigurationCase(
+        "RolloutCurriculum",
+        RolloutCurriculum,
+        # Outside training the last length (2 of 3) counts: level 3 is masked.
+        lambda: RolloutCurriculum(Supervised(_R, time_level_weights=_W), "5:1,10:2"),
+        conv_stepper,
+        lambda: random_windows(226, _R + 1),
+        lambda s, d, k: ref_supervised(s, d, _R, _W * jnp.array([1.0, 1.0, 0.0]), False, 1),
+    ),
+    ConfigurationCase(
+        "InvariantMeasureMMD",
+        InvariantMeasureMMD,
+        lambda: InvariantMeasureMMD(_R, bandwidths=_BANDWIDTHS),
+        conv_stepper,
+        lambda: random_windows(227, _R + 1),
+        lambda s, d, k: ref_invariant_measure(s, d, _R, _BANDWIDTHS),
     ),
     ConfigurationCase(
         "FlowMatching",
@@ -425,6 +490,12 @@ ALL_CONFIGURATIONS = (
         lambda r: r,
     ),
     ConfigurationFactory(
+        "Pushforward",
+        lambda r, **kw: Pushforward(r, num_pushforward_steps=1, **kw),
+        lambda r: r + 2,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
         "Composite", _two_member_composite, lambda r: r + 1, lambda r: r
     ),
 )
@@ -433,6 +504,13 @@ ALL_CONFIGURATIONS = (
 FLOW_CONFIGURATIONS = frozenset(
     {"FlowMatching", "ProgressiveDistillation", "SemigroupDistillation"}
 )
+# Wrappers of another configuration, and the MMD regulariser (no time-level loss,
+# cuts or weights): no factory of the common rollout arguments.
+NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
+    "InputNoise",
+    "RolloutCurriculum",
+    "InvariantMeasureMMD",
+}
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -552,6 +630,14 @@ TRAINERS = (
             TemporalConsistencyTrainer, num_rollout_steps=2, num_input_steps=2
         ),
         lambda seed: conv_stepper(seed, in_channels=2),
+    ),
+    TrainerCase(
+        "PushforwardTrainer",
+        PushforwardTrainer,
+        _rollout_trainer(
+            PushforwardTrainer, num_pushforward_steps=2, random_pushforward=True
+        ),
+        conv_stepper,
     ),
     TrainerCase(
         "ConfigurationTrainer",
