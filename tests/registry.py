@@ -282,6 +282,19 @@ CONFIGURATIONS = (
         {"residuum_fn": heat_residuum},
     ),
     ConfigurationCase(
+        # A plain call has no balancing history: the fixed weights.
+        "Composite-ReLoBRaLo",
+        Composite,
+        lambda: eqx.tree_at(
+            lambda c: c.balancing, _composite(), tx.configuration.ReLoBRaLo(),
+            is_leaf=lambda x: x is None,
+        ),
+        conv_stepper,
+        lambda: random_windows(228, _R + 1),
+        _composite_reference,
+        {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
         "Pushforward",
         Pushforward,
         lambda: Pushforward(_R, num_pushforward_steps=2, **_CUT, time_level_weights=_W),
@@ -397,10 +410,11 @@ CONFIGURATIONS = (
 )
 
 # Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
-# (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends) and
-# the abstract base class.
+# (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends),
+# the abstract base class and the balancing rule of a Composite with its state
+# (checked by `tests/test_stability_methods.py`).
 NOT_CONFIGURATIONS = frozenset(
-    {"BaseConfiguration", "AbstractTimeSampler"}
+    {"BaseConfiguration", "AbstractTimeSampler", "ReLoBRaLo", "BalancingState"}
     | {
         name
         for name, value in vars(tx.configuration).items()
@@ -645,6 +659,24 @@ TRAINERS = (
         lambda num_training_steps, **engine: ConfigurationTrainer(
             _FIELDS,
             Composite([Supervised(2), TemporalConsistency(2)], [1.0, 0.5]),
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=2,
+            **engine,
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        # The balancing state rides in the optimizer state: resume, seeds, dispatch.
+        "ConfigurationTrainer-ReLoBRaLo",
+        ConfigurationTrainer,
+        lambda num_training_steps, **engine: ConfigurationTrainer(
+            _FIELDS,
+            Composite(
+                [Supervised(2), InvariantMeasureMMD(2, bandwidths=(1.0,))],
+                [1.0, 0.5],
+                balancing=tx.configuration.ReLoBRaLo(lookback_probability=0.5),
+            ),
             optimizer=_OPTIMIZER,
             num_training_steps=num_training_steps,
             batch_size=2,

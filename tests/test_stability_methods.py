@@ -332,3 +332,104 @@ def test_long_run_metric_errors():
         tx.metrics.blow_up_fraction(a, a, batched=True, factor=0.0)
     with pytest.raises(ValueError, match="num_quantiles"):
         tx.metrics.long_run_distribution_distance(a, a, batched=True, num_quantiles=1)
+
+
+# --- adaptive term balancing (ReLoBRaLo) ----------------------------------------------
+
+
+def _softmax_balance(losses, reference, temperature):
+    ratios = np.asarray(losses) / (temperature * np.asarray(reference))
+    e = np.exp(ratios - ratios.max())
+    return len(losses) * e / e.sum()
+
+
+@pytest.mark.parametrize("lookback", (1.0, 0.0))
+def test_relobralo_matches_a_hand_written_balancing(lookback):
+    """Three updates of a balanced composite: the loss is `sum c_i lambda_i L_i` with
+    the weights of the ReLoBRaLo recursion, and the gradient has no term through the
+    weights."""
+    members = [Supervised(1), Supervised(2)]
+    c = np.array([1.0, 0.5])
+    rule = tx.configuration.ReLoBRaLo(temperature=0.5, smoothing=0.9, lookback_probability=lookback)
+    composite = Composite(members, list(c), balancing=rule)
+    assert composite.has_state and composite.needs_key == (lookback < 1.0)
+    state = composite.init_state()
+    weights = np.ones(2)
+    first = previous = None
+    for update in range(3):
+        stepper, data = conv_stepper(10 + update), random_windows(10 + update, 3)
+        terms = np.array([float(m(stepper, data)) for m in members])
+        if update > 0:
+            history = weights if lookback == 1.0 else _softmax_balance(terms, first, 0.5)
+            weights = 0.9 * history + 0.1 * _softmax_balance(terms, previous, 0.5)
+        first = terms if first is None else first
+        previous = terms
+
+        def loss(s):
+            return composite.stateful_loss(s, data, state, key=jax.random.key(update))[0]
+
+        expected = value_and_grad(
+            lambda s: sum(
+                float(ci * wi) * m(s, data) for ci, wi, m in zip(c, weights, members)
+            ),
+            stepper,
+        )
+        actual = value_and_grad(loss, stepper)
+        np.testing.assert_allclose(actual[0], expected[0], rtol=1e-5)
+        for a, e in zip(actual[1], expected[1]):
+            np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-7)
+        _, state = composite.stateful_loss(stepper, data, state, key=jax.random.key(update))
+        np.testing.assert_allclose(state.weights, weights, rtol=1e-5)
+
+
+def test_relobralo_state_resumes_exactly_and_plain_calls_use_fixed_weights(tmp_path):
+    data = random_windows(20, 6, batch=4)
+    composite = Composite(
+        [Supervised(1), InvariantMeasureMMD(3)], [1.0, 0.1],
+        balancing=tx.configuration.ReLoBRaLo(),
+    )
+    stepper = conv_stepper(20)
+    np.testing.assert_allclose(
+        composite(stepper, data),
+        Supervised(1)(stepper, data) + 0.1 * InvariantMeasureMMD(3)(stepper, data),
+        rtol=1e-6,
+    )
+    trainer = tx.trainer.ConfigurationTrainer(
+        data, composite, optimizer=optax.adam(1e-2), num_training_steps=6, batch_size=2,
+        checkpoint_path=str(tmp_path / "state.eqx"), checkpoint_every=3, steps_per_dispatch=1,
+    )
+    full = trainer.train(stepper, jax.random.key(0), spawn_tqdm=False)
+    half = trainer.train(stepper, jax.random.key(0), num_steps=3, spawn_tqdm=False)
+    loaded = tx.load_train_state(tmp_path / "state.eqx", stepper, trainer.optimizer)
+    assert loaded.step == 3
+    np.testing.assert_array_equal(
+        loaded.opt_state.configuration_state.weights,
+        half.opt_state.configuration_state.weights,
+    )
+    resumed = trainer.train(resume_from=loaded, spawn_tqdm=False)
+    np.testing.assert_array_equal(resumed.train_state.loss_history, full.loss_history)
+    np.testing.assert_array_equal(
+        resumed.opt_state.configuration_state.weights,
+        full.opt_state.configuration_state.weights,
+    )
+    assert not np.allclose(full.opt_state.configuration_state.weights, 1.0)
+    # A plain optimizer state given by the user gets a fresh balancing state.
+    plain = optax.adam(1e-2).init(eqx.filter(stepper, eqx.is_inexact_array))
+    result = trainer.train(stepper, jax.random.key(0), opt_state=plain, spawn_tqdm=False)
+    np.testing.assert_array_equal(result.loss_history, full.loss_history)
+
+
+def test_relobralo_errors():
+    with pytest.raises(ValueError, match="temperature"):
+        tx.configuration.ReLoBRaLo(temperature=0.0)
+    with pytest.raises(ValueError, match="smoothing"):
+        tx.configuration.ReLoBRaLo(smoothing=1.0)
+    with pytest.raises(ValueError, match="lookback_probability"):
+        tx.configuration.ReLoBRaLo(lookback_probability=1.5)
+    with pytest.raises(TypeError, match="balancing"):
+        Composite([Supervised(1)], [1.0], balancing="relobralo")
+    balanced = Composite([Supervised(1)], [1.0], balancing=tx.configuration.ReLoBRaLo())
+    with pytest.raises(ValueError, match="own state"):
+        Composite([balanced], [1.0], balancing=tx.configuration.ReLoBRaLo())
+    with pytest.raises(ValueError, match="needs `key="):
+        balanced.stateful_loss(conv_stepper(0), random_windows(0, 2), balanced.init_state())

@@ -19,6 +19,7 @@ from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, strea
 from .._windows import TrajectorySubStacker
 from .._validation import is_traced
 from ..configuration._base import call_extras
+from ._configuration_state import ConfigurationOptState
 
 
 class Problem(eqx.Module):
@@ -44,10 +45,30 @@ class Problem(eqx.Module):
             **extras,
         )
 
+    def stateful_loss(self, stepper, batch, state, key, step):
+        return self.configuration.stateful_loss(
+            stepper,
+            batch,
+            state,
+            ref_stepper=self.ref_stepper,
+            residuum_fn=self.residuum_fn,
+            key=key,
+            step=step,
+        )
+
     def update(self, stepper, opt_state, batch, key, step):
-        loss, grads = eqx.filter_value_and_grad(self.loss)(stepper, batch, key, step)
         params = eqx.filter(stepper, eqx.is_inexact_array)
-        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        if isinstance(opt_state, ConfigurationOptState):
+            # A stateful configuration: its state rides in the optimizer state.
+            (loss, state), grads = eqx.filter_value_and_grad(
+                self.stateful_loss, has_aux=True
+            )(stepper, batch, opt_state.configuration_state, key, step)
+            updates, new_opt_state = self.optimizer.update(
+                grads, opt_state, params, configuration_state=state
+            )
+        else:
+            loss, grads = eqx.filter_value_and_grad(self.loss)(stepper, batch, key, step)
+            updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_stepper = eqx.apply_updates(stepper, updates)
         if self.skip_nonfinite:
             # Keep the old parameters and optimizer state when the loss or a gradient

@@ -2,8 +2,10 @@ from typing import Optional, Sequence
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._balancing import ReLoBRaLo
 from ._base import BaseConfiguration, call_extras
 
 
@@ -18,15 +20,23 @@ class Composite(BaseConfiguration):
 
     - `configurations`: the member configurations.
     - `weights`: one weight `λ_i` per configuration.
+    - `balancing`: `None`, or an adaptive balancing rule
+        ([`trainax_fm.configuration.ReLoBRaLo`][]) whose weights multiply `λ_i`
+        during training. Its state is carried from update to update in the train
+        state; a plain call (`full_loss`, callbacks, evaluation) has no history and
+        uses the fixed weights `λ_i`.
     """
 
     configurations: tuple[BaseConfiguration, ...]
     weights: tuple[float, ...] = eqx.field(static=True)
+    balancing: Optional[ReLoBRaLo] = None
 
     def __init__(
         self,
         configurations: Sequence[BaseConfiguration],
         weights: Sequence[float],
+        *,
+        balancing: Optional[ReLoBRaLo] = None,
     ):
         configurations = tuple(configurations)
         weights = tuple(float(w) for w in weights)
@@ -43,8 +53,21 @@ class Composite(BaseConfiguration):
                 f"`weights` needs one entry per configuration: got {len(weights)} "
                 f"weights for {len(configurations)} configurations."
             )
+        if balancing is not None and not isinstance(balancing, ReLoBRaLo):
+            raise TypeError(
+                "`balancing` must be None or trainax_fm.configuration.ReLoBRaLo(), got "
+                f"{type(balancing).__name__}."
+            )
+        if balancing is not None and any(
+            _get(c, "has_state", False) for c in configurations
+        ):
+            raise ValueError(
+                "A balanced Composite cannot hold members that carry their own state; "
+                "nest the balancing in one Composite only."
+            )
         self.configurations = configurations
         self.weights = weights
+        self.balancing = balancing
 
     @property
     def required_window_length(self) -> int:
@@ -60,7 +83,66 @@ class Composite(BaseConfiguration):
 
     @property
     def needs_key(self) -> bool:
-        return any(_get(c, "needs_key", False) for c in self.configurations)
+        balancing_key = self.balancing is not None and self.balancing.needs_key
+        return balancing_key or any(_get(c, "needs_key", False) for c in self.configurations)
+
+    @property
+    def has_state(self) -> bool:
+        return self.balancing is not None
+
+    def init_state(self) -> PyTree:
+        if self.balancing is None:
+            return None
+        return self.balancing.init(len(self.configurations))
+
+    def _terms(self, stepper, data, keys, **kwargs) -> list:
+        """The member losses (unweighted)."""
+        terms = []
+        for configuration, member_key in zip(self.configurations, keys):
+            extra = call_extras(configuration, key=member_key, step=kwargs["step"])
+            terms.append(
+                configuration(
+                    stepper,
+                    data,
+                    ref_stepper=kwargs["ref_stepper"],
+                    residuum_fn=kwargs["residuum_fn"],
+                    **extra,
+                )
+            )
+        return terms
+
+    def stateful_loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        state: PyTree,
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> tuple[Float[Array, ""], PyTree]:
+        """The loss with the balancing weights of this update, and the next state."""
+        if self.balancing is None:
+            return super().stateful_loss(
+                stepper, data, state, ref_stepper=ref_stepper,
+                residuum_fn=residuum_fn, key=key, step=step,
+            )
+        if key is None and self.needs_key:
+            raise ValueError(
+                "This Composite is stochastic (a member or the ReLoBRaLo lookback draws "
+                "random numbers) and needs `key=jax.random.PRNGKey(...)`."
+            )
+        count = len(self.configurations)
+        keys = [None] * (count + 1) if key is None else list(jax.random.split(key, count + 1))
+        terms = self._terms(
+            stepper, data, keys[:count], ref_stepper=ref_stepper,
+            residuum_fn=residuum_fn, step=step,
+        )
+        stacked = jnp.stack([jnp.asarray(t) for t in terms])
+        balance, new_state = self.balancing.update(state, stacked, keys[count])
+        weights = jnp.asarray(self.weights, stacked.dtype) * balance.astype(stacked.dtype)
+        return jnp.sum(weights * stacked), new_state
 
     def __call__(
         self,
@@ -72,17 +154,17 @@ class Composite(BaseConfiguration):
         key: Optional[PRNGKeyArray] = None,
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
-        keys = (
-            [None] * len(self.configurations)
-            if key is None
-            else list(jax.random.split(key, len(self.configurations)))
+        count = len(self.configurations)
+        keys = [None] * count if key is None else list(jax.random.split(key, count))
+        if self.balancing is not None and key is not None:
+            # The member keys of a training update (see `stateful_loss`).
+            keys = list(jax.random.split(key, count + 1))[:count]
+        terms = self._terms(
+            stepper, data, keys, ref_stepper=ref_stepper, residuum_fn=residuum_fn, step=step
         )
         total = 0.0
-        for configuration, weight, member_key in zip(self.configurations, self.weights, keys):
-            extra = call_extras(configuration, key=member_key, step=step)
-            total = total + weight * configuration(
-                stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extra
-            )
+        for weight, term in zip(self.weights, terms):
+            total = total + weight * term
         return total
 
 

@@ -94,6 +94,36 @@ class InputNoise(BaseConfiguration):
     def needs_key(self) -> bool:
         return True
 
+    @property
+    def has_state(self) -> bool:
+        return self.configuration.has_state
+
+    def init_state(self) -> PyTree:
+        return self.configuration.init_state()
+
+    def stateful_loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        state: PyTree,
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> tuple[Float[Array, ""], PyTree]:
+        require_key(type(self).__name__, key)
+        noise_key, inner_key = jax.random.split(key)
+        return self.configuration.stateful_loss(
+            stepper,
+            self.noisy(data, noise_key),
+            state,
+            ref_stepper=ref_stepper,
+            residuum_fn=residuum_fn,
+            key=inner_key,
+            step=step,
+        )
+
     def noisy(
         self, data: PyTree[Float[Array, "batch window ..."]], key: PRNGKeyArray
     ) -> PyTree[Float[Array, "batch window ..."]]:
