@@ -35,12 +35,15 @@ over the seeds):
 - `train s`: wall time of the training of all 3 seeds (one compiled program, on the
     shared 2-core CPU, compile included).
 
-Run: `python benchmarks/bench_stability.py` (about 15 minutes on 2 CPU cores;
-`--quick` for a smoke test). Writes `benchmarks/results/stability.md`. Needs the `pde`
-extra (exponax).
+Run: `python benchmarks/bench_stability.py` (about 40 minutes on 2 shared CPU cores;
+`--quick` for a smoke test). Writes `benchmarks/results/stability.md`, the summary as
+`stability.json` beside it, and with `--plot PNG` a figure of the long-run metrics
+(`--plot PNG --from-json JSON` redraws it from a saved summary). Needs the `pde` extra
+(exponax) and matplotlib for the figure.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -193,8 +196,46 @@ def summarise(rows):
     return out
 
 
+COLUMNS = ["nRMSE@1", "nRMSE@10", "HCT", "dist", "spec", "blow-up"]
+
+
+def summary_table(results):
+    """`{method: {column: [mean, std, seeds missing], "train s": seconds}}`."""
+    table = {}
+    for method, (rows, seconds) in results.items():
+        entry = {c: [float(v) for v in values] for c, values in summarise(rows).items()}
+        entry["train s"] = seconds
+        table[method] = entry
+    return table
+
+
+def plot(summaries, path):
+    """Bars of the long-run metrics per method, one row of panels per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("dist", "long-run distribution distance"), ("spec", "long-run spectrum error"),
+              ("blow-up", "blow-up fraction")]
+    figure, axes = plt.subplots(len(summaries), 3, figsize=(13, 3.2 * len(summaries)),
+                                squeeze=False)
+    for row, (system, table) in enumerate(summaries.items()):
+        methods = list(table)
+        for column, (key, title) in enumerate(panels):
+            axis = axes[row, column]
+            means = [table[m][key][0] for m in methods]
+            spreads = [table[m][key][1] for m in methods]
+            axis.bar(methods, means, yerr=spreads, capsize=3,
+                     color=["tab:gray"] + ["tab:blue"] * (len(methods) - 1))
+            axis.set_title(f"{system}: {title}", fontsize=9)
+            axis.tick_params(axis="x", labelrotation=35, labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def format_table(name, results):
-    columns = ["nRMSE@1", "nRMSE@10", "HCT", "dist", "spec", "blow-up"]
+    columns = COLUMNS
     lines = [
         f"### {name}",
         "",
@@ -225,16 +266,22 @@ def main():
     parser.add_argument("--systems", default="ks,lorenz96")
     parser.add_argument("--quick", action="store_true", help="a smoke test")
     parser.add_argument("--output", default="benchmarks/results/stability.md")
+    parser.add_argument("--plot", default=None, help="write a figure to this PNG")
+    parser.add_argument("--from-json", default=None, help="only redraw the figure")
     args = parser.parse_args()
+    if args.from_json:
+        plot(json.loads(Path(args.from_json).read_text()), args.plot)
+        return
     if args.quick:
         args.updates, args.rollout_steps, args.train_steps = 40, 260, 30
     systems = {"Kuramoto-Sivashinsky": ks_trajectories, "Lorenz-96": lorenz96_trajectories}
     chosen = {"ks": "Kuramoto-Sivashinsky", "lorenz96": "Lorenz-96"}
-    tables = []
+    tables, summaries = [], {}
     for short in args.systems.split(","):
         name = chosen[short]
         results = run_system(name, systems[name], args, jax.random.key(0))
         tables.append(format_table(name, results))
+        summaries[name] = summary_table(results)
     header = (
         "# bench_stability\n\n"
         f"`python benchmarks/bench_stability.py --updates {args.updates} --rollout-steps "
@@ -246,6 +293,9 @@ def main():
     if not args.quick:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
+        Path(args.output).with_suffix(".json").write_text(json.dumps(summaries, indent=1))
+    if args.plot:
+        plot(summaries, args.plot)
     print(text)
 
 
