@@ -95,18 +95,14 @@ class Composite(BaseConfiguration):
             return None
         return self.balancing.init(len(self.configurations))
 
-    def _terms(self, stepper, data, keys, **kwargs) -> list:
-        """The member losses (unweighted)."""
+    def _terms(self, stepper, data, keys, ref_stepper, residuum_fn, step) -> list:
+        """The member losses (unweighted), member `i` called with `keys[i]`."""
         terms = []
         for configuration, member_key in zip(self.configurations, keys):
-            extra = call_extras(configuration, key=member_key, step=kwargs["step"])
+            extra = call_extras(configuration, key=member_key, step=step)
             terms.append(
                 configuration(
-                    stepper,
-                    data,
-                    ref_stepper=kwargs["ref_stepper"],
-                    residuum_fn=kwargs["residuum_fn"],
-                    **extra,
+                    stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extra
                 )
             )
         return terms
@@ -135,10 +131,7 @@ class Composite(BaseConfiguration):
             )
         count = len(self.configurations)
         keys = [None] * (count + 1) if key is None else list(jax.random.split(key, count + 1))
-        terms = self._terms(
-            stepper, data, keys[:count], ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn, step=step,
-        )
+        terms = self._terms(stepper, data, keys[:count], ref_stepper, residuum_fn, step)
         stacked = jnp.stack([jnp.asarray(t) for t in terms])
         balance, new_state = self.balancing.update(state, stacked, keys[count])
         weights = jnp.asarray(self.weights, stacked.dtype) * balance.astype(stacked.dtype)
@@ -159,9 +152,7 @@ class Composite(BaseConfiguration):
         if self.balancing is not None and key is not None:
             # The member keys of a training update (see `stateful_loss`).
             keys = list(jax.random.split(key, count + 1))[:count]
-        terms = self._terms(
-            stepper, data, keys, ref_stepper=ref_stepper, residuum_fn=residuum_fn, step=step
-        )
+        terms = self._terms(stepper, data, keys, ref_stepper, residuum_fn, step)
         total = 0.0
         for weight, term in zip(self.weights, terms):
             total = total + weight * term
