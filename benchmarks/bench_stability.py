@@ -35,7 +35,7 @@ over the seeds):
 - `train s`: wall time of the training of all 3 seeds (one compiled program, on the
     shared 2-core CPU, compile included).
 
-Run: `python benchmarks/bench_stability.py` (about 40 minutes on 2 shared CPU cores;
+Run: `python benchmarks/bench_stability.py` (about an hour on 2 heavily shared CPU cores;
 `--quick` for a smoke test). Writes `benchmarks/results/stability.md`, the summary as
 `stability.json` beside it, and with `--plot PNG` a figure of the long-run metrics
 (`--plot PNG --from-json JSON` redraws it from a saved summary). Needs the `pde` extra
