@@ -201,3 +201,68 @@ def ref_semigroup_distillation(flow_map, data, key, *, sampler, velocity_space=F
     prediction = jax.vmap(flow_map)(x_t, y, t, d)
     error = _per_sample_mse(prediction, target)
     return jnp.mean(error / d**2 if velocity_space else error)
+
+
+# --- methods against drifting rollouts ----------------------------------------------
+
+
+def ref_pushforward(stepper, data, R, K, w, cut_bptt, every, pushed_steps=None):
+    """`K` steps without gradient (window b pushes only `pushed_steps[b]` of them,
+    starting from the truth `data[:, K - k_b]`), then `R` supervised steps."""
+    frozen = jax.tree_util.tree_map(
+        lambda x: sg(x) if isinstance(x, jax.Array) else x, stepper
+    )
+    def pushed(k):  # every window started at the truth `data[:, K - k]`, pushed k steps
+        state = data[:, K - k]
+        for _ in range(k):
+            state = apply_each(frozen, state)
+        return state
+
+    if pushed_steps is None:
+        state = pushed(K)
+    else:
+        state = pushed(0)
+        for k in range(1, K + 1):
+            state = jnp.where((pushed_steps == k)[:, None, None], pushed(k), state)
+    state = sg(state)
+    total = 0.0
+    for t in range(R):
+        state = apply_each(stepper, state)
+        total = total + w[t] * mse(state, data[:, K + 1 + t])
+        if is_cut(cut_bptt, every, t):
+            state = sg(state)
+    return total
+
+
+def ref_input_noise(stepper, data, key, relative_std, num_noisy, inner_reference):
+    """`inner_reference` on the windows whose first `num_noisy` snapshots carry
+    `relative_std * std(data)` Gaussian noise (the configuration's key split)."""
+    noise_key, inner_key = jax.random.split(key)
+    (leaf_key,) = jax.random.split(noise_key, 1)
+    inputs = data[:, :num_noisy]
+    noise = jax.random.normal(leaf_key, inputs.shape, data.dtype)
+    noisy = data.at[:, :num_noisy].set(inputs + relative_std * jnp.std(data) * noise)
+    return inner_reference(stepper, noisy, inner_key)
+
+
+def ref_mmd(samples, other, bandwidths):
+    """Biased squared MMD from explicit pairwise differences (flattened samples)."""
+    x = samples.reshape(samples.shape[0], -1)
+    y = other.reshape(other.shape[0], -1)
+
+    def kernel(a, b):
+        squared = jnp.mean((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
+        return sum(jnp.exp(-squared / (2.0 * s**2)) for s in bandwidths)
+
+    return kernel(x, x).mean() + kernel(y, y).mean() - 2.0 * kernel(x, y).mean()
+
+
+def ref_invariant_measure(stepper, data, R, bandwidths):
+    """MMD between the `R` rollout states of every window and the data `u_1 ... u_R`."""
+    state = data[:, 0]
+    predictions = []
+    for _ in range(R):
+        state = apply_each(stepper, state)
+        predictions.append(state)
+    references = [data[:, t + 1] for t in range(R)]
+    return ref_mmd(jnp.concatenate(predictions), jnp.concatenate(references), bandwidths)

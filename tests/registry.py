@@ -31,6 +31,9 @@ from helpers import (
 )
 from references import (
     ref_branch_one,
+    ref_input_noise,
+    ref_invariant_measure,
+    ref_pushforward,
     ref_diverted,
     ref_flow_matching,
     ref_mix,
@@ -51,9 +54,13 @@ from trainax_fm.configuration import (
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
+    InputNoise,
+    InvariantMeasureMMD,
     MixChainPostPhysics,
     ProgressiveDistillation,
+    Pushforward,
     Residuum,
+    RolloutCurriculum,
     SemigroupDistillation,
     Supervised,
     TeacherForcing,
@@ -68,6 +75,7 @@ from trainax_fm.trainer import (
     FlowMatchingTrainer,
     MixChainPostPhysicsTrainer,
     ProgressiveDistillationTrainer,
+    PushforwardTrainer,
     ResiduumTrainer,
     SemigroupDistillationTrainer,
     SupervisedTrainer,
@@ -163,6 +171,13 @@ _FLOW_SAMPLER = UniformTimeSampler(0.1, 1.0)
 _TEACHER = velocity_mlp(7)
 
 _CUT = {"cut_bptt": True, "cut_bptt_every": 2}
+_BANDWIDTHS = (0.5, 2.0)
+
+
+def _random_pushforward_reference(s, data, key):
+    # The configuration's draw: one number of pushed steps in {0, 1, 2} per window.
+    pushed = jax.random.randint(key, (data.shape[0],), 0, 3)
+    return ref_pushforward(s, data, 2, 2, _W[:2], False, 1, pushed)
 
 
 def _composite():
@@ -304,6 +319,69 @@ CONFIGURATIONS = (
         _uncertainty_weighted_reference,
     ),
     ConfigurationCase(
+        # A plain call has no balancing history: the fixed weights.
+        "Composite-ReLoBRaLo",
+        Composite,
+        lambda: eqx.tree_at(
+            lambda c: c.balancing, _composite(), tx.configuration.ReLoBRaLo(),
+            is_leaf=lambda x: x is None,
+        ),
+        conv_stepper,
+        lambda: random_windows(228, _R + 1),
+        _composite_reference,
+        {"residuum_fn": heat_residuum},
+    ),
+    ConfigurationCase(
+        "Pushforward",
+        Pushforward,
+        lambda: Pushforward(_R, num_pushforward_steps=2, **_CUT, time_level_weights=_W),
+        conv_stepper,
+        lambda: random_windows(223, _R + 3),
+        lambda s, d, k: ref_pushforward(s, d, _R, 2, _W, True, 2),
+    ),
+    ConfigurationCase(
+        "Pushforward-random",
+        Pushforward,
+        lambda: Pushforward(
+            2,
+            num_pushforward_steps=2,
+            random_pushforward=True,
+            time_level_weights=_W[:2],
+        ),
+        conv_stepper,
+        lambda: random_windows(224, 5, batch=6),
+        _random_pushforward_reference,
+    ),
+    ConfigurationCase(
+        "InputNoise",
+        InputNoise,
+        lambda: InputNoise(
+            Supervised(_R, **_CUT, time_level_weights=_W), 0.3, num_noisy_states=1
+        ),
+        conv_stepper,
+        lambda: random_windows(225, _R + 1),
+        lambda s, d, k: ref_input_noise(
+            s, d, k, 0.3, 1, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2)
+        ),
+    ),
+    ConfigurationCase(
+        "RolloutCurriculum",
+        RolloutCurriculum,
+        # Outside training the last length (2 of 3) counts: level 3 is masked.
+        lambda: RolloutCurriculum(Supervised(_R, time_level_weights=_W), "5:1,10:2"),
+        conv_stepper,
+        lambda: random_windows(226, _R + 1),
+        lambda s, d, k: ref_supervised(s, d, _R, _W * jnp.array([1.0, 1.0, 0.0]), False, 1),
+    ),
+    ConfigurationCase(
+        "InvariantMeasureMMD",
+        InvariantMeasureMMD,
+        lambda: InvariantMeasureMMD(_R, bandwidths=_BANDWIDTHS),
+        conv_stepper,
+        lambda: random_windows(227, _R + 1),
+        lambda s, d, k: ref_invariant_measure(s, d, _R, _BANDWIDTHS),
+    ),
+    ConfigurationCase(
         "FlowMatching",
         FlowMatching,
         FlowMatching,
@@ -369,10 +447,11 @@ CONFIGURATIONS = (
 )
 
 # Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
-# (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends) and
-# the abstract base class.
+# (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends),
+# the abstract base class and the balancing rule of a Composite with its state
+# (checked by `tests/test_stability_methods.py`).
 NOT_CONFIGURATIONS = frozenset(
-    {"BaseConfiguration", "AbstractTimeSampler"}
+    {"BaseConfiguration", "AbstractTimeSampler", "ReLoBRaLo", "BalancingState"}
     | {
         name
         for name, value in vars(tx.configuration).items()
@@ -462,6 +541,12 @@ ALL_CONFIGURATIONS = (
         lambda r: r,
     ),
     ConfigurationFactory(
+        "Pushforward",
+        lambda r, **kw: Pushforward(r, num_pushforward_steps=1, **kw),
+        lambda r: r + 2,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
         "Composite", _two_member_composite, lambda r: r + 1, lambda r: r
     ),
 )
@@ -473,6 +558,13 @@ FLOW_CONFIGURATIONS = frozenset(
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
 # network or function as the rollout-length grid does; their members are in the grid.
 WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
+# Wrappers of another configuration, and the MMD regulariser (no time-level loss,
+# cuts or weights): no factory of the common rollout arguments.
+NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
+    "InputNoise",
+    "RolloutCurriculum",
+    "InvariantMeasureMMD",
+}
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -598,6 +690,14 @@ TRAINERS = (
         lambda seed: conv_stepper(seed, in_channels=2),
     ),
     TrainerCase(
+        "PushforwardTrainer",
+        PushforwardTrainer,
+        _rollout_trainer(
+            PushforwardTrainer, num_pushforward_steps=2, random_pushforward=True
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
         "ConfigurationTrainer",
         ConfigurationTrainer,
         lambda num_training_steps, data=_FIELDS, **engine: ConfigurationTrainer(
@@ -622,6 +722,24 @@ TRAINERS = (
             **engine,
         ),
         _loss_weighted_stepper,
+    ),
+    TrainerCase(
+        # The balancing state rides in the optimizer state: resume, seeds, dispatch.
+        "ConfigurationTrainer-ReLoBRaLo",
+        ConfigurationTrainer,
+        lambda num_training_steps, data=_FIELDS, **engine: ConfigurationTrainer(
+            data,
+            Composite(
+                [Supervised(2), InvariantMeasureMMD(2, bandwidths=(1.0,))],
+                [1.0, 0.5],
+                balancing=tx.configuration.ReLoBRaLo(lookback_probability=0.5),
+            ),
+            optimizer=_OPTIMIZER,
+            num_training_steps=num_training_steps,
+            batch_size=2,
+            **engine,
+        ),
+        conv_stepper,
     ),
     TrainerCase(
         "FlowMatchingTrainer",

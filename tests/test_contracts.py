@@ -19,7 +19,7 @@ from helpers import assert_value_and_grad_close, value_and_grad
 from registry import (
     ALL_CONFIGURATIONS,
     CONFIGURATIONS,
-    FLOW_CONFIGURATIONS,
+    NON_FACTORY_CONFIGURATIONS,
     NOT_CONFIGURATIONS,
     TRAINERS,
     WRAPPED_STEPPER_CONFIGURATIONS,
@@ -51,7 +51,7 @@ def test_registry_is_complete():
         cls = getattr(tx.configuration, name)
         assert issubclass(cls, BaseConfiguration), f"{name} is not a configuration"
     # The rollout configurations also have a factory of the rollout length.
-    rollout = configurations - FLOW_CONFIGURATIONS - WRAPPED_STEPPER_CONFIGURATIONS
+    rollout = configurations - NON_FACTORY_CONFIGURATIONS - WRAPPED_STEPPER_CONFIGURATIONS
     assert {f.name for f in ALL_CONFIGURATIONS} == rollout
 
     trainers = exported_classes(tx.trainer)

@@ -1,5 +1,6 @@
 """Experiment runner: method/network grammar, config validation, data loading, TOML."""
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -168,7 +169,7 @@ def test_networks_build_and_map_states():
 
 
 def test_defaults_are_complete_and_round_trip_through_toml(tmp_path):
-    for source in ["advection", "lorenz", "exponax:ks_1d"]:
+    for source in ["advection", "lorenz", "lorenz96", "exponax:ks_1d"]:
         config = tx.experiment.default_config(source, name="x")
         path = tmp_path / "c.toml"
         path.write_text(tx.experiment.config_to_toml(config))
@@ -427,3 +428,15 @@ def test_on_disk_source_errors_name_the_field(tmp_path):
                          "training": {"steps_per_dispatch": 4}})
     with pytest.raises(ConfigError, match="data.test_source"):
         validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u", "test_source": "lorenz"}})
+
+
+def test_lorenz96_source_builds_fields_and_its_reference():
+    config = tx.experiment.default_config("lorenz96", name="l96")
+    config["data"].update(num_train_samples=2, num_test_samples=1, temporal_horizon=5,
+                          num_points=8, num_warmup_steps=10)
+    assert config["network"]["spec"].startswith("Conv")
+    dataset, _ = tx.experiment.load_data(config)
+    assert dataset.train.shape == (2, 5, 1, 8)
+    np.testing.assert_allclose(
+        jax.vmap(dataset.ref_stepper)(dataset.train[:, 0]), dataset.train[:, 1], rtol=1e-5
+    )

@@ -8,6 +8,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._loop._compiled import Problem, full_dataset_loss
+from ._loop._configuration_state import with_configuration_state
 from ._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
 from ._loop._run import train_on_loop
 from ._loop._validate import check_validation_options
@@ -15,6 +16,7 @@ from ._mixer import effective_batch_size
 from ._train_state import TrainResult, TrainState
 from ._validation import check_positive_int
 from ._windows import TrajectorySubStacker
+from .configuration._base import BaseConfiguration
 from .hook._base import AbstractHook
 
 
@@ -35,7 +37,10 @@ class GeneralTrainer(eqx.Module):
     - `loss_configuration`: the configuration that turns a minibatch into a loss.
     - `ref_stepper`: reference simulator, for configurations that need one.
     - `residuum_fn`: residuum function, for residuum configurations.
-    - `optimizer`: an `optax.GradientTransformation`.
+    - `optimizer`: an `optax.GradientTransformation`. For a configuration with a state
+        (`has_state`, e.g. a balanced Composite) the trainer's `optimizer` attribute
+        wraps it so that its state holds the configuration's; pass
+        `trainer.optimizer` to [`trainax_fm.load_train_state`][].
     - `num_minibatches`: total number of updates.
     - `batch_size`: windows per update (full-batch with a warning if there are fewer).
     - `callback_fn`: called as `callback_fn(update_i, stepper, data)` before update
@@ -101,6 +106,10 @@ class GeneralTrainer(eqx.Module):
         self.loss_configuration = loss_configuration
         self.ref_stepper = ref_stepper
         self.residuum_fn = residuum_fn
+        if isinstance(loss_configuration, BaseConfiguration) and loss_configuration.has_state:
+            # The configuration's state (e.g. adaptive weights) lives in the optimizer
+            # state, so checkpoints, seeds and resume carry it.
+            optimizer = with_configuration_state(optimizer, loss_configuration)
         self.optimizer = optimizer
         self.num_minibatches = check_positive_int(num_minibatches, "num_minibatches")
         self.batch_size = effective_batch_size(

@@ -22,6 +22,7 @@ from .._trainable import trainable_filter
 from .._windows import TrajectorySubStacker
 from .._validation import is_traced
 from ..configuration._base import call_extras
+from ._configuration_state import ConfigurationOptState
 
 
 class Problem(eqx.Module):
@@ -37,33 +38,58 @@ class Problem(eqx.Module):
     mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
     batch_axis: str = eqx.field(static=True, default="batch")
 
-    def loss(self, stepper, batch, key, step):
-        # Conditioned data: every conditioned network (of the stepper, the reference,
-        # a teacher inside the configuration) is bound to the minibatch's constants.
+    def prepared(self, stepper, batch):
+        """What the configuration sees: conditioned networks bound to the minibatch's
+        constants (of the stepper, the reference, a teacher inside the configuration),
+        and, for a normalised stepper, everything in normalised units."""
         batch, stepper, configuration, ref_stepper = bind_to_windows(
             batch, stepper, self.configuration, self.ref_stepper
         )
-        # A normalised stepper trains in normalised units, for every configuration.
         stepper, batch, ref_stepper, residuum_fn = to_normalized_space(
             stepper, batch, ref_stepper, self.residuum_fn
         )
+        return stepper, batch, configuration, ref_stepper, residuum_fn
+
+    def loss(self, stepper, batch, key, step):
+        stepper, batch, configuration, ref_stepper, residuum_fn = self.prepared(stepper, batch)
         extras = call_extras(configuration, key=key, step=step)
         return configuration(
             stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
         )
 
-    def value_and_grad(self, stepper, batch, key, step):
-        """The loss and its gradient with respect to the trainable arrays only
-        (`trainable_arrays`: never normalisation statistics)."""
+    def stateful_loss(self, stepper, batch, state, key, step):
+        stepper, batch, configuration, ref_stepper, residuum_fn = self.prepared(stepper, batch)
+        return configuration.stateful_loss(
+            stepper, batch, state, ref_stepper=ref_stepper, residuum_fn=residuum_fn,
+            key=key, step=step,
+        )
+
+    def value_and_grad(self, stepper, batch, key, step, state=None):
+        """The loss (with the configuration's next state if `state` is given) and its
+        gradient with respect to the trainable arrays only (`trainable_arrays`: never
+        normalisation statistics)."""
         params, frozen = eqx.partition(stepper, trainable_filter(stepper))
-        return eqx.filter_value_and_grad(
-            lambda p: self.loss(eqx.combine(p, frozen), batch, key, step)
-        )(params)
+        if state is None:
+            objective = lambda p: self.loss(eqx.combine(p, frozen), batch, key, step)  # noqa: E731
+            return eqx.filter_value_and_grad(objective)(params)
+        objective = lambda p: self.stateful_loss(  # noqa: E731
+            eqx.combine(p, frozen), batch, state, key, step
+        )
+        return eqx.filter_value_and_grad(objective, has_aux=True)(params)
 
     def update(self, stepper, opt_state, batch, key, step):
-        loss, grads = self.value_and_grad(stepper, batch, key, step)
         params = eqx.filter(stepper, trainable_filter(stepper))
-        updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
+        if isinstance(opt_state, ConfigurationOptState):
+            # A stateful configuration: its state rides in the optimizer state.
+            (loss, state), grads = self.value_and_grad(
+                stepper, batch, key, step, opt_state.configuration_state
+            )
+            updates, new_opt_state = self.optimizer.update(
+                grads, opt_state, params, configuration_state=state
+            )
+        else:
+            loss, grads = self.value_and_grad(stepper, batch, key, step)
+            updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_stepper = eqx.apply_updates(stepper, updates)
         if self.skip_nonfinite:
             # Keep the old parameters and optimizer state when the loss or a gradient

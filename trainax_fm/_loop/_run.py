@@ -16,6 +16,8 @@ from ..hook._checkpoint import Checkpoint
 from ..hook._nonfinite import NonFiniteGuard
 from ..hook._progress import ProgressBar
 from ..hook._validation import Validation
+from ..configuration._base import BaseConfiguration
+from ._configuration_state import ensure_configuration_state
 from ._loop import CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
 from ._validate import ValidationPlan, check_validation_data, rollout_signature
@@ -73,6 +75,10 @@ def train_on_loop(
         if num_seeds is not None:
             init = eqx.filter_vmap(init)
         opt_state = init(trainable_arrays(stepper))
+    if isinstance(trainer.loss_configuration, BaseConfiguration):
+        opt_state = ensure_configuration_state(
+            opt_state, trainer.loss_configuration, num_seeds
+        )
     stop = trainer.num_minibatches
     if num_steps is not None:
         stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))

@@ -4,6 +4,12 @@ The second of trainax_fm's three layers. Every configuration is an `eqx.Module` 
 `__call__(stepper, data, *, ref_stepper=None, residuum_fn=None, key=None, step=None)`
 returns the loss of a minibatch of windows `(B, W, C, *spatial)`. They own the rollout
 structure: how many steps, where the reference branches off, where gradients are cut.
+
+Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
+around any configuration), `RolloutCurriculum` (a growing rollout length),
+`InvariantMeasureMMD` (DySLIM), the time-level weight schedules
+`geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
+term balancing `ReLoBRaLo` of a `Composite`.
 """
 
 from ._base import BaseConfiguration as BaseConfiguration
@@ -14,6 +20,17 @@ from ._mix_chain_post_physics import MixChainPostPhysics as MixChainPostPhysics
 from ._residuum import Residuum as Residuum
 from ._supervised import Supervised as Supervised
 from ._teacher_forcing import TeacherForcing as TeacherForcing
+from ._balancing import BalancingState as BalancingState
+from ._balancing import ReLoBRaLo as ReLoBRaLo
+from ._pushforward import Pushforward as Pushforward
+from ._input_noise import InputNoise as InputNoise
+from ._curriculum import RolloutCurriculum as RolloutCurriculum
+from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
+from ._weights import (
+    geometric_weights as geometric_weights,
+    inverse_sqrt_weights as inverse_sqrt_weights,
+    linear_weights as linear_weights,
+)
 from ._temporal_consistency import TemporalConsistency as TemporalConsistency
 from ._uncertainty_weighted import UncertaintyWeighted as UncertaintyWeighted
 from ._flow_matching import FlowMatching as FlowMatching

@@ -74,6 +74,45 @@ class BaseConfiguration(eqx.Module):
         """Whether `__call__` draws random numbers and therefore requires a `key`."""
         return False
 
+    @property
+    def has_state(self) -> bool:
+        """Whether training carries a state from update to update (e.g. the adaptive
+        weights of a [`trainax_fm.configuration.Composite`][] with `balancing=`)."""
+        return False
+
+    def init_state(self) -> PyTree:
+        """The state before the first update (`None` for stateless configurations)."""
+        return None
+
+    def stateful_loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        state: PyTree,
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> tuple[Float[Array, ""], PyTree]:
+        """The loss of one training update and the state for the next.
+
+        Trainers call this instead of `__call__`; the engine keeps the state in the
+        optimizer state. Stateless configurations return `(self(...), state)`.
+
+        **Arguments:**
+
+        - `state`: the state after the previous update (`init_state()` at first).
+        - the others: as in `__call__`.
+
+        **Returns:**
+
+        - `(loss, new_state)`.
+        """
+        extras = call_extras(self, key=key, step=step)
+        loss = self(stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras)
+        return loss, state
+
 
 @functools.lru_cache(maxsize=256)
 def _accepted_extras(call_type: type) -> tuple[str, ...]:

@@ -2,8 +2,10 @@ from typing import Optional, Sequence
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._balancing import ReLoBRaLo
 from ._base import BaseConfiguration, call_extras
 
 
@@ -30,13 +32,15 @@ class AbstractComposite(BaseConfiguration):
         return any(_get(c, "needs_key", False) for c in self.configurations)
 
     def member_losses(
-        self, stepper, data, *, ref_stepper, residuum_fn, key, step
+        self, stepper, data, *, ref_stepper, residuum_fn, key, step, num_keys=None
     ) -> list[Float[Array, ""]]:
-        """The loss of every member (member `i` gets the `i`-th of `len` split keys)."""
+        """The loss of every member: member `i` gets the `i`-th of `num_keys` (default:
+        one per member) keys split from `key`."""
+        count = len(self.configurations)
         keys = (
-            [None] * len(self.configurations)
+            [None] * count
             if key is None
-            else list(jax.random.split(key, len(self.configurations)))
+            else list(jax.random.split(key, num_keys or count))[:count]
         )
         losses = []
         for configuration, member_key in zip(self.configurations, keys):
@@ -71,15 +75,23 @@ class Composite(AbstractComposite):
 
     - `configurations`: the member configurations.
     - `weights`: one weight `λ_i` per configuration.
+    - `balancing`: `None`, or an adaptive balancing rule
+        ([`trainax_fm.configuration.ReLoBRaLo`][]) whose weights multiply `λ_i`
+        during training. Its state is carried from update to update in the train
+        state; a plain call (`full_loss`, callbacks, evaluation) has no history and
+        uses the fixed weights `λ_i`.
     """
 
     configurations: tuple[BaseConfiguration, ...]
     weights: tuple[float, ...] = eqx.field(static=True)
+    balancing: Optional[ReLoBRaLo] = None
 
     def __init__(
         self,
         configurations: Sequence[BaseConfiguration],
         weights: Sequence[float],
+        *,
+        balancing: Optional[ReLoBRaLo] = None,
     ):
         configurations = check_members(configurations)
         weights = tuple(float(w) for w in weights)
@@ -88,8 +100,71 @@ class Composite(AbstractComposite):
                 f"`weights` needs one entry per configuration: got {len(weights)} "
                 f"weights for {len(configurations)} configurations."
             )
+        if balancing is not None and not isinstance(balancing, ReLoBRaLo):
+            raise TypeError(
+                "`balancing` must be None or trainax_fm.configuration.ReLoBRaLo(), got "
+                f"{type(balancing).__name__}."
+            )
+        if balancing is not None and any(
+            _get(c, "has_state", False) for c in configurations
+        ):
+            raise ValueError(
+                "A balanced Composite cannot hold members that carry their own state; "
+                "nest the balancing in one Composite only."
+            )
         self.configurations = configurations
         self.weights = weights
+        self.balancing = balancing
+
+    @property
+    def needs_key(self) -> bool:
+        balancing_key = self.balancing is not None and self.balancing.needs_key
+        return balancing_key or super().needs_key
+
+    @property
+    def has_state(self) -> bool:
+        return self.balancing is not None
+
+    def init_state(self) -> PyTree:
+        if self.balancing is None:
+            return None
+        return self.balancing.init(len(self.configurations))
+
+    def _num_keys(self) -> int:
+        # With balancing, the last of `count + 1` keys is the balancing's (its lookback).
+        return len(self.configurations) + (self.balancing is not None)
+
+    def stateful_loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        state: PyTree,
+        *,
+        ref_stepper: Optional[eqx.Module] = None,
+        residuum_fn: Optional[eqx.Module] = None,
+        key: Optional[PRNGKeyArray] = None,
+        step: Optional[int] = None,
+    ) -> tuple[Float[Array, ""], PyTree]:
+        """The loss with the balancing weights of this update, and the next state."""
+        if self.balancing is None:
+            return super().stateful_loss(
+                stepper, data, state, ref_stepper=ref_stepper,
+                residuum_fn=residuum_fn, key=key, step=step,
+            )
+        if key is None and self.needs_key:
+            raise ValueError(
+                "This Composite is stochastic (a member or the ReLoBRaLo lookback draws "
+                "random numbers) and needs `key=jax.random.PRNGKey(...)`."
+            )
+        losses = self.member_losses(
+            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key,
+            step=step, num_keys=self._num_keys(),
+        )
+        stacked = jnp.stack([jnp.asarray(loss) for loss in losses])
+        balance_key = None if key is None else jax.random.split(key, self._num_keys())[-1]
+        balance, new_state = self.balancing.update(state, stacked, balance_key)
+        weights = jnp.asarray(self.weights, stacked.dtype) * balance.astype(stacked.dtype)
+        return jnp.sum(weights * stacked), new_state
 
     def __call__(
         self,
@@ -102,7 +177,8 @@ class Composite(AbstractComposite):
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
         losses = self.member_losses(
-            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key, step=step
+            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key,
+            step=step, num_keys=self._num_keys(),
         )
         total = 0.0
         for weight, loss in zip(self.weights, losses):

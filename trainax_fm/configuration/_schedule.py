@@ -1,4 +1,8 @@
-"""Probability schedules over training steps (for teacher forcing)."""
+"""Piecewise-constant schedules over training steps.
+
+One grammar for every quantity that changes during training: the teacher-forcing
+probability and the rollout length of a curriculum.
+"""
 
 from typing import Callable, Optional, Union
 
@@ -8,13 +12,19 @@ from jaxtyping import Array, Float
 Schedule = Union[float, str, Callable[[Array], Float[Array, ""]]]
 
 
-def parse_schedule(schedule: Schedule, name: str = "teacher_forcing_probability"):
+def parse_schedule(
+    schedule: Schedule,
+    name: str = "teacher_forcing_probability",
+    check_values: Optional[Callable[[list, str], None]] = None,
+):
     """Validate a schedule and return it in canonical form.
 
     A float is constant. A string `"s1:p1,s2:p2,...,sk:pk"` means `p1` for steps
     `< s1`, `p2` for `s1 <= step < s2`, ..., and `pk` from `s_{k-1}` on (also after
     `sk`). A callable maps the (traced) step to a probability.
+    `check_values(values, name)` checks the values (default: probabilities in [0, 1]).
     """
+    check_values = _check_probabilities if check_values is None else check_values
     if callable(schedule):
         return schedule
     if isinstance(schedule, str):
@@ -27,19 +37,19 @@ def parse_schedule(schedule: Schedule, name: str = "teacher_forcing_probability"
             except ValueError:
                 raise ValueError(
                     f"`{name}` string must look like '150:1.0,250:0.9,300:0.7' "
-                    f"(step:probability pairs), got {schedule!r} (bad part {part!r})."
+                    f"(step:value pairs), got {schedule!r} (bad part {part!r})."
                 ) from None
         if boundaries != sorted(boundaries) or len(set(boundaries)) != len(boundaries):
             raise ValueError(
                 f"`{name}` steps must increase strictly, got {boundaries} in {schedule!r}."
             )
-        _check_probabilities(values, name)
+        check_values(values, name)
         return (tuple(boundaries), tuple(values))
     if isinstance(schedule, (int, float)) and not isinstance(schedule, bool):
-        _check_probabilities([float(schedule)], name)
+        check_values([float(schedule)], name)
         return float(schedule)
     raise TypeError(
-        f"`{name}` must be a probability, a 'step:p,...' string or a callable of the "
+        f"`{name}` must be a number, a 'step:value,...' string or a callable of the "
         f"step, got {type(schedule).__name__}."
     )
 

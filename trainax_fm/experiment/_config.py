@@ -15,7 +15,7 @@ num_seeds = 1              # >1: train seeds in parallel (eqx.filter_vmap over k
 description = ""
 
 [data]                     # see trainax_fm.experiment._data for every source
-source = "advection"       # "advection" | "lorenz" | "exponax:<scenario>" | "file:<path>"
+source = "advection"       # "advection" | "lorenz" | "lorenz96" | "exponax:<scenario>" | "file:<path>"
                            # | on disk: "npy:<path>" | "hdf5:<path>#<data set>" | "zarr:<path>"
 seed = 0                   # seed of the generated train/test data
 num_train_samples = 50
@@ -64,7 +64,8 @@ rollout_plot_every = 0     # validations between rollout pictures in rollouts/ (
 ```
 
 Source-specific `[data]` keys (defaults): advection `num_points` (32), `cfl` (0.75),
-`highest_init_mode` (5); lorenz `dt` (0.01), `num_warmup_steps` (500); exponax
+`highest_init_mode` (5); lorenz `dt` (0.01), `num_warmup_steps` (500); lorenz96
+`num_points` (40), `dt` (0.05), `forcing` (8.0), `num_warmup_steps` (1000); exponax
 scenarios `num_points`, `dt`, `domain_extent`, `num_warmup_steps`, `ic_cutoff`
 (+ `diffusivity` for diffusion and Burgers), defaults per scenario; files
 `test_source` (`""`: hold out the last `num_test_samples` trajectories), sizes

@@ -7,6 +7,10 @@
     `cfl`, `highest_init_mode`. Reference stepper: the exact Fourier shift.
 - `"lorenz"`: the Lorenz-63 ODE with RK4 ([`trainax_fm.sample_data.lorenz_rk4`][]),
     states `(3,)`; extra keys `dt`, `num_warmup_steps`. Reference: the RK4 step.
+- `"lorenz96"`: the chaotic Lorenz-96 ring with RK4
+    ([`trainax_fm.sample_data.lorenz96_rk4`][]), states `(1, num_points)` (a periodic
+    field); extra keys `num_points`, `dt`, `forcing`, `num_warmup_steps`. Reference:
+    the RK4 step.
 - `"exponax:<scenario>"` with `<scenario>` one of `diffusion_1d`, `diffusion_2d`,
     `burgers_1d`, `ks_1d` (conservative Kuramoto-Sivashinsky), `ks_combustion_1d`
     (its combustion/gradient form): random truncated-Fourier initial conditions
@@ -76,7 +80,7 @@ EXPONAX_SCENARIOS = {
 }
 
 _SOURCE_DOC = (
-    "\"advection\", \"lorenz\", \"exponax:<scenario>\" (scenarios: "
+    "\"advection\", \"lorenz\", \"lorenz96\", \"exponax:<scenario>\" (scenarios: "
     + ", ".join(EXPONAX_SCENARIOS) + "), \"exponax:<exponax stepper class>\", "
     "\"file:<path.npy|.npz>\" or on disk "
     "\"npy:<path>\", \"hdf5:<path>#<data set>\", \"zarr:<path>[#<array>]\""
@@ -99,10 +103,11 @@ def _sizes(train: Optional[int], test: Optional[int], horizon: Optional[int]) ->
 
 
 def source_kind(source: str, path: str = "data.source") -> str:
-    """`advection`, `lorenz`, `exponax`, `file` or `disk`; `ConfigError` otherwise."""
+    """`advection`, `lorenz`, `lorenz96`, `exponax`, `file` or `disk`; `ConfigError`
+    otherwise."""
     if not isinstance(source, str):
         raise ConfigError(path, _SOURCE_DOC, repr(source))
-    if source in ("advection", "lorenz"):
+    if source in ("advection", "lorenz", "lorenz96"):
         return source
     if source.startswith("exponax:"):
         scenario = source[len("exponax:"):]
@@ -155,6 +160,14 @@ def data_fields(source: str) -> dict[str, Field]:
                 "dt": Field("float", 0.01, minimum=0.0, exclusive_minimum=True,
                             doc="time step"),
                 "num_warmup_steps": Field("int", 500, minimum=0,
+                                          doc="steps discarded to reach the attractor")}
+    if kind == "lorenz96":
+        return {**common, **_sizes(20, 20, 200),
+                "num_points": Field("int", 40, minimum=4, doc="variables on the ring"),
+                "dt": Field("float", 0.05, minimum=0.0, exclusive_minimum=True,
+                            doc="time step"),
+                "forcing": Field("float", 8.0, doc="the forcing F (8 is chaotic)"),
+                "num_warmup_steps": Field("int", 1000, minimum=0,
                                           doc="steps discarded to reach the attractor")}
     if kind == "exponax":
         name = source[len("exponax:"):]
@@ -260,6 +273,27 @@ def _lorenz(data: dict, test_horizon: int) -> Dataset:
     return Dataset(train, test, ref, ReferenceResiduum(ref), data["dt"], None)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _lorenz96_trajectories(num_points, dt, forcing, num_warmup_steps, num_samples, horizon,
+                           key):
+    from ..sample_data import lorenz96_rk4
+
+    return lorenz96_rk4(num_samples, num_points=num_points, temporal_horizon=horizon, dt=dt,
+                        forcing=forcing, num_warmup_steps=num_warmup_steps, key=key)
+
+
+def _lorenz96(data: dict, test_horizon: int) -> Dataset:
+    from ..sample_data import make_lorenz96_stepper_rk4
+
+    train_key, test_key = _keys(data["seed"])
+    sizes = (data["num_points"], data["dt"], data["forcing"], data["num_warmup_steps"])
+    train = _lorenz96_trajectories(*sizes, data["num_train_samples"],
+                                   data["temporal_horizon"], train_key)
+    test = _lorenz96_trajectories(*sizes, data["num_test_samples"], test_horizon, test_key)
+    ref = make_lorenz96_stepper_rk4(data["dt"], forcing=data["forcing"])
+    return Dataset(train, test, ref, ReferenceResiduum(ref), data["dt"], None)
+
+
 def _exponax(data: dict, test_horizon: int) -> Dataset:
     try:
         import exponax
@@ -336,5 +370,6 @@ def load_data(config: dict) -> tuple[Dataset, dict]:
     kind = source_kind(config["data"]["source"])
     if kind in ("file", "disk"):
         return file_dataset(config, test_horizon)
-    make = {"advection": _advection, "lorenz": _lorenz, "exponax": _exponax}[kind]
+    make = {"advection": _advection, "lorenz": _lorenz, "lorenz96": _lorenz96,
+            "exponax": _exponax}[kind]
     return make(config["data"], test_horizon), config

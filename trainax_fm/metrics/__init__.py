@@ -25,8 +25,10 @@ spectra are summed over channels.
 - Fourier space (periodic grids): `energy_spectrum`, `spectral_error` per wavenumber
     band (`octave_band_edges`), `sobolev_error` and `h1_error`.
 - Chaotic systems: `valid_prediction_time` (in time units or Lyapunov times).
+- Long runs (after at least a few Lyapunov times): `long_run_distribution_distance`,
+    `long_run_spectrum_error`, `blow_up_fraction`.
 - Ensembles and distributions: `crps`, `spread_skill_ratio`, `interval_coverage`,
-    `energy_distance`. The ensemble metrics take members along `ensemble_axis` and an
+    `energy_distance`, `mmd`. The ensemble metrics take members along `ensemble_axis` and an
     observation of the remaining shape (e.g. `rollout(..., num_samples=M)` against the
     reference trajectory).
 """
@@ -48,6 +50,12 @@ from ._errors import (
     nrmse as nrmse,
     rmse as rmse,
 )
+from ._long_run import (
+    blow_up_fraction as blow_up_fraction,
+    long_run_distribution_distance as long_run_distribution_distance,
+    long_run_spectrum_error as long_run_spectrum_error,
+)
+from ._mmd import mmd as mmd
 from ._spectrum import (
     energy_spectrum as energy_spectrum,
     h1_error as h1_error,

@@ -15,6 +15,9 @@ rollouts that take a `key` keyword and are reproducible for a fixed key.
     ODEs, generated locally (optional extra `dysts`).
 - [`trainax_fm.sample_data.make_lorenz_stepper_rk4`][] and
     [`trainax_fm.sample_data.lorenz_rk4`][]: the chaotic Lorenz-63 system with RK4.
+- [`trainax_fm.sample_data.make_lorenz96_stepper_rk4`][] and
+    [`trainax_fm.sample_data.lorenz96_rk4`][]: the chaotic Lorenz-96 ring of any
+    dimension with RK4, as a periodic 1D field `(1, N)`.
 """
 
 from ._advection import advection_1d_periodic as advection_1d_periodic
@@ -22,4 +25,6 @@ from ._dysts import dysts_systems as dysts_systems
 from ._dysts import dysts_trajectories as dysts_trajectories
 from ._lorenz import lorenz_rk4 as lorenz_rk4
 from ._lorenz import make_lorenz_stepper_rk4 as make_lorenz_stepper_rk4
+from ._lorenz96 import lorenz96_rk4 as lorenz96_rk4
+from ._lorenz96 import make_lorenz96_stepper_rk4 as make_lorenz96_stepper_rk4
 from ._varying_advection import advection_1d_varying_speed as advection_1d_varying_speed

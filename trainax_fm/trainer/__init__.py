@@ -30,6 +30,7 @@ from ._diverted_chain_branch_one import (
     DivertedChainBranchOneTrainer as DivertedChainBranchOneTrainer,
 )
 from ._mix_chain_post_physics import MixChainPostPhysicsTrainer as MixChainPostPhysicsTrainer
+from ._pushforward import PushforwardTrainer as PushforwardTrainer
 from ._residuum import ResiduumTrainer as ResiduumTrainer
 from ._supervised import SupervisedTrainer as SupervisedTrainer
 from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer

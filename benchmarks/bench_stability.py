@@ -1,0 +1,303 @@
+"""Long, stable rollouts: the training methods against drift, side by side.
+
+Two chaotic systems, both standardised with the training data's mean and standard
+deviation:
+
+- **Kuramoto-Sivashinsky** (`exponax.stepper.KuramotoSivashinsky`, ETDRK2, domain
+    length 64, 64 points, `dt = 0.5` per emulator step), trajectories started from
+    random truncated Fourier series after a transient of 200 steps;
+- **Lorenz-96** (`tx.sample_data.lorenz96_rk4`, 40 variables, `F = 8`,
+    `dt = 0.05`), a periodic ring treated as a 1D field.
+
+One small residual periodic ConvNet (`u + net(u)`, 4 convolutions of width 24 and
+kernel 5, GELU, ~6k parameters) is trained on each with every method, for the same
+number of updates (Adam, cosine-decayed learning rate, batch 32), 3 seeds each
+(trained together with `train_seeds`):
+
+- `one-step`: `Supervised(1)`;
+- `unrolled`: `Supervised(4)`;
+- `pushforward`: `Pushforward(1, num_pushforward_steps=3, random_pushforward=True)`;
+- `noise`: `InputNoise(Supervised(1), relative_std=...)`;
+- `curriculum`: `RolloutCurriculum(Supervised(4), "N/4:1,N/2:2,3N/4:3,N:4")`;
+- `mmd`: `Composite([Supervised(1), InvariantMeasureMMD(8)], [1, lambda])`.
+
+Each trained stepper rolls out the 16 test trajectories (unseen initial states) for
+`--rollout-steps` steps (>= 1000). Reported per method (mean ± standard deviation
+over the seeds):
+
+- `nRMSE@1`, `nRMSE@10`: `tx.metrics.nrmse` after 1 and 10 steps;
+- `HCT`: `tx.metrics.high_correlation_time` of the batch-mean Pearson correlation
+    (threshold 0.8), in steps;
+- `dist`: `tx.metrics.long_run_distribution_distance` of the states after a burn-in
+    of 200 steps against the reference's (over the rollouts that stayed bounded);
+- `spec`: `tx.metrics.long_run_spectrum_error`, same states;
+- `blow-up`: `tx.metrics.blow_up_fraction` (non-finite or beyond 10x the reference);
+- `train s`: wall time of the training of all 3 seeds (one compiled program, on the
+    shared 2-core CPU, compile included).
+
+Run: `python benchmarks/bench_stability.py` (about an hour on 2 heavily shared CPU cores;
+`--quick` for a smoke test). Writes `benchmarks/results/stability.md`, the summary as
+`stability.json` beside it, and with `--plot PNG` a figure of the long-run metrics
+(`--plot PNG --from-json JSON` redraws it from a saved summary). Needs the `pde` extra
+(exponax) and matplotlib for the figure.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import equinox as eqx
+import exponax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import trainax_fm as tx
+from trainax_fm.configuration import (
+    Composite,
+    InputNoise,
+    InvariantMeasureMMD,
+    Pushforward,
+    RolloutCurriculum,
+    Supervised,
+)
+
+NUM_SEEDS = 3
+BURN_IN = 200
+
+
+class ResidualConvNet(eqx.Module):
+    """`u -> u + net(u)` with periodic 1D convolutions."""
+
+    layers: tuple
+
+    def __init__(self, key, width=24, depth=4, kernel_size=5):
+        keys = jax.random.split(key, depth)
+        channels = [1] + [width] * (depth - 1) + [1]
+        self.layers = tuple(
+            eqx.nn.Conv1d(
+                channels[i], channels[i + 1], kernel_size, padding=kernel_size // 2,
+                padding_mode="CIRCULAR", key=keys[i],
+            )
+            for i in range(depth)
+        )
+
+    def __call__(self, u):
+        h = u
+        for layer in self.layers[:-1]:
+            h = jax.nn.gelu(layer(h))
+        return u + self.layers[-1](h)
+
+
+def ks_trajectories(key, num_trajectories, num_steps):
+    ks = exponax.stepper.KuramotoSivashinsky(1, 64.0, 64, 0.5)
+    ic = exponax.ic.RandomTruncatedFourierSeries(1, cutoff=5, max_one=True)
+    u = exponax.build_ic_set(ic, num_points=64, num_samples=num_trajectories, key=key)
+    step = jax.jit(jax.vmap(ks))
+
+    @jax.jit
+    def run(u0):
+        warm = jax.lax.fori_loop(0, 200, lambda i, v: step(v), u0)
+        _, states = jax.lax.scan(lambda v, _: (step(v), v), warm, None, length=num_steps)
+        return jnp.swapaxes(states, 0, 1)
+
+    return run(u)
+
+
+def lorenz96_trajectories(key, num_trajectories, num_steps):
+    return tx.sample_data.lorenz96_rk4(
+        num_trajectories, num_points=40, temporal_horizon=num_steps, key=key
+    )
+
+
+def methods(num_updates, noise, mmd_weight):
+    quarter = num_updates // 4
+    schedule = f"{quarter}:1,{2 * quarter}:2,{3 * quarter}:3,{num_updates}:4"
+    return {
+        "one-step": Supervised(1),
+        "unrolled": Supervised(4),
+        "pushforward": Pushforward(1, num_pushforward_steps=3, random_pushforward=True),
+        "noise": InputNoise(Supervised(1), noise),
+        "curriculum": RolloutCurriculum(Supervised(4), schedule),
+        "mmd": Composite([Supervised(1), InvariantMeasureMMD(8)], [1.0, mmd_weight]),
+    }
+
+
+def evaluate(steppers, test, num_steps):
+    """Metrics of every seed's stepper on the test trajectories `(S, T, 1, N)`."""
+    ics, reference = test[:, 0], test[:, 1 : num_steps + 1]
+
+    @eqx.filter_jit
+    def rollout(stepper):
+        return tx.rollout(stepper, ics, num_steps, batched=True)
+
+    rows = []
+    for seed in range(NUM_SEEDS):
+        stepper = jax.tree_util.tree_map(
+            lambda x: x[seed] if eqx.is_array(x) else x, steppers
+        )
+        prediction = rollout(stepper)
+        nrmse = tx.metrics.nrmse(prediction[:, :10], reference[:, :10], batched=True)
+        correlation = tx.metrics.pearson_correlation(prediction, reference, batched=True)
+        blown = np.asarray(
+            jax.vmap(lambda p, r: tx.metrics.blow_up_fraction(p, r))(prediction, reference)
+        )
+        bounded = blown == 0
+        row = {
+            "nRMSE@1": float(nrmse[0]),
+            "nRMSE@10": float(nrmse[9]),
+            "HCT": float(tx.metrics.high_correlation_time(correlation)),
+            "blow-up": float(blown.mean()),
+            "dist": float("nan"),
+            "spec": float("nan"),
+        }
+        if bounded.any():
+            kept, ref = prediction[bounded], reference[bounded]
+            row["dist"] = float(tx.metrics.long_run_distribution_distance(
+                kept, ref, burn_in=BURN_IN, batched=True))
+            row["spec"] = float(tx.metrics.long_run_spectrum_error(
+                kept, ref, burn_in=BURN_IN, batched=True))
+        rows.append(row)
+    return rows
+
+
+def run_system(name, trajectories_fn, args, key):
+    data_key, test_key, train_key = jax.random.split(key, 3)
+    train = trajectories_fn(data_key, args.train_trajectories, args.train_steps)
+    test = trajectories_fn(test_key, 16, args.rollout_steps + 1)
+    mean, std = jnp.mean(train), jnp.std(train)
+    train, test = (train - mean) / std, (test - mean) / std
+    results = {}
+    for method, configuration in methods(args.updates, args.noise, args.mmd_weight).items():
+        trainer = tx.trainer.ConfigurationTrainer(
+            train,
+            configuration,
+            optimizer=optax.adam(optax.cosine_decay_schedule(1e-3, args.updates)),
+            num_training_steps=args.updates,
+            batch_size=32,
+        )
+        start = time.perf_counter()
+        result = trainer.train_seeds(ResidualConvNet, train_key, NUM_SEEDS, spawn_tqdm=False)
+        jax.block_until_ready(result.loss_history)
+        seconds = time.perf_counter() - start
+        rows = evaluate(result.stepper, test, args.rollout_steps)
+        results[method] = (rows, seconds)
+        print(name, method, f"{seconds:.1f}s", summarise(rows), flush=True)
+    return results
+
+
+def summarise(rows):
+    out = {}
+    for column in rows[0]:
+        values = np.array([r[column] for r in rows])
+        out[column] = (np.nanmean(values), np.nanstd(values), int(np.isnan(values).sum()))
+    return out
+
+
+COLUMNS = ["nRMSE@1", "nRMSE@10", "HCT", "dist", "spec", "blow-up"]
+
+
+def summary_table(results):
+    """`{method: {column: [mean, std, seeds missing], "train s": seconds}}`."""
+    table = {}
+    for method, (rows, seconds) in results.items():
+        entry = {c: [float(v) for v in values] for c, values in summarise(rows).items()}
+        entry["train s"] = seconds
+        table[method] = entry
+    return table
+
+
+def plot(summaries, path):
+    """Bars of the long-run metrics per method, one row of panels per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("dist", "long-run distribution distance"), ("spec", "long-run spectrum error"),
+              ("blow-up", "blow-up fraction")]
+    figure, axes = plt.subplots(len(summaries), 3, figsize=(13, 3.2 * len(summaries)),
+                                squeeze=False)
+    for row, (system, table) in enumerate(summaries.items()):
+        methods = list(table)
+        for column, (key, title) in enumerate(panels):
+            axis = axes[row, column]
+            means = [table[m][key][0] for m in methods]
+            spreads = [table[m][key][1] for m in methods]
+            axis.bar(methods, means, yerr=spreads, capsize=3,
+                     color=["tab:gray"] + ["tab:blue"] * (len(methods) - 1))
+            axis.set_title(f"{system}: {title}", fontsize=9)
+            axis.tick_params(axis="x", labelrotation=35, labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def format_table(name, results):
+    columns = COLUMNS
+    lines = [
+        f"### {name}",
+        "",
+        "| method | " + " | ".join(columns) + " | train s |",
+        "|---" * (len(columns) + 2) + "|",
+    ]
+    for method, (rows, seconds) in results.items():
+        cells = []
+        for column in columns:
+            mean, spread, missing = summarise(rows)[column]
+            digits = ".0f" if column == "HCT" else (".2f" if column == "blow-up" else ".3g")
+            cell = f"{mean:{digits}} ± {spread:{digits}}"
+            if missing:
+                cell += f" ({missing} seed(s) all blown up)"
+            cells.append(cell)
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--rollout-steps", type=int, default=1200)
+    parser.add_argument("--train-trajectories", type=int, default=32)
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--noise", type=float, default=0.03)
+    parser.add_argument("--mmd-weight", type=float, default=0.1)
+    parser.add_argument("--systems", default="ks,lorenz96")
+    parser.add_argument("--quick", action="store_true", help="a smoke test")
+    parser.add_argument("--output", default="benchmarks/results/stability.md")
+    parser.add_argument("--plot", default=None, help="write a figure to this PNG")
+    parser.add_argument("--from-json", default=None, help="only redraw the figure")
+    args = parser.parse_args()
+    if args.from_json:
+        plot(json.loads(Path(args.from_json).read_text()), args.plot)
+        return
+    if args.quick:
+        args.updates, args.rollout_steps, args.train_steps = 40, 260, 30
+    systems = {"Kuramoto-Sivashinsky": ks_trajectories, "Lorenz-96": lorenz96_trajectories}
+    chosen = {"ks": "Kuramoto-Sivashinsky", "lorenz96": "Lorenz-96"}
+    tables, summaries = [], {}
+    for short in args.systems.split(","):
+        name = chosen[short]
+        results = run_system(name, systems[name], args, jax.random.key(0))
+        tables.append(format_table(name, results))
+        summaries[name] = summary_table(results)
+    header = (
+        "# bench_stability\n\n"
+        f"`python benchmarks/bench_stability.py --updates {args.updates} --rollout-steps "
+        f"{args.rollout_steps} --noise {args.noise} --mmd-weight {args.mmd_weight}` "
+        f"(jax {jax.__version__}, {jax.default_backend()}, {NUM_SEEDS} seeds, "
+        f"mean ± std over seeds; long-run metrics after a burn-in of {BURN_IN} steps).\n"
+    )
+    text = header + "\n" + "\n\n".join(tables) + "\n"
+    if not args.quick:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        Path(args.output).with_suffix(".json").write_text(json.dumps(summaries, indent=1))
+    if args.plot:
+        plot(summaries, args.plot)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+from typing import Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+from jaxtyping import Array, Float, PyTree
+
+from .._rollout import (
+    Unroll,
+    apply_stepper,
+    check_unroll,
+    loop,
+    required_length_error,
+    resolve_unroll,
+    state_at,
+    time_major,
+    time_slice,
+    window_length,
+)
+from .._validation import check_positive_int
+from ..metrics._mmd import DEFAULT_BANDWIDTHS, check_bandwidths, squared_mmd
+from ._checks import AbstractCheckedConfiguration, CallInputs
+
+
+class InvariantMeasureMMD(AbstractCheckedConfiguration):
+    r"""Invariant-measure regularisation (DySLIM, Schiff et al. 2024): make the states
+    of the emulator's rollout distributed like the states of the data.
+
+    The stepper is rolled out `R = num_rollout_steps` steps from the initial condition
+    of every window, with gradient; all `B·R` predicted states form one sample set and
+    the `B·R` data states `u_1 ... u_R` of the windows the other. The loss is their
+    multi-bandwidth squared MMD (see [`trainax_fm.metrics.mmd`][]):
+
+    $$L = \mathrm{MMD}^2\big(\{f_\theta^{t}(u_0^b)\}_{t \le R,\,b},\ \{u_t^b\}_{t \le R,\,b}\big)$$
+
+    It does not ask the rollout to follow each trajectory (which a chaotic system
+    forbids beyond a few Lyapunov times), only to stay on the data's distribution;
+    pair it with a pointwise loss through [`trainax_fm.configuration.Composite`][]:
+
+    ```python
+    Composite([Supervised(1), InvariantMeasureMMD(16)], [1.0, 0.1])
+    ```
+
+    The MMD compares whole states (PyTree leaves are flattened and concatenated), so
+    standardise the data or choose `bandwidths` on its scale.
+
+    **Arguments:**
+
+    - `num_rollout_steps`: `R`, the length of the rollout whose states are compared.
+    - `bandwidths`: Gaussian kernel bandwidths `σ`, per entry of a state.
+    - `unroll`: as in [`trainax_fm.configuration.Supervised`][].
+
+    Windows hold `R + 1` snapshots.
+    """
+
+    num_rollout_steps: int = eqx.field(static=True)
+    bandwidths: tuple[float, ...] = eqx.field(static=True)
+    unroll: Unroll = eqx.field(static=True)
+
+    def __init__(
+        self,
+        num_rollout_steps: int = 1,
+        *,
+        bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
+        unroll: Unroll = "auto",
+    ):
+        self.num_rollout_steps = check_positive_int(num_rollout_steps, "num_rollout_steps")
+        self.bandwidths = check_bandwidths(bandwidths)
+        self.unroll = check_unroll(unroll)
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_rollout_steps + 1
+
+    def _loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        inputs: CallInputs,
+    ) -> Float[Array, ""]:
+        del inputs
+        num_steps = self.num_rollout_steps
+        if window_length(data) < num_steps + 1:
+            raise required_length_error(
+                type(self).__name__,
+                num_steps + 1,
+                window_length(data),
+                f"1 initial state + {num_steps} reference states",
+            )
+        references = time_major(time_slice(data, 1, num_steps + 1))
+
+        def body(state, reference, t):
+            prediction = apply_stepper(stepper, state, reference)
+            return prediction, prediction
+
+        _, predictions = loop(
+            body,
+            state_at(data, 0),
+            references,
+            num_steps,
+            unroll=resolve_unroll(self.unroll, num_steps),
+        )
+        return squared_mmd(
+            _flat_samples(predictions), _flat_samples(references), self.bandwidths
+        )
+
+
+def _flat_samples(states: PyTree[Float[Array, "time batch ..."]]) -> Float[Array, "n d"]:
+    """`(R, B, ...)` leaves to one `(R*B, D)` matrix (leaves concatenated)."""
+    leaves = jtu.tree_leaves(states)
+    num = leaves[0].shape[0] * leaves[0].shape[1]
+    return jnp.concatenate(
+        [jax.lax.reshape(leaf, (num, leaf[0, 0].size)) for leaf in leaves], axis=1
+    )
