@@ -32,7 +32,9 @@ Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.SemigroupDistillation`][]).
 """
 
+from ._ema import AbstractEMA as AbstractEMA
 from ._ema import EMAFlowMap as EMAFlowMap
+from ._ema import EMAVelocity as EMAVelocity
 from ._extend import extend_input_channels as extend_input_channels
 from ._extend import with_step_size_input as with_step_size_input
 from ._flow_map import FlowMap as FlowMap
