@@ -121,4 +121,7 @@ def coarse_kuramoto_sivashinsky(
         states = jnp.concatenate([state[None], later], axis=0)  # (T, S, 1, *fine)
         return spectral_coarse_grain(jnp.swapaxes(states, 0, 1), coarse_points, num_spatial_dims)
 
-    return run(u)
+    # exponax's 2D nonlinearity relies on implicit rank promotion; allow it here so
+    # that the generator also works for users who run JAX with strict promotion.
+    with jax.numpy_rank_promotion("allow"):
+        return run(u)
