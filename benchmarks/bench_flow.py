@@ -19,72 +19,53 @@ draw of the true conditional (the noise floor of the estimates); "FM Euler-1" sh
 that a single Euler step of the FM velocity collapses to the mean as well
 (`x0 + v(x0, y, 0) = E[x1 | y]`).
 
-**(b) Coarse-grained Kuramoto-Sivashinsky.** `exponax` KS (conservative form) on
-`L = 100` with 128 points (dt = 0.2, 5 sub-steps per emulator step, so the emulator
-step is `Delta t = 1`) is coarse-grained by spectral truncation to the modes
-`|k| <= 15` on 32 points. About a fifth of the energy sits in the discarded modes, so
-the next coarse state is not a function of the current coarse state: the emulator must
-sample it. The emulators predict the normalised increment `(u_{n+1} - u_n) / sigma`
-(a thin wrapper adds it back), with a small periodic `pdequinox.arch.ConvNet` as the
-velocity network `v(x_t, y, t)`:
+**(b) Coarse-grained Kuramoto-Sivashinsky, 1D (`--case ks1d`) and 2D (`--case ks2d`).**
+1D: `exponax` KS (conservative form) on `L = 100` with 128 points (dt = 0.2, 5
+sub-steps per emulator step, so `Delta t = 1`) coarse-grained by spectral truncation
+to the modes `|k| <= 15` on 32 points. 2D: `tx.sample_data.coarse_kuramoto_sivashinsky`
+(KS on `[0, 60)^2` with 64^2 points observed at 16^2, modes `|k_i| <= 7`,
+`Delta t = 1`). In both about a fifth of the energy sits in the discarded modes, so the
+next coarse state is not a function of the current one: the emulator must sample it.
+The emulators predict the normalised increment `(u_{n+1} - u_n) / sigma` (a thin
+wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
 
-- `teacher-16`: FM with the MSE loss, sampled with 16 Euler steps (16 network
-    evaluations, NFE);
-- `teacher Euler-1/2/4`: the same velocity with 1, 2, 4 Euler steps (no distillation;
-    the baseline a distilled map must beat at equal cost);
-- `SG-1/2/4`: a `FlowMap` `F_d = x + d v + d^2 (phi - v)` trained by semigroup
-    distillation (`SemigroupDistillationTrainer`, dyadic steps) and sampled with 1, 2,
-    4 map steps (2 NFE per map step);
-- `PD-4/2/1`: progressive distillation (`ProgressiveDistillationTrainer`, K = 2,
-    16 -> 8 -> 4 -> 2 -> 1 steps), the students of the stages that sample with 4, 2
-    and 1 step(s) (1 NFE per step; the student takes the step size as an input);
-- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` (`alpha = 1`,
-    gradient weight `beta`, integer wavenumbers) instead of MSE;
-- `MSE regression`: a deterministic ConvNet of the same size trained one-step with
-    `SupervisedTrainer` (its ensemble is a point mass).
+- `teacher-16`: flow matching (FM) with the MSE loss, sampled with 16 Euler steps
+    (16 network evaluations, NFE); `teacher Euler-1/2/4`: the same velocity with 1, 2,
+    4 steps (the baseline a distilled map must beat at equal cost);
+- `PD-1/2/4`: progressive distillation (K = 2, 16 -> 8 -> 4 -> 2 -> 1 steps), the
+    students that sample with 1, 2, 4 steps (1 NFE per step);
+- `SG-1/2/4`: a semigroup-distilled `FlowMap` with 1, 2, 4 map steps (2 NFE each);
+- `LSD-1/2/4`: Lagrangian self-distillation, `MF-1/2/4`: MeanFlow (adaptive
+    weighting), `SC-1/2/4`: shortcut models (EMA target, EMA weights sampled); all
+    three with 1, 2, 4 steps of their step-size-conditioned velocity (1 NFE each);
+- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` instead of MSE.
 
-Each emulator rolls out an ensemble of 8 members from 16 unseen coarse initial states
-for 60 steps (independent stochastic rollouts with `tx.rollout(..., key=...,
-batched=True)`), in two halves of 30 steps; the second half is timed (`ms/step`: one
-emulator step of all 128 states, compiled, on the shared CPU). Reported:
+Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
+and shortcut students via `with_step_size_input`) and gets the same number of
+updates. Each emulator rolls out an ensemble of members from unseen coarse initial
+states in two halves (the second is timed: `ms/step`), and gets:
 
-- `1-step CRPS`, `1-step SSR`: teacher-forced, 8 samples of the next state from each of
-    240 true test states (every 4th step of the test trajectories): the quality of the
-    learned conditional law itself (fair CRPS, `tx.metrics.crps`; spread-skill ratio
-    `tx.metrics.spread_skill_ratio`, 1 = calibrated, 0 for a deterministic model);
-- `nRMSE@h`: nRMSE of the members against the coarse-grained reference after 1, 10, 30
-    and 60 steps (mean over members and ICs);
-- `HCT`: high-correlation time (steps until the member-averaged Pearson correlation
-    drops below 0.8, the crossing interpolated linearly between steps; the integer
-    part is `tx.metrics.high_correlation_time`); `HCT mean`: the same for the
-    ensemble mean;
-- `CRPS 1-10`, `SSR 1-10`: CRPS averaged over rollout steps 1-10 and the spread-skill
-    ratio over those steps;
-- `HF energy ratio`: late-time (steps 31-60) energy of the members in the wavenumber
-    shells 8..15 divided by that of the reference (1 = the right amount of small-scale
-    energy); `spectrum err`: mean |log10| ratio of the late-time spectra, shells 1..15.
+- `1-step CRPS`, `1-step SSR`: teacher-forced, samples of the next state from true
+    states (every 4th step of the test trajectories): the learned conditional law;
+- `CRPS 1-10`, `SSR 1-10`: CRPS and spread-skill ratio of the rollouts, steps 1-10;
+- `HCT`, `HCT mean`: high-correlation time (0.8 crossing of the Pearson correlation
+    of the members / of the ensemble mean, interpolated between steps);
+- `HF energy ratio`: late-time energy in the upper resolved shells, emulator /
+    reference; `spectrum err`: mean |log10| ratio of the late-time spectra;
+- `train s`: the model's own training wall time.
 
-The targets (checked and printed): (T1) the 1-step distilled maps (SG-1: 2 NFE, PD-1:
-1 NFE) are within 10% of teacher-16 on CRPS (1-step and rollout steps 1-10) and on the
-correlation times, at >= 8x fewer NFE; (T2) the error never rises as map steps are
-added (1-step CRPS and CRPS 1-10 of SG-1 >= SG-2 >= SG-4, and of PD-1 >= PD-2 >=
-PD-4); (T3) the Sobolev-trained teacher's late-time high-wavenumber energy is closer
-to the reference (|log ratio| smaller) than the MSE-trained teacher's.
-
-Training details (case b): FM teachers 3000 Adam updates (batch 64, cosine schedule
-from 1e-3); SG: 2000 updates (cosine from 1e-3), dyadic steps `d = 2^-k`,
-`k = 0..4`, self-distillation target, `velocity_space=True`; PD: 4 stages of 600
-updates (Adam 1e-3, one cosine cycle per stage), student initialised from the teacher
-with a zero-weighted step-size channel (`with_step_size_input`). Every trainer uses
-`steps_per_dispatch=1`: on this CPU a compiled multi-update loop of the ConvNet was
-measured ~15x slower per update than one update per dispatch.
+Every cell is the mean over `--num-seeds` seeds (half-range in brackets). The targets
+(printed): (N1) at 1 NFE the best of LSD/MF/SC has a 1-step CRPS no worse than the
+best of PD-1/SG-1 and within 10% of teacher-16; (N2) the Sobolev teacher's late-time
+high-wavenumber energy is closer to the reference than the MSE teacher's.
 
 Run from the repository root:
 
 ```bash
-python benchmarks/bench_flow.py            # both cases, ~10-12 min on 2 loaded CPU cores
-python benchmarks/bench_flow.py --quick    # smoke run (< 1 min), numbers meaningless
-python benchmarks/bench_flow.py --case b --md benchmarks/results/bench_flow.md
+python benchmarks/bench_flow.py --small --case ks2d     # 2 seeds; `--small`: fewer updates
+python benchmarks/bench_flow.py --quick                 # smoke run, numbers meaningless
+python benchmarks/bench_flow.py --case ks2d --seed 1 --num-seeds 1 --md out/s1.md
+python benchmarks/bench_flow.py --small --case ks2d --merge out/s0_ks2d.json out/s1_ks2d.json
 ```
 
 Seeds are fixed (`--seed`); the command, the timings of every phase and the tables are
@@ -674,6 +655,9 @@ def main(argv=None):
     parser.add_argument("--md", default=None, help="also write the tables to this .md file")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a configuration entry, e.g. b_fm_steps=5000")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="no training: the table of --case from the per-seed JSON "
+                             "files of earlier runs (e.g. one run per seed)")
     args = parser.parse_args(argv)
     size = "quick" if args.quick else "small" if args.small else "default"
     cfg = dict(CONFIGS[size], quick=args.quick)
@@ -687,6 +671,8 @@ def main(argv=None):
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPU cores; "
           f"config {size}: {cfg}", flush=True)
 
+    if args.merge:
+        return merge(args, cfg, command)
     seeds = list(range(args.seed, args.seed + args.num_seeds))
     sections = [f"# bench_flow results\n\nCommand: `{command}` (seeds {seeds})\n"]
     all_timings = {}
@@ -710,10 +696,7 @@ def main(argv=None):
                         for name, r in results.items()} for results in per_seed]
             with open(os.path.splitext(args.md)[0] + f"_{case}.json", "w") as stream:
                 json.dump(scalars, stream, indent=1)
-        targets = check_targets(mean_over_seeds(per_seed), case)
-        text = (f"## {FIELD_CASES[case]['title']}\n\n{seed_table(per_seed)}\n\n"
-                f"{field_notes(cfg, case, infos)}\n\nTargets (seed means):\n\n"
-                + "\n".join(f"- {line}" for line in targets) + "\n")
+        text = case_section(case, cfg, per_seed, infos)
         print("\n" + text, flush=True)
         sections.append(text)
     total = time.perf_counter() - _T0
@@ -728,6 +711,28 @@ def main(argv=None):
         with open(args.md, "w") as stream:
             stream.write("\n".join(sections))
         print(f"wrote {args.md}")
+
+
+def case_section(case, cfg, per_seed, infos):
+    targets = check_targets(mean_over_seeds(per_seed), case)
+    return (f"## {FIELD_CASES[case]['title']}\n\n{seed_table(per_seed)}\n\n"
+            f"{field_notes(cfg, case, infos)}\n\nTargets (seed means):\n\n"
+            + "\n".join(f"- {line}" for line in targets) + "\n")
+
+
+def merge(args, cfg, command):
+    """The table of one field case from the JSON files of runs with one seed each."""
+    if args.case not in FIELD_CASES:
+        raise SystemExit("--merge needs --case ks1d or --case ks2d")
+    per_seed = []
+    for path in args.merge:
+        with open(path) as stream:
+            per_seed.extend(json.load(stream))
+    text = case_section(args.case, cfg, per_seed, [f"{len(per_seed)} seeds from {args.merge}"])
+    print(text)
+    if args.md:
+        with open(args.md, "w") as stream:
+            stream.write(f"Command: `{command}`\n\n{text}")
 
 
 if __name__ == "__main__":

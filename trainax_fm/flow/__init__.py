@@ -27,9 +27,17 @@ Building blocks:
     [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
 
+- [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
+    its weights, for the EMA targets of shortcut models.
+
 Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.ProgressiveDistillation`][]) and semigroup
-([`trainax_fm.configuration.SemigroupDistillation`][]).
+([`trainax_fm.configuration.SemigroupDistillation`][]), or from the two-time flow maps
+`X_(t,t+d)(x) = x + d u(x, y, t, d)` of a step-size-conditioned velocity `u`, sampled
+by `FlowMatchingStepper(u, n)` with `n` network evaluations: Lagrangian
+self-distillation ([`trainax_fm.configuration.LagrangianSelfDistillation`][]),
+MeanFlow ([`trainax_fm.configuration.MeanFlow`][]) and shortcut models
+([`trainax_fm.configuration.ShortcutModel`][]).
 """
 
 from ._ema import AbstractEMA as AbstractEMA
