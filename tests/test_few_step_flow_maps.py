@@ -308,3 +308,20 @@ def test_construction_errors():
         flow.EMAVelocity(average_velocity_mlp(0), decay=1.0)
     with pytest.raises(TypeError, match="time sampler"):
         MeanFlow(time_sampler="uniform")
+
+
+@pytest.mark.parametrize("make", [LagrangianSelfDistillation, MeanFlow, ShortcutModel])
+def test_sobolev_loss_receives_the_flow_time(make, key):
+    """The per-sample loss is taken at the sample's flow time: a time-dependent weight
+    `alpha(t) = t < 1` lowers the loss, a constant callable changes nothing."""
+    network = eqx.nn.Conv1d(4, 1, 3, padding=1, padding_mode="CIRCULAR", key=key)
+    model = flow.ConditionalVelocity(network, step_size_input=True)
+    data = jnp.asarray(np.random.default_rng(1).standard_normal((6, 2, 1, 8)), jnp.float32)
+
+    def loss(alpha):
+        configuration = make(time_level_loss=tx.loss.SobolevLoss(alpha=alpha, beta=0.5))
+        return float(configuration(model, data, key=key))
+
+    constant = loss(1.0)
+    assert loss(lambda t: 1.0 + 0.0 * t) == pytest.approx(constant, rel=1e-6)
+    assert loss(lambda t: t) < constant
