@@ -734,7 +734,6 @@ TRAINERS = (
             num_stages=1,
         ),
         _pd_student,
-        _ODE,
         multistage=True,
         data=_ODE,
     ),
@@ -747,18 +746,21 @@ TRAINERS += (
         LagrangianSelfDistillationTrainer,
         _flow_trainer(LagrangianSelfDistillationTrainer),
         average_velocity_mlp,
+        data=_ODE,
     ),
     TrainerCase(
         "MeanFlowTrainer",
         MeanFlowTrainer,
         _flow_trainer(MeanFlowTrainer, adaptive_weight_power=1.0),
         average_velocity_mlp,
+        data=_ODE,
     ),
     TrainerCase(
         "ShortcutModelTrainer",
         ShortcutModelTrainer,
         _flow_trainer(ShortcutModelTrainer, max_level=3),
         lambda seed: flow.EMAVelocity(average_velocity_mlp(seed), decay=0.5),
+        data=_ODE,
     ),
 )
 
