@@ -19,72 +19,53 @@ draw of the true conditional (the noise floor of the estimates); "FM Euler-1" sh
 that a single Euler step of the FM velocity collapses to the mean as well
 (`x0 + v(x0, y, 0) = E[x1 | y]`).
 
-**(b) Coarse-grained Kuramoto-Sivashinsky.** `exponax` KS (conservative form) on
-`L = 100` with 128 points (dt = 0.2, 5 sub-steps per emulator step, so the emulator
-step is `Delta t = 1`) is coarse-grained by spectral truncation to the modes
-`|k| <= 15` on 32 points. About a fifth of the energy sits in the discarded modes, so
-the next coarse state is not a function of the current coarse state: the emulator must
-sample it. The emulators predict the normalised increment `(u_{n+1} - u_n) / sigma`
-(a thin wrapper adds it back), with a small periodic `pdequinox.arch.ConvNet` as the
-velocity network `v(x_t, y, t)`:
+**(b) Coarse-grained Kuramoto-Sivashinsky, 1D (`--case ks1d`) and 2D (`--case ks2d`).**
+1D: `exponax` KS (conservative form) on `L = 100` with 128 points (dt = 0.2, 5
+sub-steps per emulator step, so `Delta t = 1`) coarse-grained by spectral truncation
+to the modes `|k| <= 15` on 32 points. 2D: `tx.sample_data.coarse_kuramoto_sivashinsky`
+(KS on `[0, 60)^2` with 64^2 points observed at 16^2, modes `|k_i| <= 7`,
+`Delta t = 1`). In both about a fifth of the energy sits in the discarded modes, so the
+next coarse state is not a function of the current one: the emulator must sample it.
+The emulators predict the normalised increment `(u_{n+1} - u_n) / sigma` (a thin
+wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
 
-- `teacher-16`: FM with the MSE loss, sampled with 16 Euler steps (16 network
-    evaluations, NFE);
-- `teacher Euler-1/2/4`: the same velocity with 1, 2, 4 Euler steps (no distillation;
-    the baseline a distilled map must beat at equal cost);
-- `SG-1/2/4`: a `FlowMap` `F_d = x + d v + d^2 (phi - v)` trained by semigroup
-    distillation (`SemigroupDistillationTrainer`, dyadic steps) and sampled with 1, 2,
-    4 map steps (2 NFE per map step);
-- `PD-4/2/1`: progressive distillation (`ProgressiveDistillationTrainer`, K = 2,
-    16 -> 8 -> 4 -> 2 -> 1 steps), the students of the stages that sample with 4, 2
-    and 1 step(s) (1 NFE per step; the student takes the step size as an input);
-- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` (`alpha = 1`,
-    gradient weight `beta`, integer wavenumbers) instead of MSE;
-- `MSE regression`: a deterministic ConvNet of the same size trained one-step with
-    `SupervisedTrainer` (its ensemble is a point mass).
+- `teacher-16`: flow matching (FM) with the MSE loss, sampled with 16 Euler steps
+    (16 network evaluations, NFE); `teacher Euler-1/2/4`: the same velocity with 1, 2,
+    4 steps (the baseline a distilled map must beat at equal cost);
+- `PD-1/2/4`: progressive distillation (K = 2, 16 -> 8 -> 4 -> 2 -> 1 steps), the
+    students that sample with 1, 2, 4 steps (1 NFE per step);
+- `SG-1/2/4`: a semigroup-distilled `FlowMap` with 1, 2, 4 map steps (2 NFE each);
+- `LSD-1/2/4`: Lagrangian self-distillation, `MF-1/2/4`: MeanFlow (adaptive
+    weighting), `SC-1/2/4`: shortcut models (EMA target, EMA weights sampled); all
+    three with 1, 2, 4 steps of their step-size-conditioned velocity (1 NFE each);
+- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` instead of MSE.
 
-Each emulator rolls out an ensemble of 8 members from 16 unseen coarse initial states
-for 60 steps (independent stochastic rollouts with `tx.rollout(..., key=...,
-batched=True)`), in two halves of 30 steps; the second half is timed (`ms/step`: one
-emulator step of all 128 states, compiled, on the shared CPU). Reported:
+Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
+and shortcut students via `with_step_size_input`) and gets the same number of
+updates. Each emulator rolls out an ensemble of members from unseen coarse initial
+states in two halves (the second is timed: `ms/step`), and gets:
 
-- `1-step CRPS`, `1-step SSR`: teacher-forced, 8 samples of the next state from each of
-    240 true test states (every 4th step of the test trajectories): the quality of the
-    learned conditional law itself (fair CRPS, `tx.metrics.crps`; spread-skill ratio
-    `tx.metrics.spread_skill_ratio`, 1 = calibrated, 0 for a deterministic model);
-- `nRMSE@h`: nRMSE of the members against the coarse-grained reference after 1, 10, 30
-    and 60 steps (mean over members and ICs);
-- `HCT`: high-correlation time (steps until the member-averaged Pearson correlation
-    drops below 0.8, the crossing interpolated linearly between steps; the integer
-    part is `tx.metrics.high_correlation_time`); `HCT mean`: the same for the
-    ensemble mean;
-- `CRPS 1-10`, `SSR 1-10`: CRPS averaged over rollout steps 1-10 and the spread-skill
-    ratio over those steps;
-- `HF energy ratio`: late-time (steps 31-60) energy of the members in the wavenumber
-    shells 8..15 divided by that of the reference (1 = the right amount of small-scale
-    energy); `spectrum err`: mean |log10| ratio of the late-time spectra, shells 1..15.
+- `1-step CRPS`, `1-step SSR`: teacher-forced, samples of the next state from true
+    states (every 4th step of the test trajectories): the learned conditional law;
+- `CRPS 1-10`, `SSR 1-10`: CRPS and spread-skill ratio of the rollouts, steps 1-10;
+- `HCT`, `HCT mean`: high-correlation time (0.8 crossing of the Pearson correlation
+    of the members / of the ensemble mean, interpolated between steps);
+- `HF energy ratio`: late-time energy in the upper resolved shells, emulator /
+    reference; `spectrum err`: mean |log10| ratio of the late-time spectra;
+- `train s`: the model's own training wall time.
 
-The targets (checked and printed): (T1) the 1-step distilled maps (SG-1: 2 NFE, PD-1:
-1 NFE) are within 10% of teacher-16 on CRPS (1-step and rollout steps 1-10) and on the
-correlation times, at >= 8x fewer NFE; (T2) the error never rises as map steps are
-added (1-step CRPS and CRPS 1-10 of SG-1 >= SG-2 >= SG-4, and of PD-1 >= PD-2 >=
-PD-4); (T3) the Sobolev-trained teacher's late-time high-wavenumber energy is closer
-to the reference (|log ratio| smaller) than the MSE-trained teacher's.
-
-Training details (case b): FM teachers 3000 Adam updates (batch 64, cosine schedule
-from 1e-3); SG: 2000 updates (cosine from 1e-3), dyadic steps `d = 2^-k`,
-`k = 0..4`, self-distillation target, `velocity_space=True`; PD: 4 stages of 600
-updates (Adam 1e-3, one cosine cycle per stage), student initialised from the teacher
-with a zero-weighted step-size channel (`with_step_size_input`). Every trainer uses
-`steps_per_dispatch=1`: on this CPU a compiled multi-update loop of the ConvNet was
-measured ~15x slower per update than one update per dispatch.
+Every cell is the mean over `--num-seeds` seeds (half-range in brackets). The targets
+(printed): (N1) at 1 NFE the best of LSD/MF/SC has a 1-step CRPS no worse than the
+best of PD-1/SG-1 and within 10% of teacher-16; (N2) the Sobolev teacher's late-time
+high-wavenumber energy is closer to the reference than the MSE teacher's.
 
 Run from the repository root:
 
 ```bash
-python benchmarks/bench_flow.py            # both cases, ~10-12 min on 2 loaded CPU cores
-python benchmarks/bench_flow.py --quick    # smoke run (< 1 min), numbers meaningless
-python benchmarks/bench_flow.py --case b --md benchmarks/results/bench_flow.md
+python benchmarks/bench_flow.py --small --case ks2d     # 2 seeds; `--small`: fewer updates
+python benchmarks/bench_flow.py --quick                 # smoke run, numbers meaningless
+python benchmarks/bench_flow.py --case ks2d --seed 1 --num-seeds 1 --md out/s1.md
+python benchmarks/bench_flow.py --small --case ks2d --merge out/s0_ks2d.json out/s1_ks2d.json
 ```
 
 Seeds are fixed (`--seed`); the command, the timings of every phase and the tables are
@@ -92,6 +73,7 @@ printed. Needs the `pde` extra (exponax, pdequinox).
 """
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -251,6 +233,15 @@ class ResidualStepper(eqx.Module):
 
 KS_FINE_POINTS, KS_COARSE_POINTS, KS_CUTOFF = 128, 32, 15
 
+# The two field cases: 1D KS (conservative form, the data of the earlier runs) and 2D
+# KS from `tx.sample_data.coarse_kuramoto_sivashinsky`.
+FIELD_CASES = {
+    "ks1d": {"dims": 1, "cutoff": KS_CUTOFF, "high": (8, KS_CUTOFF), "kernel": 5,
+             "title": "Coarse-grained 1D Kuramoto-Sivashinsky"},
+    "ks2d": {"dims": 2, "cutoff": 7, "high": (4, 7), "kernel": 3,
+             "title": "Coarse-grained 2D Kuramoto-Sivashinsky"},
+}
+
 
 def coarse_grain(u):
     """Keep the Fourier modes |k| <= KS_CUTOFF of a 128-point field, on 32 points."""
@@ -281,20 +272,29 @@ def ks_data(num_trajectories, num_steps, key, domain_extent=100.0, dt=1.0, subst
     return coarse_grain(jnp.stack(states, axis=1))
 
 
+def field_data(case, num_trajectories, num_steps, key, warmup):
+    if case == "ks1d":
+        return ks_data(num_trajectories, num_steps, key, warmup=warmup)
+    return tx.sample_data.coarse_kuramoto_sivashinsky(
+        num_trajectories, num_steps + 1, num_warmup_steps=warmup // 2, key=key)
+
+
 def increment_windows(coarse):
-    """Windows `(S*T, 2, 1, N)` of `[u_n, (u_{n+1} - u_n) / sigma]` and `sigma`."""
+    """Windows `(S*T, 2, 1, *N)` of `[u_n, (u_{n+1} - u_n) / sigma]` and `sigma`."""
     increments = coarse[:, 1:] - coarse[:, :-1]
     sigma = float(jnp.std(increments))
     windows = jnp.stack([coarse[:, :-1], increments / sigma], axis=2)
     return windows.reshape((-1, 2) + coarse.shape[2:]), sigma
 
 
-def ks_network(cfg, in_channels, key):
+def field_network(cfg, case, in_channels, key):
     import pdequinox
 
+    spec = FIELD_CASES[case]
+    prefix = "b" if spec["dims"] == 1 else "c"
     return pdequinox.arch.ConvNet(
-        1, in_channels, 1, hidden_channels=cfg["b_hidden"], depth=cfg["b_depth"],
-        kernel_size=5, key=key,
+        spec["dims"], in_channels, 1, hidden_channels=cfg[f"{prefix}_hidden"],
+        depth=cfg[f"{prefix}_depth"], kernel_size=spec["kernel"], key=key,
     )
 
 
@@ -341,7 +341,7 @@ def one_step_scores(stepper, pairs, num_members, key):
             float(tx.metrics.spread_skill_ratio(ensemble, target)) if stochastic else 0.0)
 
 
-def evaluate(stepper, test, num_members, key):
+def evaluate(stepper, test, num_members, key, spec):
     """Ensemble rollout in two halves (the second one is timed) and all metrics.
 
     The members are independent rollouts from tiled initial conditions (every
@@ -359,14 +359,14 @@ def evaluate(stepper, test, num_members, key):
         return tx.rollout(s, ic, half, batched=True)
 
     key_a, key_b = jax.random.split(key)
-    ics = jnp.tile(test[:, 0], (num_members, 1, 1))  # (M*B, 1, N), member-major
+    ics = jnp.concatenate([test[:, 0]] * num_members)  # (M*B, 1, *N), member-major
     start = time.perf_counter()
     first = roll(stepper, ics, key_a).block_until_ready()
     first_seconds = time.perf_counter() - start
     start = time.perf_counter()
     second = roll(stepper, first[:, -1], key_b).block_until_ready()
     seconds = time.perf_counter() - start
-    members = jnp.concatenate([first, second], axis=1)  # (M*B, T, 1, N)
+    members = jnp.concatenate([first, second], axis=1)  # (M*B, T, 1, *N)
     ensemble = members.reshape((num_members, num_ics) + members.shape[1:])
     reference = test[:, 1:]
     tiled = jnp.broadcast_to(reference, ensemble.shape).reshape(members.shape)
@@ -374,13 +374,15 @@ def evaluate(stepper, test, num_members, key):
     correlation = tx.metrics.pearson_correlation(members, tiled, batched=True)
     mean_correlation = tx.metrics.pearson_correlation(
         jnp.mean(ensemble, axis=0), reference, batched=True)
-    crps = tx.metrics.crps(ensemble, reference, axis=(0, 2, 3))  # per step
+    # per step: the mean over ICs, channels and space of the (ICs, T, C, *N) scores
+    crps = tx.metrics.crps(ensemble, reference, axis=(0,) + tuple(range(2, reference.ndim)))
     ssr = tx.metrics.spread_skill_ratio(ensemble[:, :, :10], reference[:, :10])
     late = slice(num_steps // 2, num_steps)
-    spec = jax.vmap(tx.metrics.energy_spectrum)
-    pred_spec = jnp.mean(spec(ensemble[:, :, late].reshape((-1,) + ensemble.shape[3:])), 0)
-    ref_spec = jnp.mean(spec(reference[:, late].reshape((-1,) + reference.shape[2:])), 0)
-    high = slice(8, KS_CUTOFF + 1)
+    spectrum = jax.vmap(tx.metrics.energy_spectrum)
+    pred_spec = jnp.mean(spectrum(ensemble[:, :, late].reshape((-1,) + ensemble.shape[3:])), 0)
+    ref_spec = jnp.mean(spectrum(reference[:, late].reshape((-1,) + reference.shape[2:])), 0)
+    low, high = spec["high"]
+    shells, cutoff = slice(low, high + 1), spec["cutoff"]
     return {
         "nfe": stepper.num_function_evaluations,
         "ms_per_step": 1e3 * seconds / half,
@@ -390,222 +392,275 @@ def evaluate(stepper, test, num_members, key):
         "hct_mean": crossing_time(mean_correlation),
         "crps10": float(jnp.mean(crps[:10])),
         "ssr10": float(ssr),
-        "hf_ratio": float(jnp.sum(pred_spec[high]) / jnp.sum(ref_spec[high])),
+        "hf_ratio": float(jnp.sum(pred_spec[shells]) / jnp.sum(ref_spec[shells])),
         "spec_err": float(jnp.mean(jnp.abs(jnp.log10(
-            pred_spec[1:KS_CUTOFF + 1] / ref_spec[1:KS_CUTOFF + 1])))),
-        "ensemble": ensemble,
-        "pred_spec": pred_spec,
-        "ref_spec": ref_spec,
+            pred_spec[1:cutoff + 1] / ref_spec[1:cutoff + 1])))),
     }
 
 
-def case_ks(cfg, seed):
+def train_timed(timings, label, trainer, stepper, key):
+    start = time.perf_counter()
+    result = trainer.train(stepper, key, spawn_tqdm=False)
+    timings[label] = time.perf_counter() - start
+    return result
+
+
+def case_field(cfg, seed, case):
+    """Train every emulator of one field case with one seed and score it.
+
+    Returns `(results, timings, info)`: `results[name]` the metrics of each
+    emulator (with its training wall time `train_s`), `info` the data summary.
+    """
+    spec = FIELD_CASES[case]
+    prefix = "b" if spec["dims"] == 1 else "c"
     keys = jax.random.split(jax.random.key(seed), 12)
     timings = {}
     start = time.perf_counter()
-    # one solver run for both sets (one compilation); test ICs are unseen trajectories
-    length = max(cfg["b_train_len"], cfg["b_test_len"])
-    both = ks_data(cfg["b_train"] + cfg["b_test"], length, keys[0], warmup=cfg["b_warmup"])
-    train = both[: cfg["b_train"], : cfg["b_train_len"] + 1]
-    test = both[cfg["b_train"]:, : cfg["b_test_len"] + 1]
+    length = max(cfg[f"{prefix}_train_len"], cfg["test_len"])
+    both = field_data(case, cfg[f"{prefix}_train"] + cfg["test_ics"], length, keys[0],
+                      cfg["warmup"])
+    train = both[: cfg[f"{prefix}_train"], : cfg[f"{prefix}_train_len"] + 1]
+    test = both[cfg[f"{prefix}_train"]:, : cfg["test_len"] + 1]
     windows, sigma = increment_windows(train)
     # teacher-forced test pairs (u_n, u_{n+1}): every 4th step of every test trajectory
     pairs = jnp.stack([test[:, :-1], test[:, 1:]], axis=2)[:, ::4].reshape(
         (-1, 2) + test.shape[2:])
     timings["data"] = time.perf_counter() - start
-    log(f"(b) data: train {tuple(train.shape)}, test {tuple(test.shape)}, increment std "
-        f"{sigma:.3f}, field std {float(jnp.std(train)):.3f}")
+    log(f"[{case} seed {seed}] data: train {tuple(train.shape)}, test {tuple(test.shape)}, "
+        f"increment std {sigma:.3f}, field std {float(jnp.std(train)):.3f}")
 
-    in_channels = flow.velocity_input_channels(1)
-    steps, batch = cfg["b_fm_steps"], cfg["b_batch"]
-    sobolev = tx.loss.SobolevLoss(alpha=1.0, beta=cfg["b_sobolev_beta"])
+    batch, fm_steps, distill = cfg["batch"], cfg[f"{prefix}_fm_steps"], cfg[f"{prefix}_distill_steps"]
+    common = dict(batch_size=batch, steps_per_dispatch=1)
+    train_s = {}
+
+    def fm_trainer(loss):
+        return tx.trainer.FlowMatchingTrainer(
+            windows, optimizer=cosine_adam(cfg["lr"], fm_steps), num_training_steps=fm_steps,
+            time_level_loss=loss, **common)
+
     teachers = {}
+    sobolev = tx.loss.SobolevLoss(alpha=1.0, beta=cfg["sobolev_beta"])
     for name, loss in (("mse", tx.loss.MSELoss()), ("sobolev", sobolev)):
-        start = time.perf_counter()
-        trainer = tx.trainer.FlowMatchingTrainer(
-            windows, optimizer=cosine_adam(cfg["b_lr"], steps), num_training_steps=steps,
-            batch_size=batch, time_level_loss=loss, steps_per_dispatch=1,
-        )
-        velocity = flow.ConditionalVelocity(ks_network(cfg, in_channels, keys[2]))
-        velocity, losses = trainer(velocity, keys[3], spawn_tqdm=False)
-        teachers[name] = velocity
-        timings[f"train FM teacher ({name})"] = time.perf_counter() - start
-        log(f"(b) FM teacher ({name}) trained: loss {float(losses[-100:].mean()):.4f}, "
-            f"{timings[f'train FM teacher ({name})']:.0f} s")
+        velocity = flow.ConditionalVelocity(field_network(cfg, case, 3, keys[2]))
+        result = train_timed(timings, f"train FM ({name})", fm_trainer(loss), velocity, keys[3])
+        teachers[name] = result.stepper
+        log(f"[{case} seed {seed}] FM teacher ({name}): loss "
+            f"{float(result.loss_history[-100:].mean()):.4f}, {timings[f'train FM ({name})']:.0f} s")
     teacher = teachers["mse"]
+    train_s["teacher"] = timings["train FM (mse)"]
+    train_s["sobolev"] = timings["train FM (sobolev)"]
 
-    start = time.perf_counter()
-    # maps u_n to the normalised increment, the second entry of every window
-    regression = ks_network(cfg, 1, keys[2])
-    trainer = tx.trainer.SupervisedTrainer(
-        windows, optimizer=cosine_adam(cfg["b_lr"], steps), num_training_steps=steps,
-        batch_size=batch, steps_per_dispatch=1,
-    )
-    regression, reg_losses = trainer(regression, keys[4], spawn_tqdm=False)
-    timings["train MSE regression"] = time.perf_counter() - start
-    log(f"(b) regression trained: loss {float(reg_losses[-100:].mean()):.4f}")
+    def distill_optimizer():
+        return cosine_adam(cfg["distill_lr"], distill)
 
-    start = time.perf_counter()
-    flow_map = flow.FlowMap(teacher)
+    def warm_student():  # every few-step model starts from the teacher, d-channel zero
+        return flow.with_step_size_input(teacher)
+
     trainer = tx.trainer.SemigroupDistillationTrainer(
-        windows, optimizer=cosine_adam(cfg["b_distill_lr"], cfg["b_sg_steps"]),
-        num_training_steps=cfg["b_sg_steps"], batch_size=batch,
-        step_sampler=tx.configuration.DyadicTimeSampler(max_level=cfg["b_sg_levels"]),
-        velocity_space=True, steps_per_dispatch=1,
-    )
-    flow_map, sg_losses = trainer(flow_map, keys[5], spawn_tqdm=False)
-    timings["train SG distillation"] = time.perf_counter() - start
-    log(f"(b) SG distilled: loss {float(sg_losses[:50].mean()):.2e} -> "
-        f"{float(sg_losses[-100:].mean()):.2e}, {timings['train SG distillation']:.0f} s")
+        windows, optimizer=distill_optimizer(), num_training_steps=distill,
+        step_sampler=tx.configuration.DyadicTimeSampler(max_level=cfg["levels"]),
+        velocity_space=True, **common)
+    flow_map = train_timed(timings, "train SG", trainer, flow.FlowMap(teacher), keys[5]).stepper
 
-    start = time.perf_counter()
-    student = flow.FlowMatchingStepper(flow.with_step_size_input(teacher), 16)
+    pd_stage = max(1, distill // 4)
     trainer = tx.trainer.ProgressiveDistillationTrainer(
-        windows, teacher=teacher, optimizer=optax.adam(cfg["b_distill_lr"]),
-        num_training_steps=cfg["b_pd_steps"], batch_size=batch, num_teacher_steps=16,
-        num_stages=4, steps_per_dispatch=1,
-    )
-    pd_results = trainer.train(student, keys[6], spawn_tqdm=False)
-    timings["train PD distillation (4 stages)"] = time.perf_counter() - start
-    log("(b) PD distilled: final losses per stage "
-        + ", ".join(f"{float(r.loss_history[-50:].mean()):.2e}" for r in pd_results)
-        + f", {timings['train PD distillation (4 stages)']:.0f} s")
-    pd = {r.stepper.num_steps: r.stepper for r in pd_results}
+        windows, teacher=teacher, optimizer=optax.adam(cfg["distill_lr"]),
+        num_training_steps=pd_stage, num_teacher_steps=16, num_stages=4, **common)
+    start = time.perf_counter()
+    pd_results = trainer.train(flow.FlowMatchingStepper(warm_student(), 16), keys[6],
+                               spawn_tqdm=False)
+    timings["train PD (4 stages)"] = time.perf_counter() - start
+    pd = {r.stepper.num_steps: r.stepper.velocity for r in pd_results}
+
+    new = {}
+    trainer = tx.trainer.LagrangianSelfDistillationTrainer(
+        windows, optimizer=distill_optimizer(), num_training_steps=distill, **common)
+    new["LSD"] = train_timed(timings, "train LSD", trainer, warm_student(), keys[7]).stepper
+    trainer = tx.trainer.MeanFlowTrainer(
+        windows, optimizer=distill_optimizer(), num_training_steps=distill,
+        adaptive_weight_power=cfg["mf_power"], **common)
+    new["MF"] = train_timed(timings, "train MF", trainer, warm_student(), keys[8]).stepper
+    trainer = tx.trainer.ShortcutModelTrainer(
+        windows, optimizer=distill_optimizer(), num_training_steps=distill,
+        max_level=cfg["levels"], **common)
+    shortcut = flow.EMAVelocity(warm_student(), decay=cfg["ema_decay"])
+    new["SC"] = train_timed(timings, "train SC", trainer, shortcut, keys[9]).stepper.ema
+    train_s.update({"SG": timings["train SG"], "PD": timings["train PD (4 stages)"],
+                    "LSD": timings["train LSD"], "MF": timings["train MF"],
+                    "SC": timings["train SC"]})
+    log(f"[{case} seed {seed}] distilled: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k.startswith("train")))
 
     # unroll the 16-step loops only on short ones (compile time on CPU)
     def fm(velocity, n):
         return flow.FlowMatchingStepper(velocity, n, unroll=n <= 4)
 
-    emulators = {
-        "teacher-16": fm(teacher, 16),
-        "teacher Euler-1": fm(teacher, 1),
-    }
-    if not cfg["quick"]:  # same code path as Euler-1; skipped in the smoke run
-        emulators.update({"teacher Euler-2": fm(teacher, 2), "teacher Euler-4": fm(teacher, 4)})
-    emulators.update({
-        "SG-1": flow.FlowMapStepper(flow_map, 1),
-        "SG-2": flow.FlowMapStepper(flow_map, 2),
-        "SG-4": flow.FlowMapStepper(flow_map, 4),
-        "PD-4": pd[4],
-        "PD-2": pd[2],
-        "PD-1": pd[1],
-        "teacher-16 (Sobolev)": fm(teachers["sobolev"], 16),
-        "MSE regression": regression,
-    })
+    emulators = {"teacher-16": (fm(teacher, 16), "teacher")}
+    for n in (1, 2, 4):
+        emulators[f"teacher Euler-{n}"] = (fm(teacher, n), "teacher")
+    for n in (1, 2, 4):
+        emulators[f"PD-{n}"] = (fm(pd[n], n), "PD")
+        emulators[f"SG-{n}"] = (flow.FlowMapStepper(flow_map, n), "SG")
+        for family, model in new.items():
+            emulators[f"{family}-{n}"] = (fm(model, n), family)
+    emulators["teacher-16 (Sobolev)"] = (fm(teachers["sobolev"], 16), "sobolev")
     results = {}
-    for index, (name, inner) in enumerate(emulators.items()):
+    for name, (inner, family) in emulators.items():
         start = time.perf_counter()
         stepper = ResidualStepper(inner, sigma)
-        results[name] = evaluate(stepper, test, cfg["b_members"], keys[8])
+        results[name] = evaluate(stepper, test, cfg["members"], keys[10], spec)
         results[name]["tf_crps"], results[name]["tf_ssr"] = one_step_scores(
-            stepper, pairs, cfg["b_members"], keys[9])
-        timings[f"evaluate {name}"] = time.perf_counter() - start
+            stepper, pairs, cfg["members"], keys[11])
+        results[name]["train_s"] = train_s[family]
         r = results[name]
-        log(f"(b) {name:<22s} NFE {r['nfe']:>2d}  1-step CRPS {r['tf_crps']:.4f}  "
-            f"CRPS1-10 {r['crps10']:.4f}  HCT {r['hct']:.2f}  HF {r['hf_ratio']:.3f}  "
-            f"({timings[f'evaluate {name}']:.0f} s)")
+        log(f"[{case} seed {seed}] {name:<21s} NFE {r['nfe']:>2d}  1-step CRPS "
+            f"{r['tf_crps']:.4f}  CRPS1-10 {r['crps10']:.4f}  HCT {r['hct']:.2f}  HF "
+            f"{r['hf_ratio']:.3f}  ({time.perf_counter() - start:.0f} s)")
+    info = (f"train {tuple(train.shape)}, test {tuple(test.shape)}, increment std "
+            f"{sigma:.3f}")
+    return results, timings, info
 
-    horizons = [h for h in (1, 10, 30, 60) if h <= test.shape[1] - 1]
-    header = (["emulator", "NFE/step", "ms/step"] + [f"nRMSE@{h}" for h in horizons]
-              + ["HCT", "HCT mean", "1-step CRPS", "1-step SSR", "CRPS 1-10", "SSR 1-10",
-                 "HF energy ratio", "spectrum err"])
+
+METRICS = (  # (key, column, digits)
+    ("train_s", "train s", 3), ("ms_per_step", "ms/step", 3), ("tf_crps", "1-step CRPS", 3),
+    ("tf_ssr", "1-step SSR", 2), ("crps10", "CRPS 1-10", 3), ("ssr10", "SSR 1-10", 2),
+    ("hct", "HCT", 3), ("hct_mean", "HCT mean", 3), ("hf_ratio", "HF energy ratio", 3),
+    ("spec_err", "spectrum err", 2),
+)
+
+
+def seed_table(per_seed):
+    """Mean over seeds, with the half-range of the seeds in brackets."""
+    names = list(per_seed[0])
+    header = ["emulator", "NFE/step"] + [column for _, column, _ in METRICS]
     rows = []
-    for name, r in results.items():
-        rows.append([name, r["nfe"], fmt(r["ms_per_step"])]
-                    + [fmt(r["nrmse"][h - 1]) for h in horizons]
-                    + [f"{r['hct']:.2f}", f"{r['hct_mean']:.2f}", fmt(r["tf_crps"]),
-                       fmt(r["tf_ssr"]),
-                       fmt(r["crps10"]), fmt(r["ssr10"]),
-                       fmt(r["hf_ratio"]), fmt(r["spec_err"])])
-    table = markdown_table(header, rows)
-    notes = (
-        f"KS (conservative) L=100, 128 -> 32 points (modes |k| <= {KS_CUTOFF}), emulator "
-        f"step 1.0; {cfg['b_train']} x {cfg['b_train_len']} training steps; ConvNet "
-        f"hidden {cfg['b_hidden']}, depth {cfg['b_depth']}, kernel 5; FM {steps} updates, "
-        f"SG {cfg['b_sg_steps']} updates (dyadic levels 0..{cfg['b_sg_levels']}), "
-        f"PD 4 x {cfg['b_pd_steps']} updates; Sobolev beta = {cfg['b_sobolev_beta']}. "
-        f"Test: {cfg['b_test']} ICs x {cfg['b_members']} members x "
-        f"{cfg['b_test_len']} steps. ms/step: one emulator step of all "
-        f"{cfg['b_test'] * cfg['b_members']} states (jit, 2 shared CPU cores). "
-        "HCT in steps (= time units), the 0.8 crossing of the Pearson correlation "
-        "interpolated linearly between steps (its integer part is "
-        "tx.metrics.high_correlation_time); HF energy ratio: late-time energy in shells 8..15, "
-        "emulator / reference; spectrum err: mean |log10| spectrum ratio, shells 1..15."
-    )
-    return table, notes, timings, results
+    for name in names:
+        row = [name, per_seed[0][name]["nfe"]]
+        for key, _, digits in METRICS:
+            values = np.array([results[name][key] for results in per_seed])
+            cell = fmt(values.mean(), digits)
+            if len(values) > 1:
+                cell += f" ({fmt((values.max() - values.min()) / 2, 2)})"
+            row.append(cell)
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
-def check_targets(results):
-    """Evaluate the three targets on the case (b) results; returns printable lines."""
+def mean_over_seeds(per_seed):
+    return {name: {key: float(np.mean([r[name][key] for r in per_seed]))
+                   for key in ("nfe", "tf_crps", "crps10", "hct", "hf_ratio", "spec_err")}
+            for name in per_seed[0]}
+
+
+def check_targets(results, case):
+    """The targets of the issue on the seed means of one field case; printable lines."""
     lines = []
     t = results["teacher-16"]
 
     def rel(a, b):
         return f"{100 * (a / b - 1):+.1f}%"
 
-    for name in ("SG-1", "PD-1"):
-        r = results[name]
-        ratio = t["nfe"] / r["nfe"]
-        checks = {
-            f"NFE {r['nfe']} vs {t['nfe']} ({ratio:.0f}x fewer)": ratio >= 8,
-            f"1-step CRPS {r['tf_crps']:.4f} vs {t['tf_crps']:.4f} "
-            f"({rel(r['tf_crps'], t['tf_crps'])})": r["tf_crps"] <= 1.1 * t["tf_crps"],
-            f"CRPS 1-10 {r['crps10']:.4f} vs {t['crps10']:.4f} "
-            f"({rel(r['crps10'], t['crps10'])})": r["crps10"] <= 1.1 * t["crps10"],
-            f"HCT {r['hct']:.2f} vs {t['hct']:.2f}": r["hct"] >= 0.9 * t["hct"],
-            f"HCT of the mean {r['hct_mean']:.2f} vs {t['hct_mean']:.2f}":
-                r["hct_mean"] >= 0.9 * t["hct_mean"],
-        }
-        parts = [f"{text} [{'ok' if ok else 'FAIL'}]" for text, ok in checks.items()]
-        lines.append(f"T1 {name}: " + "; ".join(parts)
-                     + f" -> {'MET' if all(checks.values()) else 'NOT MET'}")
-    for family in ("SG", "PD"):
-        names = [f"{family}-1", f"{family}-2", f"{family}-4"]
-        parts, ok = [], True
-        for metric, label in (("tf_crps", "1-step CRPS"), ("crps10", "CRPS 1-10")):
-            values = [results[n][metric] for n in names]
-            ok &= values[0] >= values[1] >= values[2]
-            parts.append(f"{label} " + " >= ".join(f"{v:.4f}" for v in values))
-        lines.append(f"T2 {family} (1, 2, 4 steps): " + "; ".join(parts)
-                     + f" -> {'MET' if ok else 'NOT MET'}")
+    one_nfe = {f: results[f"{f}-1"]["tf_crps"] for f in ("LSD", "MF", "SC")}
+    best_new = min(one_nfe, key=one_nfe.get)
+    baselines = {f: results[f"{f}-1"]["tf_crps"] for f in ("PD", "SG")}
+    best_old = min(baselines, key=baselines.get)
+    ok_a = one_nfe[best_new] <= baselines[best_old]
+    ok_b = one_nfe[best_new] <= 1.1 * t["tf_crps"]
+    lines.append(
+        f"N1 ({case}): best new method at 1 NFE {best_new}-1 1-step CRPS "
+        f"{one_nfe[best_new]:.4f} vs best of PD-1/SG-1 ({best_old}-1, "
+        f"{results[best_old + '-1']['nfe']:.0f} NFE) {baselines[best_old]:.4f} "
+        f"[{'ok' if ok_a else 'FAIL'}]; vs teacher-16 {t['tf_crps']:.4f} "
+        f"({rel(one_nfe[best_new], t['tf_crps'])}) [{'ok' if ok_b else 'FAIL'}] -> "
+        f"{'MET' if ok_a and ok_b else 'NOT MET'}")
     s = results["teacher-16 (Sobolev)"]
     ok = abs(math.log(s["hf_ratio"])) < abs(math.log(t["hf_ratio"]))
     lines.append(
-        f"T3: late-time HF energy ratio Sobolev {s['hf_ratio']:.3f} vs MSE "
+        f"N2 ({case}): late-time HF energy ratio Sobolev {s['hf_ratio']:.3f} vs MSE "
         f"{t['hf_ratio']:.3f} (1 = reference; spectrum err {s['spec_err']:.3f} vs "
-        f"{t['spec_err']:.3f}) -> {'MET' if ok else 'NOT MET'}"
-    )
+        f"{t['spec_err']:.3f}) -> {'MET' if ok else 'NOT MET'}")
     return lines
 
 
 CONFIGS = {
     "default": {
         "a_train": 8192, "a_width": 64, "a_steps": 3000, "a_samples": 512,
-        "b_train": 48, "b_train_len": 100, "b_test": 16, "b_test_len": 60,
-        "b_hidden": 32, "b_depth": 6, "b_batch": 64, "b_lr": 1e-3, "b_fm_steps": 3000,
-        "b_sg_steps": 2000, "b_sg_levels": 4, "b_pd_steps": 600, "b_distill_lr": 1e-3,
-        "b_members": 8, "b_sobolev_beta": 0.02, "b_warmup": 200,
+        "b_train": 48, "b_train_len": 100, "b_hidden": 32, "b_depth": 6,
+        "b_fm_steps": 2000, "b_distill_steps": 1000,
+        "c_train": 24, "c_train_len": 60, "c_hidden": 16, "c_depth": 4,
+        "c_fm_steps": 1500, "c_distill_steps": 800,
+        "test_ics": 12, "test_len": 40, "members": 8, "batch": 32, "lr": 1e-3,
+        "distill_lr": 1e-3, "levels": 4, "mf_power": 1.0, "ema_decay": 0.99,
+        "sobolev_beta": 0.02, "warmup": 200,
+    },
+    # what the committed results ran with on the shared, loaded CPU (~25 min per case)
+    "small": {
+        "a_train": 8192, "a_width": 64, "a_steps": 3000, "a_samples": 512,
+        "b_train": 48, "b_train_len": 100, "b_hidden": 32, "b_depth": 6,
+        "b_fm_steps": 1500, "b_distill_steps": 600,
+        "c_train": 16, "c_train_len": 50, "c_hidden": 16, "c_depth": 4,
+        "c_fm_steps": 1200, "c_distill_steps": 500,
+        "test_ics": 8, "test_len": 40, "members": 8, "batch": 32, "lr": 1e-3,
+        "distill_lr": 1e-3, "levels": 4, "mf_power": 1.0, "ema_decay": 0.99,
+        "sobolev_beta": 0.02, "warmup": 200,
     },
     "quick": {
         "a_train": 512, "a_width": 16, "a_steps": 50, "a_samples": 64,
-        "b_train": 4, "b_train_len": 10, "b_test": 2, "b_test_len": 6,
-        "b_hidden": 4, "b_depth": 1, "b_batch": 8, "b_lr": 1e-3, "b_fm_steps": 10,
-        "b_sg_steps": 5, "b_sg_levels": 3, "b_pd_steps": 3, "b_distill_lr": 1e-3,
-        "b_members": 2, "b_sobolev_beta": 0.02, "b_warmup": 10,
+        "b_train": 4, "b_train_len": 10, "b_hidden": 4, "b_depth": 1,
+        "b_fm_steps": 10, "b_distill_steps": 8,
+        "c_train": 3, "c_train_len": 8, "c_hidden": 4, "c_depth": 1,
+        "c_fm_steps": 10, "c_distill_steps": 8,
+        "test_ics": 2, "test_len": 12, "members": 2, "batch": 8, "lr": 1e-3,
+        "distill_lr": 1e-3, "levels": 3, "mf_power": 1.0, "ema_decay": 0.9,
+        "sobolev_beta": 0.02, "warmup": 10,
     },
 }
 
 
+def field_notes(cfg, case, infos):
+    spec = FIELD_CASES[case]
+    prefix = "b" if spec["dims"] == 1 else "c"
+    data = ("KS (conservative form) L=100, 128 -> 32 points (modes |k| <= 15), emulator "
+            "step 1.0" if case == "ks1d" else
+            "tx.sample_data.coarse_kuramoto_sivashinsky: 2D KS L=60, 64^2 -> 16^2 points "
+            "(modes |k_i| <= 7), emulator step 1.0")
+    low, high = spec["high"]
+    return (
+        f"{data}; {infos[0]}. ConvNet hidden {cfg[prefix + '_hidden']}, depth "
+        f"{cfg[prefix + '_depth']}, kernel {spec['kernel']}; FM teachers "
+        f"{cfg[prefix + '_fm_steps']} updates (batch {cfg['batch']}); every few-step model "
+        f"starts from the MSE teacher and gets {cfg[prefix + '_distill_steps']} updates "
+        f"(PD: 4 stages of a quarter); SG and SC dyadic levels 0..{cfg['levels']}; LSD "
+        "self-distillation (TimePairSampler, 3/4 diagonal); MF logit-normal pairs, "
+        f"adaptive weight power {cfg['mf_power']}; SC EMA target (decay {cfg['ema_decay']}) "
+        f"and EMA weights sampled; Sobolev beta = {cfg['sobolev_beta']}. Test: "
+        f"{cfg['test_ics']} ICs x {cfg['members']} members x {cfg['test_len']} steps. "
+        "Cells: mean over the seeds (half-range in brackets). train s: wall time of that "
+        "model's own training on the shared, loaded 2-core CPU (a few-step model's "
+        "excludes the teacher it starts from); ms/step: one emulator step of all "
+        f"{cfg['test_ics'] * cfg['members']} states (jit). HCT in steps, 0.8 crossing "
+        f"interpolated; HF energy ratio: late-time energy in shells {low}..{high}, "
+        f"emulator / reference; spectrum err: mean |log10| spectrum ratio, shells "
+        f"1..{spec['cutoff']}."
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min)")
-    parser.add_argument("--case", choices=("a", "b", "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="smoke run, numbers meaningless")
+    parser.add_argument("--small", action="store_true", help="fewer updates and test ICs")
+    parser.add_argument("--case", choices=("a", "ks1d", "ks2d", "all"), default="all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-seeds", type=int, default=2)
     parser.add_argument("--md", default=None, help="also write the tables to this .md file")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a configuration entry, e.g. b_fm_steps=5000")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="no training: the table of --case from the per-seed JSON "
+                             "files of earlier runs (e.g. one run per seed)")
     args = parser.parse_args(argv)
-    cfg = dict(CONFIGS["quick" if args.quick else "default"], quick=args.quick)
+    size = "quick" if args.quick else "small" if args.small else "default"
+    cfg = dict(CONFIGS[size], quick=args.quick)
     for item in args.set:
         name, value = item.split("=", 1)
         if name not in cfg or name == "quick":
@@ -614,22 +669,34 @@ def main(argv=None):
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     print(f"command: {command}")
     print(f"jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} CPU cores; "
-          f"config {'quick' if args.quick else 'default'}: {cfg}", flush=True)
+          f"config {size}: {cfg}", flush=True)
 
-    sections = [f"# bench_flow results\n\nCommand: `{command}` (seed {args.seed})\n"]
+    if args.merge:
+        return merge(args, cfg, command)
+    seeds = list(range(args.seed, args.seed + args.num_seeds))
+    sections = [f"# bench_flow results\n\nCommand: `{command}` (seeds {seeds})\n"]
     all_timings = {}
     if args.case in ("a", "all"):
         table, notes, timings = case_bimodal(cfg, args.seed)
         all_timings.update({f"(a) {k}": v for k, v in timings.items()})
-        text = f"## (a) Bimodal next state\n\n{table}\n\n{notes}\n"
+        text = f"## (a) Bimodal next state (seed {args.seed})\n\n{table}\n\n{notes}\n"
         print("\n" + text, flush=True)
         sections.append(text)
-    if args.case in ("b", "all"):
-        table, notes, timings, results = case_ks(cfg, args.seed)
-        all_timings.update({f"(b) {k}": v for k, v in timings.items()})
-        targets = check_targets(results)
-        text = (f"## (b) Coarse-grained Kuramoto-Sivashinsky\n\n{table}\n\n{notes}\n\n"
-                "Targets:\n\n" + "\n".join(f"- {line}" for line in targets) + "\n")
+    for case in ("ks1d", "ks2d"):
+        if args.case not in (case, "all"):
+            continue
+        per_seed, infos = [], []
+        for seed in seeds:
+            results, timings, info = case_field(cfg, seed, case)
+            per_seed.append(results)
+            infos.append(info)
+            all_timings.update({f"({case}, seed {seed}) {k}": v for k, v in timings.items()})
+        if args.md:  # the raw numbers, so tables can be rebuilt without a rerun
+            scalars = [{name: {k: v for k, v in r.items() if k != "nrmse"}
+                        for name, r in results.items()} for results in per_seed]
+            with open(os.path.splitext(args.md)[0] + f"_{case}.json", "w") as stream:
+                json.dump(scalars, stream, indent=1)
+        text = case_section(case, cfg, per_seed, infos)
         print("\n" + text, flush=True)
         sections.append(text)
     total = time.perf_counter() - _T0
@@ -644,6 +711,28 @@ def main(argv=None):
         with open(args.md, "w") as stream:
             stream.write("\n".join(sections))
         print(f"wrote {args.md}")
+
+
+def case_section(case, cfg, per_seed, infos):
+    targets = check_targets(mean_over_seeds(per_seed), case)
+    return (f"## {FIELD_CASES[case]['title']}\n\n{seed_table(per_seed)}\n\n"
+            f"{field_notes(cfg, case, infos)}\n\nTargets (seed means):\n\n"
+            + "\n".join(f"- {line}" for line in targets) + "\n")
+
+
+def merge(args, cfg, command):
+    """The table of one field case from the JSON files of runs with one seed each."""
+    if args.case not in FIELD_CASES:
+        raise SystemExit("--merge needs --case ks1d or --case ks2d")
+    per_seed = []
+    for path in args.merge:
+        with open(path) as stream:
+            per_seed.extend(json.load(stream))
+    text = case_section(args.case, cfg, per_seed, [f"{len(per_seed)} seeds from {args.merge}"])
+    print(text)
+    if args.md:
+        with open(args.md, "w") as stream:
+            stream.write(f"Command: `{command}`\n\n{text}")
 
 
 if __name__ == "__main__":

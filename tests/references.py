@@ -266,3 +266,85 @@ def ref_invariant_measure(stepper, data, R, bandwidths):
         predictions.append(state)
     references = [data[:, t + 1] for t in range(R)]
     return ref_mmd(jnp.concatenate(predictions), jnp.concatenate(references), bandwidths)
+
+
+# --- few-step flow maps: u(x, y, t, d) with X_(t,t+d)(x) = x + d u -------------------
+# The derivatives are taken in reverse mode, term by term (the library uses one
+# forward-mode product), so the references do not share the library's mechanism.
+
+
+def _partial(function, argnum):
+    """Reverse-mode derivative of a vector-valued `function` in its scalar argument."""
+    return jax.jacrev(function, argnums=argnum)
+
+
+def ref_lagrangian_self_distillation(model, data, key, *, sampler, teacher=None):
+    """`dX/dd` against flow matching (d = 0) or `sg[v_{t+d,t+d}(X)]` (d > 0)."""
+    y, x1, x0, t, d = _flow_inputs(data, key, 1, sampler.sample)
+    x_t = _per_sample(t, x1) * x1 + (1 - _per_sample(t, x1)) * x0
+    total = 0.0
+    for i in range(x1.shape[0]):
+        x, c, s, h = x_t[i], y[i], t[i], d[i]
+        u = model(x, c, s, h)
+        du_dd = _partial(lambda hh: model(x, c, s, hh), 0)(h)
+        speed = u + h * du_dd
+        end_state = x + h * u
+        if teacher is not None:
+            target = sg(teacher(end_state, c, s + h))
+        elif i < sampler.num_equal(x1.shape[0]):  # the diagonal samples come first
+            target = x1[i] - x0[i]
+        else:
+            target = sg(model(end_state, c, s + h, 0.0))
+        total = total + jnp.mean((speed - target) ** 2)
+    return total / x1.shape[0]
+
+
+def ref_mean_flow(model, data, key, *, sampler, power=0.0, offset=1e-3):
+    """`u` against `sg[v + d (J_x u v + du/dt - du/dd)]` with explicit partials."""
+    y, x1, x0, t, d = _flow_inputs(data, key, 1, sampler.sample)
+    x_t = _per_sample(t, x1) * x1 + (1 - _per_sample(t, x1)) * x0
+    total = 0.0
+    for i in range(x1.shape[0]):
+        x, c, s, h, v = x_t[i], y[i], t[i], d[i], x1[i] - x0[i]
+        f = lambda xx, ss, hh: model(xx, c, ss, hh)  # noqa: E731
+        jacobian = _partial(f, 0)(x, s, h)
+        total_derivative = jacobian @ v + _partial(f, 1)(x, s, h) - _partial(f, 2)(x, s, h)
+        target = sg(v + h * total_derivative)
+        error = jnp.mean((f(x, s, h) - target) ** 2)
+        weight = sg((error + offset) ** (-power)) if power > 0 else 1.0
+        total = total + weight * error
+    return total / x1.shape[0]
+
+
+def ref_shortcut_model(stepper, data, key, *, max_level, bootstrap_share, ema=False):
+    """Flow matching at d = 0 on the first samples; `s(x, t, 2d)` against the mean of
+    two frozen `d` steps (at the finest level with step-size input 0) on the others."""
+    from trainax_fm.configuration import DyadicTimeSampler, UniformTimeSampler
+
+    model = stepper.velocity if ema else stepper
+    target_model = stepper.ema if ema else stepper
+    x1 = data[:, 1]
+    y = data[:, 0]
+    batch = x1.shape[0]
+    num_bootstrap = int(round(bootstrap_share * batch))
+    key_noise, key_fm, key_bootstrap = jax.random.split(key, 3)
+    x0 = jax.random.normal(key_noise, x1.shape)
+    t_fm, _ = UniformTimeSampler().sample(key_fm, batch - num_bootstrap)
+    t_b, big = DyadicTimeSampler(max_level=max_level - 1).sample(key_bootstrap, num_bootstrap)
+    total = 0.0
+    for i in range(batch):
+        bootstrap = i >= batch - num_bootstrap
+        s = t_b[i - (batch - num_bootstrap)] if bootstrap else t_fm[i]
+        x = s * x1[i] + (1 - s) * x0[i]
+        if not bootstrap:
+            error = jnp.mean((model(x, y[i], s, 0.0) - (x1[i] - x0[i])) ** 2)
+        else:
+            step = big[i - (batch - num_bootstrap)]
+            half = step / 2
+            query = jnp.where(half == 2.0**-max_level, 0.0, half)
+            first = target_model(x, y[i], s, query)
+            second = target_model(x + half * first, y[i], s + half, query)
+            target = sg(0.5 * (first + second))
+            error = jnp.mean((model(x, y[i], s, step) - target) ** 2)
+        total = total + error
+    return total / batch

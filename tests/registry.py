@@ -36,10 +36,13 @@ from references import (
     ref_pushforward,
     ref_diverted,
     ref_flow_matching,
+    ref_lagrangian_self_distillation,
+    ref_mean_flow,
     ref_mix,
     ref_progressive_distillation,
     ref_residuum,
     ref_semigroup_distillation,
+    ref_shortcut_model,
     ref_supervised,
     ref_teacher,
     ref_temporal,
@@ -56,15 +59,19 @@ from trainax_fm.configuration import (
     FlowMatching,
     InputNoise,
     InvariantMeasureMMD,
+    LagrangianSelfDistillation,
+    MeanFlow,
     MixChainPostPhysics,
     ProgressiveDistillation,
     Pushforward,
     Residuum,
     RolloutCurriculum,
     SemigroupDistillation,
+    ShortcutModel,
     Supervised,
     TeacherForcing,
     TemporalConsistency,
+    TimePairSampler,
     UncertaintyWeighted,
     UniformTimeSampler,
 )
@@ -73,11 +80,14 @@ from trainax_fm.trainer import (
     DivertedChainBranchOneTrainer,
     DivertedChainTrainer,
     FlowMatchingTrainer,
+    LagrangianSelfDistillationTrainer,
+    MeanFlowTrainer,
     MixChainPostPhysicsTrainer,
     ProgressiveDistillationTrainer,
     PushforwardTrainer,
     ResiduumTrainer,
     SemigroupDistillationTrainer,
+    ShortcutModelTrainer,
     SupervisedTrainer,
     TeacherForcingTrainer,
     TemporalConsistencyTrainer,
@@ -169,6 +179,19 @@ _W_MIX = random_weights(203, 4)
 _COMPOSITE_WEIGHTS = (0.5, 2.0, 0.25)
 _FLOW_SAMPLER = UniformTimeSampler(0.1, 1.0)
 _TEACHER = velocity_mlp(7)
+_PAIR_SAMPLER = TimePairSampler(equal_share=0.5)
+_LOGIT_PAIR_SAMPLER = TimePairSampler("logit_normal", mean=0.4, std=1.0, equal_share=0.5)
+
+
+def average_velocity_mlp(seed: int = 0):
+    """A tiny step-size-conditioned velocity `u(x, y, t, d)` on ODE states `(3,)`."""
+    return velocity_mlp(seed, step_size_input=True)
+
+
+def ema_velocity(seed: int = 0):
+    """An `EMAVelocity` whose average differs from the online weights."""
+    online = average_velocity_mlp(seed)
+    return flow.EMAVelocity(online, decay=0.9, ema=average_velocity_mlp(seed + 50))
 
 _CUT = {"cut_bptt": True, "cut_bptt_every": 2}
 _BANDWIDTHS = (0.5, 2.0)
@@ -446,6 +469,63 @@ CONFIGURATIONS = (
     ),
 )
 
+CONFIGURATIONS += (
+    ConfigurationCase(
+        "LagrangianSelfDistillation",
+        LagrangianSelfDistillation,
+        lambda: LagrangianSelfDistillation(time_sampler=_PAIR_SAMPLER),
+        average_velocity_mlp,
+        lambda: ode_windows(223, batch=6),
+        lambda s, d, k: ref_lagrangian_self_distillation(s, d, k, sampler=_PAIR_SAMPLER),
+    ),
+    ConfigurationCase(
+        "LagrangianSelfDistillation-teacher",
+        LagrangianSelfDistillation,
+        lambda: LagrangianSelfDistillation(time_sampler=_PAIR_SAMPLER, teacher=_TEACHER),
+        average_velocity_mlp,
+        lambda: ode_windows(224, batch=6),
+        lambda s, d, k: ref_lagrangian_self_distillation(
+            s, d, k, sampler=_PAIR_SAMPLER, teacher=_TEACHER
+        ),
+    ),
+    ConfigurationCase(
+        "MeanFlow",
+        MeanFlow,
+        lambda: MeanFlow(time_sampler=_LOGIT_PAIR_SAMPLER),
+        average_velocity_mlp,
+        lambda: ode_windows(225, batch=6),
+        lambda s, d, k: ref_mean_flow(s, d, k, sampler=_LOGIT_PAIR_SAMPLER),
+    ),
+    ConfigurationCase(
+        "MeanFlow-adaptive-weight",
+        MeanFlow,
+        lambda: MeanFlow(
+            time_sampler=_PAIR_SAMPLER, adaptive_weight_power=1.0, adaptive_weight_offset=0.01
+        ),
+        average_velocity_mlp,
+        lambda: ode_windows(226, batch=6),
+        lambda s, d, k: ref_mean_flow(s, d, k, sampler=_PAIR_SAMPLER, power=1.0, offset=0.01),
+    ),
+    ConfigurationCase(
+        "ShortcutModel",
+        ShortcutModel,
+        lambda: ShortcutModel(max_level=2, bootstrap_share=0.5),
+        average_velocity_mlp,
+        lambda: ode_windows(227, batch=8),
+        lambda s, d, k: ref_shortcut_model(s, d, k, max_level=2, bootstrap_share=0.5),
+    ),
+    ConfigurationCase(
+        "ShortcutModel-EMA",
+        ShortcutModel,
+        lambda: ShortcutModel(max_level=3, bootstrap_share=0.5),
+        ema_velocity,
+        lambda: ode_windows(228, batch=8),
+        lambda s, d, k: ref_shortcut_model(
+            s, d, k, max_level=3, bootstrap_share=0.5, ema=True
+        ),
+    ),
+)
+
 # Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
 # (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends),
 # the abstract base class and the balancing rule of a Composite with its state
@@ -553,7 +633,14 @@ ALL_CONFIGURATIONS = (
 
 # The flow configurations take no rollout length (one window of `H + 1` snapshots).
 FLOW_CONFIGURATIONS = frozenset(
-    {"FlowMatching", "ProgressiveDistillation", "SemigroupDistillation"}
+    {
+        "FlowMatching",
+        "ProgressiveDistillation",
+        "SemigroupDistillation",
+        "LagrangianSelfDistillation",
+        "MeanFlow",
+        "ShortcutModel",
+    }
 )
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
 # network or function as the rollout-length grid does; their members are in the grid.
@@ -766,6 +853,31 @@ TRAINERS = (
         ),
         _pd_student,
         multistage=True,
+        data=_ODE,
+    ),
+)
+
+
+TRAINERS += (
+    TrainerCase(
+        "LagrangianSelfDistillationTrainer",
+        LagrangianSelfDistillationTrainer,
+        _flow_trainer(LagrangianSelfDistillationTrainer),
+        average_velocity_mlp,
+        data=_ODE,
+    ),
+    TrainerCase(
+        "MeanFlowTrainer",
+        MeanFlowTrainer,
+        _flow_trainer(MeanFlowTrainer, adaptive_weight_power=1.0),
+        average_velocity_mlp,
+        data=_ODE,
+    ),
+    TrainerCase(
+        "ShortcutModelTrainer",
+        ShortcutModelTrainer,
+        _flow_trainer(ShortcutModelTrainer, max_level=3),
+        lambda seed: flow.EMAVelocity(average_velocity_mlp(seed), decay=0.5),
         data=_ODE,
     ),
 )

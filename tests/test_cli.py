@@ -209,6 +209,33 @@ def test_seeds_flow_matching_and_ode_data(tmp_path):
     assert header["step"] == 6 and header["num_seeds"] == 2 and header["num_losses"] == 6
 
 
+def test_few_step_flow_maps_from_scratch_and_distilled_from_a_results_folder(tmp_path):
+    """`meanflow;1` trains from scratch; `lsd;1;DIR` and `sg;2;DIR` distil the fm run
+    in DIR (the teacher is named by its results folder)."""
+    base = {
+        "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
+                 "temporal_horizon": 5, "num_warmup_steps": 10},
+        "network": {"spec": "MLP;8;1;tanh"},
+        "evaluation": {"num_rollout_steps": 3},
+    }
+
+    def run(name, method):
+        config = {**base, "name": name,
+                  "training": {"method": method, "num_training_steps": 3, "batch_size": 4}}
+        return tx.experiment.run_experiment(config, tmp_path, quiet=True)
+
+    assert run("teacher", "fm;4")["num_function_evaluations"] == 4
+    teacher = tmp_path / "teacher"
+    assert run("meanflow", "meanflow;1")["num_function_evaluations"] == 1
+    lsd = run("lsd", f"lsd;1;{teacher}")
+    assert lsd["num_function_evaluations"] == 1
+    assert run("sg", f"sg;2;{teacher}")["num_function_evaluations"] == 4
+    # the distilled student starts at the teacher's Euler step: a small loss at once
+    assert lsd["final_train_loss"] < run("lsd_scratch", "lsd;1")["final_train_loss"]
+    with pytest.raises(tx.experiment.ConfigError, match="fm run"):
+        run("bad", f"lsd;1;{tmp_path / 'missing'}")
+
+
 def test_nonfinite_loss_exits_1_and_names_the_checkpoint(tmp_path, capsys):
     config = write_config(tmp_path / "nan.toml",
                           training={"learning_rate": 1e30, "checkpoint_every": 1})

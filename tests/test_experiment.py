@@ -37,9 +37,17 @@ def schedules(draw):
 
 @st.composite
 def method_specs(draw):
-    kind = draw(st.sampled_from(["one", "sup", "div", "mix", "res", "tf", "fm"]))
+    kind = draw(st.sampled_from(
+        ["one", "sup", "div", "mix", "res", "tf", "fm", "lsd", "meanflow", "shortcut", "sg"]
+    ))
     if kind == "one":
         return "one"
+    if kind in ("lsd", "meanflow", "shortcut", "sg"):
+        steps = str(2 ** draw(st.integers(0, 5)))
+        teacher = [draw(st.sampled_from(["results/fm", "../runs/teacher 1"]))]
+        if kind != "sg" and draw(st.booleans()):
+            teacher = []
+        return ";".join([kind, steps] + teacher)
     if kind == "fm":
         parts = ["fm", draw(COUNT)]
         if draw(st.booleans()):
@@ -73,6 +81,11 @@ def test_method_round_trip(spec):
         ("tf;3;0.5", TrainMethod("tf", 3, teacher_forcing=0.5)),
         ("tf;3;10:1.0,20:0.5", TrainMethod("tf", 3, teacher_forcing=((10, 20), (1.0, 0.5)))),
         ("fm;4;heun", TrainMethod("fm", num_sampling_steps=4, solver="heun")),
+        ("lsd;2", TrainMethod("lsd", num_sampling_steps=2)),
+        ("lsd;1;runs/fm", TrainMethod("lsd", num_sampling_steps=1, teacher="runs/fm")),
+        ("meanflow;1", TrainMethod("meanflow", num_sampling_steps=1)),
+        ("shortcut;4;a/b", TrainMethod("shortcut", num_sampling_steps=4, teacher="a/b")),
+        ("sg;2;t", TrainMethod("sg", num_sampling_steps=2, teacher="t")),
     ],
 )
 def test_method_meaning(spec, expected):
@@ -108,6 +121,11 @@ def test_method_canonical(spec, canonical):
         ("tf;3;20:1.0,10:0.5", "increasing"),
         ("tf;3;a:1.0", "whole-number step"),
         ("fm;4;rk4", "solver"),
+        ("sg;2", "field(s) after 'sg'"),
+        ("lsd;2;a;b", "field(s) after 'lsd'"),
+        ("lsd;0", "positive integer"),
+        ("shortcut;3", "power of two"),
+        ("meanflow;1; ", "results folder"),
         ("sup; 5", "positive integer"),
         ("", "one of one, sup"),
     ],
@@ -119,7 +137,8 @@ def test_method_rejects(spec, words):
 
 
 def test_every_method_builds_its_configuration():
-    for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0", "fm;2"]:
+    for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0", "fm;2",
+                 "lsd;1", "meanflow;2", "shortcut;4", "sg;2;t"]:
         configuration = parse_method(spec).configuration()
         assert isinstance(configuration, tx.configuration.BaseConfiguration)
 

@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import trainax_fm as tx
 from trainax_fm import sample_data
 
 KEY = jax.random.PRNGKey(0)
@@ -260,3 +261,32 @@ def test_missing_key_is_a_clear_type_error(fn):
 def test_lorenz_stepper_rejects_bad_dt():
     with pytest.raises(ValueError, match="`dt`"):
         sample_data.make_lorenz_stepper_rk4(0.0)
+
+
+# --- coarse-grained Kuramoto-Sivashinsky ------------------------------------------------
+
+
+def test_spectral_coarse_grain_samples_band_limited_fields_exactly():
+    from trainax_fm.sample_data._kuramoto_sivashinsky import spectral_coarse_grain
+
+    x = jnp.arange(32) / 32 * 2 * jnp.pi
+    first, second = jnp.meshgrid(x, x, indexing="ij")
+    smooth = jnp.sin(3 * first) * jnp.cos(2 * second) + 0.3 * jnp.cos(second)
+    np.testing.assert_allclose(spectral_coarse_grain(smooth, 8, 2), smooth[::4, ::4], atol=1e-5)
+    # a mode above the coarse band is removed entirely
+    rough = jnp.cos(6 * first)
+    np.testing.assert_allclose(spectral_coarse_grain(rough, 8, 2), 0.0, atol=1e-6)
+
+
+def test_coarse_kuramoto_sivashinsky_2d():
+    pytest.importorskip("exponax")
+    kwargs = dict(fine_points=32, coarse_points=8, domain_extent=30.0, num_warmup_steps=3)
+    data = tx.sample_data.coarse_kuramoto_sivashinsky(2, 4, key=jax.random.key(0), **kwargs)
+    assert data.shape == (2, 4, 1, 8, 8)
+    assert bool(jnp.all(jnp.isfinite(data))) and float(jnp.std(data)) > 0.1
+    again = tx.sample_data.coarse_kuramoto_sivashinsky(2, 4, key=jax.random.key(0), **kwargs)
+    np.testing.assert_array_equal(data, again)
+    with pytest.raises(ValueError, match="coarse_points < fine_points"):
+        tx.sample_data.coarse_kuramoto_sivashinsky(key=jax.random.key(0), coarse_points=64)
+    with pytest.raises(TypeError, match="random key"):
+        tx.sample_data.coarse_kuramoto_sivashinsky()

@@ -38,6 +38,12 @@ from ._flow_time import AbstractTimeSampler as AbstractTimeSampler
 from ._flow_time import BetaTimeSampler as BetaTimeSampler
 from ._flow_time import DyadicTimeSampler as DyadicTimeSampler
 from ._flow_time import FixedStepTimeSampler as FixedStepTimeSampler
+from ._flow_time import TimePairSampler as TimePairSampler
 from ._flow_time import UniformTimeSampler as UniformTimeSampler
+from ._lagrangian_self_distillation import (
+    LagrangianSelfDistillation as LagrangianSelfDistillation,
+)
+from ._mean_flow import MeanFlow as MeanFlow
 from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
+from ._shortcut_model import ShortcutModel as ShortcutModel

@@ -225,11 +225,90 @@ class FixedStepTimeSampler(AbstractTimeSampler):
         return t.astype(jnp.result_type(float)), jnp.full((batch_size,), self.step)
 
 
+_DISTRIBUTIONS = ("uniform", "logit_normal")
+
+
+class TimePairSampler(AbstractTimeSampler):
+    r"""Two flow times `s <= e` per sample, returned as the start `t = s` and the step `d = e - s`.
+
+    Two times are drawn independently from `distribution` and ordered. A fixed share
+    of every batch, its first `round(equal_share * B)` samples, gets `s = e` (`d = 0`,
+    the flow-matching diagonal, at the first draw); the rest keeps the ordered pair.
+    Training the two-time flow maps of
+    [`trainax_fm.configuration.LagrangianSelfDistillation`][] and
+    [`trainax_fm.configuration.MeanFlow`][] needs both: `d = 0` pins the
+    instantaneous velocity, `d > 0` the map. (A fixed share instead of a coin flip per
+    sample keeps the batch composition the same at every update; windows arrive in
+    random order, so which samples are diagonal carries no information.)
+
+    - `"uniform"`: `U[0, 1]`; the ordered pair is uniform on the triangle `s <= e`.
+    - `"logit_normal"`: `sigmoid(mean + std * N(0, 1))`. MeanFlow's best setting
+        (mean -0.4, std 1.0 with noise at time 1) is `mean=0.4` in trainax_fm's
+        convention (noise at `t = 0`).
+
+    **Arguments:**
+
+    - `distribution`: `"uniform"` (default) or `"logit_normal"`.
+    - `mean`, `std`: the logit-normal parameters (`std > 0`; unused for uniform).
+    - `equal_share`: the share of `d = 0` samples in `[0, 1]` (default 0.75, MeanFlow's
+        and the Lagrangian self-distillation's choice).
+    """
+
+    distribution: str = eqx.field(static=True)
+    mean: float = eqx.field(static=True)
+    std: float = eqx.field(static=True)
+    equal_share: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        distribution: str = "uniform",
+        *,
+        mean: float = 0.0,
+        std: float = 1.0,
+        equal_share: float = 0.75,
+    ):
+        owner = "TimePairSampler"
+        if distribution not in _DISTRIBUTIONS:
+            raise ValueError(
+                f"{owner}: `distribution` must be one of {_DISTRIBUTIONS}, got "
+                f"{distribution!r}."
+            )
+        for name, value, positive in (("mean", mean, False), ("std", std, True)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                math.isfinite(value) and (value > 0 or not positive)
+            ):
+                raise ValueError(
+                    f"{owner}: `{name}` must be a finite number{' > 0' if positive else ''}"
+                    f", got {value!r}."
+                )
+        self.distribution = distribution
+        self.mean, self.std = float(mean), float(std)
+        self.equal_share = check_unit(equal_share, "equal_share", owner)
+
+    def num_equal(self, batch_size: int) -> int:
+        """How many of `batch_size` samples have `d = 0` (the first ones)."""
+        return int(round(self.equal_share * batch_size))
+
+    def _times(self, key, batch_size):
+        if self.distribution == "uniform":
+            return jax.random.uniform(key, (batch_size,))
+        return jax.nn.sigmoid(self.mean + self.std * jax.random.normal(key, (batch_size,)))
+
+    def sample(self, key, batch_size):
+        batch_size = _prepare(self, key, batch_size)
+        key_a, key_b = jax.random.split(key)
+        first, second = self._times(key_a, batch_size), self._times(key_b, batch_size)
+        diagonal = jnp.arange(batch_size) < self.num_equal(batch_size)
+        start = jnp.where(diagonal, first, jnp.minimum(first, second))
+        end = jnp.where(diagonal, first, jnp.maximum(first, second))
+        return start, end - start
+
+
 def check_time_sampler(sampler: Optional[AbstractTimeSampler], name: str, owner: str):
     if not isinstance(sampler, AbstractTimeSampler):
         raise TypeError(
             f"{owner}: `{name}` must be a trainax_fm.configuration time sampler "
             "(UniformTimeSampler, BetaTimeSampler, DyadicTimeSampler, "
-            f"FixedStepTimeSampler), got {type(sampler).__name__}."
+            f"FixedStepTimeSampler, TimePairSampler), got {type(sampler).__name__}."
         )
     return sampler

@@ -30,7 +30,9 @@ spec = "Conv;26;10;relu"   # default "MLP;64;3;tanh" for ODE data (lorenz, (S, T
 
 [training]
 method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
-                           # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE | fm;K[;solver]
+                           # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE | fm;K[;solver] |
+                           # lsd;K[;TEACHER] | meanflow;K[;TEACHER] | shortcut;K[;TEACHER] |
+                           # sg;K;TEACHER  (TEACHER: results folder of an fm run)
 optimizer = "adam"
 learning_rate = 0.001
 lr_schedule = "constant"   # "constant" | "cosine" (decays to 0 at num_training_steps)

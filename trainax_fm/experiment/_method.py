@@ -14,6 +14,18 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)` | residuum |
 | `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N, teacher_forcing_probability=SCHEDULE)` | |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with K steps of SOLVER | |
+| `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; K map steps per physical step | |
+| `meanflow;K[;TEACHER]` | `MeanFlow()`; K average-velocity steps | |
+| `shortcut;K[;TEACHER]` | `ShortcutModel()`; K shortcut steps (K a power of two) | |
+| `sg;K;TEACHER` | `SemigroupDistillation()` of `FlowMap(teacher)`; K map steps | a teacher |
+
+The few-step flow maps (`lsd`, `meanflow`, `shortcut`) train a step-size-conditioned
+velocity `u(x, y, t, d)` and sample with K Euler-form steps `x + d u` (K network
+evaluations); `sg` samples with K flow-map steps (2K evaluations). `TEACHER` is the
+results folder of a finished `fm` run on the same data (a path without `;`): `lsd`
+then distils that velocity (Lagrangian distillation, target `teacher(X_(s,t))`),
+`meanflow` and `shortcut` start from it (the step-size channel zero-initialised, so
+training begins at the teacher's Euler step), `sg` builds its flow map on it.
 
 `SCHEDULE` is a probability (`0.5`) or `step:p` pairs (`200:1.0,400:0.5,600:0.0`:
 `p=1` before update 200, `0.5` before 400, `0` afterwards). `SOLVER` is `euler`
@@ -34,7 +46,8 @@ from typing import Optional, Union
 
 from ._errors import ConfigError
 
-KINDS = ("one", "sup", "div", "mix", "res", "tf", "fm")
+KINDS = ("one", "sup", "div", "mix", "res", "tf", "fm", "lsd", "meanflow", "shortcut", "sg")
+FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg")
 SOLVERS = ("euler", "midpoint", "heun")
 FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
 _INT = re.compile(r"[0-9]+")
@@ -48,6 +61,10 @@ _USAGE = {
     "res": "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
     "tf": "tf;N;SCHEDULE[;cut_bptt]",
     "fm": "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]",
+    "lsd": "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
+    "meanflow": "meanflow;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
+    "shortcut": "shortcut;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
+    "sg": "sg;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
 }
 
 Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
@@ -59,7 +76,8 @@ class TrainMethod:
 
     **Arguments:**
 
-    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `fm`.
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `fm`, `lsd`,
+        `meanflow`, `shortcut`, `sg`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
@@ -67,8 +85,11 @@ class TrainMethod:
     - `cut_prev`, `cut_next`: stop gradients through the previous/next state of the
         residuum (`res`).
     - `teacher_forcing`: a probability or `((s1, ..., sk), (p1, ..., pk))` (`tf`).
-    - `num_sampling_steps`: flow integration steps per physical step (`fm`).
+    - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
+        `lsd`, `meanflow`, `shortcut`, `sg`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
+    - `teacher`: the results folder of the `fm` run to distil or start from (`lsd`,
+        `meanflow`, `shortcut`; required for `sg`), or `None`.
     """
 
     kind: str
@@ -81,6 +102,7 @@ class TrainMethod:
     teacher_forcing: Optional[Schedule] = None
     num_sampling_steps: int = 0
     solver: str = "euler"
+    teacher: Optional[str] = None
 
     @property
     def needs_ref_stepper(self) -> bool:
@@ -94,11 +116,16 @@ class TrainMethod:
 
     @property
     def is_flow_matching(self) -> bool:
-        """Whether the emulator is a stochastic flow-matching stepper."""
-        return self.kind == "fm"
+        """Whether the emulator is a stochastic flow-matching (or flow-map) stepper."""
+        return self.kind == "fm" or self.kind in FEW_STEP_KINDS
 
-    def configuration(self):
+    def configuration(self, teacher=None):
         """Build the `trainax_fm.configuration` object this method trains with.
+
+        **Arguments:**
+
+        - `teacher`: the loaded teacher velocity of `lsd;K;TEACHER` (distilled by the
+            configuration); ignored by the other methods.
 
         **Returns:**
 
@@ -136,6 +163,14 @@ class TrainMethod:
             )
         if self.kind == "fm":
             return c.FlowMatching()
+        if self.kind == "lsd":
+            return c.LagrangianSelfDistillation(teacher=teacher)
+        if self.kind == "meanflow":
+            return c.MeanFlow()
+        if self.kind == "shortcut":
+            return c.ShortcutModel()
+        if self.kind == "sg":
+            return c.SemigroupDistillation(velocity_space=True)
         raise AssertionError(self.kind)  # pragma: no cover
 
 
@@ -247,8 +282,10 @@ def parse_method(spec: str) -> TrainMethod:
         )
     usage = _USAGE[kind]
     args = parts[1:]
-    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "fm": 1}[kind]
-    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "fm": 1}[kind]
+    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "fm": 1, "lsd": 1,
+                "meanflow": 1, "shortcut": 1, "sg": 2}[kind]
+    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "fm": 1, "lsd": 1,
+                "meanflow": 1, "shortcut": 1, "sg": 0}[kind]
     if not required <= len(args) <= required + optional:
         raise _error(
             spec,
@@ -258,7 +295,10 @@ def parse_method(spec: str) -> TrainMethod:
         )
     if kind == "one":
         return TrainMethod("one")
-    steps = _parse_int(args[0], "N" if kind != "fm" else "NUM_SAMPLING_STEPS", spec, usage)
+    steps = _parse_int(
+        args[0], "NUM_SAMPLING_STEPS" if kind == "fm" or kind in FEW_STEP_KINDS else "N",
+        spec, usage,
+    )
     if kind == "fm":
         solver = args[1] if len(args) > 1 else "euler"
         if solver not in SOLVERS:
@@ -268,6 +308,21 @@ def parse_method(spec: str) -> TrainMethod:
                 f"write it as {usage!r}",
             )
         return TrainMethod("fm", num_sampling_steps=steps, solver=solver)
+    if kind in FEW_STEP_KINDS:
+        teacher = args[1] if len(args) > 1 else None
+        if teacher is not None and not teacher.strip():
+            raise _error(
+                spec,
+                "the results folder of a finished fm run after the step count",
+                f"write it as {usage!r}, e.g. '{kind};1;results/teacher'",
+            )
+        if kind == "shortcut" and steps & (steps - 1):
+            raise _error(
+                spec,
+                f"a power of two of sampling steps for a shortcut model, found {steps}",
+                "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
+            )
+        return TrainMethod(kind, num_sampling_steps=steps, teacher=teacher)
     if kind == "mix":
         post = _parse_int(args[1], "P", spec, usage)
         flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
@@ -310,6 +365,9 @@ def format_method(method: TrainMethod) -> str:
         if method.solver != "euler":
             parts.append(method.solver)
         return ";".join(parts)
+    if kind in FEW_STEP_KINDS:
+        parts = [kind, str(method.num_sampling_steps)]
+        return ";".join(parts + ([method.teacher] if method.teacher is not None else []))
     parts = [kind, str(method.num_rollout_steps)]
     if kind == "sup":
         parts += _flags([method.cut_bptt])

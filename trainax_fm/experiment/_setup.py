@@ -1,6 +1,7 @@
 """Turn a validated configuration into optimizer, emulator and trainer."""
 
 import functools
+from pathlib import Path
 from typing import Any, Optional
 
 import equinox as eqx
@@ -12,7 +13,8 @@ from .._conditioned_network import ConditionedNetwork
 from .._normalized_stepper import NormalizedStepper
 from .._normalizer import Normalizer
 from ._data import Dataset
-from ._method import TrainMethod, parse_method
+from ._errors import ConfigError
+from ._method import FEW_STEP_KINDS, TrainMethod, parse_method
 from ._network import build_network
 
 
@@ -87,8 +89,13 @@ def build_stepper(
 
     - An `eqx.Module` stepper; for `fm;K[;solver]` a
         [`trainax_fm.flow.FlowMatchingStepper`][] whose velocity network sees
-        `[x_t, y, t]` (`2C + 1` channels).
+        `[x_t, y, t]` (`2C + 1` channels); for `lsd`, `meanflow`, `shortcut` one
+        around a step-size-conditioned velocity (`2C + 2` channels, or the teacher's
+        network widened by a zero-initialised channel); for `sg` a
+        [`trainax_fm.flow.FlowMapStepper`][] on the teacher.
     """
+    from .. import flow
+
     method = parse_method(config["training"]["method"])
     spec = config["network"]["spec"]
     sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points, key=key)
@@ -99,14 +106,60 @@ def build_stepper(
         )
         return ConditionedNetwork(built) if num_constant_channels else built
 
+    if method.kind in FEW_STEP_KINDS:
+        if method.teacher is not None:
+            teacher = load_teacher(method.teacher, num_channels, num_spatial_dims, num_points)
+            if method.kind == "sg":
+                return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
+            velocity = flow.with_step_size_input(teacher)
+        else:
+            velocity = flow.ConditionalVelocity(
+                network(flow.velocity_input_channels(num_channels, step_size_input=True)),
+                step_size_input=True,
+            )
+        return flow.FlowMatchingStepper(velocity, method.num_sampling_steps)
     if method.is_flow_matching:
-        from .. import flow
 
         return flow.FlowMatchingStepper(
             flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
             method.num_sampling_steps, method.solver,
         )
     return network(num_channels)
+
+
+@functools.lru_cache(maxsize=8)
+def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int):
+    """The trained velocity of a finished `fm` run (its first seed), for distillation.
+
+    **Arguments:**
+
+    - `results_dir`: the results folder of the teacher run.
+    - `num_channels`, `num_spatial_dims`, `num_points`: the state layout of the data
+        (the teacher must have been trained on the same layout).
+
+    **Returns:**
+
+    - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
+    """
+    from ._config import load_config
+    from ._evaluate import load_networks
+
+    folder = Path(results_dir)
+    config_file = folder / "config.toml"
+    if not config_file.is_file():
+        raise ConfigError(
+            "training.method", "the results folder of a finished fm run as TEACHER",
+            repr(results_dir), f"train the teacher first; {str(config_file)!r} is missing",
+        )
+    teacher_config = load_config(config_file)
+    if parse_method(teacher_config["training"]["method"]).kind != "fm":
+        raise ConfigError(
+            "training.method", "a TEACHER folder of a flow-matching run (method fm;K)",
+            repr(teacher_config["training"]["method"]) + f" in {str(config_file)!r}",
+            "name the results folder of an fm run",
+        )
+    state_shape = (num_channels,) + (num_points,) * num_spatial_dims
+    return load_networks(folder, teacher_config, state_shape)[0].velocity
 
 
 def _layout_key(config: dict) -> tuple:
@@ -178,12 +231,19 @@ def seed_slice(tree: Any, index: int) -> Any:
 
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method."""
+    from ..flow import flow_map_optimizer
     from ..trainer import ConfigurationTrainer
 
     training = config["training"]
+    teacher = None
+    if method.kind == "lsd" and method.teacher is not None:
+        teacher = load_teacher(method.teacher, dataset.num_channels,
+                               dataset.num_spatial_dims, dataset.num_points)
+    if method.kind == "sg":  # the teacher velocity inside the flow map stays fixed
+        optimizer = flow_map_optimizer(optimizer)
     return ConfigurationTrainer(
         dataset.training_data,
-        method.configuration(),
+        method.configuration(teacher),
         ref_stepper=dataset.ref_stepper if method.needs_ref_stepper else None,
         residuum_fn=dataset.residuum_fn if method.needs_residuum else None,
         optimizer=optimizer,

@@ -27,12 +27,22 @@ Building blocks:
     [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
 
+- [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
+    its weights, for the EMA targets of shortcut models.
+
 Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.ProgressiveDistillation`][]) and semigroup
-([`trainax_fm.configuration.SemigroupDistillation`][]).
+([`trainax_fm.configuration.SemigroupDistillation`][]), or from the two-time flow maps
+`X_(t,t+d)(x) = x + d u(x, y, t, d)` of a step-size-conditioned velocity `u`, sampled
+by `FlowMatchingStepper(u, n)` with `n` network evaluations: Lagrangian
+self-distillation ([`trainax_fm.configuration.LagrangianSelfDistillation`][]),
+MeanFlow ([`trainax_fm.configuration.MeanFlow`][]) and shortcut models
+([`trainax_fm.configuration.ShortcutModel`][]).
 """
 
+from ._ema import AbstractEMA as AbstractEMA
 from ._ema import EMAFlowMap as EMAFlowMap
+from ._ema import EMAVelocity as EMAVelocity
 from ._extend import extend_input_channels as extend_input_channels
 from ._extend import with_step_size_input as with_step_size_input
 from ._flow_map import FlowMap as FlowMap

@@ -42,3 +42,8 @@ from ._progressive_distillation import (
 from ._semigroup_distillation import (
     SemigroupDistillationTrainer as SemigroupDistillationTrainer,
 )
+from ._lagrangian_self_distillation import (
+    LagrangianSelfDistillationTrainer as LagrangianSelfDistillationTrainer,
+)
+from ._mean_flow import MeanFlowTrainer as MeanFlowTrainer
+from ._shortcut_model import ShortcutModelTrainer as ShortcutModelTrainer
