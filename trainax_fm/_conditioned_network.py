@@ -228,3 +228,11 @@ def vmap_over_samples(fn: Callable, model: PyTree, *batched: PyTree):
         return fn(eqx.combine(sample_constants, shared, is_leaf=_is_constants), *xs)
 
     return jax.vmap(one)(constants, *batched)
+
+
+def select_samples(model: PyTree, rows: slice) -> PyTree:
+    """`model` with the per-sample constants it is bound to cut to the samples `rows`
+    (to evaluate it on part of a minibatch with `vmap_over_samples`)."""
+    constants, shared = eqx.partition(model, _is_batched_constants, is_leaf=_is_constants)
+    constants = jtu.tree_map(lambda array: array[rows], constants)
+    return eqx.combine(constants, shared, is_leaf=_is_constants)

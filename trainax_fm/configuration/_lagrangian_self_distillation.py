@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._flow_map import frozen
 from ..flow._training import interpolate, split_window
@@ -123,18 +124,19 @@ class LagrangianSelfDistillation(AbstractFlowConfiguration):
         y, x1 = split_window(data, self.num_input_steps, owner)
         x0, t, d = self._draw(inputs.key, x1, self.time_sampler)
         x_t = interpolate(x0, x1, t)
-        position, speed = jax.vmap(
-            lambda x, c, s, h: flow_map_and_time_derivative(model, x, c, s, h)
-        )(x_t, y, t, d)
+        position, speed = vmap_over_samples(
+            flow_map_and_time_derivative, model, x_t, y, t, d
+        )
         end = t + d
         if self.teacher is None:
-            diagonal = frozen(model)
-            end_velocity = jax.vmap(lambda x, c, s: diagonal(x, c, s, jnp.zeros_like(s)))(
-                position, y, end
+            end_velocity = vmap_over_samples(
+                lambda m, x, c, s: m(x, c, s, jnp.zeros_like(s)), frozen(model), position, y, end
             )
             on_diagonal = (d == 0).reshape((-1,) + (1,) * (x1.ndim - 1))
             target = jnp.where(on_diagonal, x1 - x0, jax.lax.stop_gradient(end_velocity))
         else:
-            target = jax.lax.stop_gradient(jax.vmap(frozen(self.teacher))(position, y, end))
+            target = jax.lax.stop_gradient(
+                vmap_over_samples(call_model, frozen(self.teacher), position, y, end)
+            )
         losses = per_sample_losses(self.time_level_loss, speed, target, t)
         return self.time_level_loss.batch_reduction(losses)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from .._conditioned_network import vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
@@ -108,13 +109,15 @@ class MeanFlow(AbstractFlowConfiguration):
         x_t = interpolate(x0, x1, t)
         velocity = x1 - x0
 
-        def average_and_total_derivative(x, c, start, size, v):
+        def average_and_total_derivative(m, x, c, start, size, v):
             one = jnp.ones_like(start)
             return jax.jvp(
-                lambda xx, ss, hh: model(xx, c, ss, hh), (x, start, size), (v, one, -one)
+                lambda xx, ss, hh: m(xx, c, ss, hh), (x, start, size), (v, one, -one)
             )
 
-        average, total = jax.vmap(average_and_total_derivative)(x_t, y, t, d, velocity)
+        average, total = vmap_over_samples(
+            average_and_total_derivative, model, x_t, y, t, d, velocity
+        )
         step = d.reshape((-1,) + (1,) * (x1.ndim - 1))
         target = jax.lax.stop_gradient(velocity + step * total)
         losses = per_sample_losses(self.time_level_loss, average, target, t)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
+from .._conditioned_network import call_model, select_samples, vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._ema import EMAVelocity
 from ..flow._flow_map import frozen
@@ -129,13 +130,14 @@ class ShortcutModel(AbstractFlowConfiguration):
         y, x1 = split_window(data, self.num_input_steps, "ShortcutModel")
         x0, t, step = self.draw(inputs.key, x1)
         x_t = interpolate(x0, x1, t)
-        prediction = jax.vmap(model)(x_t, y, t, step)
+        prediction = vmap_over_samples(call_model, model, x_t, y, t, step)
         num_fm = x1.shape[0] - self.num_bootstrap(x1.shape[0])
         targets = [(x1 - x0)[:num_fm]]
         if num_fm < x1.shape[0]:
             targets.append(
                 self.self_consistency_target(
-                    target_model, x_t[num_fm:], y[num_fm:], t[num_fm:], step[num_fm:]
+                    select_samples(target_model, slice(num_fm, None)),
+                    x_t[num_fm:], y[num_fm:], t[num_fm:], step[num_fm:],
                 )
             )
         target = jnp.concatenate(targets)
@@ -148,7 +150,7 @@ class ShortcutModel(AbstractFlowConfiguration):
         half = 0.5 * step
         # the finest half step is the flow-matching velocity (step-size input 0)
         half_input = jnp.where(half <= 2.0**-self.max_level, 0.0, half).astype(step.dtype)
-        first = jax.vmap(target_model)(x_t, y, t, half_input)
+        first = vmap_over_samples(call_model, target_model, x_t, y, t, half_input)
         middle = x_t + per_sample(half, x_t) * first
-        second = jax.vmap(target_model)(middle, y, t + half, half_input)
+        second = vmap_over_samples(call_model, target_model, middle, y, t + half, half_input)
         return jax.lax.stop_gradient(0.5 * (first + second))
