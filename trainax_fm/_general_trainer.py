@@ -3,7 +3,6 @@ from typing import Any, Callable, Optional, Sequence
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
@@ -13,7 +12,14 @@ from ._loop._options import EngineOptions, expose_signature, make_options, with_
 from ._loop._run import train_on_loop
 from ._loop._validate import check_validation_options
 from ._mixer import effective_batch_size
+from ._seed_stacking import stack_seed_steppers
 from ._train_state import TrainResult, TrainState
+from ._trainer_checks import (
+    check_batch_on_mesh,
+    check_callback,
+    check_data_on_disk,
+    check_optimizer,
+)
 from ._validation import check_positive_int
 from ._windows import TrajectorySubStacker
 from .configuration._base import BaseConfiguration
@@ -324,88 +330,3 @@ def trainax_outputs(result: TrainResult, return_loss_history: bool, has_callback
     if has_callback:
         outputs.append(result.aux_history)
     return outputs[0] if len(outputs) == 1 else tuple(outputs)
-
-
-def check_optimizer(optimizer) -> None:
-    if not isinstance(optimizer, optax.GradientTransformation) and not (
-        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
-    ):
-        raise TypeError(
-            "`optimizer` must be an optax.GradientTransformation (e.g. "
-            f"optax.adam(1e-3)), got {type(optimizer).__name__}."
-        )
-
-
-def check_callback(callback_fn) -> None:
-    if callback_fn is not None and not callable(callback_fn):
-        raise TypeError(f"`callback_fn` must be callable, got {type(callback_fn).__name__}.")
-
-
-def check_batch_on_mesh(options: EngineOptions, batch_size: int) -> None:
-    if options.mesh is None:
-        return
-    num_processes = jax.process_count()
-    if batch_size % num_processes:
-        raise ValueError(
-            f"`batch_size` ({batch_size}) must be divisible by the number of processes "
-            f"({num_processes}), each of which reads its share of every minibatch; use "
-            f"e.g. {num_processes * max(1, batch_size // num_processes)}."
-        )
-    num_shards = options.mesh.shape[options.batch_axis]
-    if batch_size % num_shards:
-        raise ValueError(
-            f"`batch_size` ({batch_size}) must be divisible by the number of devices on "
-            f"mesh axis {options.batch_axis!r} ({num_shards}); use e.g. "
-            f"{num_shards * max(1, batch_size // num_shards)}."
-        )
-
-
-def check_data_on_disk(options: EngineOptions, stacker: TrajectorySubStacker) -> None:
-    """What training from a file cannot do (yet): say so before anything runs."""
-    if not stacker.on_disk:
-        return
-    if options.num_seeds is not None:
-        raise ValueError(
-            "`num_seeds` is not supported with data on disk (each seed would read its "
-            "own minibatches); read the data into memory (`data.read()`) or train the "
-            "seeds one after another."
-        )
-    if options.steps_per_dispatch not in ("auto", 1):
-        raise ValueError(
-            "data on disk runs one update per dispatch (each update waits for its "
-            f"minibatch from the host), got `steps_per_dispatch={options.steps_per_dispatch!r}`;"
-            " use 'auto' or 1."
-        )
-    if jax.process_count() > 1 and options.mesh is None:
-        raise ValueError(
-            f"with {jax.process_count()} processes, data on disk needs a `mesh` over the "
-            "devices of all processes (e.g. `mesh=jax.make_mesh((jax.device_count(),), "
-            "('batch',))`), so that each process reads only its rows of a minibatch."
-        )
-
-
-def stack_seed_steppers(make_stepper, init_keys):
-    """`make_stepper` of every key, with the arrays stacked along a leading seed axis.
-
-    The steppers are built one at a time: after the first, every eager operation of the
-    initialisation hits JAX's per-shape cache, whereas `eqx.filter_vmap(make_stepper)`
-    compiles each random operation anew for the seed-batched shapes (seconds for a
-    small MLP on a CPU). Seed `i` is bit-identical to `make_stepper(init_keys[i])`.
-    """
-    steppers = [make_stepper(key) for key in init_keys]
-    arrays = [eqx.filter(stepper, eqx.is_array) for stepper in steppers]
-    structure = jax.tree_util.tree_structure(arrays[0])
-    for seed, seed_arrays in enumerate(arrays[1:], start=1):
-        if jax.tree_util.tree_structure(seed_arrays) != structure:
-            raise ValueError(
-                "train_seeds: `make_stepper` built steppers of different structures for "
-                f"seed 0 and seed {seed}; every seed must have the same architecture "
-                "(only the key may change the values)."
-            )
-    return eqx.combine(_stack_trees(*arrays), steppers[0])
-
-
-@jax.jit
-def _stack_trees(*trees):
-    # One compiled program for all leaves instead of one eager `stack` per shape.
-    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)

@@ -7,7 +7,7 @@ it also runs inside `jax.jit` / `eqx.filter_jit` (with `num_steps` static), unde
 `jax.vmap`, and can be differentiated.
 """
 
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import equinox as eqx
 import jax
@@ -16,62 +16,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._block_stepper import BlockStepper
 from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
+from ._rollout_probe import probe_stepper, shape_hint
 from ._validation import check_bool, check_positive_int
-
-
-def _shape_hint(batched: bool, num_input_steps: int) -> str:
-    layout = "(C, *spatial)" if num_input_steps == 1 else "(H, C, *spatial)"
-    if batched:
-        layout = "(B, " + layout[1:]
-    return (
-        f"With batched={batched} and num_input_steps={num_input_steps} `ic` must be "
-        f"shaped {layout}. Pass batched=True if `ic` carries a leading batch axis, and "
-        "num_input_steps=H if it holds the last H states."
-    )
-
-
-def _probe_stepper(
-    stepper: Callable,
-    input_struct: jax.ShapeDtypeStruct,
-    key: Optional[PRNGKeyArray],
-    hint: str,
-) -> Any:
-    """Abstractly evaluate one stepper call; turn the usual mistakes into clear errors."""
-    if key is None:
-
-        def call(x, _):
-            return stepper(x)
-
-    else:
-
-        def call(x, key):
-            return stepper(x, key=jax.random.split(key)[0])
-
-    try:
-        return jax.eval_shape(call, input_struct, key)
-    except TypeError as err:
-        message = str(err)
-        if key is None and "key" in message:
-            raise ValueError(
-                "The stepper requires a random key (it failed with: "
-                f"{message!r}), but `key=None`. Stochastic steppers are called as "
-                "`stepper(x, key=subkey)`; pass `key=jax.random.key(seed)` to `rollout`."
-            ) from err
-        if key is not None and "key" in message:
-            raise ValueError(
-                "A `key` was given but the stepper does not accept a keyword argument "
-                f"`key` (it failed with: {message!r}). Stochastic steppers must accept "
-                "`stepper(x, key=subkey)`; for a deterministic stepper pass `key=None`."
-            ) from err
-        raise ValueError(
-            f"The stepper failed on an input of shape {tuple(input_struct.shape)}: "
-            f"{message}. {hint}"
-        ) from err
-    except ValueError as err:
-        raise ValueError(
-            f"The stepper failed on an input of shape {tuple(input_struct.shape)} "
-            f"(dtype {input_struct.dtype}): {err}. {hint}"
-        ) from err
 
 
 def rollout(
@@ -207,25 +153,25 @@ def _rollout_states(
     if ic.ndim < min_rank:
         raise ValueError(
             f"`ic` has shape {tuple(ic.shape)} (rank {ic.ndim}) but needs rank >= "
-            f"{min_rank}. " + _shape_hint(batched, num_input_steps)
+            f"{min_rank}. " + shape_hint(batched, num_input_steps)
         )
     window_shape = tuple(ic.shape[1:] if batched else ic.shape)
     if history and window_shape[0] != num_input_steps:
         raise ValueError(
             f"`ic` has shape {tuple(ic.shape)}: its history axis has "
             f"{window_shape[0]} entries but num_input_steps={num_input_steps}. "
-            + _shape_hint(batched, num_input_steps)
+            + shape_hint(batched, num_input_steps)
         )
     state_shape = window_shape[1:] if history else window_shape
     num_channels = state_shape[0]
     input_shape = (num_input_steps * num_channels,) + tuple(state_shape[1:])
 
-    hint = _shape_hint(batched, num_input_steps)
+    hint = shape_hint(batched, num_input_steps)
     probed = stepper
     if constants is not None:
         first = jax.tree_util.tree_map(lambda c: c[0], constants) if batched else constants
         probed = bind_constants(stepper, first.scalars, first.fields)
-    out = _probe_stepper(probed, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint)
+    out = probe_stepper(probed, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint)
     if not isinstance(out, jax.ShapeDtypeStruct):
         raise ValueError(
             "The stepper must return a single array (one state), got a PyTree with "
@@ -243,7 +189,7 @@ def _rollout_states(
     if out.dtype != ic.dtype:
         # e.g. an integer IC fed to a float network: carry the network's dtype.
         ic = ic.astype(out.dtype)
-        recheck = _probe_stepper(
+        recheck = probe_stepper(
             probed, jax.ShapeDtypeStruct(input_shape, ic.dtype), key, hint
         )
         if recheck.dtype != ic.dtype:
@@ -389,7 +335,7 @@ def _block_rollout(
     min_rank = 1 + int(history) + int(batched)
     if ic.ndim < min_rank or (history and ic.shape[int(batched)] != num_input_steps):
         raise ValueError(
-            f"`ic` has shape {tuple(ic.shape)}. " + _shape_hint(batched, num_input_steps)
+            f"`ic` has shape {tuple(ic.shape)}. " + shape_hint(batched, num_input_steps)
         )
     time_axis = int(batched)
     states = ic if history else jnp.expand_dims(ic, time_axis)

@@ -8,7 +8,8 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._atomic import save_tree_atomic
-from .._general_trainer import GeneralTrainer, check_callback, check_optimizer, trainax_outputs
+from .._general_trainer import GeneralTrainer, trainax_outputs
+from .._trainer_checks import check_callback, check_optimizer
 from .._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
 from .._loop._stages import Stage, train_stages
 from .._mixer import effective_batch_size
