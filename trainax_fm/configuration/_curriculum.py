@@ -4,12 +4,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import BaseConfiguration, call_extras
+from ._base import call_extras
+from ._wrapper import AbstractWrapperConfiguration
 from ._rollout_base import AbstractRolloutConfiguration
 from ._schedule import evaluate_schedule, parse_schedule
 
 
-class RolloutCurriculum(BaseConfiguration):
+class RolloutCurriculum(AbstractWrapperConfiguration):
     r"""A rollout length that grows over training, compiled once at its maximum.
 
     The wrapped rollout configuration is built with the final (largest) length
@@ -82,22 +83,6 @@ class RolloutCurriculum(BaseConfiguration):
         self.num_rollout_steps = parse_schedule(
             num_rollout_steps, "num_rollout_steps", check_lengths
         )
-
-    @property
-    def required_window_length(self) -> int:
-        return self.configuration.required_window_length
-
-    @property
-    def needs_ref_stepper(self) -> bool:
-        return self.configuration.needs_ref_stepper
-
-    @property
-    def needs_residuum_fn(self) -> bool:
-        return self.configuration.needs_residuum_fn
-
-    @property
-    def needs_key(self) -> bool:
-        return self.configuration.needs_key
 
     def length(self, step: Optional[int]) -> Float[Array, ""]:
         """The rollout length `R(step)` (the last one for `step=None`)."""

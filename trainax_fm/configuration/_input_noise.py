@@ -9,10 +9,11 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .._rollout import window_length
 from .._validation import check_positive_int
 from ._base import BaseConfiguration, call_extras
+from ._wrapper import AbstractWrapperConfiguration
 from ._checks import require_key
 
 
-class InputNoise(BaseConfiguration):
+class InputNoise(AbstractWrapperConfiguration):
     r"""Training noise for any configuration: perturb the inputs, keep the targets.
 
     Before the wrapped configuration sees a minibatch, Gaussian noise is added to the
@@ -81,14 +82,6 @@ class InputNoise(BaseConfiguration):
     @property
     def required_window_length(self) -> int:
         return max(self.configuration.required_window_length, self.num_noisy_states)
-
-    @property
-    def needs_ref_stepper(self) -> bool:
-        return self.configuration.needs_ref_stepper
-
-    @property
-    def needs_residuum_fn(self) -> bool:
-        return self.configuration.needs_residuum_fn
 
     @property
     def needs_key(self) -> bool:
