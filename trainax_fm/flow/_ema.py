@@ -47,6 +47,16 @@ class AbstractEMA(eqx.Module):
     def online(self) -> eqx.Module:
         """The model trained by the optimizer."""
 
+    def __call__(
+        self,
+        x_t: Float[Array, "channels ..."],
+        y: Optional[Float[Array, "history_channels ..."]],
+        t: Time,
+        d: Time,
+    ) -> Float[Array, "channels ..."]:
+        """The EMA model at `(x_t, y, t, d)` (a flow map's `F_d`, a velocity's `u`)."""
+        return self.ema(x_t, y, t, d)
+
 
 class EMAFlowMap(AbstractEMA):
     r"""A flow map in training together with an exponential moving average (EMA) of it.
@@ -92,16 +102,6 @@ class EMAFlowMap(AbstractEMA):
     @property
     def online(self) -> FlowMap:
         return self.flow_map
-
-    def __call__(
-        self,
-        x_t: Float[Array, "channels ..."],
-        y: Optional[Float[Array, "history_channels ..."]],
-        t: Time,
-        d: Time,
-    ) -> Float[Array, "channels ..."]:
-        """`F_d(x_t, y, t)` of the EMA flow map."""
-        return self.ema(x_t, y, t, d)
 
 
 class EMAVelocity(AbstractEMA):
@@ -156,13 +156,3 @@ class EMAVelocity(AbstractEMA):
     @property
     def online(self) -> ConditionalVelocity:
         return self.velocity
-
-    def __call__(
-        self,
-        x_t: Float[Array, "channels ..."],
-        y: Optional[Float[Array, "history_channels ..."]],
-        t: Time,
-        d: Time,
-    ) -> Float[Array, "channels ..."]:
-        """`u(x_t, y, t, d)` of the EMA velocity."""
-        return self.ema(x_t, y, t, d)
