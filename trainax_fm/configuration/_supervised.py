@@ -27,7 +27,7 @@ class Supervised(AbstractPlainHistoryConfiguration):
         channel axis (`H*C` input channels, `C` output channels). Windows then hold
         `H + R` snapshots and the first `H` are the initial history.
     - `unroll`: `True` for a Python loop at trace time, `False` for a `lax.scan`,
-        `"auto"` to unroll short rollouts on CPU and scan otherwise.
+        `"auto"` to unroll rollouts of up to 32 steps and scan longer ones.
     - `remat`: `False`, `True` (checkpoint every step) or `k` (every `k` steps): trade
         recomputation for activation memory on long rollouts. Remat saves memory only in
         a scanned rollout (XLA reorders straight-line recomputation), so with

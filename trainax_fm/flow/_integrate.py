@@ -123,7 +123,7 @@ def integrate(
     - `method`: `"euler"`, `"midpoint"`, `"heun"` or a solver (velocities only).
     - `t0`, `t1`: start and end time (scalars, may be traced).
     - `unroll`: `True` (Python loop at trace time), `False` (`lax.fori_loop`) or
-        `"auto"` (unroll up to 10 steps on CPU).
+        `"auto"` (unroll up to 32 steps).
 
     **Returns:**
 
