@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from helpers import (
     conv_stepper,
     heat_residuum,
@@ -679,6 +680,29 @@ class TrainerCase:
 
     def __repr__(self):
         return self.name
+
+
+# One trainer of each engine path: a plain rollout loss, a keyed flow loss, a stateful
+# (balancing) loss and a multi-stage trainer. Engine contracts that are the same code for
+# every trainer and cost seconds each run on these by default and on all with `-m slow`.
+ENGINE_PATH_TRAINERS = frozenset(
+    {
+        "SupervisedTrainer",
+        "FlowMatchingTrainer",
+        "ConfigurationTrainer-ReLoBRaLo",
+        "ProgressiveDistillationTrainer",
+    }
+)
+
+
+def engine_path_params(cases):
+    """`cases` as pytest parameters, those outside `ENGINE_PATH_TRAINERS` marked slow."""
+    return [
+        pytest.param(case, id=repr(case))
+        if case.name in ENGINE_PATH_TRAINERS
+        else pytest.param(case, id=repr(case), marks=pytest.mark.slow)
+        for case in cases
+    ]
 
 
 _OPTIMIZER = optax.adam(1e-2)

@@ -23,6 +23,7 @@ from registry import (
     NOT_CONFIGURATIONS,
     TRAINERS,
     WRAPPED_STEPPER_CONFIGURATIONS,
+    engine_path_params,
     exported_classes,
     stack_trees,
     unstack_tree,
@@ -150,7 +151,7 @@ def test_trainer_trains_and_returns_trainax_values(case, key):
     assert type(alone) is type(stepper)
 
 
-@pytest.mark.parametrize("case", TRAINERS, ids=repr)
+@pytest.mark.parametrize("case", engine_path_params(TRAINERS))
 def test_trainer_engine_options_agree(case, key):
     """Dispatching 1 or 3 updates per call trains the same stepper (the automatic
     choice is checked in tests/test_trainer.py); `record_loss_every=k` keeps every k-th
@@ -171,7 +172,7 @@ def test_trainer_engine_options_agree(case, key):
     np.testing.assert_allclose(every_second, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("case", TRAINERS, ids=repr)
+@pytest.mark.parametrize("case", engine_path_params(TRAINERS))
 def test_trainer_vmaps_over_seeds_like_separate_runs(case):
     """apebench pattern: `eqx.filter_vmap(trainer)` over two seeds (here under
     `eqx.filter_jit`), and `train(..., num_seeds=2)`, equal two separate runs."""
@@ -241,7 +242,7 @@ def test_trainer_resumes_bit_for_bit(case, key, tmp_path):
     _assert_trees_close(resumed.opt_state, full.opt_state, exact=True, label="opt_state")
 
 
-@pytest.mark.parametrize("case", TRAINERS, ids=repr)
+@pytest.mark.parametrize("case", engine_path_params(TRAINERS))
 def test_trainer_trains_from_disk_like_in_memory(case, key, tmp_path):
     """Given its trajectories as a `.npy` file on disk (`tx.data.DiskTrajectories`),
     the trainer sees the same minibatches and ends with bit-identical weights."""

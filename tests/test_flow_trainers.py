@@ -195,7 +195,12 @@ def test_pd_trainer_multistage(lorenz, tmp_path):
     assert [r.loss_history.shape for r in results] == [(40,), (40,)]
 
 
-@pytest.mark.parametrize("interrupt_at", [25, 40, 55])
+# The default run interrupts in stage 1 (after a stage change, the most state to
+# restore); `-m slow` also interrupts in stage 0 and at its end.
+@pytest.mark.parametrize(
+    "interrupt_at",
+    [pytest.param(25, marks=pytest.mark.slow), pytest.param(40, marks=pytest.mark.slow), 55],
+)
 def test_pd_trainer_resumes_mid_stage_exactly(lorenz, tmp_path, interrupt_at):
     """A run interrupted in stage 0, at its end or in stage 1 resumes bit-identically."""
     teacher = flow.ConditionalVelocity(mlp(3, seed=6))
