@@ -146,7 +146,7 @@ def test_method_canonical(spec, canonical):
         ("cur;4;10:0", "lengths in 1 ... 4"),
         ("cur;4;10:1.5", "lengths in 1 ... 4"),
         ("cur;4;20:1,10:2", "increasing"),
-        ("cur;4;a:1", "whole-number step"),
+        ("cur;4;a:1", "`step:length` with a whole-number step"),
         ("cur;4;0.5", "whole-number step"),
         ("mmd;8", "field(s) after 'mmd'"),
         ("mmd;8;0", "positive number WEIGHT"),

@@ -253,6 +253,29 @@ def _parse_probability(token: str, spec: str) -> float:
     return float(token)
 
 
+def _parse_step_pairs(token: str, spec: str, value_name: str, example: str, parse_value):
+    """`((s1, ..., sk), (v1, ..., vk))` of `s1:v1,...,sk:vk` with whole-number,
+    strictly increasing steps; `parse_value(text)` converts (and checks) a value."""
+    steps, values = [], []
+    for part in token.split(","):
+        pieces = part.split(":")
+        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
+            raise _error(
+                spec,
+                f"schedule entries `step:{value_name}` with a whole-number step, found {part!r}",
+                f"write the schedule like {example!r}",
+            )
+        steps.append(int(pieces[0]))
+        values.append(parse_value(pieces[1]))
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise _error(
+            spec,
+            f"strictly increasing schedule steps, found {steps}",
+            f"sort the step:{value_name} pairs by step and remove duplicates",
+        )
+    return (tuple(steps), tuple(values))
+
+
 def parse_schedule(token: str, spec: str = "") -> Schedule:
     """Parse a teacher-forcing schedule token (`0.5` or `200:1.0,400:0.5`).
 
@@ -263,24 +286,10 @@ def parse_schedule(token: str, spec: str = "") -> Schedule:
     spec = spec or token
     if ":" not in token:
         return _parse_probability(token, spec)
-    steps, values = [], []
-    for part in token.split(","):
-        pieces = part.split(":")
-        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
-            raise _error(
-                spec,
-                f"schedule entries `step:probability` with a whole-number step, found {part!r}",
-                "write the schedule like '200:1.0,400:0.5,600:0.0'",
-            )
-        steps.append(int(pieces[0]))
-        values.append(_parse_probability(pieces[1], spec))
-    if any(b <= a for a, b in zip(steps, steps[1:])):
-        raise _error(
-            spec,
-            f"strictly increasing schedule steps, found {steps}",
-            "sort the step:probability pairs by step and remove duplicates",
-        )
-    return (tuple(steps), tuple(values))
+    return _parse_step_pairs(
+        token, spec, "probability", "200:1.0,400:0.5,600:0.0",
+        lambda text: _parse_probability(text, spec),
+    )
 
 
 def parse_lengths(token: str, maximum: int, spec: str) -> LengthSchedule:
@@ -290,31 +299,18 @@ def parse_lengths(token: str, maximum: int, spec: str) -> LengthSchedule:
 
     - `((s1, ..., sk), (R1, ..., Rk))` with strictly increasing steps.
     """
-    steps, lengths = [], []
-    for part in token.split(","):
-        pieces = part.split(":")
-        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
-            raise _error(
-                spec,
-                f"curriculum entries `step:length` with a whole-number step, found {part!r}",
-                f"write the lengths like '500:1,1000:2,1500:{maximum}'",
-            )
-        if not _INT.fullmatch(pieces[1]) or not 1 <= int(pieces[1]) <= maximum:
+
+    def length(text):
+        if not _INT.fullmatch(text) or not 1 <= int(text) <= maximum:
             raise _error(
                 spec,
                 f"curriculum lengths in 1 ... {maximum} (N, the largest rollout), "
-                f"found {pieces[1]!r}",
+                f"found {text!r}",
                 f"write whole numbers from 1 to {maximum}, or raise N",
             )
-        steps.append(int(pieces[0]))
-        lengths.append(int(pieces[1]))
-    if any(b <= a for a, b in zip(steps, steps[1:])):
-        raise _error(
-            spec,
-            f"strictly increasing curriculum steps, found {steps}",
-            "sort the step:length pairs by step and remove duplicates",
-        )
-    return (tuple(steps), tuple(lengths))
+        return int(text)
+
+    return _parse_step_pairs(token, spec, "length", f"500:1,1000:2,1500:{maximum}", length)
 
 
 def format_lengths(lengths: LengthSchedule) -> str:
