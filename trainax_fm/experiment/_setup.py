@@ -231,8 +231,8 @@ def seed_slice(tree: Any, index: int) -> Any:
 
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method."""
-    from ..flow import flow_map_optimizer
     from ..configuration import InputNoise
+    from ..flow import flow_map_optimizer
     from ..trainer import ConfigurationTrainer
 
     training = config["training"]
