@@ -16,8 +16,9 @@ number of updates (Adam, cosine-decayed learning rate, batch 32), 3 seeds each
 
 - `one-step`: `Supervised(1)`;
 - `unrolled`: `Supervised(4)`;
-- `pushforward`: `Pushforward(1, num_pushforward_steps=3, random_pushforward=True)`;
-- `noise`: `InputNoise(Supervised(1), relative_std=...)`;
+- `pushforward`: `Pushforward(1, num_pushforward_steps=K, random_pushforward=True)`
+    (`--pushforward-steps K`, 16 by default);
+- `noise`: `InputNoise(Supervised(1), relative_std=...)` (`--noise`, 0.03 by default);
 - `curriculum`: `RolloutCurriculum(Supervised(4), "N/4:1,N/2:2,3N/4:3,N:4")`;
 - `mmd`: `Composite([Supervised(1), InvariantMeasureMMD(8)], [1, lambda])`.
 
@@ -34,6 +35,14 @@ over the seeds):
 - `blow-up`: `tx.metrics.blow_up_fraction` (non-finite or beyond 10x the reference);
 - `train s`: wall time of the training of all 3 seeds (one compiled program, on the
     shared 2-core CPU, compile included).
+
+Target of issue 12, checked and printed per system (`check_targets`): a method improves
+a long-run statistic (`dist`, `spec` or `blow-up`) over `one-step` by at least 30 %
+and by more than the sum of the two seed standard deviations (PASS/FAIL line under
+each table).
+
+`--methods one-step,noise --seeds 2 --systems ks` runs a subset (for sweeps, with
+`--output` elsewhere).
 
 Run: `python benchmarks/bench_stability.py` (about an hour on 2 heavily shared CPU cores;
 `--quick` for a smoke test). Writes `benchmarks/results/stability.md`, the summary as
@@ -64,8 +73,9 @@ from trainax_fm.configuration import (
     Supervised,
 )
 
-NUM_SEEDS = 3
 BURN_IN = 200
+TARGET_IMPROVEMENT = 0.3
+LONG_RUN_COLUMNS = ("dist", "spec", "blow-up")
 
 
 class ResidualConvNet(eqx.Module):
@@ -112,20 +122,22 @@ def lorenz96_trajectories(key, num_trajectories, num_steps):
     )
 
 
-def methods(num_updates, noise, mmd_weight):
+def methods(num_updates, noise, mmd_weight, pushforward_steps):
     quarter = num_updates // 4
     schedule = f"{quarter}:1,{2 * quarter}:2,{3 * quarter}:3,{num_updates}:4"
     return {
         "one-step": Supervised(1),
         "unrolled": Supervised(4),
-        "pushforward": Pushforward(1, num_pushforward_steps=3, random_pushforward=True),
+        "pushforward": Pushforward(
+            1, num_pushforward_steps=pushforward_steps, random_pushforward=True
+        ),
         "noise": InputNoise(Supervised(1), noise),
         "curriculum": RolloutCurriculum(Supervised(4), schedule),
         "mmd": Composite([Supervised(1), InvariantMeasureMMD(8)], [1.0, mmd_weight]),
     }
 
 
-def evaluate(steppers, test, num_steps):
+def evaluate(steppers, test, num_steps, num_seeds):
     """Metrics of every seed's stepper on the test trajectories `(S, T, 1, N)`."""
     ics, reference = test[:, 0], test[:, 1 : num_steps + 1]
 
@@ -134,7 +146,7 @@ def evaluate(steppers, test, num_steps):
         return tx.rollout(stepper, ics, num_steps, batched=True)
 
     rows = []
-    for seed in range(NUM_SEEDS):
+    for seed in range(num_seeds):
         stepper = jax.tree_util.tree_map(
             lambda x: x[seed] if eqx.is_array(x) else x, steppers
         )
@@ -170,7 +182,9 @@ def run_system(name, trajectories_fn, args, key):
     mean, std = jnp.mean(train), jnp.std(train)
     train, test = (train - mean) / std, (test - mean) / std
     results = {}
-    for method, configuration in methods(args.updates, args.noise, args.mmd_weight).items():
+    configurations = methods(args.updates, args.noise, args.mmd_weight, args.pushforward_steps)
+    for method in args.methods.split(","):
+        configuration = configurations[method]
         trainer = tx.trainer.ConfigurationTrainer(
             train,
             configuration,
@@ -179,10 +193,10 @@ def run_system(name, trajectories_fn, args, key):
             batch_size=32,
         )
         start = time.perf_counter()
-        result = trainer.train_seeds(ResidualConvNet, train_key, NUM_SEEDS, spawn_tqdm=False)
+        result = trainer.train_seeds(ResidualConvNet, train_key, args.seeds, spawn_tqdm=False)
         jax.block_until_ready(result.loss_history)
         seconds = time.perf_counter() - start
-        rows = evaluate(result.stepper, test, args.rollout_steps)
+        rows = evaluate(result.stepper, test, args.rollout_steps, args.seeds)
         results[method] = (rows, seconds)
         print(name, method, f"{seconds:.1f}s", summarise(rows), flush=True)
     return results
@@ -207,6 +221,44 @@ def summary_table(results):
         entry["train s"] = seconds
         table[method] = entry
     return table
+
+
+def check_targets(table, baseline="one-step"):
+    """The issue's target on one system's summary table; printable lines.
+
+    Target: a method improves a long-run statistic over one-step training by at least
+    30 % and by more than the sum of the two seed standard deviations. `dist` and
+    `spec` are only compared when every seed of both methods kept bounded rollouts:
+    otherwise they describe different subsets of the test trajectories.
+    """
+    if baseline not in table:
+        return [f"target: needs the {baseline!r} method -> NOT CHECKED"]
+    base = table[baseline]
+    best = None
+    lines = []
+    for method, entry in table.items():
+        if method == baseline:
+            continue
+        for column in LONG_RUN_COLUMNS:
+            (b_mean, b_std, b_missing), (m_mean, m_std, m_missing) = base[column], entry[column]
+            if b_missing or m_missing or not b_mean > 0:
+                continue
+            improvement = (b_mean - m_mean) / b_mean
+            beyond_spread = b_mean - m_mean > b_std + m_std
+            met = improvement >= TARGET_IMPROVEMENT and beyond_spread
+            line = (
+                f"{method} {column}: {m_mean:.3g} ± {m_std:.2g} vs {baseline} "
+                f"{b_mean:.3g} ± {b_std:.2g}: {100 * improvement:+.0f}% "
+                f"(difference {b_mean - m_mean:.3g} "
+                f"{'>' if beyond_spread else '<='} sum of stds {b_std + m_std:.3g})"
+            )
+            lines.append(f"{line} -> {'PASS' if met else 'fail'}")
+            if best is None or (met, improvement) > best[0]:
+                best = ((met, improvement), line)
+    if best is None:
+        return lines + ["target: no comparable long-run statistic -> FAIL"]
+    verdict = "PASS" if best[0][0] else "FAIL"
+    return lines + [f"target (>= 30 % beyond the seed spread): best {best[1]} -> {verdict}"]
 
 
 def plot(summaries, path):
@@ -263,7 +315,11 @@ def main():
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--noise", type=float, default=0.03)
     parser.add_argument("--mmd-weight", type=float, default=0.1)
+    parser.add_argument("--pushforward-steps", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--systems", default="ks,lorenz96")
+    parser.add_argument("--methods", default=",".join(methods(4, 0.1, 0.1, 1)),
+                        help="comma-separated subset of the methods")
     parser.add_argument("--quick", action="store_true", help="a smoke test")
     parser.add_argument("--output", default="benchmarks/results/stability.md")
     parser.add_argument("--plot", default=None, help="write a figure to this PNG")
@@ -272,6 +328,9 @@ def main():
     if args.from_json:
         plot(json.loads(Path(args.from_json).read_text()), args.plot)
         return
+    unknown = set(args.methods.split(",")) - set(methods(4, 0.1, 0.1, 1))
+    if unknown:
+        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {list(methods(4, 0.1, 0.1, 1))}")
     if args.quick:
         args.updates, args.rollout_steps, args.train_steps = 40, 260, 30
     systems = {"Kuramoto-Sivashinsky": ks_trajectories, "Lorenz-96": lorenz96_trajectories}
@@ -280,13 +339,15 @@ def main():
     for short in args.systems.split(","):
         name = chosen[short]
         results = run_system(name, systems[name], args, jax.random.key(0))
-        tables.append(format_table(name, results))
         summaries[name] = summary_table(results)
+        targets = check_targets(summaries[name])
+        tables.append(format_table(name, results) + "\n\n" + "\n".join(f"- {t}" for t in targets))
     header = (
         "# bench_stability\n\n"
         f"`python benchmarks/bench_stability.py --updates {args.updates} --rollout-steps "
-        f"{args.rollout_steps} --noise {args.noise} --mmd-weight {args.mmd_weight}` "
-        f"(jax {jax.__version__}, {jax.default_backend()}, {NUM_SEEDS} seeds, "
+        f"{args.rollout_steps} --noise {args.noise} --mmd-weight {args.mmd_weight} "
+        f"--pushforward-steps {args.pushforward_steps} --seeds {args.seeds}` "
+        f"(jax {jax.__version__}, {jax.default_backend()}, {args.seeds} seeds, "
         f"mean ± std over seeds; long-run metrics after a burn-in of {BURN_IN} steps).\n"
     )
     text = header + "\n" + "\n\n".join(tables) + "\n"

@@ -191,6 +191,52 @@ def test_conditioned_training_matches_per_trajectory_binding(trainer_cls, extra,
     np.testing.assert_allclose(trajectory[2], single, rtol=1e-6, atol=1e-6)
 
 
+def _conditioned_residuum():
+    """`u_next - c u_prev - f` with each sample's scalar `c` and field `f`, bound like a
+    stepper: it receives the minibatch's constants, batched like the states."""
+
+    def residuum(inputs, u_prev):
+        u_next, scalars, fields = inputs  # (B, 1, N), (B, 1), (B, 1, N)
+        return u_next - scalars[:, :, None] * u_prev - fields
+
+    return tx.ConditionedNetwork(residuum, combine=lambda u, scalars, fields: (u, scalars, fields))
+
+
+@pytest.mark.filterwarnings("ignore:A JAX array is being set as static")
+def test_residuum_receives_the_constants_of_each_sample(key):
+    data = _conditioned_data()
+    configuration = tx.configuration.Residuum(2)
+    callback = tx.callback.Loss(1, configuration, residuum_fn=_conditioned_residuum(),
+                                name="loss")
+    trainer = tx.trainer.ConfigurationTrainer(
+        data, configuration, residuum_fn=_conditioned_residuum(), optimizer=optax.sgd(0.0),
+        num_training_steps=2, batch_size=2, callback_fn=callback,
+    )
+    stepper = _conditioned_conv()
+    # A residuum needs only initial conditions: every snapshot starts a window.
+    initial_states = data.trajectories.reshape(S * T, 1, N)
+
+    def window_loss(i):  # by hand: two bound steps, the residuum with trajectory i // T's c, f
+        c, f = data.constant_scalars[i // T], data.constant_fields[i // T]
+        bound = tx.bind_constants(stepper, c, f)
+        states = [initial_states[i]]
+        for _ in range(2):
+            states.append(bound(states[-1]))
+        return sum(jnp.mean((b - c[0] * a - f) ** 2) for a, b in zip(states, states[1:]))
+
+    expected = np.mean([window_loss(i) for i in range(S * T)])
+    np.testing.assert_allclose(trainer.full_loss(stepper), expected, rtol=1e-5)
+    result = trainer.train(stepper, key, spawn_tqdm=False)
+    recorded = [entry["loss"] for entry in result.aux_history]
+    np.testing.assert_allclose(recorded, result.loss_history, rtol=1e-5)
+    plain = tx.trainer.ConfigurationTrainer(
+        data.trajectories, configuration, residuum_fn=_conditioned_residuum(),
+        optimizer=optax.sgd(0.0), num_training_steps=1, batch_size=2,
+    )
+    with pytest.raises(ValueError, match="not bound to constants"):
+        plain.full_loss(conv_stepper(0))
+
+
 @pytest.mark.filterwarnings("ignore:A JAX array is being set as static")
 def test_conditioned_callbacks_bind_the_stepper(key):
     data = _conditioned_data()

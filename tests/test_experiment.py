@@ -1,5 +1,6 @@
 """Experiment runner: method/network grammar, config validation, data loading, TOML."""
 
+import equinox as eqx
 import jax
 import numpy as np
 import pytest
@@ -38,10 +39,18 @@ def schedules(draw):
 @st.composite
 def method_specs(draw):
     kind = draw(st.sampled_from(
-        ["one", "sup", "div", "mix", "res", "tf", "fm", "lsd", "meanflow", "shortcut", "sg"]
+        ["one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
+         "shortcut", "sg"]
     ))
     if kind == "one":
         return "one"
+    if kind == "cur":
+        longest = draw(st.integers(1, 8))
+        steps = sorted(draw(st.sets(st.integers(0, 5000), min_size=1, max_size=4)))
+        lengths = ",".join(f"{s}:{draw(st.integers(1, longest))}" for s in steps)
+        return ";".join(["cur", str(longest), lengths] + draw(st.lists(FLAG, max_size=1)))
+    if kind == "mmd":
+        return ";".join(["mmd", draw(COUNT), draw(st.sampled_from(["0.1", "1", "1e-2", ".5"]))])
     if kind in ("lsd", "meanflow", "shortcut", "sg"):
         steps = str(2 ** draw(st.integers(0, 5)))
         teacher = [draw(st.sampled_from(["results/fm", "../runs/teacher 1"]))]
@@ -53,8 +62,9 @@ def method_specs(draw):
         if draw(st.booleans()):
             parts.append(draw(st.sampled_from(["euler", "midpoint", "heun"])))
         return ";".join(parts)
-    head = {"sup": [], "div": [], "res": [], "mix": [draw(COUNT)], "tf": [draw(schedules())]}[kind]
-    max_flags = {"sup": 1, "div": 2, "res": 3, "mix": 1, "tf": 1}[kind]
+    head = {"sup": [], "div": [], "res": [], "mix": [draw(COUNT)], "tf": [draw(schedules())],
+            "pf": [draw(COUNT)]}[kind]
+    max_flags = {"sup": 1, "div": 2, "res": 3, "mix": 1, "tf": 1, "pf": 2}[kind]
     flags = draw(st.lists(FLAG, max_size=max_flags))
     return ";".join([kind, draw(COUNT)] + head + flags)
 
@@ -80,6 +90,12 @@ def test_method_round_trip(spec):
         ("res;4;false;true", TrainMethod("res", 4, cut_prev=True)),
         ("tf;3;0.5", TrainMethod("tf", 3, teacher_forcing=0.5)),
         ("tf;3;10:1.0,20:0.5", TrainMethod("tf", 3, teacher_forcing=((10, 20), (1.0, 0.5)))),
+        ("pf;2;3", TrainMethod("pf", 2, num_pushforward_steps=3)),
+        ("pf;1;4;true", TrainMethod("pf", 1, num_pushforward_steps=4, random_pushforward=True)),
+        ("pf;1;4;false;true", TrainMethod("pf", 1, cut_bptt=True, num_pushforward_steps=4)),
+        ("cur;4;10:1,20:4", TrainMethod("cur", 4, rollout_lengths=((10, 20), (1, 4)))),
+        ("cur;2;5:1;true", TrainMethod("cur", 2, cut_bptt=True, rollout_lengths=((5,), (1,)))),
+        ("mmd;8;0.1", TrainMethod("mmd", 8, mmd_weight=0.1)),
         ("fm;4;heun", TrainMethod("fm", num_sampling_steps=4, solver="heun")),
         ("lsd;2", TrainMethod("lsd", num_sampling_steps=2)),
         ("lsd;1;runs/fm", TrainMethod("lsd", num_sampling_steps=1, teacher="runs/fm")),
@@ -96,7 +112,9 @@ def test_method_meaning(spec, expected):
     "spec, canonical",
     [("sup;5;False", "sup;5"), ("sup;05;True", "sup;5;true"),
      ("div;5;false;false", "div;5"), ("div;5;False;True", "div;5;false;true"),
-     ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8")],
+     ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8"), ("pf;1;3;False;false", "pf;1;3"),
+     ("pf;01;3;false;True", "pf;1;3;false;true"), ("cur;4;010:01,20:4;false", "cur;4;10:1,20:4"),
+     ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1")],
 )
 def test_method_canonical(spec, canonical):
     assert canonical_method(spec) == canonical
@@ -120,6 +138,20 @@ def test_method_canonical(spec, canonical):
         ("tf;3;1.5", "probability"),
         ("tf;3;20:1.0,10:0.5", "increasing"),
         ("tf;3;a:1.0", "whole-number step"),
+        ("pf;1", "field(s) after 'pf'"),
+        ("pf;1;0", "positive integer"),
+        ("pf;1;2;yes", "true, false"),
+        ("pf;1;2;true;true;true", "field(s) after 'pf'"),
+        ("cur;4;10:5", "lengths in 1 ... 4"),
+        ("cur;4;10:0", "lengths in 1 ... 4"),
+        ("cur;4;10:1.5", "lengths in 1 ... 4"),
+        ("cur;4;20:1,10:2", "increasing"),
+        ("cur;4;a:1", "`step:length` with a whole-number step"),
+        ("cur;4;0.5", "whole-number step"),
+        ("mmd;8", "field(s) after 'mmd'"),
+        ("mmd;8;0", "positive number WEIGHT"),
+        ("mmd;8;-1", "positive number WEIGHT"),
+        ("mmd;0;0.1", "positive integer"),
         ("fm;4;rk4", "solver"),
         ("sg;2", "field(s) after 'sg'"),
         ("lsd;2;a;b", "field(s) after 'lsd'"),
@@ -137,10 +169,27 @@ def test_method_rejects(spec, words):
 
 
 def test_every_method_builds_its_configuration():
-    for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0", "fm;2",
-                 "lsd;1", "meanflow;2", "shortcut;4", "sg;2;t"]:
+    for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0", "pf;1;2",
+                 "cur;3;5:1,9:3", "mmd;4;0.5", "fm;2", "lsd;1", "meanflow;2", "shortcut;4",
+                 "sg;2;t"]:
         configuration = parse_method(spec).configuration()
         assert isinstance(configuration, tx.configuration.BaseConfiguration)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("pf;2;3;true;true", tx.configuration.Pushforward(
+            2, num_pushforward_steps=3, random_pushforward=True, cut_bptt=True)),
+        ("cur;4;10:1,20:2,30:4", tx.configuration.RolloutCurriculum(
+            tx.configuration.Supervised(4), "10:1,20:2,30:4")),
+        ("mmd;8;0.25", tx.configuration.Composite(
+            [tx.configuration.Supervised(1), tx.configuration.InvariantMeasureMMD(8)],
+            [1.0, 0.25])),
+    ],
+)
+def test_stability_methods_build_the_documented_configuration(spec, expected):
+    assert eqx.tree_equal(parse_method(spec).configuration(), expected)
 
 
 # --- network grammar --------------------------------------------------------------------

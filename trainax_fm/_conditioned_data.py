@@ -115,7 +115,8 @@ class ConditionedWindows(eqx.Module):
 
 def bind_to_windows(batch, stepper, *others):
     """Split a gathered minibatch into its windows and bind the conditioned networks
-    of `stepper` (and of `others`: reference stepper, configuration) to its constants.
+    of `stepper` (and of `others`: reference stepper, residuum, configuration) to its
+    constants.
 
     **Returns:**
 

@@ -40,13 +40,13 @@ class Problem(eqx.Module):
 
     def prepared(self, stepper, batch):
         """What the configuration sees: conditioned networks bound to the minibatch's
-        constants (of the stepper, the reference, a teacher inside the configuration),
-        and, for a normalised stepper, everything in normalised units."""
-        batch, stepper, configuration, ref_stepper = bind_to_windows(
-            batch, stepper, self.configuration, self.ref_stepper
+        constants (of the stepper, the reference, the residuum, a teacher inside the
+        configuration), and, for a normalised stepper, everything in normalised units."""
+        batch, stepper, configuration, ref_stepper, residuum_fn = bind_to_windows(
+            batch, stepper, self.configuration, self.ref_stepper, self.residuum_fn
         )
         stepper, batch, ref_stepper, residuum_fn = to_normalized_space(
-            stepper, batch, ref_stepper, self.residuum_fn
+            stepper, batch, ref_stepper, residuum_fn
         )
         return stepper, batch, configuration, ref_stepper, residuum_fn
 

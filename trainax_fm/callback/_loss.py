@@ -43,8 +43,11 @@ class AbstractConfigurationCallback(BaseCallback):
     def evaluate(self, stepper: eqx.Module, data: PyTree) -> Float[Array, ""]:
         """The configuration's loss on `data` (conditioned windows bind the stepper)."""
         kwargs = self.configuration_kwargs()
-        data, stepper, configuration, kwargs["ref_stepper"] = bind_to_windows(
-            data, stepper, self.loss_configuration, kwargs["ref_stepper"]
+        data, stepper, configuration, kwargs["ref_stepper"], kwargs["residuum_fn"] = (
+            bind_to_windows(
+                data, stepper, self.loss_configuration, kwargs["ref_stepper"],
+                kwargs["residuum_fn"],
+            )
         )
         return configuration(stepper, data, **kwargs)
 

@@ -19,7 +19,11 @@ class Residuum(AbstractRolloutConfiguration):
     $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\mathcal{R}(\hat u_{t+1}, \hat u_t)\big)$$
 
     `residuum_fn(u_next, u_prev)` receives BATCHED states `(B, C, *spatial)` and is not
-    vmapped (unlike steppers).
+    vmapped (unlike steppers). On [`trainax_fm.ConditionedTrajectories`][] a residuum
+    wrapped in a [`trainax_fm.ConditionedNetwork`][] is bound to the minibatch's
+    constants, batched like the states (scalars `(B, P)`, fields `(B, F, *spatial)`):
+    `ConditionedNetwork(f, combine=lambda u, s, c: (u, s, c))` calls
+    `f((u_next, scalars, fields), u_prev)`.
 
     **Arguments:**
 

@@ -30,7 +30,9 @@ spec = "Conv;26;10;relu"   # default "MLP;64;3;tanh" for ODE data (lorenz, (S, T
 
 [training]
 method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
-                           # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE | fm;K[;solver] |
+                           # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE |
+                           # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
+                           # fm;K[;solver] |
                            # lsd;K[;TEACHER] | meanflow;K[;TEACHER] | shortcut;K[;TEACHER] |
                            # sg;K;TEACHER  (TEACHER: results folder of an fm run)
 optimizer = "adam"
@@ -43,6 +45,7 @@ batch_size = 20
 record_loss_every = 1      # loss.png resolution
 checkpoint_every = 200     # updates between checkpoints (resume continues exactly)
 steps_per_dispatch = 1     # updates per compiled call (fixed, so resuming is bit-exact)
+input_noise = 0.0          # > 0: InputNoise around the method (std relative to the data's)
 
 [evaluation]
 num_rollout_steps = 50     # autoregressive steps on the test trajectories
@@ -112,6 +115,8 @@ TRAINING_FIELDS = {
     "record_loss_every": Field("int", 1, minimum=1),
     "checkpoint_every": Field("int", 200, minimum=1),
     "steps_per_dispatch": Field("int", 1, minimum=1, maximum=1024),
+    "input_noise": Field("float", 0.0, minimum=0.0, example=0.1,
+                         doc="training noise relative to the data's std (0: none)"),
 }
 EVALUATION_FIELDS = {
     "num_rollout_steps": Field("int", 50, minimum=1),

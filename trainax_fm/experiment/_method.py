@@ -13,6 +13,9 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)`: N network then P reference steps | reference stepper |
 | `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)` | residuum |
 | `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N, teacher_forcing_probability=SCHEDULE)` | |
+| `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K, random_pushforward=random)` | |
+| `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)` | |
+| `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])` | |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with K steps of SOLVER | |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; K map steps per physical step | |
 | `meanflow;K[;TEACHER]` | `MeanFlow()`; K average-velocity steps | |
@@ -28,7 +31,15 @@ then distils that velocity (Lagrangian distillation, target `teacher(X_(s,t))`),
 training begins at the teacher's Euler step), `sg` builds its flow map on it.
 
 `SCHEDULE` is a probability (`0.5`) or `step:p` pairs (`200:1.0,400:0.5,600:0.0`:
-`p=1` before update 200, `0.5` before 400, `0` afterwards). `SOLVER` is `euler`
+`p=1` before update 200, `0.5` before 400, `0` afterwards). `LENGTHS` is the rollout
+length of the curriculum in `step:length` pairs of the same form (`500:1,1000:2,1500:4`
+with `N = 4`: one step before update 500, two before 1000, four afterwards), every
+length in `1 ... N`. `pf` unrolls `K` steps without gradient before the `N` supervised
+steps (`random`: a depth drawn per update from `0 ... K`). `mmd` adds `WEIGHT` (> 0)
+times the invariant-measure MMD between `N`-step rollouts and the data to one-step
+training. Training noise is not a method but an option of every method:
+`[training] input_noise = 0.1` wraps the configuration in
+`InputNoise(configuration, 0.1)`. `SOLVER` is `euler`
 (default), `midpoint` or `heun`; the emulator of `fm;K;heun` costs `2K` network
 evaluations per physical step.
 
@@ -46,7 +57,8 @@ from typing import Optional, Union
 
 from ._errors import ConfigError
 
-KINDS = ("one", "sup", "div", "mix", "res", "tf", "fm", "lsd", "meanflow", "shortcut", "sg")
+KINDS = ("one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
+         "shortcut", "sg")
 FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg")
 SOLVERS = ("euler", "midpoint", "heun")
 FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
@@ -60,6 +72,9 @@ _USAGE = {
     "mix": "mix;N;P[;cut_bptt]",
     "res": "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
     "tf": "tf;N;SCHEDULE[;cut_bptt]",
+    "pf": "pf;N;K[;random[;cut_bptt]]",
+    "cur": "cur;N;STEP:LENGTH,...[;cut_bptt]",
+    "mmd": "mmd;N;WEIGHT",
     "fm": "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]",
     "lsd": "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
     "meanflow": "meanflow;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
@@ -68,6 +83,7 @@ _USAGE = {
 }
 
 Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
+LengthSchedule = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,15 +92,21 @@ class TrainMethod:
 
     **Arguments:**
 
-    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `fm`, `lsd`,
-        `meanflow`, `shortcut`, `sg`.
-    - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`).
-    - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`).
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `pf`, `cur`, `mmd`, `fm`,
+        `lsd`, `meanflow`, `shortcut`, `sg`.
+    - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
+        the largest length for `cur`; the MMD rollout for `mmd`).
+    - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
+        `pf`, `cur`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
     - `num_post_physics_steps`: reference steps after the network steps (`mix`).
     - `cut_prev`, `cut_next`: stop gradients through the previous/next state of the
         residuum (`res`).
     - `teacher_forcing`: a probability or `((s1, ..., sk), (p1, ..., pk))` (`tf`).
+    - `num_pushforward_steps`: steps unrolled without gradient first (`pf`).
+    - `random_pushforward`: draw the pushforward depth per update from `0 ... K` (`pf`).
+    - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
+    - `mmd_weight`: the weight of the MMD term next to one-step training (`mmd`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
         `lsd`, `meanflow`, `shortcut`, `sg`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
@@ -100,6 +122,10 @@ class TrainMethod:
     cut_prev: bool = False
     cut_next: bool = False
     teacher_forcing: Optional[Schedule] = None
+    num_pushforward_steps: int = 0
+    random_pushforward: bool = False
+    rollout_lengths: Optional[LengthSchedule] = None
+    mmd_weight: float = 0.0
     num_sampling_steps: int = 0
     solver: str = "euler"
     teacher: Optional[str] = None
@@ -161,6 +187,23 @@ class TrainMethod:
                 teacher_forcing_probability=schedule,
                 cut_bptt=self.cut_bptt,
             )
+        if self.kind == "pf":
+            return c.Pushforward(
+                self.num_rollout_steps,
+                num_pushforward_steps=self.num_pushforward_steps,
+                random_pushforward=self.random_pushforward,
+                cut_bptt=self.cut_bptt,
+            )
+        if self.kind == "cur":
+            return c.RolloutCurriculum(
+                c.Supervised(self.num_rollout_steps, cut_bptt=self.cut_bptt),
+                format_lengths(self.rollout_lengths),
+            )
+        if self.kind == "mmd":
+            return c.Composite(
+                [c.Supervised(1), c.InvariantMeasureMMD(self.num_rollout_steps)],
+                [1.0, self.mmd_weight],
+            )
         if self.kind == "fm":
             return c.FlowMatching()
         if self.kind == "lsd":
@@ -210,6 +253,29 @@ def _parse_probability(token: str, spec: str) -> float:
     return float(token)
 
 
+def _parse_step_pairs(token: str, spec: str, value_name: str, example: str, parse_value):
+    """`((s1, ..., sk), (v1, ..., vk))` of `s1:v1,...,sk:vk` with whole-number,
+    strictly increasing steps; `parse_value(text)` converts (and checks) a value."""
+    steps, values = [], []
+    for part in token.split(","):
+        pieces = part.split(":")
+        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
+            raise _error(
+                spec,
+                f"schedule entries `step:{value_name}` with a whole-number step, found {part!r}",
+                f"write the schedule like {example!r}",
+            )
+        steps.append(int(pieces[0]))
+        values.append(parse_value(pieces[1]))
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise _error(
+            spec,
+            f"strictly increasing schedule steps, found {steps}",
+            f"sort the step:{value_name} pairs by step and remove duplicates",
+        )
+    return (tuple(steps), tuple(values))
+
+
 def parse_schedule(token: str, spec: str = "") -> Schedule:
     """Parse a teacher-forcing schedule token (`0.5` or `200:1.0,400:0.5`).
 
@@ -220,24 +286,36 @@ def parse_schedule(token: str, spec: str = "") -> Schedule:
     spec = spec or token
     if ":" not in token:
         return _parse_probability(token, spec)
-    steps, values = [], []
-    for part in token.split(","):
-        pieces = part.split(":")
-        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
+    return _parse_step_pairs(
+        token, spec, "probability", "200:1.0,400:0.5,600:0.0",
+        lambda text: _parse_probability(text, spec),
+    )
+
+
+def parse_lengths(token: str, maximum: int, spec: str) -> LengthSchedule:
+    """Parse a rollout-length curriculum (`500:1,1000:2,1500:4`), lengths in `1 ... maximum`.
+
+    **Returns:**
+
+    - `((s1, ..., sk), (R1, ..., Rk))` with strictly increasing steps.
+    """
+
+    def length(text):
+        if not _INT.fullmatch(text) or not 1 <= int(text) <= maximum:
             raise _error(
                 spec,
-                f"schedule entries `step:probability` with a whole-number step, found {part!r}",
-                "write the schedule like '200:1.0,400:0.5,600:0.0'",
+                f"curriculum lengths in 1 ... {maximum} (N, the largest rollout), "
+                f"found {text!r}",
+                f"write whole numbers from 1 to {maximum}, or raise N",
             )
-        steps.append(int(pieces[0]))
-        values.append(_parse_probability(pieces[1], spec))
-    if any(b <= a for a, b in zip(steps, steps[1:])):
-        raise _error(
-            spec,
-            f"strictly increasing schedule steps, found {steps}",
-            "sort the step:probability pairs by step and remove duplicates",
-        )
-    return (tuple(steps), tuple(values))
+        return int(text)
+
+    return _parse_step_pairs(token, spec, "length", f"500:1,1000:2,1500:{maximum}", length)
+
+
+def format_lengths(lengths: LengthSchedule) -> str:
+    """The canonical text of a curriculum returned by `parse_lengths`."""
+    return ",".join(f"{s}:{n}" for s, n in zip(*lengths))
 
 
 def format_schedule(schedule: Schedule) -> str:
@@ -282,10 +360,10 @@ def parse_method(spec: str) -> TrainMethod:
         )
     usage = _USAGE[kind]
     args = parts[1:]
-    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "fm": 1, "lsd": 1,
-                "meanflow": 1, "shortcut": 1, "sg": 2}[kind]
-    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "fm": 1, "lsd": 1,
-                "meanflow": 1, "shortcut": 1, "sg": 0}[kind]
+    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "pf": 2, "cur": 2,
+                "mmd": 2, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 2}[kind]
+    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "pf": 2, "cur": 1,
+                "mmd": 0, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 0}[kind]
     if not required <= len(args) <= required + optional:
         raise _error(
             spec,
@@ -329,6 +407,27 @@ def parse_method(spec: str) -> TrainMethod:
         return TrainMethod(
             "mix", steps, cut_bptt=bool(flags and flags[0]), num_post_physics_steps=post
         )
+    if kind == "pf":
+        depth = _parse_int(args[1], "K", spec, usage)
+        names = ["random", "cut_bptt"]
+        flags = {n: _parse_flag(t, n, spec, usage) for n, t in zip(names, args[2:])}
+        return TrainMethod(
+            "pf", steps, cut_bptt=flags.get("cut_bptt", False), num_pushforward_steps=depth,
+            random_pushforward=flags.get("random", False),
+        )
+    if kind == "cur":
+        lengths = parse_lengths(args[1], steps, spec)
+        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        return TrainMethod("cur", steps, cut_bptt=bool(flags and flags[0]),
+                           rollout_lengths=lengths)
+    if kind == "mmd":
+        if not _FLOAT.fullmatch(args[1]) or not float(args[1]) > 0:
+            raise _error(
+                spec,
+                f"a positive number WEIGHT of the MMD term (in {usage!r}), found {args[1]!r}",
+                "write it like 'mmd;8;0.1'",
+            )
+        return TrainMethod("mmd", steps, mmd_weight=float(args[1]))
     if kind == "tf":
         schedule = parse_schedule(args[1], spec)
         flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
@@ -379,6 +478,14 @@ def format_method(method: TrainMethod) -> str:
         parts += [str(method.num_post_physics_steps)] + _flags([method.cut_bptt])
     elif kind == "tf":
         parts += [format_schedule(method.teacher_forcing)] + _flags([method.cut_bptt])
+    elif kind == "pf":
+        parts += [str(method.num_pushforward_steps)] + _flags(
+            [method.random_pushforward, method.cut_bptt]
+        )
+    elif kind == "cur":
+        parts += [format_lengths(method.rollout_lengths)] + _flags([method.cut_bptt])
+    elif kind == "mmd":
+        parts += [repr(float(method.mmd_weight))]
     return ";".join(parts)
 
 

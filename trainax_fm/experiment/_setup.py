@@ -231,6 +231,7 @@ def seed_slice(tree: Any, index: int) -> Any:
 
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method."""
+    from ..configuration import InputNoise
     from ..flow import flow_map_optimizer
     from ..trainer import ConfigurationTrainer
 
@@ -241,9 +242,12 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
                                dataset.num_spatial_dims, dataset.num_points)
     if method.kind == "sg":  # the teacher velocity inside the flow map stays fixed
         optimizer = flow_map_optimizer(optimizer)
+    configuration = method.configuration(teacher)
+    if training["input_noise"] > 0:
+        configuration = InputNoise(configuration, training["input_noise"])
     return ConfigurationTrainer(
         dataset.training_data,
-        method.configuration(teacher),
+        configuration,
         ref_stepper=dataset.ref_stepper if method.needs_ref_stepper else None,
         residuum_fn=dataset.residuum_fn if method.needs_residuum else None,
         optimizer=optimizer,
