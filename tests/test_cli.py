@@ -236,6 +236,50 @@ def test_few_step_flow_maps_from_scratch_and_distilled_from_a_results_folder(tmp
         run("bad", f"lsd;1;{tmp_path / 'missing'}")
 
 
+def test_progressive_distillation_stages_and_shortcut_ema_from_the_grammar(tmp_path):
+    """`pd;K;DIR` distils N/K teacher steps into one (chained: fm;4 -> pd;2 -> pd;1);
+    `shortcut;K;ema=DECAY` trains the online velocity and samples with the average."""
+    base = {
+        "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
+                 "temporal_horizon": 5, "num_warmup_steps": 10},
+        "network": {"spec": "MLP;8;1;tanh"},
+        "evaluation": {"num_rollout_steps": 3},
+    }
+
+    def run(name, method, steps=3):
+        config = {**base, "name": name,
+                  "training": {"method": method, "num_training_steps": steps, "batch_size": 4}}
+        return tx.experiment.run_experiment(config, tmp_path, quiet=True)
+
+    run("fm4", "fm;4")
+    assert run("pd2", f"pd;2;{tmp_path / 'fm4'}")["num_function_evaluations"] == 2
+    assert run("pd1", f"pd;1;{tmp_path / 'pd2'}")["num_function_evaluations"] == 1
+    # the stage's student starts from its teacher's weights
+    shape = (3,)
+    config = tx.experiment.load_config(tmp_path / "pd1" / "config.toml")
+    student = tx.experiment.load_networks(tmp_path / "pd1", config, shape)[0]
+    teacher_config = tx.experiment.load_config(tmp_path / "pd2" / "config.toml")
+    teacher = tx.experiment.load_networks(tmp_path / "pd2", teacher_config, shape)[0]
+    assert isinstance(student, tx.flow.FlowMatchingStepper) and student.num_steps == 1
+    assert jax.tree_util.tree_structure(student.velocity) == jax.tree_util.tree_structure(
+        teacher.velocity)
+    run("sc", "shortcut;1;ema=0.0", steps=4)
+    for index, (bad, words) in enumerate([(f"pd;3;{tmp_path / 'fm4'}", "divides"),
+                                          (f"pd;4;{tmp_path / 'fm4'}", "divides"),
+                                          (f"pd;1;{tmp_path / 'sc'}", "fm or pd run")]):
+        with pytest.raises(tx.experiment.ConfigError, match=words):
+            run(f"bad{index}", bad)
+    config = tx.experiment.load_config(tmp_path / "sc" / "config.toml")
+    shortcut = tx.experiment.load_networks(tmp_path / "sc", config, shape)[0]
+    assert isinstance(shortcut, tx.flow.EMAFlowMatchingStepper)
+    assert shortcut.num_function_evaluations == 1 and shortcut.model.decay == 0.0
+    online, average = (jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array))
+                       for m in (shortcut.model.velocity, shortcut.model.ema))
+    # decay 0: the optimizer moved the average all the way to the new weights
+    for a, b in zip(online, average):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_nonfinite_loss_exits_1_and_names_the_checkpoint(tmp_path, capsys):
     config = write_config(tmp_path / "nan.toml",
                           training={"learning_rate": 1e30, "checkpoint_every": 1})

@@ -102,6 +102,10 @@ def test_method_round_trip(spec):
         ("meanflow;1", TrainMethod("meanflow", num_sampling_steps=1)),
         ("shortcut;4;a/b", TrainMethod("shortcut", num_sampling_steps=4, teacher="a/b")),
         ("sg;2;t", TrainMethod("sg", num_sampling_steps=2, teacher="t")),
+        ("pd;4;runs/fm8", TrainMethod("pd", num_sampling_steps=4, teacher="runs/fm8")),
+        ("shortcut;2;ema=0.99", TrainMethod("shortcut", num_sampling_steps=2, ema_decay=0.99)),
+        ("shortcut;1;a/b;ema=.5",
+         TrainMethod("shortcut", num_sampling_steps=1, teacher="a/b", ema_decay=0.5)),
     ],
 )
 def test_method_meaning(spec, expected):
@@ -114,7 +118,9 @@ def test_method_meaning(spec, expected):
      ("div;5;false;false", "div;5"), ("div;5;False;True", "div;5;false;true"),
      ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8"), ("pf;1;3;False;false", "pf;1;3"),
      ("pf;01;3;false;True", "pf;1;3;false;true"), ("cur;4;010:01,20:4;false", "cur;4;10:1,20:4"),
-     ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1")],
+     ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1"),
+     ("pd;02;t", "pd;2;t"),
+     ("shortcut;4;t;ema=.9", "shortcut;4;t;ema=0.9"), ("shortcut;1;ema=0", "shortcut;1;ema=0.0")],
 )
 def test_method_canonical(spec, canonical):
     assert canonical_method(spec) == canonical
@@ -158,6 +164,12 @@ def test_method_canonical(spec, canonical):
         ("lsd;0", "positive integer"),
         ("shortcut;3", "power of two"),
         ("meanflow;1; ", "results folder"),
+        ("pd;2", "field(s) after 'pd'"),
+        ("pd;0;t", "positive integer"),
+        ("shortcut;2;ema=1.0", "EMA decay in [0, 1)"),
+        ("shortcut;2;ema=x", "EMA decay in [0, 1)"),
+        ("shortcut;2;a;b", "at most one `ema=DECAY`"),
+        ("lsd;1;ema=0.9", "option of shortcut models only"),
         ("sup; 5", "positive integer"),
         ("", "one of one, sup"),
     ],
@@ -166,6 +178,18 @@ def test_method_rejects(spec, words):
     with pytest.raises(ConfigError, match="training.method") as info:
         parse_method(spec)
     assert words in str(info.value)
+
+
+def test_pd_configuration_needs_the_loaded_teacher():
+    method = parse_method("pd;2;t")
+    assert method.required_window_length == 2
+    with pytest.raises(ValueError, match="teacher_method"):
+        method.configuration()
+    teacher = tx.flow.ConditionalVelocity(eqx.nn.MLP(7, 3, 4, 1, key=jax.random.key(0)))
+    configuration = method.configuration(teacher, parse_method("fm;8;heun"))
+    assert configuration.num_fine_steps == 4 and configuration.teacher_solver.name == "heun"
+    with pytest.raises(ConfigError, match="divides"):
+        method.configuration(teacher, parse_method("fm;3"))
 
 
 def test_every_method_builds_its_configuration():

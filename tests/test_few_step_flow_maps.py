@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 import references
-from registry import average_velocity_mlp, ode_windows, velocity_mlp
+from registry import average_velocity_mlp, ema_velocity, ode_windows, velocity_mlp
 
 import trainax_fm as tx
 from trainax_fm import flow
@@ -229,6 +229,35 @@ def test_trained_shortcut_model_samples_with_its_average(key):
     samples = tx.rollout(stepper, jnp.ones(C), 3, key=key)
     assert samples.shape == (3, C) and bool(jnp.all(jnp.isfinite(samples)))
     assert stepper.num_function_evaluations == 2
+
+
+def test_ema_flow_matching_stepper_trains_online_and_samples_the_average(key):
+    """The stepper of `shortcut;K;ema=DECAY`: ShortcutModel sees the same loss and
+    gradient as with the bare EMAVelocity; sampling is `FlowMatchingStepper(ema, n)`;
+    configurations that would train the average reject it."""
+    model = ema_velocity(0)
+    stepper = flow.EMAFlowMatchingStepper(model, 2)
+    assert stepper.num_function_evaluations == 2
+    np.testing.assert_array_equal(
+        stepper(jnp.ones(C), key=key), flow.FlowMatchingStepper(model.ema, 2)(jnp.ones(C), key=key))
+    assert not np.allclose(stepper(jnp.ones(C), key=key),
+                           flow.FlowMatchingStepper(model.velocity, 2)(jnp.ones(C), key=key))
+    data = ode_windows(3, window=2, batch=6)
+    configuration = ShortcutModel(max_level=2)
+    loss_bare, grad_bare = eqx.filter_value_and_grad(
+        lambda m: configuration(m, data, key=key))(model)
+    loss_wrapped, grad_wrapped = eqx.filter_value_and_grad(
+        lambda s: configuration(s, data, key=key))(stepper)
+    np.testing.assert_allclose(loss_wrapped, loss_bare, rtol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(grad_wrapped.model),
+                    jax.tree_util.tree_leaves(grad_bare)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match=r"stepper.model.ema"):
+        MeanFlow()(stepper, data, key=key)
+    with pytest.raises(TypeError, match="EMAVelocity"):
+        flow.EMAFlowMatchingStepper(model.velocity, 2)
+    with pytest.raises(ValueError, match="num_input_steps"):
+        ShortcutModel(num_input_steps=2)(stepper, ode_windows(3, window=3, batch=6), key=key)
 
 
 # --- time pairs, EMA ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from jaxtyping import Array, Float, PyTree
 from .._conditioned_network import call_model, select_samples, vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._ema import EMAVelocity
+from ..flow._steppers import EMAFlowMatchingStepper
 from ..flow._flow_map import frozen
 from ..flow._training import draw_noise, interpolate, per_sample, split_window
 from ..flow._velocity import ConditionalVelocity
@@ -29,7 +30,8 @@ class ShortcutModel(AbstractFlowConfiguration):
 
     The trainable `stepper` is a shortcut `s(x, y, t, d)` (a
     [`trainax_fm.flow.ConditionalVelocity`][] with `step_size_input=True`, a
-    `FlowMatchingStepper` holding one, or a [`trainax_fm.flow.EMAVelocity`][]); one
+    `FlowMatchingStepper` holding one, a [`trainax_fm.flow.EMAVelocity`][] or an
+    [`trainax_fm.flow.EMAFlowMatchingStepper`][] holding one); one
     step of size `d` is `x + d s(x, y, t, d)`. Per window `y` is the first `H` states
     and `x_1` the next one, with noise `x_0` and `x_t = t x_1 + (1 - t) x_0`. Every
     batch is split (statically):
@@ -45,7 +47,8 @@ class ShortcutModel(AbstractFlowConfiguration):
       s_2 = \bar s(x_t + \delta s_1, y, t + \delta, \delta),$$
 
     one big step against the mean of two half steps. `s̄` is the model itself or, for
-    an `EMAVelocity`, its exponential moving average (the EMA target), always frozen.
+    an `EMAVelocity` (alone or in an `EMAFlowMatchingStepper`), its exponential
+    moving average (the EMA target), always frozen.
     The recursion ends at the flow-matching velocity: half steps of the finest size
     `δ = 2^{-max_level}` query `s̄(·, 0)`.
 
@@ -96,6 +99,14 @@ class ShortcutModel(AbstractFlowConfiguration):
 
     def split_stepper(self, stepper) -> tuple[ConditionalVelocity, ConditionalVelocity]:
         """`(trained shortcut, target shortcut)` of a trainable stepper."""
+        if isinstance(stepper, EMAFlowMatchingStepper):
+            if stepper.num_input_steps != self.num_input_steps:
+                raise ValueError(
+                    f"`stepper` is an EMAFlowMatchingStepper with num_input_steps="
+                    f"{stepper.num_input_steps}, but ShortcutModel has num_input_steps="
+                    f"{self.num_input_steps}. Use the same history length in both."
+                )
+            stepper = stepper.model
         if isinstance(stepper, EMAVelocity):
             return stepper.velocity, stepper.ema
         model = average_velocity(stepper, self.num_input_steps, "ShortcutModel")

@@ -32,9 +32,9 @@ spec = "Conv;26;10;relu"   # default "MLP;64;3;tanh" for ODE data (lorenz, (S, T
 method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
                            # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE |
                            # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
-                           # fm;K[;solver] |
-                           # lsd;K[;TEACHER] | meanflow;K[;TEACHER] | shortcut;K[;TEACHER] |
-                           # sg;K;TEACHER  (TEACHER: results folder of an fm run)
+                           # fm;K[;solver] | lsd;K[;TEACHER] | meanflow;K[;TEACHER] |
+                           # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER
+                           # (TEACHER: results folder of an fm run; for pd an fm or pd run)
 optimizer = "adam"
 learning_rate = 0.001
 lr_schedule = "constant"   # "constant" | "cosine" (decays to 0 at num_training_steps)
@@ -309,7 +309,7 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
             repr(training["method"]),
             "use one, sup, tf or fm with file data, or a generated source",
         )
-    window = getattr(method.configuration(), "required_window_length", 1)
+    window = method.required_window_length
     horizon = data.get("temporal_horizon")
     if horizon is not None and horizon < window:
         raise ConfigError(

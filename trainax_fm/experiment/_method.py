@@ -19,8 +19,9 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with K steps of SOLVER | |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; K map steps per physical step | |
 | `meanflow;K[;TEACHER]` | `MeanFlow()`; K average-velocity steps | |
-| `shortcut;K[;TEACHER]` | `ShortcutModel()`; K shortcut steps (K a power of two) | |
+| `shortcut;K[;TEACHER][;ema=DECAY]` | `ShortcutModel()`; K shortcut steps (K a power of two) | |
 | `sg;K;TEACHER` | `SemigroupDistillation()` of `FlowMap(teacher)`; K map steps | a teacher |
+| `pd;K;TEACHER` | `ProgressiveDistillation()`: one student step imitates N/K teacher steps | a teacher |
 
 The few-step flow maps (`lsd`, `meanflow`, `shortcut`) train a step-size-conditioned
 velocity `u(x, y, t, d)` and sample with K Euler-form steps `x + d u` (K network
@@ -29,6 +30,16 @@ results folder of a finished `fm` run on the same data (a path without `;`): `ls
 then distils that velocity (Lagrangian distillation, target `teacher(X_(s,t))`),
 `meanflow` and `shortcut` start from it (the step-size channel zero-initialised, so
 training begins at the teacher's Euler step), `sg` builds its flow map on it.
+`ema=DECAY` (a number in `[0, 1)`) gives the shortcut model an EMA target: the
+self-consistency targets use an exponential moving average of the weights, and the
+emulator samples with the average ([`trainax_fm.flow.EMAFlowMatchingStepper`][]).
+
+`pd;K;TEACHER` is one stage of progressive distillation: the teacher (an `fm;N` run,
+or an earlier `pd;N` run) samples with `N` steps, the student (started from the
+teacher's weights) learns to take one step of size `1/K` where the teacher takes
+`N/K` (`N` a multiple of `K` larger than `K`), and samples with `K` steps (`K` NFE).
+Chaining runs halves the step count stage by stage, each stage a results folder:
+`pd;8;results/fm16`, then `pd;4;results/pd8`, and so on.
 
 `SCHEDULE` is a probability (`0.5`) or `step:p` pairs (`200:1.0,400:0.5,600:0.0`:
 `p=1` before update 200, `0.5` before 400, `0` afterwards). `LENGTHS` is the rollout
@@ -58,8 +69,11 @@ from typing import Optional, Union
 from ._errors import ConfigError
 
 KINDS = ("one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
-         "shortcut", "sg")
-FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg")
+         "shortcut", "sg", "pd")
+FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg", "pd")
+# the methods whose results folder can teach `pd` (step counts from their own spec)
+PD_TEACHER_KINDS = ("fm", "pd")
+EMA_PREFIX = "ema="
 SOLVERS = ("euler", "midpoint", "heun")
 FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
 _INT = re.compile(r"[0-9]+")
@@ -78,8 +92,9 @@ _USAGE = {
     "fm": "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]",
     "lsd": "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
     "meanflow": "meanflow;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
-    "shortcut": "shortcut;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
+    "shortcut": "shortcut;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR][;ema=DECAY]",
     "sg": "sg;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
+    "pd": "pd;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
 }
 
 Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
@@ -93,7 +108,7 @@ class TrainMethod:
     **Arguments:**
 
     - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `pf`, `cur`, `mmd`, `fm`,
-        `lsd`, `meanflow`, `shortcut`, `sg`.
+        `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD rollout for `mmd`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
@@ -108,10 +123,13 @@ class TrainMethod:
     - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
     - `mmd_weight`: the weight of the MMD term next to one-step training (`mmd`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
-        `lsd`, `meanflow`, `shortcut`, `sg`).
+        `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
     - `teacher`: the results folder of the `fm` run to distil or start from (`lsd`,
-        `meanflow`, `shortcut`; required for `sg`), or `None`.
+        `meanflow`, `shortcut`; required for `sg`; an `fm` or `pd` run for `pd`), or
+        `None`.
+    - `ema_decay`: the decay of the shortcut model's EMA target (`shortcut`), or
+        `None` (no EMA: the targets use the current weights).
     """
 
     kind: str
@@ -129,6 +147,7 @@ class TrainMethod:
     num_sampling_steps: int = 0
     solver: str = "euler"
     teacher: Optional[str] = None
+    ema_decay: Optional[float] = None
 
     @property
     def needs_ref_stepper(self) -> bool:
@@ -145,13 +164,22 @@ class TrainMethod:
         """Whether the emulator is a stochastic flow-matching (or flow-map) stepper."""
         return self.kind == "fm" or self.kind in FEW_STEP_KINDS
 
-    def configuration(self, teacher=None):
+    @property
+    def required_window_length(self) -> int:
+        """Snapshots per training window of the configuration this method trains with."""
+        if self.kind == "pd":  # its configuration needs the loaded teacher; windows as fm
+            return TrainMethod("fm", num_sampling_steps=1).required_window_length
+        return getattr(self.configuration(), "required_window_length", 1)
+
+    def configuration(self, teacher=None, teacher_method: Optional["TrainMethod"] = None):
         """Build the `trainax_fm.configuration` object this method trains with.
 
         **Arguments:**
 
-        - `teacher`: the loaded teacher velocity of `lsd;K;TEACHER` (distilled by the
-            configuration); ignored by the other methods.
+        - `teacher`: the loaded teacher velocity of `lsd;K;TEACHER` and `pd;K;TEACHER`
+            (distilled by the configuration); ignored by the other methods.
+        - `teacher_method`: the teacher run's own method (`pd`: its step count and
+            solver); ignored by the other methods.
 
         **Returns:**
 
@@ -214,6 +242,21 @@ class TrainMethod:
             return c.ShortcutModel()
         if self.kind == "sg":
             return c.SemigroupDistillation(velocity_space=True)
+        if self.kind == "pd":
+            if teacher is None or teacher_method is None:
+                raise ValueError(
+                    "configuration() of a pd method needs `teacher` (the loaded teacher "
+                    "velocity) and `teacher_method` (the teacher run's TrainMethod, for "
+                    f"its step count); got teacher={type(teacher).__name__}, "
+                    f"teacher_method={teacher_method!r}. Load them with "
+                    "load_teacher(...) and parse_method(...) of the teacher's config."
+                )
+            return c.ProgressiveDistillation(
+                teacher,
+                num_fine_steps=pd_fine_steps(self, teacher_method),
+                teacher_method=teacher_method.solver,
+                step_sampler=c.FixedStepTimeSampler(1.0 / self.num_sampling_steps),
+            )
         raise AssertionError(self.kind)  # pragma: no cover
 
 
@@ -274,6 +317,41 @@ def _parse_step_pairs(token: str, spec: str, value_name: str, example: str, pars
             f"sort the step:{value_name} pairs by step and remove duplicates",
         )
     return (tuple(steps), tuple(values))
+
+
+def _parse_decay(token: str, spec: str, usage: str) -> float:
+    if not _FLOAT.fullmatch(token) or not float(token) < 1.0:
+        raise _error(
+            spec,
+            f"an EMA decay in [0, 1) after `ema=` (in {usage!r}), found {token!r}",
+            "write it like ema=0.999",
+        )
+    return float(token)
+
+
+def pd_fine_steps(method: TrainMethod, teacher_method: TrainMethod) -> int:
+    """Teacher steps per student step of `pd;K;TEACHER`: `N / K` for a teacher with
+    `N` sampling steps. Raises `ConfigError` unless the teacher is an `fm` or `pd`
+    run and `N` is a multiple of `K` larger than `K`."""
+    if teacher_method.kind not in PD_TEACHER_KINDS:
+        raise ConfigError(
+            "training.method",
+            "a TEACHER folder of an fm or pd run for pd",
+            repr(format_method(teacher_method)),
+            "name the results folder of an fm;N run (or of an earlier pd;N stage)",
+        )
+    teacher_steps, student_steps = teacher_method.num_sampling_steps, method.num_sampling_steps
+    if teacher_steps % student_steps or teacher_steps <= student_steps:
+        raise ConfigError(
+            "training.method",
+            f"a student step count K that divides the teacher's N={teacher_steps} "
+            f"sampling steps and is smaller (the student takes one step where the "
+            f"teacher takes N/K)",
+            repr(format_method(method)),
+            f"use K = {teacher_steps // 2} (one halving) or another divisor of "
+            f"{teacher_steps} below it",
+        )
+    return teacher_steps // student_steps
 
 
 def parse_schedule(token: str, spec: str = "") -> Schedule:
@@ -361,9 +439,9 @@ def parse_method(spec: str) -> TrainMethod:
     usage = _USAGE[kind]
     args = parts[1:]
     required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "pf": 2, "cur": 2,
-                "mmd": 2, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 2}[kind]
+                "mmd": 2, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 2, "pd": 2}[kind]
     optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "pf": 2, "cur": 1,
-                "mmd": 0, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 0}[kind]
+                "mmd": 0, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 2, "sg": 0, "pd": 0}[kind]
     if not required <= len(args) <= required + optional:
         raise _error(
             spec,
@@ -387,7 +465,26 @@ def parse_method(spec: str) -> TrainMethod:
             )
         return TrainMethod("fm", num_sampling_steps=steps, solver=solver)
     if kind in FEW_STEP_KINDS:
-        teacher = args[1] if len(args) > 1 else None
+        rest = args[1:]
+        ema_decay = None
+        if kind == "shortcut" and rest and rest[-1].startswith(EMA_PREFIX):
+            ema_decay = _parse_decay(rest[-1][len(EMA_PREFIX):], spec, usage)
+            rest = rest[:-1]
+        if len(rest) > 1:
+            raise _error(
+                spec,
+                f"one results folder and at most one `ema=DECAY` after the step count "
+                f"(form {usage!r}); found {rest!r}",
+                f"write it as {usage!r}, e.g. 'shortcut;2;results/teacher;ema=0.999'",
+            )
+        teacher = rest[0] if rest else None
+        if teacher is not None and teacher.startswith(EMA_PREFIX):
+            raise _error(
+                spec,
+                f"a results folder after the step count of {kind!r}; `ema=DECAY` is an "
+                "option of shortcut models only",
+                f"write it as {usage!r}",
+            )
         if teacher is not None and not teacher.strip():
             raise _error(
                 spec,
@@ -400,7 +497,8 @@ def parse_method(spec: str) -> TrainMethod:
                 f"a power of two of sampling steps for a shortcut model, found {steps}",
                 "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
             )
-        return TrainMethod(kind, num_sampling_steps=steps, teacher=teacher)
+        return TrainMethod(kind, num_sampling_steps=steps, teacher=teacher,
+                           ema_decay=ema_decay)
     if kind == "mix":
         post = _parse_int(args[1], "P", spec, usage)
         flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
@@ -466,7 +564,9 @@ def format_method(method: TrainMethod) -> str:
         return ";".join(parts)
     if kind in FEW_STEP_KINDS:
         parts = [kind, str(method.num_sampling_steps)]
-        return ";".join(parts + ([method.teacher] if method.teacher is not None else []))
+        parts += [method.teacher] if method.teacher is not None else []
+        parts += [f"{EMA_PREFIX}{method.ema_decay!r}"] if method.ema_decay is not None else []
+        return ";".join(parts)
     parts = [kind, str(method.num_rollout_steps)]
     if kind == "sup":
         parts += _flags([method.cut_bptt])

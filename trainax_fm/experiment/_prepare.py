@@ -157,7 +157,7 @@ def _check_stop_after(stop_after: Optional[int]) -> None:
 
 
 def _check_fits(config: dict, dataset: Dataset, method: TrainMethod) -> None:
-    window = getattr(method.configuration(), "required_window_length", 1)
+    window = method.required_window_length
     if dataset.train.shape[1] < window:
         raise ConfigError(
             "data.temporal_horizon",
@@ -187,7 +187,7 @@ def _hold_out_validation(config: dict, dataset: Dataset) -> Dataset:
         from ._config import split_list
 
         method = parse_method(config["training"]["method"])
-        window = getattr(method.configuration(), "required_window_length", 1)
+        window = method.required_window_length
         try:
             check_validation_data(
                 dataset.validation_data, dataset.training_data,

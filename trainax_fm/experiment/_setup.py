@@ -14,7 +14,7 @@ from .._normalized_stepper import NormalizedStepper
 from .._normalizer import Normalizer
 from ._data import Dataset
 from ._errors import ConfigError
-from ._method import FEW_STEP_KINDS, TrainMethod, parse_method
+from ._method import FEW_STEP_KINDS, PD_TEACHER_KINDS, TrainMethod, parse_method
 from ._network import build_network
 
 
@@ -91,7 +91,9 @@ def build_stepper(
         [`trainax_fm.flow.FlowMatchingStepper`][] whose velocity network sees
         `[x_t, y, t]` (`2C + 1` channels); for `lsd`, `meanflow`, `shortcut` one
         around a step-size-conditioned velocity (`2C + 2` channels, or the teacher's
-        network widened by a zero-initialised channel); for `sg` a
+        network widened by a zero-initialised channel; for `pd` the teacher's
+        network, widened if it is a plain velocity); for `shortcut;K;...;ema=DECAY`
+        a [`trainax_fm.flow.EMAFlowMatchingStepper`][]; for `sg` a
         [`trainax_fm.flow.FlowMapStepper`][] on the teacher.
     """
     from .. import flow
@@ -108,15 +110,20 @@ def build_stepper(
 
     if method.kind in FEW_STEP_KINDS:
         if method.teacher is not None:
-            teacher = load_teacher(method.teacher, num_channels, num_spatial_dims, num_points)
+            teacher = load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
+                                   teacher_kinds(method))
             if method.kind == "sg":
                 return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
-            velocity = flow.with_step_size_input(teacher)
+            # a pd teacher (an earlier stage) already takes the step size
+            velocity = teacher if teacher.step_size_input else flow.with_step_size_input(teacher)
         else:
             velocity = flow.ConditionalVelocity(
                 network(flow.velocity_input_channels(num_channels, step_size_input=True)),
                 step_size_input=True,
             )
+        if method.ema_decay is not None:
+            return flow.EMAFlowMatchingStepper(
+                flow.EMAVelocity(velocity, decay=method.ema_decay), method.num_sampling_steps)
         return flow.FlowMatchingStepper(velocity, method.num_sampling_steps)
     if method.is_flow_matching:
 
@@ -127,37 +134,53 @@ def build_stepper(
     return network(num_channels)
 
 
+def teacher_kinds(method: TrainMethod) -> tuple:
+    """The methods whose results folders may teach `method`."""
+    return PD_TEACHER_KINDS if method.kind == "pd" else ("fm",)
+
+
+def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
+    """The configuration of a finished teacher run, checked to be one of `kinds`."""
+    from ._config import load_config
+
+    config_file = Path(results_dir) / "config.toml"
+    names = " or ".join(kinds)
+    if not config_file.is_file():
+        raise ConfigError(
+            "training.method", f"the results folder of a finished {names} run as TEACHER",
+            repr(results_dir), f"train the teacher first; {str(config_file)!r} is missing",
+        )
+    teacher_config = load_config(config_file)
+    if parse_method(teacher_config["training"]["method"]).kind not in kinds:
+        raise ConfigError(
+            "training.method", f"a TEACHER folder of a {names} run",
+            repr(teacher_config["training"]["method"]) + f" in {str(config_file)!r}",
+            f"name the results folder of a {names} run",
+        )
+    return teacher_config
+
+
 @functools.lru_cache(maxsize=8)
-def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int):
-    """The trained velocity of a finished `fm` run (its first seed), for distillation.
+def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int,
+                 kinds: tuple = ("fm",)):
+    """The trained velocity of a finished teacher run (its first seed), for distillation.
 
     **Arguments:**
 
     - `results_dir`: the results folder of the teacher run.
     - `num_channels`, `num_spatial_dims`, `num_points`: the state layout of the data
         (the teacher must have been trained on the same layout).
+    - `kinds`: the methods the teacher run may have used (`fm`; `fm` or `pd` for
+        `pd`).
 
     **Returns:**
 
     - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
     """
-    from ._config import load_config
     from ._evaluate import load_networks
 
     folder = Path(results_dir)
-    config_file = folder / "config.toml"
-    if not config_file.is_file():
-        raise ConfigError(
-            "training.method", "the results folder of a finished fm run as TEACHER",
-            repr(results_dir), f"train the teacher first; {str(config_file)!r} is missing",
-        )
-    teacher_config = load_config(config_file)
-    if parse_method(teacher_config["training"]["method"]).kind != "fm":
-        raise ConfigError(
-            "training.method", "a TEACHER folder of a flow-matching run (method fm;K)",
-            repr(teacher_config["training"]["method"]) + f" in {str(config_file)!r}",
-            "name the results folder of an fm run",
-        )
+    teacher_config = load_teacher_config(results_dir, kinds)
     state_shape = (num_channels,) + (num_points,) * num_spatial_dims
     return load_networks(folder, teacher_config, state_shape)[0].velocity
 
@@ -236,13 +259,18 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
     from ..trainer import ConfigurationTrainer
 
     training = config["training"]
-    teacher = None
-    if method.kind == "lsd" and method.teacher is not None:
+    teacher = teacher_method = None
+    if method.kind in ("lsd", "pd") and method.teacher is not None:
         teacher = load_teacher(method.teacher, dataset.num_channels,
-                               dataset.num_spatial_dims, dataset.num_points)
-    if method.kind == "sg":  # the teacher velocity inside the flow map stays fixed
+                               dataset.num_spatial_dims, dataset.num_points,
+                               teacher_kinds(method))
+        teacher_method = parse_method(
+            load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
+    # sg: the teacher velocity inside the flow map stays fixed; shortcut with ema=: the
+    # average moves after every update
+    if method.kind == "sg" or method.ema_decay is not None:
         optimizer = flow_map_optimizer(optimizer)
-    configuration = method.configuration(teacher)
+    configuration = method.configuration(teacher, teacher_method)
     if training["input_noise"] > 0:
         configuration = InputNoise(configuration, training["input_noise"])
     return ConfigurationTrainer(

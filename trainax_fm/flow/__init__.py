@@ -28,7 +28,8 @@ Building blocks:
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
 
 - [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
-    its weights, for the EMA targets of shortcut models.
+    its weights, for the EMA targets of shortcut models;
+    [`trainax_fm.flow.EMAFlowMatchingStepper`][] trains it and samples with the average.
 
 Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.ProgressiveDistillation`][]) and semigroup
@@ -55,6 +56,7 @@ from ._solvers import Euler as Euler
 from ._solvers import Heun as Heun
 from ._solvers import Midpoint as Midpoint
 from ._steppers import AbstractFlowStepper as AbstractFlowStepper
+from ._steppers import EMAFlowMatchingStepper as EMAFlowMatchingStepper
 from ._steppers import FlowMapStepper as FlowMapStepper
 from ._steppers import FlowMatchingStepper as FlowMatchingStepper
 from ._velocity import ConditionalVelocity as ConditionalVelocity

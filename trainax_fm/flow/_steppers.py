@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._rollout import Unroll, check_unroll
 from .._validation import check_positive_int
+from ._ema import EMAVelocity
 from ._flow_map import FlowMap
 from ._integrate import FlowModel, check_method_for, integrate
 from ._solvers import AbstractSolver, Method, get_solver
@@ -154,6 +155,62 @@ class FlowMatchingStepper(AbstractFlowStepper):
         return self.solver
 
 
+class EMAFlowMatchingStepper(AbstractFlowStepper):
+    """Stochastic stepper that samples with the average of an [`trainax_fm.flow.EMAVelocity`][].
+
+    The trainable stepper of shortcut models with an EMA target in one piece:
+    [`trainax_fm.configuration.ShortcutModel`][] trains the online velocity inside it
+    (the average is its self-consistency target, moved by
+    [`trainax_fm.flow.flow_map_optimizer`][]), and a rollout samples with the
+    average, `num_steps` Euler-form steps `x + d u_ema(x, y, t, d)` (`num_steps`
+    network evaluations). It is what `FlowMatchingStepper(model.ema, num_steps)`
+    samples, kept together with the online weights so that training, checkpoints and
+    rollouts see one module (the `shortcut;K;ema=DECAY` method of the command line).
+    Other configurations reject it: they would train the average.
+
+    **Arguments:**
+
+    - `model`: an [`trainax_fm.flow.EMAVelocity`][].
+    - `num_steps`: the number of steps per physical step.
+    - `num_input_steps`: `H`, the number of previous states in `y`.
+    - `unroll`: unroll the step loop (`True`), use `lax.fori_loop` (`False`) or
+        decide by backend and length (`"auto"`).
+    """
+
+    model: EMAVelocity
+    num_steps: int = eqx.field(static=True)
+    num_input_steps: int = eqx.field(static=True)
+    unroll: Unroll = eqx.field(static=True)
+
+    def __init__(
+        self,
+        model: EMAVelocity,
+        num_steps: int,
+        *,
+        num_input_steps: int = 1,
+        unroll: Unroll = "auto",
+    ):
+        if not isinstance(model, EMAVelocity):
+            raise TypeError(
+                "`model` must be a trainax_fm.flow.EMAVelocity, got "
+                f"{type(model).__name__}. Build one as EMAVelocity(velocity, decay=0.999) "
+                "from a ConditionalVelocity with step_size_input=True; for a plain "
+                "velocity use FlowMatchingStepper."
+            )
+        self.model = model
+        self.num_steps = check_positive_int(num_steps, "num_steps")
+        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
+        self.unroll = check_unroll(unroll)
+
+    @property
+    def flow_model(self) -> ConditionalVelocity:
+        return self.model.ema
+
+    @property
+    def num_function_evaluations(self) -> int:
+        return self.num_steps
+
+
 class FlowMapStepper(AbstractFlowStepper):
     """Stochastic autoregressive stepper from a flow map.
 
@@ -215,6 +272,12 @@ def as_flow_model(
     Raises a `TypeError` naming `name` if `model` is not an accepted kind, and a
     `ValueError` if a stepper's `num_input_steps` differs from `num_input_steps`.
     """
+    if isinstance(model, EMAFlowMatchingStepper):
+        raise TypeError(
+            f"`{name}` is an EMAFlowMatchingStepper: only ShortcutModel trains one (its "
+            "online velocity, against the average). Pass its averaged velocity "
+            f"`{name}.model.ema` (or the online one, `{name}.model.velocity`) instead."
+        )
     if isinstance(model, AbstractFlowStepper):
         if num_input_steps is not None and model.num_input_steps != num_input_steps:
             raise ValueError(
