@@ -43,7 +43,7 @@ def check_remat(remat: Any) -> Remat:
 
 
 def resolve_unroll(unroll: Unroll, num_steps: int) -> bool:
-    """Turn `unroll='auto'` into a concrete choice for this backend and length."""
+    """Turn `unroll='auto'` into a concrete choice for this rollout length."""
     if unroll == "auto":
         return num_steps <= MAX_AUTO_UNROLL_STEPS
     return bool(unroll)

@@ -112,7 +112,7 @@ class FlowMatchingStepper(AbstractFlowStepper):
         (a velocity with `step_size_input=True` needs `"euler"`).
     - `num_input_steps`: `H`, the number of previous states in `y`.
     - `unroll`: unroll the solver loop (`True`), use `lax.fori_loop` (`False`) or
-        decide by backend and length (`"auto"`).
+        unroll up to 32 steps (`"auto"`).
     """
 
     velocity: ConditionalVelocity
@@ -174,7 +174,7 @@ class EMAFlowMatchingStepper(AbstractFlowStepper):
     - `num_steps`: the number of steps per physical step.
     - `num_input_steps`: `H`, the number of previous states in `y`.
     - `unroll`: unroll the step loop (`True`), use `lax.fori_loop` (`False`) or
-        decide by backend and length (`"auto"`).
+        unroll up to 32 steps (`"auto"`).
     """
 
     model: EMAVelocity
