@@ -269,6 +269,7 @@ def test_progressive_distillation_stages_and_shortcut_ema_from_the_grammar(tmp_p
                                           (f"pd;1;{tmp_path / 'sc'}", "fm or pd run")]):
         with pytest.raises(tx.experiment.ConfigError, match=words):
             run(f"bad{index}", bad)
+        assert not (tmp_path / f"bad{index}").exists()  # rerun without --overwrite
     config = tx.experiment.load_config(tmp_path / "sc" / "config.toml")
     shortcut = tx.experiment.load_networks(tmp_path / "sc", config, shape)[0]
     assert isinstance(shortcut, tx.flow.EMAFlowMatchingStepper)

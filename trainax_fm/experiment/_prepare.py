@@ -265,11 +265,12 @@ def prepare_run(
     dataset = _hold_out_validation(config, dataset)
     method = parse_method(config["training"]["method"])
     _check_fits(config, dataset, method)
-    _claim_folder(out, config, resume)
-
     training = config["training"]
     optimizer = build_optimizer(training)
+    # Before the folder is claimed: a teacher that does not fit (e.g. a `pd` step count)
+    # must not leave a folder that only --overwrite clears.
     trainer = build_trainer(config, dataset, method, optimizer)
+    _claim_folder(out, config, resume)
     init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
     state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log)
     start = 0 if state is None else state.step
