@@ -169,7 +169,7 @@ class TrainMethod:
         """Snapshots per training window of the configuration this method trains with."""
         if self.kind == "pd":  # its configuration needs the loaded teacher; windows as fm
             return TrainMethod("fm", num_sampling_steps=1).required_window_length
-        return getattr(self.configuration(), "required_window_length", 1)
+        return self.configuration().required_window_length
 
     def configuration(self, teacher=None, teacher_method: Optional["TrainMethod"] = None):
         """Build the `trainax_fm.configuration` object this method trains with.
