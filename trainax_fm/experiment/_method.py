@@ -63,10 +63,22 @@ dropped (`"sup;5;False"` becomes `"sup;5"`; `"div;5;false;true"` keeps its middl
 
 import dataclasses
 import difflib
-import re
-from typing import Optional, Union
+from typing import Optional
 
 from ._errors import ConfigError
+from ._method_fields import (
+    FLOAT,
+    LengthSchedule,
+    Schedule,
+    field_error,
+    format_lengths,
+    format_schedule,
+    parse_decay,
+    parse_flag,
+    parse_int,
+    parse_lengths,
+    parse_schedule,
+)
 
 KINDS = ("one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
          "shortcut", "sg", "pd")
@@ -75,9 +87,6 @@ FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg", "pd")
 PD_TEACHER_KINDS = ("fm", "pd")
 EMA_PREFIX = "ema="
 SOLVERS = ("euler", "midpoint", "heun")
-FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
-_INT = re.compile(r"[0-9]+")
-_FLOAT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 _USAGE = {
     "one": "one",
@@ -97,8 +106,6 @@ _USAGE = {
     "pd": "pd;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
 }
 
-Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
-LengthSchedule = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,222 +192,9 @@ class TrainMethod:
 
         - A configuration instance (MSE time-level loss throughout).
         """
-        from .. import configuration as c
+        from ._method_configuration import build_configuration
 
-        if self.kind in ("one", "sup"):
-            return c.Supervised(self.num_rollout_steps, cut_bptt=self.cut_bptt)
-        if self.kind == "div":
-            return c.DivertedChainBranchOne(
-                self.num_rollout_steps,
-                cut_bptt=self.cut_bptt,
-                cut_div_chain=self.cut_div_chain,
-            )
-        if self.kind == "mix":
-            return c.MixChainPostPhysics(
-                self.num_rollout_steps, self.num_post_physics_steps, cut_bptt=self.cut_bptt
-            )
-        if self.kind == "res":
-            return c.Residuum(
-                self.num_rollout_steps,
-                cut_bptt=self.cut_bptt,
-                cut_prev=self.cut_prev,
-                cut_next=self.cut_next,
-            )
-        if self.kind == "tf":
-            schedule = self.teacher_forcing
-            if isinstance(schedule, tuple):
-                schedule = format_schedule(schedule)
-            return c.TeacherForcing(
-                self.num_rollout_steps,
-                teacher_forcing_probability=schedule,
-                cut_bptt=self.cut_bptt,
-            )
-        if self.kind == "pf":
-            return c.Pushforward(
-                self.num_rollout_steps,
-                num_pushforward_steps=self.num_pushforward_steps,
-                random_pushforward=self.random_pushforward,
-                cut_bptt=self.cut_bptt,
-            )
-        if self.kind == "cur":
-            return c.RolloutCurriculum(
-                c.Supervised(self.num_rollout_steps, cut_bptt=self.cut_bptt),
-                format_lengths(self.rollout_lengths),
-            )
-        if self.kind == "mmd":
-            return c.Composite(
-                [c.Supervised(1), c.InvariantMeasureMMD(self.num_rollout_steps)],
-                [1.0, self.mmd_weight],
-            )
-        if self.kind == "fm":
-            return c.FlowMatching()
-        if self.kind == "lsd":
-            return c.LagrangianSelfDistillation(teacher=teacher)
-        if self.kind == "meanflow":
-            return c.MeanFlow()
-        if self.kind == "shortcut":
-            return c.ShortcutModel()
-        if self.kind == "sg":
-            return c.SemigroupDistillation(velocity_space=True)
-        if self.kind == "pd":
-            if teacher is None or teacher_method is None:
-                raise ValueError(
-                    "configuration() of a pd method needs `teacher` (the loaded teacher "
-                    "velocity) and `teacher_method` (the teacher run's TrainMethod, for "
-                    f"its step count); got teacher={type(teacher).__name__}, "
-                    f"teacher_method={teacher_method!r}. Load them with "
-                    "load_teacher(...) and parse_method(...) of the teacher's config."
-                )
-            return c.ProgressiveDistillation(
-                teacher,
-                num_fine_steps=pd_fine_steps(self, teacher_method),
-                teacher_method=teacher_method.solver,
-                step_sampler=c.FixedStepTimeSampler(1.0 / self.num_sampling_steps),
-            )
-        raise AssertionError(self.kind)  # pragma: no cover
-
-
-def _error(spec: str, what: str, fix: str, field: str = "training.method") -> ConfigError:
-    return ConfigError(field, what, repr(spec), fix)
-
-
-def _parse_int(token: str, name: str, spec: str, usage: str) -> int:
-    if not _INT.fullmatch(token) or int(token) < 1:
-        raise _error(
-            spec,
-            f"`{name}` to be a positive integer (in {usage!r})",
-            f"write a whole number >= 1 for {name}, e.g. {usage.split(';')[0]};5",
-        )
-    return int(token)
-
-
-def _parse_flag(token: str, name: str, spec: str, usage: str) -> bool:
-    if token not in FLAG_VALUES:
-        raise _error(
-            spec,
-            f"the flag `{name}` to be one of true, false, True, False (in {usage!r}); "
-            f"found {token!r}",
-            f"write {name} as true or false",
-        )
-    return FLAG_VALUES[token]
-
-
-def _parse_probability(token: str, spec: str) -> float:
-    if not _FLOAT.fullmatch(token) or not 0.0 <= float(token) <= 1.0:
-        raise _error(
-            spec,
-            f"a probability in [0, 1] in the schedule, found {token!r}",
-            "write a number such as 0.5, or step:probability pairs such as "
-            "'200:1.0,400:0.5'",
-        )
-    return float(token)
-
-
-def _parse_step_pairs(token: str, spec: str, value_name: str, example: str, parse_value):
-    """`((s1, ..., sk), (v1, ..., vk))` of `s1:v1,...,sk:vk` with whole-number,
-    strictly increasing steps; `parse_value(text)` converts (and checks) a value."""
-    steps, values = [], []
-    for part in token.split(","):
-        pieces = part.split(":")
-        if len(pieces) != 2 or not _INT.fullmatch(pieces[0]):
-            raise _error(
-                spec,
-                f"schedule entries `step:{value_name}` with a whole-number step, found {part!r}",
-                f"write the schedule like {example!r}",
-            )
-        steps.append(int(pieces[0]))
-        values.append(parse_value(pieces[1]))
-    if any(b <= a for a, b in zip(steps, steps[1:])):
-        raise _error(
-            spec,
-            f"strictly increasing schedule steps, found {steps}",
-            f"sort the step:{value_name} pairs by step and remove duplicates",
-        )
-    return (tuple(steps), tuple(values))
-
-
-def _parse_decay(token: str, spec: str, usage: str) -> float:
-    if not _FLOAT.fullmatch(token) or not float(token) < 1.0:
-        raise _error(
-            spec,
-            f"an EMA decay in [0, 1) after `ema=` (in {usage!r}), found {token!r}",
-            "write it like ema=0.999",
-        )
-    return float(token)
-
-
-def pd_fine_steps(method: TrainMethod, teacher_method: TrainMethod) -> int:
-    """Teacher steps per student step of `pd;K;TEACHER`: `N / K` for a teacher with
-    `N` sampling steps. Raises `ConfigError` unless the teacher is an `fm` or `pd`
-    run and `N` is a multiple of `K` larger than `K`."""
-    if teacher_method.kind not in PD_TEACHER_KINDS:
-        raise ConfigError(
-            "training.method",
-            "a TEACHER folder of an fm or pd run for pd",
-            repr(format_method(teacher_method)),
-            "name the results folder of an fm;N run (or of an earlier pd;N stage)",
-        )
-    teacher_steps, student_steps = teacher_method.num_sampling_steps, method.num_sampling_steps
-    if teacher_steps % student_steps or teacher_steps <= student_steps:
-        raise ConfigError(
-            "training.method",
-            f"a student step count K that divides the teacher's N={teacher_steps} "
-            f"sampling steps and is smaller (the student takes one step where the "
-            f"teacher takes N/K)",
-            repr(format_method(method)),
-            f"use K = {teacher_steps // 2} (one halving) or another divisor of "
-            f"{teacher_steps} below it",
-        )
-    return teacher_steps // student_steps
-
-
-def parse_schedule(token: str, spec: str = "") -> Schedule:
-    """Parse a teacher-forcing schedule token (`0.5` or `200:1.0,400:0.5`).
-
-    **Returns:**
-
-    - A float, or `((s1, ..., sk), (p1, ..., pk))` with strictly increasing steps.
-    """
-    spec = spec or token
-    if ":" not in token:
-        return _parse_probability(token, spec)
-    return _parse_step_pairs(
-        token, spec, "probability", "200:1.0,400:0.5,600:0.0",
-        lambda text: _parse_probability(text, spec),
-    )
-
-
-def parse_lengths(token: str, maximum: int, spec: str) -> LengthSchedule:
-    """Parse a rollout-length curriculum (`500:1,1000:2,1500:4`), lengths in `1 ... maximum`.
-
-    **Returns:**
-
-    - `((s1, ..., sk), (R1, ..., Rk))` with strictly increasing steps.
-    """
-
-    def length(text):
-        if not _INT.fullmatch(text) or not 1 <= int(text) <= maximum:
-            raise _error(
-                spec,
-                f"curriculum lengths in 1 ... {maximum} (N, the largest rollout), "
-                f"found {text!r}",
-                f"write whole numbers from 1 to {maximum}, or raise N",
-            )
-        return int(text)
-
-    return _parse_step_pairs(token, spec, "length", f"500:1,1000:2,1500:{maximum}", length)
-
-
-def format_lengths(lengths: LengthSchedule) -> str:
-    """The canonical text of a curriculum returned by `parse_lengths`."""
-    return ",".join(f"{s}:{n}" for s, n in zip(*lengths))
-
-
-def format_schedule(schedule: Schedule) -> str:
-    """The canonical text of a schedule returned by `parse_schedule`."""
-    if isinstance(schedule, tuple):
-        return ",".join(f"{s}:{float(p)!r}" for s, p in zip(*schedule))
-    return repr(float(schedule))
+        return build_configuration(self, teacher, teacher_method)
 
 
 def parse_method(spec: str) -> TrainMethod:
@@ -431,7 +225,7 @@ def parse_method(spec: str) -> TrainMethod:
     if kind not in KINDS:
         close = difflib.get_close_matches(kind.lower(), KINDS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise _error(
+        raise field_error(
             spec,
             "a method starting with one of " + ", ".join(KINDS),
             hint + "valid forms: " + "; ".join(repr(u) for u in _USAGE.values()),
@@ -443,7 +237,7 @@ def parse_method(spec: str) -> TrainMethod:
     optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "pf": 2, "cur": 1,
                 "mmd": 0, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 2, "sg": 0, "pd": 0}[kind]
     if not required <= len(args) <= required + optional:
-        raise _error(
+        raise field_error(
             spec,
             f"{required}" + (f" to {required + optional}" if optional else "")
             + f" field(s) after {kind!r} (form {usage!r}); found {len(args)}",
@@ -451,14 +245,14 @@ def parse_method(spec: str) -> TrainMethod:
         )
     if kind == "one":
         return TrainMethod("one")
-    steps = _parse_int(
+    steps = parse_int(
         args[0], "NUM_SAMPLING_STEPS" if kind == "fm" or kind in FEW_STEP_KINDS else "N",
         spec, usage,
     )
     if kind == "fm":
         solver = args[1] if len(args) > 1 else "euler"
         if solver not in SOLVERS:
-            raise _error(
+            raise field_error(
                 spec,
                 f"a solver in {SOLVERS}, found {solver!r}",
                 f"write it as {usage!r}",
@@ -468,10 +262,10 @@ def parse_method(spec: str) -> TrainMethod:
         rest = args[1:]
         ema_decay = None
         if kind == "shortcut" and rest and rest[-1].startswith(EMA_PREFIX):
-            ema_decay = _parse_decay(rest[-1][len(EMA_PREFIX):], spec, usage)
+            ema_decay = parse_decay(rest[-1][len(EMA_PREFIX):], spec, usage)
             rest = rest[:-1]
         if len(rest) > 1:
-            raise _error(
+            raise field_error(
                 spec,
                 f"one results folder and at most one `ema=DECAY` after the step count "
                 f"(form {usage!r}); found {rest!r}",
@@ -479,20 +273,20 @@ def parse_method(spec: str) -> TrainMethod:
             )
         teacher = rest[0] if rest else None
         if teacher is not None and teacher.startswith(EMA_PREFIX):
-            raise _error(
+            raise field_error(
                 spec,
                 f"a results folder after the step count of {kind!r}; `ema=DECAY` is an "
                 "option of shortcut models only",
                 f"write it as {usage!r}",
             )
         if teacher is not None and not teacher.strip():
-            raise _error(
+            raise field_error(
                 spec,
                 "the results folder of a finished fm run after the step count",
                 f"write it as {usage!r}, e.g. '{kind};1;results/teacher'",
             )
         if kind == "shortcut" and steps & (steps - 1):
-            raise _error(
+            raise field_error(
                 spec,
                 f"a power of two of sampling steps for a shortcut model, found {steps}",
                 "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
@@ -500,27 +294,27 @@ def parse_method(spec: str) -> TrainMethod:
         return TrainMethod(kind, num_sampling_steps=steps, teacher=teacher,
                            ema_decay=ema_decay)
     if kind == "mix":
-        post = _parse_int(args[1], "P", spec, usage)
-        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        post = parse_int(args[1], "P", spec, usage)
+        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
         return TrainMethod(
             "mix", steps, cut_bptt=bool(flags and flags[0]), num_post_physics_steps=post
         )
     if kind == "pf":
-        depth = _parse_int(args[1], "K", spec, usage)
+        depth = parse_int(args[1], "K", spec, usage)
         names = ["random", "cut_bptt"]
-        flags = {n: _parse_flag(t, n, spec, usage) for n, t in zip(names, args[2:])}
+        flags = {n: parse_flag(t, n, spec, usage) for n, t in zip(names, args[2:])}
         return TrainMethod(
             "pf", steps, cut_bptt=flags.get("cut_bptt", False), num_pushforward_steps=depth,
             random_pushforward=flags.get("random", False),
         )
     if kind == "cur":
         lengths = parse_lengths(args[1], steps, spec)
-        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
         return TrainMethod("cur", steps, cut_bptt=bool(flags and flags[0]),
                            rollout_lengths=lengths)
     if kind == "mmd":
-        if not _FLOAT.fullmatch(args[1]) or not float(args[1]) > 0:
-            raise _error(
+        if not FLOAT.fullmatch(args[1]) or not float(args[1]) > 0:
+            raise field_error(
                 spec,
                 f"a positive number WEIGHT of the MMD term (in {usage!r}), found {args[1]!r}",
                 "write it like 'mmd;8;0.1'",
@@ -528,11 +322,11 @@ def parse_method(spec: str) -> TrainMethod:
         return TrainMethod("mmd", steps, mmd_weight=float(args[1]))
     if kind == "tf":
         schedule = parse_schedule(args[1], spec)
-        flags = [_parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
+        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
         return TrainMethod("tf", steps, cut_bptt=bool(flags and flags[0]), teacher_forcing=schedule)
     names = {"sup": ["cut_bptt"], "div": ["cut_bptt", "cut_div_chain"],
              "res": ["cut_bptt", "cut_prev", "cut_next"]}[kind]
-    flags = {n: _parse_flag(t, n, spec, usage) for n, t in zip(names, args[1:])}
+    flags = {n: parse_flag(t, n, spec, usage) for n, t in zip(names, args[1:])}
     return TrainMethod(kind, steps, **flags)
 
 

@@ -1,0 +1,134 @@
+"""The fields of the training-method grammar: integers, flags, probabilities, EMA
+decays and `step:value` schedules, each parsed strictly (a `ConfigError` that quotes the
+spec) and formatted back in its one canonical spelling."""
+
+import re
+from typing import Union
+
+from ._errors import ConfigError
+
+FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
+INT = re.compile(r"[0-9]+")
+FLOAT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+Schedule = Union[float, tuple[tuple[int, ...], tuple[float, ...]]]
+LengthSchedule = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+def field_error(spec: str, what: str, fix: str, field: str = "training.method") -> ConfigError:
+    """The error of a method spec whose field is not `what`; `fix` says how to mend it."""
+    return ConfigError(field, what, repr(spec), fix)
+
+
+def parse_int(token: str, name: str, spec: str, usage: str) -> int:
+    if not INT.fullmatch(token) or int(token) < 1:
+        raise field_error(
+            spec,
+            f"`{name}` to be a positive integer (in {usage!r})",
+            f"write a whole number >= 1 for {name}, e.g. {usage.split(';')[0]};5",
+        )
+    return int(token)
+
+
+def parse_flag(token: str, name: str, spec: str, usage: str) -> bool:
+    if token not in FLAG_VALUES:
+        raise field_error(
+            spec,
+            f"the flag `{name}` to be one of true, false, True, False (in {usage!r}); "
+            f"found {token!r}",
+            f"write {name} as true or false",
+        )
+    return FLAG_VALUES[token]
+
+
+def parse_probability(token: str, spec: str) -> float:
+    if not FLOAT.fullmatch(token) or not 0.0 <= float(token) <= 1.0:
+        raise field_error(
+            spec,
+            f"a probability in [0, 1] in the schedule, found {token!r}",
+            "write a number such as 0.5, or step:probability pairs such as "
+            "'200:1.0,400:0.5'",
+        )
+    return float(token)
+
+
+def parse_step_pairs(token: str, spec: str, value_name: str, example: str, parse_value):
+    """`((s1, ..., sk), (v1, ..., vk))` of `s1:v1,...,sk:vk` with whole-number,
+    strictly increasing steps; `parse_value(text)` converts (and checks) a value."""
+    steps, values = [], []
+    for part in token.split(","):
+        pieces = part.split(":")
+        if len(pieces) != 2 or not INT.fullmatch(pieces[0]):
+            raise field_error(
+                spec,
+                f"schedule entries `step:{value_name}` with a whole-number step, found {part!r}",
+                f"write the schedule like {example!r}",
+            )
+        steps.append(int(pieces[0]))
+        values.append(parse_value(pieces[1]))
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise field_error(
+            spec,
+            f"strictly increasing schedule steps, found {steps}",
+            f"sort the step:{value_name} pairs by step and remove duplicates",
+        )
+    return (tuple(steps), tuple(values))
+
+
+def parse_decay(token: str, spec: str, usage: str) -> float:
+    if not FLOAT.fullmatch(token) or not float(token) < 1.0:
+        raise field_error(
+            spec,
+            f"an EMA decay in [0, 1) after `ema=` (in {usage!r}), found {token!r}",
+            "write it like ema=0.999",
+        )
+    return float(token)
+
+
+def parse_schedule(token: str, spec: str = "") -> Schedule:
+    """Parse a teacher-forcing schedule token (`0.5` or `200:1.0,400:0.5`).
+
+    **Returns:**
+
+    - A float, or `((s1, ..., sk), (p1, ..., pk))` with strictly increasing steps.
+    """
+    spec = spec or token
+    if ":" not in token:
+        return parse_probability(token, spec)
+    return parse_step_pairs(
+        token, spec, "probability", "200:1.0,400:0.5,600:0.0",
+        lambda text: parse_probability(text, spec),
+    )
+
+
+def parse_lengths(token: str, maximum: int, spec: str) -> LengthSchedule:
+    """Parse a rollout-length curriculum (`500:1,1000:2,1500:4`), lengths in `1 ... maximum`.
+
+    **Returns:**
+
+    - `((s1, ..., sk), (R1, ..., Rk))` with strictly increasing steps.
+    """
+
+    def length(text):
+        if not INT.fullmatch(text) or not 1 <= int(text) <= maximum:
+            raise field_error(
+                spec,
+                f"curriculum lengths in 1 ... {maximum} (N, the largest rollout), "
+                f"found {text!r}",
+                f"write whole numbers from 1 to {maximum}, or raise N",
+            )
+        return int(text)
+
+    return parse_step_pairs(token, spec, "length", f"500:1,1000:2,1500:{maximum}", length)
+
+
+def format_lengths(lengths: LengthSchedule) -> str:
+    """The canonical text of a curriculum returned by `parse_lengths`."""
+    return ",".join(f"{s}:{n}" for s, n in zip(*lengths))
+
+
+def format_schedule(schedule: Schedule) -> str:
+    """The canonical text of a schedule returned by `parse_schedule`."""
+    if isinstance(schedule, tuple):
+        return ",".join(f"{s}:{float(p)!r}" for s, p in zip(*schedule))
+    return repr(float(schedule))
