@@ -61,6 +61,8 @@ Every cell is the mean over `--num-seeds` seeds (half-range in brackets). The ta
 printed beside it) and within 10% of teacher-16; (N2) the Sobolev teacher's late-time
 high-wavenumber energy is closer to the reference than the MSE teacher's.
 `--teachers-only` trains and scores only the two teachers (a cheap N2 study);
+`--n1-only` trains the MSE teacher and the few-step families of `--families` (default
+all five) and scores only teacher-16 and the 1-NFE students (a cheaper N1 study);
 `--set KEY=VALUE` overrides any entry of `CONFIGS` (budgets, LSD teacher and diagonal
 share, MeanFlow time pairs, Sobolev beta per case).
 
@@ -69,6 +71,7 @@ Run from the repository root:
 ```bash
 python benchmarks/bench_flow.py --small --case ks2d     # 2 seeds; `--small`: fewer updates
 python benchmarks/bench_flow.py --small --case ks2d --teachers-only --num-seeds 6
+python benchmarks/bench_flow.py --small --case ks2d --n1-only --families PD,MF --set c_distill_steps=3000
 python benchmarks/bench_flow.py --quick                 # smoke run, numbers meaningless
 python benchmarks/bench_flow.py --case ks2d --seed 1 --num-seeds 1 --md out/s1.md
 python benchmarks/bench_flow.py --small --case ks2d --merge out/s0_ks2d.json out/s1_ks2d.json
@@ -449,7 +452,10 @@ def case_field(cfg, seed, case):
 
     teachers = {}
     sobolev = tx.loss.SobolevLoss(alpha=1.0, beta=cfg[f"{prefix}_sobolev_beta"])
-    for name, loss in (("mse", tx.loss.MSELoss()), ("sobolev", sobolev)):
+    losses = {"mse": tx.loss.MSELoss(), "sobolev": sobolev}
+    if cfg["n1_only"]:
+        del losses["sobolev"]
+    for name, loss in losses.items():
         velocity = flow.ConditionalVelocity(field_network(cfg, case, 3, keys[2]))
         result = train_timed(timings, f"train FM ({name})", fm_trainer(loss), velocity, keys[3])
         teachers[name] = result.stepper
@@ -457,7 +463,7 @@ def case_field(cfg, seed, case):
             f"{float(result.loss_history[-100:].mean()):.4f}, {timings[f'train FM ({name})']:.0f} s")
     teacher = teachers["mse"]
     train_s["teacher"] = timings["train FM (mse)"]
-    train_s["sobolev"] = timings["train FM (sobolev)"]
+    train_s["sobolev"] = timings.get("train FM (sobolev)")
     if cfg["teachers_only"]:
         emulators = {"teacher-16": (fm_stepper(teacher, 16), "teacher"),
                      "teacher-16 (Sobolev)": (fm_stepper(teachers["sobolev"], 16), "sobolev")}
@@ -470,56 +476,65 @@ def case_field(cfg, seed, case):
     def warm_student():  # every few-step model starts from the teacher, d-channel zero
         return flow.with_step_size_input(teacher)
 
-    trainer = tx.trainer.SemigroupDistillationTrainer(
-        windows, optimizer=distill_optimizer(), num_training_steps=distill,
-        step_sampler=tx.configuration.DyadicTimeSampler(max_level=cfg["levels"]),
-        velocity_space=True, **common)
-    flow_map = train_timed(timings, "train SG", trainer, flow.FlowMap(teacher), keys[5]).stepper
-
-    pd_stage = max(1, distill // 4)
-    trainer = tx.trainer.ProgressiveDistillationTrainer(
-        windows, teacher=teacher, optimizer=optax.adam(cfg["distill_lr"]),
-        num_training_steps=pd_stage, num_teacher_steps=16, num_stages=4, **common)
-    start = time.perf_counter()
-    pd_results = trainer.train(flow.FlowMatchingStepper(warm_student(), 16), keys[6],
-                               spawn_tqdm=False)
-    timings["train PD (4 stages)"] = time.perf_counter() - start
-    pd = {r.stepper.num_steps: r.stepper.velocity for r in pd_results}
-
+    families = cfg["families"]
+    # each family's students: number of steps -> stepper
+    students = {}
+    if "SG" in families:
+        trainer = tx.trainer.SemigroupDistillationTrainer(
+            windows, optimizer=distill_optimizer(), num_training_steps=distill,
+            step_sampler=tx.configuration.DyadicTimeSampler(max_level=cfg["levels"]),
+            velocity_space=True, **common)
+        flow_map = train_timed(timings, "SG", trainer, flow.FlowMap(teacher), keys[5]).stepper
+        students["SG"] = lambda n: flow.FlowMapStepper(flow_map, n)
+    if "PD" in families:
+        trainer = tx.trainer.ProgressiveDistillationTrainer(
+            windows, teacher=teacher, optimizer=optax.adam(cfg["distill_lr"]),
+            num_training_steps=max(1, distill // 4), num_teacher_steps=16, num_stages=4,
+            **common)
+        start = time.perf_counter()
+        pd_results = trainer.train(flow.FlowMatchingStepper(warm_student(), 16), keys[6],
+                                   spawn_tqdm=False)
+        timings["PD"] = time.perf_counter() - start
+        pd = {r.stepper.num_steps: r.stepper.velocity for r in pd_results}
+        students["PD"] = lambda n: fm_stepper(pd[n], n)
     new = {}
-    trainer = tx.trainer.LagrangianSelfDistillationTrainer(
-        windows, optimizer=distill_optimizer(), num_training_steps=distill,
-        time_sampler=tx.configuration.TimePairSampler(equal_share=cfg["lsd_equal_share"]),
-        teacher=teacher if cfg["lsd_teacher"] else None, **common)
-    new["LSD"] = train_timed(timings, "train LSD", trainer, warm_student(), keys[7]).stepper
-    trainer = tx.trainer.MeanFlowTrainer(
-        windows, optimizer=distill_optimizer(), num_training_steps=distill,
-        time_sampler=tx.configuration.TimePairSampler(
-            "logit_normal", mean=cfg["mf_mean"], std=cfg["mf_std"],
-            equal_share=cfg["mf_equal_share"]),
-        adaptive_weight_power=cfg["mf_power"], **common)
-    new["MF"] = train_timed(timings, "train MF", trainer, warm_student(), keys[8]).stepper
-    trainer = tx.trainer.ShortcutModelTrainer(
-        windows, optimizer=distill_optimizer(), num_training_steps=distill,
-        max_level=cfg["levels"], **common)
-    shortcut = flow.EMAVelocity(warm_student(), decay=cfg["ema_decay"])
-    new["SC"] = train_timed(timings, "train SC", trainer, shortcut, keys[9]).stepper.ema
-    train_s.update({"SG": timings["train SG"], "PD": timings["train PD (4 stages)"],
-                    "LSD": timings["train LSD"], "MF": timings["train MF"],
-                    "SC": timings["train SC"]})
+    if "LSD" in families:
+        trainer = tx.trainer.LagrangianSelfDistillationTrainer(
+            windows, optimizer=distill_optimizer(), num_training_steps=distill,
+            time_sampler=tx.configuration.TimePairSampler(equal_share=cfg["lsd_equal_share"]),
+            teacher=teacher if cfg["lsd_teacher"] else None, **common)
+        new["LSD"] = train_timed(timings, "LSD", trainer, warm_student(), keys[7]).stepper
+    if "MF" in families:
+        trainer = tx.trainer.MeanFlowTrainer(
+            windows, optimizer=distill_optimizer(), num_training_steps=distill,
+            time_sampler=tx.configuration.TimePairSampler(
+                "logit_normal", mean=cfg["mf_mean"], std=cfg["mf_std"],
+                equal_share=cfg[f"{prefix}_mf_equal_share"]),
+            adaptive_weight_power=cfg["mf_power"], **common)
+        new["MF"] = train_timed(timings, "MF", trainer, warm_student(), keys[8]).stepper
+    if "SC" in families:
+        trainer = tx.trainer.ShortcutModelTrainer(
+            windows, optimizer=distill_optimizer(), num_training_steps=distill,
+            max_level=cfg["levels"], **common)
+        shortcut = flow.EMAVelocity(warm_student(), decay=cfg["ema_decay"])
+        new["SC"] = train_timed(timings, "SC", trainer, shortcut, keys[9]).stepper.ema
+    for family, model in new.items():
+        students[family] = lambda n, model=model: fm_stepper(model, n)
+    train_s.update({family: timings[family] for family in families})
     log(f"[{case} seed {seed}] distilled: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k.startswith("train")))
+        + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))
 
-    fm = fm_stepper
-    emulators = {"teacher-16": (fm(teacher, 16), "teacher")}
-    for n in (1, 2, 4):
-        emulators[f"teacher Euler-{n}"] = (fm(teacher, n), "teacher")
-    for n in (1, 2, 4):
-        emulators[f"PD-{n}"] = (fm(pd[n], n), "PD")
-        emulators[f"SG-{n}"] = (flow.FlowMapStepper(flow_map, n), "SG")
-        for family, model in new.items():
-            emulators[f"{family}-{n}"] = (fm(model, n), family)
-    emulators["teacher-16 (Sobolev)"] = (fm(teachers["sobolev"], 16), "sobolev")
+    emulators = {"teacher-16": (fm_stepper(teacher, 16), "teacher")}
+    step_counts = (1,) if cfg["n1_only"] else (1, 2, 4)
+    if not cfg["n1_only"]:
+        for n in step_counts:
+            emulators[f"teacher Euler-{n}"] = (fm_stepper(teacher, n), "teacher")
+    for n in step_counts:
+        for family in FAMILIES:
+            if family in students:
+                emulators[f"{family}-{n}"] = (students[family](n), family)
+    if not cfg["n1_only"]:
+        emulators["teacher-16 (Sobolev)"] = (fm_stepper(teachers["sobolev"], 16), "sobolev")
     return score_emulators(emulators, train_s, cfg, label, test, pairs, sigma, keys,
                            spec), info, timings
 
@@ -590,19 +605,23 @@ def check_targets(results, case):
     def rel(a, b):
         return f"{100 * (a / b - 1):+.1f}%"
 
-    if "PD-1" in results:
-        one_nfe = {f: results[f"{f}-1"]["tf_crps"] for f in ("LSD", "MF", "SC")}
+    one_nfe = {f: results[f"{f}-1"]["tf_crps"] for f in ("LSD", "MF", "SC")
+               if f"{f}-1" in results}
+    if "PD-1" in results and one_nfe:
         best_new = min(one_nfe, key=one_nfe.get)
         pd = results["PD-1"]["tf_crps"]
         ok_a = one_nfe[best_new] <= pd
         ok_b = one_nfe[best_new] <= 1.1 * t["tf_crps"]
+        semigroup = (f" (SG-1, {results['SG-1']['nfe']:.0f} NFE: "
+                     f"{results['SG-1']['tf_crps']:.4f})" if "SG-1" in results else "")
         lines.append(
             f"N1 ({case}): best new method at 1 NFE {best_new}-1 1-step CRPS "
             f"{one_nfe[best_new]:.4f} vs PD-1 (the only 1-NFE distilled baseline) "
-            f"{pd:.4f} [{'ok' if ok_a else 'FAIL'}] (SG-1, "
-            f"{results['SG-1']['nfe']:.0f} NFE: {results['SG-1']['tf_crps']:.4f}); vs "
+            f"{pd:.4f} [{'ok' if ok_a else 'FAIL'}]{semigroup}; vs "
             f"teacher-16 {t['tf_crps']:.4f} ({rel(one_nfe[best_new], t['tf_crps'])}) "
             f"[{'ok' if ok_b else 'FAIL'}] -> {'MET' if ok_a and ok_b else 'NOT MET'}")
+    if "teacher-16 (Sobolev)" not in results:
+        return lines
     s = results["teacher-16 (Sobolev)"]
     ok = abs(math.log(s["hf_ratio"])) < abs(math.log(t["hf_ratio"]))
     lines.append(
@@ -612,10 +631,13 @@ def check_targets(results, case):
     return lines
 
 
+# The few-step families, in table order: the baselines, then the new ones.
+FAMILIES = ("PD", "SG", "LSD", "MF", "SC")
+
 # The few-step options every size shares (override with --set KEY=VALUE).
 FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
-    "mf_equal_share": 0.75, "lsd_equal_share": 0.25, "lsd_teacher": 1,
+    "lsd_equal_share": 0.25, "lsd_teacher": 1,
 }
 
 CONFIGS = {
@@ -623,8 +645,10 @@ CONFIGS = {
         "a_train": 8192, "a_width": 64, "a_steps": 3000, "a_samples": 512,
         "b_train": 48, "b_train_len": 100, "b_hidden": 32, "b_depth": 6,
         "b_fm_steps": 2000, "b_distill_steps": 2000, "b_sobolev_beta": 0.02,
+        "b_mf_equal_share": 0.75,
         "c_train": 24, "c_train_len": 60, "c_hidden": 16, "c_depth": 4,
-        "c_fm_steps": 1500, "c_distill_steps": 2000, "c_sobolev_beta": 0.5,
+        "c_fm_steps": 1500, "c_distill_steps": 3000, "c_sobolev_beta": 0.5,
+        "c_mf_equal_share": 0.5,
         "test_ics": 12, "test_len": 40, "members": 8, "batch": 32, "levels": 4, "ema_decay": 0.99, "warmup": 200,
         **FEW_STEP_OPTIONS,
     },
@@ -633,8 +657,10 @@ CONFIGS = {
         "a_train": 8192, "a_width": 64, "a_steps": 3000, "a_samples": 512,
         "b_train": 48, "b_train_len": 100, "b_hidden": 32, "b_depth": 6,
         "b_fm_steps": 1500, "b_distill_steps": 1500, "b_sobolev_beta": 0.02,
+        "b_mf_equal_share": 0.75,
         "c_train": 16, "c_train_len": 50, "c_hidden": 16, "c_depth": 4,
-        "c_fm_steps": 1200, "c_distill_steps": 1500, "c_sobolev_beta": 0.5,
+        "c_fm_steps": 1200, "c_distill_steps": 3000, "c_sobolev_beta": 0.5,
+        "c_mf_equal_share": 0.5,
         "test_ics": 8, "test_len": 40, "members": 8, "batch": 32, "levels": 4, "ema_decay": 0.99, "warmup": 200,
         **FEW_STEP_OPTIONS,
     },
@@ -642,8 +668,10 @@ CONFIGS = {
         "a_train": 512, "a_width": 16, "a_steps": 50, "a_samples": 64,
         "b_train": 4, "b_train_len": 10, "b_hidden": 4, "b_depth": 1,
         "b_fm_steps": 10, "b_distill_steps": 8, "b_sobolev_beta": 0.02,
+        "b_mf_equal_share": 0.75,
         "c_train": 3, "c_train_len": 8, "c_hidden": 4, "c_depth": 1,
         "c_fm_steps": 10, "c_distill_steps": 8, "c_sobolev_beta": 0.5,
+        "c_mf_equal_share": 0.5,
         "test_ics": 2, "test_len": 12, "members": 2, "batch": 8, "levels": 3, "ema_decay": 0.9, "warmup": 10,
         **FEW_STEP_OPTIONS,
     },
@@ -659,13 +687,14 @@ def field_notes(cfg, case, infos):
             "(modes |k_i| <= 7), emulator step 1.0")
     low, high = spec["high"]
     few_step = (
+        f"few-step families {', '.join(cfg['families'])}; "
         f"every few-step model starts from the MSE teacher and gets "
         f"{cfg[prefix + '_distill_steps']} updates (PD: 4 stages of a quarter); SG and SC "
         f"dyadic levels 0..{cfg['levels']}; LSD "
         f"{'distillation from the MSE teacher' if cfg['lsd_teacher'] else 'self-distillation'}"
         f" (uniform TimePairSampler, diagonal share {cfg['lsd_equal_share']}); MF "
         f"logit-normal pairs (mean {cfg['mf_mean']}, std {cfg['mf_std']}, diagonal share "
-        f"{cfg['mf_equal_share']}), adaptive weight power {cfg['mf_power']}; SC EMA target "
+        f"{cfg[prefix + '_mf_equal_share']}), adaptive weight power {cfg['mf_power']}; SC EMA target "
         f"(decay {cfg['ema_decay']}) and EMA weights sampled; "
     )
     return (
@@ -697,15 +726,27 @@ def main(argv=None):
                         help="override a configuration entry, e.g. b_fm_steps=5000")
     parser.add_argument("--teachers-only", action="store_true",
                         help="train and score only the MSE and Sobolev FM teachers (N2)")
+    parser.add_argument("--n1-only", action="store_true",
+                        help="train the MSE teacher and --families only; score teacher-16 "
+                             "and the 1-NFE students (N1)")
+    parser.add_argument("--families", default=",".join(FAMILIES),
+                        help=f"few-step families to train, comma-separated from "
+                             f"{','.join(FAMILIES)} (default all)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="no training: the table of --case from the per-seed JSON "
                              "files of earlier runs (e.g. one run per seed)")
     args = parser.parse_args(argv)
     size = "quick" if args.quick else "small" if args.small else "default"
-    cfg = dict(CONFIGS[size], quick=args.quick, teachers_only=args.teachers_only)
+    families = tuple(f for f in args.families.split(",") if f)
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or not families:
+        parser.error(f"--families {args.families!r}: unknown family {unknown}; expected a "
+                     f"comma-separated subset of {','.join(FAMILIES)}")
+    cfg = dict(CONFIGS[size], quick=args.quick, teachers_only=args.teachers_only,
+               n1_only=args.n1_only, families=families)
     for item in args.set:
         name, value = item.split("=", 1)
-        if name not in cfg or name in ("quick", "teachers_only"):
+        if name not in cfg or name in ("quick", "teachers_only", "n1_only", "families"):
             parser.error(f"unknown configuration entry {name!r}; known: {sorted(cfg)}")
         cfg[name] = type(cfg[name])(value)
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
@@ -716,6 +757,8 @@ def main(argv=None):
     if args.merge:
         return merge(args, cfg, command)
     seeds = list(range(args.seed, args.seed + args.num_seeds))
+    if args.md:
+        os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     sections = [f"# bench_flow results\n\nCommand: `{command}` (seeds {seeds})\n"]
     all_timings = {}
     if args.case in ("a", "all"):
@@ -749,7 +792,6 @@ def main(argv=None):
     print(timing_text, flush=True)
     sections.append(timing_text)
     if args.md:
-        os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
         with open(args.md, "w") as stream:
             stream.write("\n".join(sections))
         print(f"wrote {args.md}")

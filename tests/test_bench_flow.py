@@ -1,0 +1,74 @@
+"""The few-step flow-map benchmark (`benchmarks/bench_flow.py`): its target checks on
+hand-made scores, and (slow) a smoke run of the N1 study on the 2D data."""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARK = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_flow.py"
+
+
+@pytest.fixture(scope="module")
+def bench_flow():
+    spec = importlib.util.spec_from_file_location("bench_flow", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scores(crps, hf_ratio=1.0, nfe=1):
+    return {"nfe": nfe, "tf_crps": crps, "hf_ratio": hf_ratio, "spec_err": 0.05}
+
+
+def test_n1_is_met_only_when_the_best_new_student_beats_pd_and_is_near_the_teacher(bench_flow):
+    results = {"teacher-16": scores(1.0, nfe=16), "PD-1": scores(1.04),
+               "MF-1": scores(1.03), "LSD-1": scores(1.05)}
+    (line,) = bench_flow.check_targets(results, "ks2d")
+    assert line.startswith("N1 (ks2d): best new method at 1 NFE MF-1") and line.endswith("MET")
+    assert "SG-1" not in line  # no semigroup family trained: nothing printed beside PD-1
+
+    results["MF-1"] = scores(1.041)  # worse than PD-1 by a hair
+    (line,) = bench_flow.check_targets(results, "ks2d")
+    assert line.endswith("NOT MET") and "[FAIL]" in line
+
+    results = {"teacher-16": scores(1.0, nfe=16), "PD-1": scores(1.2), "SC-1": scores(1.15),
+               "SG-1": scores(1.1, nfe=2)}
+    (line,) = bench_flow.check_targets(results, "ks1d")  # beats PD, but 15 % off the teacher
+    assert "SC-1" in line and "SG-1, 2 NFE: 1.1000" in line and line.endswith("NOT MET")
+
+
+def test_n2_needs_the_sobolev_teacher_and_compares_distances_to_one(bench_flow):
+    assert bench_flow.check_targets({"teacher-16": scores(1.0, 0.9, nfe=16)}, "ks2d") == []
+    results = {"teacher-16": scores(1.0, 0.9, nfe=16),
+               "teacher-16 (Sobolev)": scores(1.0, 1.08, nfe=16)}
+    (line,) = bench_flow.check_targets(results, "ks2d")
+    assert line.startswith("N2 (ks2d)") and line.endswith("-> MET")  # |log 1.08| < |log 0.9|
+    results["teacher-16 (Sobolev)"] = scores(1.0, 1.2, nfe=16)
+    assert bench_flow.check_targets(results, "ks2d")[0].endswith("NOT MET")
+
+
+def test_unknown_families_are_rejected_with_the_known_ones(bench_flow, capsys):
+    with pytest.raises(SystemExit):
+        bench_flow.main(["--quick", "--case", "ks2d", "--families", "PD,XX"])
+    assert "unknown family ['XX']; expected a comma-separated subset of PD,SG,LSD,MF,SC" in (
+        capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_quick_n1_study_trains_only_the_named_families(tmp_path):
+    pytest.importorskip("exponax")
+    out = tmp_path / "n1.md"
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--quick", "--case", "ks2d", "--n1-only",
+         "--families", "PD,MF", "--num-seeds", "1", "--md", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    (per_seed,) = json.loads((tmp_path / "n1_ks2d.json").read_text())
+    assert sorted(per_seed) == ["MF-1", "PD-1", "teacher-16"]
+    assert per_seed["MF-1"]["nfe"] == 1 and per_seed["teacher-16"]["nfe"] == 16
+    assert "- N1 (ks2d): best new method at 1 NFE MF-1" in out.read_text()
