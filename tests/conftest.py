@@ -3,12 +3,25 @@
 Rank promotion raises: `x + y` with `x.ndim != y.ndim` is an error in every test, so
 neither the library nor a test can rely on implicit broadcasting of a lower-rank array
 (a user running JAX in strict mode would otherwise hit it first).
+
+XLA's optimisation passes are off (`JAX_DISABLE_MOST_OPTIMIZATIONS=1`, also inherited by
+the subprocesses that tests start): the tests check behaviour, not speed, and with the
+tiny models here compilation dominates; this takes about 15 % off the suite. Run with
+`JAX_DISABLE_MOST_OPTIMIZATIONS=0` to test the optimised programs.
 """
 
-import jax
-import pytest
+import os
+
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update(
+    "jax_disable_most_optimizations",
+    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"].lower() in ("1", "true"),
+)
 
 
 def pytest_configure(config):
