@@ -1,8 +1,9 @@
 """One process of the multi-process tests (run by `tests/test_multiprocess.py`).
 
-`python multiprocess_worker.py PHASE PROCESS_ID NUM_PROCESSES PORT DATA OUT`: JAX sees
-`4 // NUM_PROCESSES` virtual CPU devices in this process, 4 in all, and trains 50
-updates on a 4-device mesh from the `.npy` file DATA (on disk). Phases:
+`python multiprocess_worker.py PHASE PROCESS_ID NUM_PROCESSES PORT DATA OUT HANG_SECONDS`:
+JAX sees `4 // NUM_PROCESSES` virtual CPU devices in this process, 4 in all, and trains
+50 updates on a 4-device mesh from the `.npy` file DATA (on disk); a process still
+running after HANG_SECONDS prints the stacks of its threads and exits. Phases:
 
 - `single`: one process; saves the weights trained from disk and from memory.
 - `crash`: checkpoints every 25 updates and is killed (SIGKILL) at update 30.
@@ -11,11 +12,15 @@ updates on a 4-device mesh from the `.npy` file DATA (on disk). Phases:
   both weights (`OUT/<run>_<process>.npy`).
 """
 
+import faulthandler
 import os
 import signal
 import sys
 
-phase, process_id, num_processes, port, data_path, out = sys.argv[1:]
+phase, process_id, num_processes, port, data_path, out, hang_seconds = sys.argv[1:]
+# A hang (e.g. collectives issued in different orders) prints every thread's stack and
+# exits, well before the test's timeout kills the process silently.
+faulthandler.dump_traceback_later(float(hang_seconds), exit=True)
 process_id, num_processes = int(process_id), int(num_processes)
 os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 // num_processes}"
 
