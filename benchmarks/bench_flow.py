@@ -71,7 +71,7 @@ Run from the repository root:
 ```bash
 python benchmarks/bench_flow.py --small --case ks2d     # 2 seeds; `--small`: fewer updates
 python benchmarks/bench_flow.py --small --case ks2d --teachers-only --num-seeds 6
-python benchmarks/bench_flow.py --small --case ks2d --n1-only --families PD,MF --set c_distill_steps=3000
+python benchmarks/bench_flow.py --small --case ks2d --n1-only --families PD,MF,SC --seed 2 --num-seeds 6
 python benchmarks/bench_flow.py --quick                 # smoke run, numbers meaningless
 python benchmarks/bench_flow.py --case ks2d --seed 1 --num-seeds 1 --md out/s1.md
 python benchmarks/bench_flow.py --small --case ks2d --merge out/s0_ks2d.json out/s1_ks2d.json
@@ -477,8 +477,7 @@ def case_field(cfg, seed, case):
         return flow.with_step_size_input(teacher)
 
     families = cfg["families"]
-    # each family's students: number of steps -> stepper
-    students = {}
+    students = {}  # family -> (number of steps -> its stepper)
     if "SG" in families:
         trainer = tx.trainer.SemigroupDistillationTrainer(
             windows, optimizer=distill_optimizer(), num_training_steps=distill,
@@ -527,8 +526,8 @@ def case_field(cfg, seed, case):
     emulators = {"teacher-16": (fm_stepper(teacher, 16), "teacher")}
     step_counts = (1,) if cfg["n1_only"] else (1, 2, 4)
     if not cfg["n1_only"]:
-        for n in step_counts:
-            emulators[f"teacher Euler-{n}"] = (fm_stepper(teacher, n), "teacher")
+        emulators.update({f"teacher Euler-{n}": (fm_stepper(teacher, n), "teacher")
+                          for n in step_counts})
     for n in step_counts:
         for family in FAMILIES:
             if family in students:
@@ -724,11 +723,12 @@ def main(argv=None):
     parser.add_argument("--md", default=None, help="also write the tables to this .md file")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a configuration entry, e.g. b_fm_steps=5000")
-    parser.add_argument("--teachers-only", action="store_true",
-                        help="train and score only the MSE and Sobolev FM teachers (N2)")
-    parser.add_argument("--n1-only", action="store_true",
-                        help="train the MSE teacher and --families only; score teacher-16 "
-                             "and the 1-NFE students (N1)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--teachers-only", action="store_true",
+                      help="train and score only the MSE and Sobolev FM teachers (N2)")
+    only.add_argument("--n1-only", action="store_true",
+                      help="train the MSE teacher and --families only; score teacher-16 "
+                           "and the 1-NFE students (N1)")
     parser.add_argument("--families", default=",".join(FAMILIES),
                         help=f"few-step families to train, comma-separated from "
                              f"{','.join(FAMILIES)} (default all)")
