@@ -62,7 +62,10 @@ class MeanFlow(AbstractFlowConfiguration):
 
     - `time_sampler`: draws `(t, d)`; default
         `TimePairSampler("logit_normal", mean=0.4, std=1.0, equal_share=0.75)` (the
-        paper's best setting, mirrored to noise at `t = 0`).
+        paper's best setting, mirrored to noise at `t = 0`). For one-step sampling
+        more off-diagonal pairs can help: on the coarse 2D Kuramoto-Sivashinsky
+        benchmark `equal_share=0.5` gave the better 1-step emulator (see "Few-step flow
+        maps" in the docs).
     - `time_level_loss`: `ℓ` (default `MSELoss()`); receives `time=t`.
     - `num_input_steps`: `H`; windows need `H + 1` snapshots.
     - `adaptive_weight_power`: `power >= 0` of the adaptive weighting (default 0: off).
