@@ -82,6 +82,7 @@ printed. Needs the `pde` extra (exponax, pdequinox).
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -451,19 +452,17 @@ def case_field(cfg, seed, case):
             time_level_loss=loss, **common)
 
     teachers = {}
-    sobolev = tx.loss.SobolevLoss(alpha=1.0, beta=cfg[f"{prefix}_sobolev_beta"])
-    losses = {"mse": tx.loss.MSELoss(), "sobolev": sobolev}
-    if cfg["n1_only"]:
-        del losses["sobolev"]
+    losses = {"teacher": tx.loss.MSELoss()}
+    if not cfg["n1_only"]:
+        losses["sobolev"] = tx.loss.SobolevLoss(alpha=1.0, beta=cfg[f"{prefix}_sobolev_beta"])
     for name, loss in losses.items():
         velocity = flow.ConditionalVelocity(field_network(cfg, case, 3, keys[2]))
         result = train_timed(timings, f"train FM ({name})", fm_trainer(loss), velocity, keys[3])
         teachers[name] = result.stepper
-        log(f"[{case} seed {seed}] FM teacher ({name}): loss "
-            f"{float(result.loss_history[-100:].mean()):.4f}, {timings[f'train FM ({name})']:.0f} s")
-    teacher = teachers["mse"]
-    train_s["teacher"] = timings["train FM (mse)"]
-    train_s["sobolev"] = timings.get("train FM (sobolev)")
+        train_s[name] = timings[f"train FM ({name})"]
+        log(f"[{case} seed {seed}] FM {name}: loss "
+            f"{float(result.loss_history[-100:].mean()):.4f}, {train_s[name]:.0f} s")
+    teacher = teachers["teacher"]
     if cfg["teachers_only"]:
         emulators = {"teacher-16": (fm_stepper(teacher, 16), "teacher"),
                      "teacher-16 (Sobolev)": (fm_stepper(teachers["sobolev"], 16), "sobolev")}
@@ -484,7 +483,7 @@ def case_field(cfg, seed, case):
             step_sampler=tx.configuration.DyadicTimeSampler(max_level=cfg["levels"]),
             velocity_space=True, **common)
         flow_map = train_timed(timings, "SG", trainer, flow.FlowMap(teacher), keys[5]).stepper
-        students["SG"] = lambda n: flow.FlowMapStepper(flow_map, n)
+        students["SG"] = functools.partial(flow.FlowMapStepper, flow_map)
     if "PD" in families:
         trainer = tx.trainer.ProgressiveDistillationTrainer(
             windows, teacher=teacher, optimizer=optax.adam(cfg["distill_lr"]),
@@ -496,13 +495,13 @@ def case_field(cfg, seed, case):
         timings["PD"] = time.perf_counter() - start
         pd = {r.stepper.num_steps: r.stepper.velocity for r in pd_results}
         students["PD"] = lambda n: fm_stepper(pd[n], n)
-    new = {}
     if "LSD" in families:
         trainer = tx.trainer.LagrangianSelfDistillationTrainer(
             windows, optimizer=distill_optimizer(), num_training_steps=distill,
             time_sampler=tx.configuration.TimePairSampler(equal_share=cfg["lsd_equal_share"]),
             teacher=teacher if cfg["lsd_teacher"] else None, **common)
-        new["LSD"] = train_timed(timings, "LSD", trainer, warm_student(), keys[7]).stepper
+        lsd = train_timed(timings, "LSD", trainer, warm_student(), keys[7]).stepper
+        students["LSD"] = functools.partial(fm_stepper, lsd)
     if "MF" in families:
         trainer = tx.trainer.MeanFlowTrainer(
             windows, optimizer=distill_optimizer(), num_training_steps=distill,
@@ -510,15 +509,15 @@ def case_field(cfg, seed, case):
                 "logit_normal", mean=cfg["mf_mean"], std=cfg["mf_std"],
                 equal_share=cfg[f"{prefix}_mf_equal_share"]),
             adaptive_weight_power=cfg["mf_power"], **common)
-        new["MF"] = train_timed(timings, "MF", trainer, warm_student(), keys[8]).stepper
+        meanflow = train_timed(timings, "MF", trainer, warm_student(), keys[8]).stepper
+        students["MF"] = functools.partial(fm_stepper, meanflow)
     if "SC" in families:
         trainer = tx.trainer.ShortcutModelTrainer(
             windows, optimizer=distill_optimizer(), num_training_steps=distill,
             max_level=cfg["levels"], **common)
         shortcut = flow.EMAVelocity(warm_student(), decay=cfg["ema_decay"])
-        new["SC"] = train_timed(timings, "SC", trainer, shortcut, keys[9]).stepper.ema
-    for family, model in new.items():
-        students[family] = lambda n, model=model: fm_stepper(model, n)
+        shortcut = train_timed(timings, "SC", trainer, shortcut, keys[9]).stepper.ema
+        students["SC"] = functools.partial(fm_stepper, shortcut)
     train_s.update({family: timings[family] for family in families})
     log(f"[{case} seed {seed}] distilled: "
         + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))

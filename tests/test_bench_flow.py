@@ -58,6 +58,12 @@ def test_unknown_families_are_rejected_with_the_known_ones(bench_flow, capsys):
         capsys.readouterr().err)
 
 
+def test_teachers_only_and_n1_only_exclude_each_other(bench_flow, capsys):
+    with pytest.raises(SystemExit):
+        bench_flow.main(["--quick", "--case", "ks2d", "--teachers-only", "--n1-only"])
+    assert "not allowed with argument --teachers-only" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_quick_n1_study_trains_only_the_named_families(tmp_path):
     pytest.importorskip("exponax")
