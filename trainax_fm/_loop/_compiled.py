@@ -117,12 +117,7 @@ class Problem(eqx.Module):
         sharding = jax.sharding.NamedSharding(
             self.mesh, jax.sharding.PartitionSpec(self.batch_axis)
         )
-        explicit = getattr(jax.sharding.AxisType, "Explicit", None)
-        axis_types = dict(zip(self.mesh.axis_names, getattr(self.mesh, "axis_types", ())))
-        if explicit is not None and axis_types.get(self.batch_axis) == explicit:
-            constrain = lambda x: jax.sharding.reshard(x, sharding)  # noqa: E731
-        else:
-            constrain = lambda x: jax.lax.with_sharding_constraint(x, sharding)  # noqa: E731
+        constrain = lambda x: jax.lax.with_sharding_constraint(x, sharding)  # noqa: E731
         return jax.tree_util.tree_map(constrain, windows)
 
 

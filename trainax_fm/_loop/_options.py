@@ -17,6 +17,25 @@ from ._validate import MetricSpec, parse_metrics
 OnNonfinite = Literal["raise", "skip"]
 
 
+def with_auto_axes(mesh):
+    """The same devices and axis names, every axis in JAX's automatic sharding mode.
+
+    `jax.make_mesh` gives explicit axes on current JAX, under which every operation
+    with a sharded operand must be told its output sharding (a convolution over a
+    batch-sharded input is refused). Data-parallel training only constrains the
+    minibatch and lets XLA's partitioner propagate the rest, which is what automatic
+    axes do, for every network.
+    """
+    if not isinstance(mesh, jax.sharding.Mesh):
+        return mesh  # `None`, or a wrong type that `__check_init__` names
+    auto = jax.sharding.AxisType.Auto
+    if all(axis_type == auto for axis_type in mesh.axis_types):
+        return mesh
+    return jax.sharding.Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(auto,) * len(mesh.axis_names)
+    )
+
+
 class EngineOptions(eqx.Module):
     """How the training engine runs, whatever the methodology.
 
@@ -62,7 +81,9 @@ class EngineOptions(eqx.Module):
     """
 
     steps_per_dispatch: DispatchMode = eqx.field(static=True, default="auto")
-    mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
+    mesh: Optional[jax.sharding.Mesh] = eqx.field(
+        static=True, default=None, converter=with_auto_axes
+    )
     batch_axis: str = eqx.field(static=True, default="batch")
     num_seeds: Optional[int] = eqx.field(static=True, default=None)
     checkpoint_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
