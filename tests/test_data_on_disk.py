@@ -146,14 +146,36 @@ def test_hooks_see_the_batch_after_the_last_update(tmp_path):
     np.testing.assert_array_equal(seen[1], seen[0])
 
 
+def hand_validation(stepper, trajectories):
+    """The validation metrics `loss` (one-step MSE over every window) and `nrmse@2`,
+    written out with NumPy."""
+    step = jax.vmap(stepper)
+    states = trajectories[:, :-1].reshape((-1,) + trajectories.shape[2:])
+    targets = trajectories[:, 1:].reshape(states.shape)
+    loss = np.mean((np.asarray(step(states)) - targets) ** 2)
+    two_steps = np.asarray(step(step(trajectories[:, 0])))
+    reference = trajectories[:, 2]
+    error = np.sqrt(np.sum((two_steps - reference) ** 2, axis=(1, 2)))
+    nrmse = np.mean(error / np.sqrt(np.sum(reference**2, axis=(1, 2))))
+    return {"loss": loss, "nrmse@2": nrmse}
+
+
 def test_validation_of_a_run_on_disk(tmp_path):
     data = make_data((7, 12, 1, 16))
     source = tx.data.open_trajectories(store(tmp_path, "npy", data[:5]))
-    result = tx.trainer.SupervisedTrainer(
+    trainer = tx.trainer.SupervisedTrainer(
         source, optimizer=optax.adam(1e-2), num_training_steps=6, batch_size=4,
         validation_data=data[5:], validate_every=3, validation_metrics=("loss", "nrmse@2"),
-    ).train(conv_stepper(), KEY, spawn_tqdm=False)
+    )
+    result = trainer.train(conv_stepper(), KEY, spawn_tqdm=False)
     assert result.train_state.step == 6
+    np.testing.assert_array_equal(result.validation.steps, [3, 6])
+    # The same run stopped after 3 updates holds the stepper validated at update 3.
+    halfway = trainer.train(conv_stepper(), KEY, num_steps=3, spawn_tqdm=False).stepper
+    for index, stepper in enumerate((halfway, result.stepper)):
+        expected = hand_validation(stepper, data[5:])
+        for name, value in expected.items():
+            np.testing.assert_allclose(result.validation.values[name][index], value, rtol=1e-5)
     with pytest.raises(ValueError, match="states must have the shape of the training states"):
         tx.trainer.SupervisedTrainer(
             source, optimizer=optax.adam(1e-2), num_training_steps=6, batch_size=4,
