@@ -376,14 +376,76 @@ def test_stepper_rollout(index):
     assert np.all(np.isfinite(trajectory))
 
 
-@pytest.mark.parametrize("index", [0, 1])
-def test_stepper_history(index):
-    stepper = _steppers(num_input_steps=2)[index]
-    ic = jnp.ones((2, 3))
-    trajectory = tx.rollout(stepper, ic, 3, key=KEY, num_input_steps=2)
-    assert trajectory.shape == (3, 3)
-    with pytest.raises(ValueError, match="multiple"):
-        stepper(jnp.ones(5), key=KEY)
+def network_input(x, y, t, d=None):
+    """`[x, y, t * ones(, d * ones)]` on the channel axis, written out."""
+    constants = [t] if d is None else [t, d]
+    channels = [jnp.full((1,) + x.shape[1:], c, x.dtype) for c in constants]
+    return jnp.concatenate([x, y] + channels, axis=0)
+
+
+def hand_euler_step(network, x, y, t, d):
+    return x + d * network(network_input(x, y, t))
+
+
+def hand_midpoint_step(network, x, y, t, d):
+    half = x + 0.5 * d * network(network_input(x, y, t))
+    return x + d * network(network_input(half, y, t + 0.5 * d))
+
+
+def hand_heun_step(network, x, y, t, d):
+    k1 = network(network_input(x, y, t))
+    k2 = network(network_input(x + d * k1, y, t + d))
+    return x + 0.5 * d * (k1 + k2)
+
+
+HAND_STEPS = {"euler": hand_euler_step, "midpoint": hand_midpoint_step, "heun": hand_heun_step}
+
+
+def hand_sample(method, network, y, noise, num_steps):
+    """`num_steps` equal steps of `method` from the noise at t = 0 to t = 1."""
+    d = 1.0 / num_steps
+    x = noise
+    for k in range(num_steps):
+        x = HAND_STEPS[method](network, x, y, k * d, d)
+    return x
+
+
+def hand_flow_map_sample(velocity_network, correction_network, y, noise, num_steps):
+    d = 1.0 / num_steps
+    x = noise
+    for k in range(num_steps):
+        t = k * d
+        v = velocity_network(network_input(x, y, t))
+        phi = correction_network(network_input(x, y, t, d))
+        x = x + d * v + d**2 * (phi - v)
+    return x
+
+
+def test_stepper_history():
+    midpoint, flow_map = _steppers(num_input_steps=2)
+    ic = jnp.stack([jnp.linspace(-1.0, 1.0, 3), jnp.array([0.5, -0.2, 0.3])])
+    hand_samplers = (
+        (midpoint, lambda y, noise: hand_sample(
+            "midpoint", midpoint.velocity.network, y, noise, midpoint.num_steps
+        )),
+        (flow_map, lambda y, noise: hand_flow_map_sample(
+            flow_map.flow_map.velocity.network, flow_map.flow_map.correction.network,
+            y, noise, flow_map.num_steps,
+        )),
+    )
+    for stepper, sample in hand_samplers:
+        trajectory = tx.rollout(stepper, ic, 3, key=KEY, num_input_steps=2)
+        # The rollout calls step t with `split(key, 3)[t]`, on the last two states
+        # stacked oldest first; each call draws its noise from that key.
+        window, expected = ic, []
+        for step_key in jax.random.split(KEY, 3):
+            noise = jax.random.normal(step_key, (3,))
+            new = sample(window.reshape(6), noise)
+            expected.append(new)
+            window = jnp.stack([window[1], new])
+        np.testing.assert_allclose(trajectory, jnp.stack(expected), rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="multiple"):
+            stepper(jnp.ones(5), key=KEY)
 
 
 def test_stepper_constructor_errors():
@@ -395,10 +457,17 @@ def test_stepper_constructor_errors():
         flow.FlowMatchingStepper(flow.ConditionalVelocity(mlp(3)), 0)
 
 
-def test_stepper_on_1d_conv_state():
-    stepper = flow.FlowMatchingStepper(flow.ConditionalVelocity(conv(1)), 2, "heun")
-    trajectory = tx.rollout(stepper, jnp.ones((1, 16)), 3, key=KEY, include_init=True)
-    assert trajectory.shape == (4, 1, 16)
+@pytest.mark.parametrize("method", METHODS)
+def test_stepper_on_1d_conv_state(method):
+    stepper = flow.FlowMatchingStepper(flow.ConditionalVelocity(conv(1)), 2, method)
+    ic = jnp.sin(jnp.linspace(0.0, 2 * jnp.pi, 16, endpoint=False))[None]
+    trajectory = tx.rollout(stepper, ic, 3, key=KEY, include_init=True)
+    state, expected = ic, [ic]
+    for step_key in jax.random.split(KEY, 3):
+        noise = jax.random.normal(step_key, (1, 16))
+        state = hand_sample(method, stepper.velocity.network, state, noise, 2)
+        expected.append(state)
+    np.testing.assert_allclose(trajectory, jnp.stack(expected), rtol=1e-5, atol=1e-6)
 
 
 def test_flow_map_optimizer_moves_ema():
