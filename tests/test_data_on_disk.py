@@ -1,6 +1,10 @@
 """Trajectories on disk (`tx.data`): the same windows, minibatches and weights as in
 memory, for every storage format, and clear errors at construction."""
 
+import json
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,6 +14,7 @@ import pytest
 
 import trainax_fm as tx
 from helpers import conv_stepper
+from trainax_fm.experiment import ConfigError, validate_config
 
 KEY = jax.random.PRNGKey(2)
 
@@ -262,3 +267,176 @@ def test_what_data_on_disk_cannot_do_is_said_at_construction(tmp_path):
         jax.jit(tx.TrajectorySubStacker(source, 2))(jnp.arange(3))
     with pytest.raises(ValueError, match="longer than the trajectories"):
         tx.TrajectorySubStacker(source, 13)
+
+
+# --- other layouts: channels last, the_well's per-field HDF5 groups --------------------
+
+
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_channels_last_arrays_read_like_channels_first(tmp_path, file_format):
+    data = make_data((4, 9, 3, 6, 5))  # (S, T, C, X, Y)
+    spec = store(tmp_path, file_format, np.ascontiguousarray(np.moveaxis(data, 2, -1)))
+    source = tx.data.open_trajectories(spec + ";channels_last")
+    assert source.channels_last and source.shape == data.shape
+    np.testing.assert_array_equal(source.read(), data)
+    indices = np.array([0, 5, 17, 27, 2])  # 4 trajectories of 7 windows
+    np.testing.assert_array_equal(
+        tx.TrajectorySubStacker(source, 3)(indices), tx.TrajectorySubStacker(data, 3)(indices)
+    )
+    view = source.select((1, 3), 5)
+    assert view.channels_last
+    np.testing.assert_array_equal(view.read(), data[1:3, :5])
+    # Without the option the same file is read as stored.
+    assert tx.data.open_trajectories(spec).shape == (4, 9, 6, 5, 3)
+
+
+def store_well(path, fields: dict, field_names: dict = {}):
+    """Write `{"t0_fields/NAME": array, ...}` in the_well's layout; `field_names`
+    gives a group's `field_names` attribute."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w") as f:
+        f.attrs["n_spatial_dims"] = 2
+        f["dimensions/time"] = np.arange(12, dtype=np.float32)
+        for name, array in fields.items():
+            f[name] = array
+        for group, names in field_names.items():
+            f[group].attrs["field_names"] = names
+    return str(path)
+
+
+def well_fields(shape=(3, 12, 5, 4)):
+    rng = np.random.default_rng(1)
+    s, t, x, y = shape
+    return {
+        "t0_fields/pressure": rng.normal(size=(s, t, x, y)).astype(np.float32),
+        "t0_fields/density": rng.normal(size=(s, t, x, y)).astype(np.float32),
+        "t1_fields/velocity": rng.normal(size=(s, t, x, y, 2)).astype(np.float32),
+        "t2_fields/stress": rng.normal(size=(s, t, x, y, 2, 2)).astype(np.float32),
+    }
+
+
+def as_channels(fields, names):
+    """The fields stacked on a channel axis `(S, T, C, X, Y)`, built with NumPy."""
+    channels = []
+    for name in names:
+        array = fields[name]
+        if name.startswith("t0_fields/"):
+            channels.append(array[:, :, None])
+        elif name.startswith("t1_fields/"):
+            channels.append(np.moveaxis(array, -1, 2))
+        else:
+            components = array.reshape(array.shape[:4] + (4,))  # (d1, d2) row-major
+            channels.append(np.moveaxis(components, -1, 2))
+    return np.concatenate(channels, axis=2)
+
+
+# (selection, the fields it stacks in channel order); the default takes t0 then t1,
+# t0 in the order of its `field_names` attribute.
+WELL_SELECTIONS = [
+    (None, ["t0_fields/pressure", "t0_fields/density", "t1_fields/velocity"]),
+    ("stress,density", ["t2_fields/stress", "t0_fields/density"]),
+    (["t1_fields/velocity", "pressure"], ["t1_fields/velocity", "t0_fields/pressure"]),
+]
+
+
+@pytest.mark.parametrize("selection, names", WELL_SELECTIONS)
+def test_the_well_fields_read_like_the_stacked_array(tmp_path, selection, names):
+    fields = well_fields()
+    path = store_well(tmp_path / "well.hdf5", fields,
+                      {"t0_fields": ["pressure", "density"]})
+    data = as_channels(fields, names)
+    source = tx.data.DiskTrajectories(path, "well", selection)
+    assert source.dataset == ",".join(names) and source.shape == data.shape
+    np.testing.assert_array_equal(source.read(), data)
+    for options in (dict(), dict(only_store_ic=True)):
+        on_disk, in_memory = (tx.TrajectorySubStacker(d, 4, **options) for d in (source, data))
+        chosen = np.array([0, 8, 3, 26])  # 3 trajectories of 9 windows
+        np.testing.assert_array_equal(on_disk(chosen), in_memory(chosen))
+    np.testing.assert_array_equal(source.select((1, 3), 6).read(), data[1:3, :6])
+    if isinstance(selection, (str, type(None))):
+        spec = f"well:{path}" + ("" if selection is None else f"#{selection}")
+        assert tx.data.open_trajectories(spec) == source
+
+
+def test_the_well_layout_errors_name_the_field(tmp_path):
+    fields = well_fields()
+    path = store_well(tmp_path / "well.hdf5", fields)
+    with pytest.raises(ValueError, match=r"no field 'pressur'; it holds \['t0_fields/density', "
+                       r"'t0_fields/pressure', 't1_fields/velocity', 't2_fields/stress'\]"):
+        tx.data.open_trajectories(f"well:{path}#density,pressur")
+    mismatched = {**fields, "t1_fields/velocity": np.zeros((3, 12, 5, 3, 2), np.float32)}
+    with pytest.raises(ValueError, match=r"share \(S, T, \*spatial\): 't0_fields/density' has "
+                       r"\(3, 12, 5, 4\), but 't1_fields/velocity' has \(3, 12, 5, 3\)"):
+        tx.data.open_trajectories(f"well:{store_well(tmp_path / 'm.hdf5', mismatched)}")
+    not_square = {"t2_fields/stress": np.zeros((3, 12, 5, 4, 2, 3), np.float32)}
+    with pytest.raises(ValueError, match=r"'t2_fields/stress' .* must be shaped "
+                       r"\(S, T, \*spatial, D, D\) with a square D x D tensor, got shape "
+                       r"\(3, 12, 5, 4, 2, 3\)"):
+        tx.data.open_trajectories(f"well:{store_well(tmp_path / 's.hdf5', not_square)}#stress")
+    twice = {"t0_fields/u": fields["t0_fields/density"], "t1_fields/u": fields["t1_fields/velocity"]}
+    with pytest.raises(ValueError, match=r"'u' is in several groups .*'t0_fields/u'"):
+        tx.data.open_trajectories(f"well:{store_well(tmp_path / 't.hdf5', twice)}#u")
+    store(tmp_path, "hdf5", make_data())  # one array in data.h5, no field groups
+    with pytest.raises(ValueError, match="not in the_well's layout.*'hdf5:"):
+        tx.data.open_trajectories(f"well:{tmp_path / 'data.h5'}")
+    with pytest.raises(ValueError, match="channels_last=True` does not apply"):
+        tx.data.open_trajectories(f"well:{path};channels_last")
+    with pytest.raises(ValueError, match=r"unknown option 'channel_last'.*\('channels_last',\)"):
+        tx.data.open_trajectories(f"well:{path};channel_last")
+    with pytest.raises(TypeError, match="`dataset` must be a data set name"):
+        tx.data.DiskTrajectories(path, "hdf5", ["t0_fields/density"])
+
+
+def test_command_line_trains_on_the_well_layout_and_channels_last(tmp_path):
+    """A `trainax-fm train` run (fresh process) on a the_well file, tested on the same
+    fields stored channels last; relative paths, fields and options survive in the
+    saved configuration."""
+    rng = np.random.default_rng(3)
+    density = rng.normal(size=(6, 8, 16)).astype(np.float32)
+    velocity = rng.normal(size=(6, 8, 16, 1)).astype(np.float32)
+    store_well(tmp_path / "w.hdf5", {"t0_fields/density": density,
+                                     "t1_fields/velocity": velocity})
+    stacked = np.stack([density, velocity[..., 0]], axis=-1)  # (S, T, X, C)
+    np.save(tmp_path / "test.npy", stacked[:2])
+    (tmp_path / "c.toml").write_text(
+        'name = "well"\n'
+        '[data]\nsource = "well:w.hdf5#velocity,density"\n'
+        'test_source = "npy:test.npy;channels_last"\n'
+        '[network]\nspec = "Conv;4;2;relu"\n'
+        '[training]\nmethod = "sup;2"\nnum_training_steps = 4\nbatch_size = 4\n'
+        '[evaluation]\nnum_rollout_steps = 3\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "trainax_fm", "train", str(tmp_path / "c.toml"),
+         "--results", str(tmp_path / "runs"), "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "runs" / "well"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and len(metrics["nrmse"]) == 3
+    # two channels in and out: (2*4*3 + 4) + (4*4*3 + 4) + (4*2*3 + 2) parameters
+    assert metrics["num_parameters"] == 106
+    saved = tx.experiment.load_config(run / "config.toml")["data"]
+    assert saved["source"] == f"well:{tmp_path / 'w.hdf5'}#velocity,density"
+    assert saved["test_source"] == f"npy:{tmp_path / 'test.npy'};channels_last"
+
+
+def test_the_experiment_data_of_other_layouts(tmp_path):
+    fields = well_fields((5, 12, 5, 4))
+    store_well(tmp_path / "w.hdf5", fields)
+    names = ["t0_fields/density", "t0_fields/pressure", "t1_fields/velocity"]
+    dataset, config = tx.experiment.load_data(validate_config(
+        {"data": {"source": f"well:{tmp_path / 'w.hdf5'}"}, "evaluation": {"num_rollout_steps": 3}}
+    ))
+    assert config["data"]["num_test_samples"] == 1
+    assert dataset.train.shape == (4, 12, 4, 5, 4)
+    np.testing.assert_array_equal(dataset.test, as_channels(fields, names)[4:, :4])
+    with pytest.raises(ConfigError, match="data.source.*no field 'vorticity'"):
+        tx.experiment.load_data(validate_config(
+            {"data": {"source": f"well:{tmp_path / 'w.hdf5'}#vorticity"}}))
+    with pytest.raises(ConfigError, match="data.test_source.*unknown option 'channels_first'"):
+        validate_config({"data": {"source": f"well:{tmp_path / 'w.hdf5'}",
+                                  "test_source": f"npy:{tmp_path / 't.npy'};channels_first"}})
+    with pytest.raises(ConfigError, match="data.source.*only on a source read from disk.*npy:"):
+        validate_config({"data": {"source": f"file:{tmp_path / 't.npy'};channels_last"}})

@@ -1,7 +1,7 @@
 """`DiskTrajectories`: trajectories that stay in a file and are read window by window."""
 
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import equinox as eqx
 import numpy as np
@@ -24,56 +24,91 @@ class DiskTrajectories(eqx.Module):
     pickled, compared and hashed, and every process of a multi-process run opens the
     file by itself.
 
+    Two other layouts are read as `(S, T, C, *spatial)`, rearranged per window read
+    (the file is never loaded whole):
+
+    - `channels_last=True`: an array stored `(S, T, *spatial, C)`.
+    - `file_format="well"`: an HDF5 file in the_well's layout, one data set per field:
+        `t0_fields/NAME` `(S, T, *spatial)` (scalars, one channel each),
+        `t1_fields/NAME` `(S, T, *spatial, D)` (vectors, `D` channels) and
+        `t2_fields/NAME` `(S, T, *spatial, D, D)` (tensors, `D * D` channels in
+        row-major order), stacked on the channel axis in the order selected.
+
     **Arguments:**
 
     - `path`: the file (`.npy`), HDF5 file or zarr store.
-    - `file_format`: `"npy"` (NumPy; windows read with `os.pread`), `"hdf5"` (h5py) or
-        `"zarr"`.
+    - `file_format`: `"npy"` (NumPy; windows read with `os.pread`), `"hdf5"` (h5py),
+        `"zarr"` or `"well"` (per-field HDF5 groups, h5py).
     - `dataset`: the data set (HDF5) or array (zarr group) inside the file; `None` for
-        a `.npy` file or a zarr store that is a single array.
+        a `.npy` file or a zarr store that is a single array. For `"well"`: the fields
+        to stack, a sequence of names or one comma-separated string (`"density"`, or
+        `"t1_fields/velocity"` where a name is in several groups); `None` stacks every
+        field of `t0_fields`, then of `t1_fields`, each group in the order of its
+        `field_names` attribute (sorted names without it). It is stored resolved, as
+        `"t0_fields/density,t1_fields/velocity"`.
     - `trajectories`: use only trajectories `range(start, stop)` (`(start, stop)`);
         `None` uses all.
     - `num_time_steps`: use only the first snapshots of each trajectory; `None` uses all.
+    - `channels_last`: the array is stored `(S, T, *spatial, C)`; each read moves the
+        channel axis to where trainax_fm expects it. Not for `"well"`, whose fields
+        are placed on channels by their group.
 
     **Raises:**
 
     - `FileNotFoundError` for a missing file; `ValueError` for an unknown format, a
-        data set name the file does not hold, an array that is not `(S, T, C,
-        *spatial)` or out-of-range `trajectories`/`num_time_steps`; `TypeError` for a
-        non-floating array.
+        data set or field name the file does not hold, an array that is not `(S, T, C,
+        *spatial)` (`(S, T, *spatial, C)` with `channels_last`), fields of different
+        `(S, T, *spatial)` or out-of-range `trajectories`/`num_time_steps`;
+        `TypeError` for a non-floating array.
     """
 
     path: str = eqx.field(static=True)
     file_format: str = eqx.field(static=True)
     dataset: Optional[str] = eqx.field(static=True)
+    # The whole file as trainax_fm sees it, (S, T, C, *spatial) in any stored layout.
     file_shape: tuple[int, ...] = eqx.field(static=True)
     dtype: str = eqx.field(static=True)
     trajectories: tuple[int, int] = eqx.field(static=True)
     num_time_steps: int = eqx.field(static=True)
+    channels_last: bool = eqx.field(static=True)
 
     def __init__(
         self,
         path: Union[str, os.PathLike],
         file_format: str = "npy",
-        dataset: Optional[str] = None,
+        dataset: Optional[Union[str, Sequence[str]]] = None,
         *,
         trajectories: Optional[tuple[int, int]] = None,
         num_time_steps: Optional[int] = None,
+        channels_last: bool = False,
     ):
         if file_format not in FORMATS:
             raise ValueError(
                 f"`file_format` must be one of {FORMATS}, got {file_format!r}."
             )
+        if not isinstance(channels_last, bool):
+            raise TypeError(
+                f"`channels_last` must be True or False, got {channels_last!r}."
+            )
+        if channels_last and file_format == "well":
+            raise ValueError(
+                "`channels_last=True` does not apply to file_format='well': its fields "
+                "are placed on channels by their group (t0, t1, t2); drop channels_last."
+            )
+        dataset = _dataset_name(file_format, dataset)
         path = os.path.abspath(os.fspath(path))
-        opened = open_array(file_format, path, dataset)
+        opened = open_array(file_format, path, dataset, channels_last)
         try:
-            shape, dtype = tuple(int(n) for n in opened.array.shape), np.dtype(opened.array.dtype)
+            shape, dtype = opened.shape, opened.dtype
+            if file_format == "well":  # the fields as resolved, in channel order
+                dataset = ",".join(data.name.lstrip("/") for data in opened.datasets)
         finally:
             opened.close()
         where = f"{path!r}" + (f" (data set {dataset!r})" if dataset else "")
         if len(shape) < 3:
+            layout = "(S, T, *spatial, C)" if channels_last else "(S, T, C, *spatial)"
             raise ValueError(
-                f"the trajectories in {where} must be shaped (S, T, C, *spatial) (or (S, T, "
+                f"the trajectories in {where} must be shaped {layout} (or (S, T, "
                 f"C) for ODE states), got shape {shape} (rank {len(shape)}). Store them "
                 "with a trajectory, a time and a channel axis."
             )
@@ -103,6 +138,7 @@ class DiskTrajectories(eqx.Module):
         self.dtype = str(dtype)
         self.trajectories = (first, stop)
         self.num_time_steps = num_time_steps
+        self.channels_last = channels_last
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -139,6 +175,7 @@ class DiskTrajectories(eqx.Module):
             self.path, self.file_format, self.dataset,
             trajectories=(first + start, first + end),
             num_time_steps=self.num_time_steps if num_time_steps is None else num_time_steps,
+            channels_last=self.channels_last,
         )
 
     def open(self) -> "WindowReader":
@@ -149,7 +186,30 @@ class DiskTrajectories(eqx.Module):
         """All trajectories of this view as one in-memory NumPy array."""
         with self.open() as reader:
             first, stop = self.trajectories
-            return np.asarray(reader.opened.array[first:stop, : self.num_time_steps])
+            return np.ascontiguousarray(reader.opened.read_block(first, stop, self.num_time_steps))
+
+
+def _dataset_name(
+    file_format: str, dataset: Optional[Union[str, Sequence[str]]]
+) -> Optional[str]:
+    """The data set argument as one string: a field selection of a `"well"` file may
+    be a sequence of names, joined by commas."""
+    if dataset is None or isinstance(dataset, str):
+        if file_format == "well" and dataset is not None and not all(dataset.split(",")):
+            raise ValueError(
+                f"`dataset` (the fields of a well file) must be names separated by "
+                f"single commas, got {dataset!r}."
+            )
+        return dataset
+    if file_format == "well" and not isinstance(dataset, (bytes, os.PathLike)):
+        names = list(dataset)
+        if names and all(isinstance(name, str) and name and "," not in name for name in names):
+            return ",".join(names)
+    raise TypeError(
+        "`dataset` must be a data set name (str) or None"
+        + (", or for file_format='well' a sequence of field names" if file_format == "well" else "")
+        + f", got {dataset!r}."
+    )
 
 
 class WindowReader:
@@ -160,7 +220,9 @@ class WindowReader:
 
     def __init__(self, source: DiskTrajectories):
         self.source = source
-        self.opened: OpenArray = open_array(source.file_format, source.path, source.dataset)
+        self.opened: OpenArray = open_array(
+            source.file_format, source.path, source.dataset, source.channels_last
+        )
 
     def read_windows(
         self, trajectory: Int[np.ndarray, " n"], start: Int[np.ndarray, " n"], length: int

@@ -82,6 +82,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _toml
+from ..data._spec import parse_spec
 from ._data import DISK_PREFIXES, data_fields, source_kind
 from ._errors import ConfigError, describe_value
 from ._method import format_method, parse_method
@@ -235,16 +236,20 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     for key in ("source", "test_source"):
         value = data.get(key)
         if value and value.startswith(("file:",) + DISK_PREFIXES):
-            prefix, _, location = value.partition(":")
-            location, hash_sign, inner = location.partition("#")
+            if value.startswith("file:"):
+                location, with_path = value[len("file:"):], lambda p: f"file:{p}"
+            else:
+                source_kind(value, f"data.{key}")  # a readable spec, or a ConfigError
+                parsed = parse_spec(value)
+                location, with_path = parsed.path, parsed.with_path
             path = Path(location).expanduser()
             if not path.is_absolute():
                 path = (base / path).resolve()
-            data[key] = f"{prefix}:{path}{hash_sign}{inner}"
+            data[key] = with_path(path)
     if data.get("test_source") and source_kind(data["test_source"], "data.test_source") not in (
         "file", "disk"
     ):
-        raise ConfigError("data.test_source", "a file source (file:, npy:, hdf5:, zarr:)",
+        raise ConfigError("data.test_source", "a file source (file:, npy:, hdf5:, zarr:, well:)",
                           repr(data["test_source"]), "or leave it empty to split")
 
     raw_network = raw.get("network", {})

@@ -36,7 +36,12 @@
     ([`trainax_fm.data.DiskTrajectories`][]); training reads each minibatch from the
     file, only the test trajectories are loaded into memory. Same keys and rules as
     `file:` (`test_source` may be any file source); `num_seeds` must be 1 and
-    `training.steps_per_dispatch` 1.
+    `training.steps_per_dispatch` 1. Append `;channels_last` for an array stored
+    `(S, T, *spatial, C)` (e.g. `"npy:u.npy;channels_last"`).
+- `"well:<path>"` or `"well:<path>#<field>,<field>"`: an HDF5 file in the_well's
+    per-field layout (`t0_fields/NAME`, `t1_fields/NAME`, `t2_fields/NAME`), the chosen
+    fields stacked into channels (default: every `t0_fields`, then `t1_fields` field),
+    read from disk like the sources above.
 
 For the generated sources the residuum of the `res` method is
 `u_next - P(u_prev)` with `P` the reference stepper. Train trajectories have
@@ -52,6 +57,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..data._spec import parse_spec
 from ._dataset import Dataset as Dataset
 from ._errors import ConfigError
 from ._exponax_source import (
@@ -83,9 +89,10 @@ _SOURCE_DOC = (
     "\"advection\", \"lorenz\", \"lorenz96\", \"exponax:<scenario>\" (scenarios: "
     + ", ".join(EXPONAX_SCENARIOS) + "), \"exponax:<exponax stepper class>\", "
     "\"file:<path.npy|.npz>\" or on disk "
-    "\"npy:<path>\", \"hdf5:<path>#<data set>\", \"zarr:<path>[#<array>]\""
+    "\"npy:<path>\", \"hdf5:<path>#<data set>\", \"zarr:<path>[#<array>]\" (each "
+    "optionally with \";channels_last\"), \"well:<path>[#<field>,<field>]\""
 )
-DISK_PREFIXES = ("npy:", "hdf5:", "zarr:")
+DISK_PREFIXES = ("npy:", "hdf5:", "zarr:", "well:")
 
 # Grid and generation defaults of an `exponax:<Stepper>` source.
 _STEPPER_DEFAULTS = dict(num_spatial_dims=1, num_points=64, dt=0.1, domain_extent=1.0,
@@ -130,12 +137,20 @@ def source_kind(source: str, path: str = "data.source") -> str:
         if not source[len("file:"):]:
             raise ConfigError(path, "a path after 'file:'", repr(source),
                               "write e.g. source = \"file:data/train.npz\"")
+        if source.endswith(";channels_last"):
+            raise ConfigError(
+                path, "';channels_last' only on a source read from disk", repr(source),
+                "write \"npy:" + source[len("file:"):] + "\" (a .npy file read from disk)",
+            )
         return "file"
     if source.startswith(DISK_PREFIXES):
-        location = source.partition(":")[2]
-        if not location.partition("#")[0]:
+        if not source.partition(":")[2].partition("#")[0].partition(";")[0]:
             raise ConfigError(path, "a path after the format", repr(source),
                               "write e.g. source = \"hdf5:data/train.h5#u\"")
+        try:
+            parse_spec(source)
+        except ValueError as error:
+            raise ConfigError(path, "a source read from disk", repr(source), str(error)) from None
         return "disk"
     raise ConfigError(
         path, _SOURCE_DOC, repr(source), "write e.g. source = \"advection\""

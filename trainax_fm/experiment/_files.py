@@ -1,6 +1,6 @@
 """Trajectories from files: `file:<path>` (`.npy`/`.npz`, loaded into memory) and the
-on-disk sources `npy:<path>`, `hdf5:<path>#<data set>`, `zarr:<path>[#<array>]` (read
-during training, see [`trainax_fm.data`][])."""
+on-disk sources `npy:<path>`, `hdf5:<path>#<data set>`, `zarr:<path>[#<array>]` and
+`well:<path>[#<fields>]` (read during training, see [`trainax_fm.data`][])."""
 
 import os
 import zipfile
