@@ -373,7 +373,8 @@ def test_the_well_layout_errors_name_the_field(tmp_path):
                        r"\(S, T, \*spatial, D, D\) with a square D x D tensor, got shape "
                        r"\(3, 12, 5, 4, 2, 3\)"):
         tx.data.open_trajectories(f"well:{store_well(tmp_path / 's.hdf5', not_square)}#stress")
-    twice = {"t0_fields/u": fields["t0_fields/density"], "t1_fields/u": fields["t1_fields/velocity"]}
+    twice = {"t0_fields/u": fields["t0_fields/density"],
+             "t1_fields/u": fields["t1_fields/velocity"]}
     with pytest.raises(ValueError, match=r"'u' is in several groups .*'t0_fields/u'"):
         tx.data.open_trajectories(f"well:{store_well(tmp_path / 't.hdf5', twice)}#u")
     store(tmp_path, "hdf5", make_data())  # one array in data.h5, no field groups
