@@ -118,7 +118,9 @@ def test_training_from_disk_with_the_default_options(tmp_path):
     # The case the docs describe: in memory loops, from disk one update per dispatch.
     assert memory.train_state.steps_per_dispatch > 1
     assert disk.train_state.steps_per_dispatch == 1
-    np.testing.assert_allclose(disk.stepper.weight, memory.stepper.weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        disk.stepper.weight, memory.stepper.weight, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(disk.loss_history, memory.loss_history, rtol=1e-5)
     # In memory with one update per dispatch, as from disk: bit for bit.
     one_per_dispatch = tx.trainer.SupervisedTrainer(

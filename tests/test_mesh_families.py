@@ -97,10 +97,14 @@ FAMILIES = COMMON + textwrap.dedent(
         return jax.random.normal(next(keys), (2, 6) + state_shape)
 
 
+    def periodic(conv):
+        return conv(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=next(keys))
+
+
     families = {
-        "conv1d": (eqx.nn.Conv1d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=next(keys)), data(1, 16)),
-        "conv2d": (eqx.nn.Conv2d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=next(keys)), data(1, 6, 6)),
-        "conv3d": (eqx.nn.Conv3d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=next(keys)), data(1, 4, 4, 4)),
+        "conv1d": (periodic(eqx.nn.Conv1d), data(1, 16)),
+        "conv2d": (periodic(eqx.nn.Conv2d), data(1, 6, 6)),
+        "conv3d": (periodic(eqx.nn.Conv3d), data(1, 4, 4, 4)),
         "complex_spectral": (
             ComplexSpectral(0.1 * jax.random.normal(next(keys), (2, 2, 4), jnp.complex64)),
             data(2, 16),
@@ -151,7 +155,9 @@ OPTIONS = COMMON + textwrap.dedent(
     validation = jax.random.normal(jax.random.PRNGKey(3), (2, 6, 1, 16))
     net = eqx.nn.Conv1d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=jax.random.PRNGKey(1))
     key = jax.random.PRNGKey(2)
-    common = dict(optimizer=optax.adam(1e-3), num_training_steps=6, batch_size=8, num_rollout_steps=2)
+    common = dict(
+        optimizer=optax.adam(1e-3), num_training_steps=6, batch_size=8, num_rollout_steps=2
+    )
 
 
     def train(mesh, **options):
@@ -162,9 +168,17 @@ OPTIONS = COMMON + textwrap.dedent(
     reference = train(None, steps_per_dispatch=1)
     for mode in (1, "auto", 3):
         assert_close(train(mesh, steps_per_dispatch=mode), reference, f"steps_per_dispatch={mode}")
+    # The mesh given to one `train` call instead of the trainer.
+    overridden = tx.trainer.SupervisedTrainer(trajectories, **common).train(
+        net, key, mesh=mesh, spawn_tqdm=False
+    )
+    assert_close(overridden, reference, "mesh given to train")
 
     validated = {
-        name: train(m, validation_data=validation, validate_every=2, validation_metrics=("loss", "nrmse@2"))
+        name: train(
+            m, validation_data=validation, validate_every=2,
+            validation_metrics=("loss", "nrmse@2"),
+        )
         for name, m in (("one device", None), ("mesh", mesh))
     }
     assert_close(validated["mesh"], validated["one device"], "validation")
@@ -257,7 +271,8 @@ def test_the_recipes_of_the_devices_page_run():
     training = [block for block in blocks if "mesh=mesh" in block]
     assert len(training) == 2, training
     # The laptop recipe first: it must set the device count before JAX starts.
-    script = "\n".join([laptop, *training]).replace("num_training_steps=10_000", "num_training_steps=6")
+    script = "\n".join([laptop, *training])
+    script = script.replace("num_training_steps=10_000", "num_training_steps=6")
     script += textwrap.dedent(
         """
         import numpy as np
