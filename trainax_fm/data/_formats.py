@@ -30,6 +30,10 @@ class OpenArray:
         """Snapshots `start : start + length` of `trajectory`."""
         return self.array[trajectory, start : start + length]
 
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
+        """Snapshots `start : start + length` of trajectories `first : stop`."""
+        return np.asarray(self.array[first:stop, start : start + length])
+
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
@@ -56,6 +60,16 @@ class NpyArray(OpenArray):
         offset = self.array.offset + trajectory * self.trajectory + start * self.snapshot
         data = os.pread(self.descriptor, length * self.snapshot, offset)
         return np.frombuffer(data, self.array.dtype).reshape((length,) + self.array.shape[2:])
+
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
+        if start == 0 and length == self.array.shape[1]:
+            # Whole trajectories are one contiguous range of the file: one read.
+            offset = self.array.offset + first * self.trajectory
+            data = os.pread(self.descriptor, (stop - first) * self.trajectory, offset)
+            return np.frombuffer(data, self.array.dtype).reshape(
+                (stop - first,) + self.array.shape[1:]
+            )
+        return np.stack([self.read_window(t, start, length) for t in range(first, stop)])
 
     def close(self) -> None:
         if self.descriptor is not None:
