@@ -57,7 +57,8 @@ correlation_threshold = 0.8
 [validation]               # held-out trajectories, best model, early stopping
 num_samples = 0            # training trajectories held out for validation (0: none)
 every = 200                # updates between validations (and after the last update)
-metrics = "loss;nrmse@1;nrmse@10"  # ';'-separated or an array ["loss", "nrmse@10"]: loss, nrmse@K
+metrics = "loss;nrmse@1;nrmse@10"  # ';'-separated (or an array ["loss", "nrmse@10"]):
+                                   # loss, nrmse@K
 monitor = ""               # the metric that picks the best model ("": the first)
 mode = "min"               # "min" | "max"
 patience = 0               # stop after this many validations without improvement (0: never)
@@ -66,7 +67,8 @@ evaluate = "best"          # test metrics of the "best" or the "final" network
 
 [logging]
 every = 100                # updates between train records in log.jsonl/train.csv (0: no log)
-formats = "jsonl;csv"      # ';'-separated or an array ["jsonl", "csv"]: jsonl, csv, tensorboard
+formats = "jsonl;csv"      # ';'-separated (or an array ["jsonl", "csv"]): jsonl, csv,
+                           # tensorboard
 rollout_plot_every = 0     # validations (not updates) between rollout pictures in
                            # rollouts/: every k-th validation draws one (0: none)
 ```

@@ -256,7 +256,8 @@ def prepare_run(
 
     - `ConfigError` for an invalid configuration (or one that differs from the run
         being resumed); `FileExistsError` if the folder holds a run that has not
-        failed and neither `resume` nor `overwrite` is set; `ValueError` for an invalid `stop_after`.
+        failed and neither `resume` nor `overwrite` is set; `ValueError` for an
+        invalid `stop_after`.
     """
     config = as_config(config)
     if name is not None:

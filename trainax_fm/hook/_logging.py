@@ -41,10 +41,11 @@ class Logger(AbstractHook):
     `grad_norm`, the global norm of the gradient that the next update applies (one
     extra gradient evaluation per record); `updates_per_second` since the previous
     record (wall time between the records, including validations, checkpoints and
-    the previous record's own work; the first interval includes compilation); for a stepper with learned loss
-    weights ([`trainax_fm.WithLossWeights`][]) each weight `exp(-s_i)` as
-    `loss_weight/<name>`; and whatever `scalars(loop)` returns. After every validation a *validation* record holds each validation metric. With
-    seeds, every scalar is the mean over seeds.
+    the previous record's own work; the first interval includes compilation); for a
+    stepper with learned loss weights ([`trainax_fm.WithLossWeights`][]) each weight
+    `exp(-s_i)` as `loss_weight/<name>`; and whatever `scalars(loop)` returns. After
+    every validation a *validation* record holds each validation metric. With seeds,
+    every scalar is the mean over seeds.
 
     Files in `log_dir`: `log.jsonl` (format `"jsonl"`), `train.csv` and
     `validation.csv` (`"csv"`), TensorBoard event files (`"tensorboard"`, needs
