@@ -112,6 +112,33 @@ def test_gradient_norm_is_that_of_the_next_update(data, tmp_path):
     assert record["grad_norm"] == pytest.approx(float(global_norm(grads)), rel=1e-5)
 
 
+def test_updates_per_second_is_the_wall_time_rate_between_records(data, tmp_path):
+    """The intervals of the rate add up to (at most) the wall time of the run and
+    include each record's own work (here a slow `scalars` function)."""
+    import time
+
+    pause = 0.25
+
+    def slow_scalars(loop):
+        time.sleep(pause)
+        return {}
+
+    logger = tx.hook.Logger(tmp_path, every=10, formats=("jsonl",), grad_norm=False,
+                            scalars=slow_scalars)
+    trainer = tx.trainer.SupervisedTrainer(
+        data[0], optimizer=optax.adam(1e-3), num_training_steps=40, batch_size=8,
+        steps_per_dispatch=10,
+    )
+    begin = time.perf_counter()
+    trainer.train(conv(), KEY, spawn_tqdm=False, hooks=[logger])
+    wall = time.perf_counter() - begin
+    records = read_jsonl(tmp_path / "log.jsonl")
+    intervals = [10 / r["updates_per_second"] for r in records]
+    assert len(intervals) == 4 and sum(intervals) <= wall
+    # Every interval after the first holds the previous record's pause.
+    assert all(interval >= pause for interval in intervals[1:]), intervals
+
+
 def test_learning_rate_from_injected_hyperparameters(data, tmp_path):
     optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=SCHEDULE)
     logger = tx.hook.Logger(tmp_path, every=20, formats=("jsonl",), grad_norm=False)

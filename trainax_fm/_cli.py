@@ -14,7 +14,9 @@ invalid configuration or command line, 130 interrupted.
 """
 
 import argparse
+import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 EPILOG = """\
@@ -175,6 +177,23 @@ def _config(args) -> int:
     return 0
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _command_warnings(fallback):
+    """A `warnings.showwarning` that prints trainax_fm's own warnings as one line of
+    the command (no source line) and passes those of other packages to `fallback`."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        own = os.path.abspath(filename).startswith(_PACKAGE_DIR)
+        if issubclass(category, UserWarning) and own:
+            print(f"trainax-fm: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the `trainax-fm` command line.
 
@@ -192,6 +211,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _command_warnings(warnings.showwarning)
+        return _run(args, parser)
+
+
+def _run(args, parser) -> int:
     from . import NonFiniteLossError
     from .experiment import ConfigError
 

@@ -171,7 +171,8 @@ def builtin_hooks(
         checkpoint = Checkpoint(options.checkpoint_path, options.checkpoint_every)
     if options.on_nonfinite == "raise":
         # Before the checkpoint: a bad state must never replace the last good file.
-        hooks.append(NonFiniteGuard(lambda: checkpoint and checkpoint.last_written))
+        hooks.append(NonFiniteGuard(lambda: checkpoint and checkpoint.last_written,
+                                    lambda: checkpoint and checkpoint.last_step))
     if validation is not None:
         # Before the checkpoint: a checkpoint at a validation step holds its values.
         hooks.append(validation)

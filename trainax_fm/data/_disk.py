@@ -178,6 +178,49 @@ class DiskTrajectories(eqx.Module):
             channels_last=self.channels_last,
         )
 
+    def find_nonfinite(self, block_bytes: int = 64 * 2**20) -> Optional[tuple[int, int]]:
+        """Where the first NaN/Inf of this view is, reading the file block by block.
+
+        Training from disk does not scan the data (a NaN shows up as a non-finite
+        loss); call this before a long run to find bad snapshots up front. The file
+        is read once, in blocks of whole trajectories (or of snapshots of one
+        trajectory, if a trajectory is larger) of at most `block_bytes`, so memory
+        stays bounded whatever the size of the file.
+
+        **Arguments:**
+
+        - `block_bytes`: the most bytes read at once (at least one snapshot is read).
+
+        **Returns:**
+
+        - `(trajectory, time_index)` of the first snapshot holding a NaN or Inf, in
+            the indices of the file (trajectories in file order, then time), or
+            `None` if every value is finite.
+        """
+        if isinstance(block_bytes, bool) or not isinstance(block_bytes, int) or block_bytes < 1:
+            raise ValueError(f"`block_bytes` must be a positive integer, got {block_bytes!r}.")
+        snapshot = int(np.prod(self.file_shape[2:], dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        length = self.num_time_steps
+        first, stop = self.trajectories
+        with self.open() as reader:
+            if length * snapshot <= block_bytes:
+                group = max(1, block_bytes // (length * snapshot))
+                for begin in range(first, stop, group):
+                    block = reader.opened.read_block(begin, min(begin + group, stop), 0, length)
+                    hit = first_nonfinite(block)
+                    if hit is not None:
+                        return begin + hit[0], hit[1]
+                return None
+            steps = max(1, block_bytes // snapshot)
+            for trajectory in range(first, stop):
+                for start in range(0, length, steps):
+                    count = min(steps, length - start)
+                    block = reader.opened.read_block(trajectory, trajectory + 1, start, count)
+                    hit = first_nonfinite(block)
+                    if hit is not None:
+                        return trajectory, start + hit[1]
+        return None
+
     def open(self) -> "WindowReader":
         """Open the file for reading windows (close the reader when done)."""
         return WindowReader(self)
@@ -186,7 +229,7 @@ class DiskTrajectories(eqx.Module):
         """All trajectories of this view as one in-memory NumPy array."""
         with self.open() as reader:
             first, stop = self.trajectories
-            return np.ascontiguousarray(reader.opened.read_block(first, stop, self.num_time_steps))
+            return np.ascontiguousarray(reader.opened.read_block(first, stop, 0, self.num_time_steps))
 
 
 def _dataset_name(
@@ -210,6 +253,17 @@ def _dataset_name(
         + (", or for file_format='well' a sequence of field names" if file_format == "well" else "")
         + f", got {dataset!r}."
     )
+
+
+def first_nonfinite(trajectories: np.ndarray) -> Optional[tuple[int, int]]:
+    """`(trajectory, time_index)` of the first snapshot of `(S, T, ...)` data that
+    holds a NaN or Inf (trajectory first, then time), or `None`."""
+    bad = ~np.isfinite(trajectories)
+    per_snapshot = bad.reshape(bad.shape[:2] + (-1,)).any(axis=-1)
+    hits = np.argwhere(per_snapshot)
+    if not len(hits):
+        return None
+    return int(hits[0][0]), int(hits[0][1])
 
 
 class WindowReader:

@@ -46,9 +46,9 @@ class OpenArray:
         """Snapshots `start : start + length` of `trajectory`, `(length, C, *spatial)`."""
         return self.array[trajectory, start : start + length]
 
-    def read_block(self, first: int, stop: int, num_time_steps: int) -> np.ndarray:
-        """Trajectories `first:stop`, their first `num_time_steps` snapshots."""
-        return np.asarray(self.array[first:stop, :num_time_steps])
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
+        """Snapshots `start : start + length` of trajectories `first : stop`."""
+        return np.asarray(self.array[first:stop, start : start + length])
 
     def close(self) -> None:
         if self.handle is not None:
@@ -76,6 +76,16 @@ class NpyArray(OpenArray):
         offset = self.array.offset + trajectory * self.trajectory + start * self.snapshot
         data = os.pread(self.descriptor, length * self.snapshot, offset)
         return np.frombuffer(data, self.array.dtype).reshape((length,) + self.array.shape[2:])
+
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
+        if start == 0 and length == self.array.shape[1]:
+            # Whole trajectories are one contiguous range of the file: one read.
+            offset = self.array.offset + first * self.trajectory
+            data = os.pread(self.descriptor, (stop - first) * self.trajectory, offset)
+            return np.frombuffer(data, self.array.dtype).reshape(
+                (stop - first,) + self.array.shape[1:]
+            )
+        return np.stack([self.read_window(t, start, length) for t in range(first, stop)])
 
     def close(self) -> None:
         if self.descriptor is not None:
@@ -108,8 +118,8 @@ class ChannelsLast(OpenArray):
     def read_window(self, trajectory: int, start: int, length: int) -> np.ndarray:
         return np.moveaxis(self.stored.read_window(trajectory, start, length), -1, 1)
 
-    def read_block(self, first: int, stop: int, num_time_steps: int) -> np.ndarray:
-        return np.moveaxis(self.stored.read_block(first, stop, num_time_steps), -1, 2)
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
+        return np.moveaxis(self.stored.read_block(first, stop, start, length), -1, 2)
 
     def close(self) -> None:
         self.stored.close()
@@ -159,9 +169,9 @@ class WellFields(OpenArray):
             for data, k in zip(self.datasets, self.num_components)
         ], axis=1).astype(self._dtype, copy=False)
 
-    def read_block(self, first: int, stop: int, num_time_steps: int) -> np.ndarray:
+    def read_block(self, first: int, stop: int, start: int, length: int) -> np.ndarray:
         return np.concatenate([
-            _components_as_channels(np.asarray(data[first:stop, :num_time_steps]), 2, k)
+            _components_as_channels(np.asarray(data[first:stop, start : start + length]), 2, k)
             for data, k in zip(self.datasets, self.num_components)
         ], axis=2).astype(self._dtype, copy=False)
 

@@ -40,6 +40,8 @@ learning_rate = 0.001
 lr_schedule = "constant"   # "constant" | "cosine" (decays to 0 at num_training_steps)
 warmup_steps = 0           # linear warm-up from 0 to learning_rate
 grad_clip_norm = 0.0       # > 0: clip the global gradient norm
+on_nonfinite = "raise"     # at a NaN/Inf loss: "raise" stops (the last good checkpoint
+                           # stays), "skip" leaves the update out and carries on
 num_training_steps = 1000
 batch_size = 20
 record_loss_every = 1      # loss.png resolution
@@ -55,7 +57,8 @@ correlation_threshold = 0.8
 [validation]               # held-out trajectories, best model, early stopping
 num_samples = 0            # training trajectories held out for validation (0: none)
 every = 200                # updates between validations (and after the last update)
-metrics = "loss;nrmse@1;nrmse@10"  # ';'-separated: loss, nrmse@K
+metrics = "loss;nrmse@1;nrmse@10"  # ';'-separated (or an array ["loss", "nrmse@10"]):
+                                   # loss, nrmse@K
 monitor = ""               # the metric that picks the best model ("": the first)
 mode = "min"               # "min" | "max"
 patience = 0               # stop after this many validations without improvement (0: never)
@@ -64,8 +67,10 @@ evaluate = "best"          # test metrics of the "best" or the "final" network
 
 [logging]
 every = 100                # updates between train records in log.jsonl/train.csv (0: no log)
-formats = "jsonl;csv"      # ';'-separated: jsonl, csv, tensorboard
-rollout_plot_every = 0     # validations between rollout pictures in rollouts/ (0: none)
+formats = "jsonl;csv"      # ';'-separated (or an array ["jsonl", "csv"]): jsonl, csv,
+                           # tensorboard
+rollout_plot_every = 0     # validations (not updates) between rollout pictures in
+                           # rollouts/: every k-th validation draws one (0: none)
 ```
 
 Source-specific `[data]` keys (defaults): advection `num_points` (32), `cfl` (0.75),
@@ -110,7 +115,13 @@ TRAINING_FIELDS = {
     "learning_rate": Field("float", 1e-3, minimum=0.0, exclusive_minimum=True),
     "lr_schedule": Field("str", "constant", choices=("constant", "cosine")),
     "warmup_steps": Field("int", 0, minimum=0, doc="linear warm-up updates"),
-    "grad_clip_norm": Field("float", 0.0, minimum=0.0, doc="0 disables clipping"),
+    "grad_clip_norm": Field("float", 0.0, minimum=0.0, example=1.0,
+                            doc="clip the global gradient norm to this value; 0 disables clipping"),
+    "on_nonfinite": Field(
+        "str", "raise", choices=("raise", "skip"),
+        doc="\"raise\": stop at a NaN/Inf loss or gradient; \"skip\": leave that update "
+        "out and carry on",
+    ),
     "num_training_steps": Field("int", 1000, minimum=1),
     "batch_size": Field("int", 20, minimum=1),
     "record_loss_every": Field("int", 1, minimum=1),
@@ -131,7 +142,8 @@ VALIDATION_FIELDS = {
     "num_samples": Field("int", 0, minimum=0, example=10,
                          doc="training trajectories held out for validation (0: none)"),
     "every": Field("int", 200, minimum=1, doc="updates between validations"),
-    "metrics": Field("str", "loss;nrmse@1;nrmse@10", doc="';'-separated: loss, nrmse@K"),
+    "metrics": Field("names", "loss;nrmse@1;nrmse@10", example=["loss", "nrmse@10"],
+                     doc="';'-separated or an array: loss, nrmse@K"),
     "monitor": Field("str", "", doc="the metric that picks the best model (\"\": the first)"),
     "mode": Field("str", "min", choices=("min", "max")),
     "patience": Field("int", 0, minimum=0, doc="0: no early stopping"),
@@ -141,8 +153,13 @@ VALIDATION_FIELDS = {
 }
 LOGGING_FIELDS = {
     "every": Field("int", 100, minimum=0, doc="updates between log records (0: no log)"),
-    "formats": Field("str", "jsonl;csv", doc="';'-separated: jsonl, csv, tensorboard"),
-    "rollout_plot_every": Field("int", 0, minimum=0, doc="0: no rollout pictures"),
+    "formats": Field("names", "jsonl;csv", example=["jsonl", "csv"],
+                     doc="';'-separated or an array: jsonl, csv, tensorboard"),
+    "rollout_plot_every": Field(
+        "int", 0, minimum=0, example=1,
+        doc="validations (not updates) between rollout pictures, so it needs "
+        "[validation] num_samples > 0; 0: no rollout pictures",
+    ),
 }
 
 

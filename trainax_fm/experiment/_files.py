@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data import DiskTrajectories, open_trajectories
+from ..data._disk import first_nonfinite
 from ._dataset import Dataset
 from ._errors import ConfigError
 
@@ -87,8 +88,14 @@ def load_trajectory_file(path: os.PathLike, field: str = "data.source") -> np.nd
             "the axes are (S, T, C, *spatial): samples, time, channels, space",
         )
     array = np.asarray(array, dtype=np.float32)
-    if not np.all(np.isfinite(array)):
-        raise ConfigError(field, "finite values", f"NaN/Inf in {str(path)!r} (shape {shape})")
+    bad = first_nonfinite(array)
+    if bad is not None:
+        raise ConfigError(
+            field, "finite values",
+            f"NaN/Inf in {str(path)!r} (shape {shape}) at trajectory {bad[0]}, "
+            f"time index {bad[1]}",
+            "repair or drop that trajectory",
+        )
     return array
 
 
@@ -165,7 +172,7 @@ def file_path(source: str) -> Path:
 
 def _open_disk(spec: str, field: str) -> DiskTrajectories:
     """The on-disk trajectories of an `npy:`/`hdf5:`/`zarr:` source, checked as a file
-    source is (rank, at least 2 snapshots)."""
+    source is (rank, at least 2 snapshots, finite values)."""
     try:
         source = open_trajectories(spec)
     except (OSError, ValueError, TypeError, ImportError) as error:
@@ -175,6 +182,19 @@ def _open_disk(spec: str, field: str) -> DiskTrajectories:
             field,
             "trajectories (S, T, C, *spatial) with T >= 2 and at most 3 spatial axes",
             f"shape {source.shape} in {spec!r}",
+        )
+    # Up front, block by block: a NaN found during training would cost the run and
+    # read as a learning-rate problem.
+    bad = source.find_nonfinite()
+    if bad is not None:
+        where = f"file {source.path!r}" + (
+            f", data set {source.dataset!r}" if source.dataset else ""
+        )
+        raise ConfigError(
+            field, "finite values",
+            f"NaN/Inf in {where} at trajectory {bad[0]}, time index {bad[1]} "
+            f"(trajectories {source.shape})",
+            "repair or drop that trajectory before training",
         )
     return source
 

@@ -199,9 +199,18 @@ def _hold_out_validation(config: dict, dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _claim_folder(out: Path, config: dict, resume: bool) -> None:
-    """Refuse to resume with another configuration, or clear the old run (overwrite);
-    then write `config.toml`."""
+def failure_of(out: Path) -> Optional[str]:
+    """What stopped the run in `out` (from `progress.json`), or `None` if it has not
+    failed (or there is none)."""
+    if not (out / CONFIG_FILE).exists():
+        return None
+    failed = _read_progress(out / PROGRESS_FILE).get("failed")
+    return str(failed) if failed else None
+
+
+def _claim_folder(out: Path, config: dict, resume: bool, failed: bool = False) -> None:
+    """Refuse to resume with another configuration, or clear the old run (overwrite,
+    or a failed run started again); then write `config.toml`."""
     saved = out / CONFIG_FILE
     if saved.exists():
         if resume:
@@ -211,7 +220,8 @@ def _claim_folder(out: Path, config: dict, resume: bool) -> None:
                     "", f"the configuration of the run in {str(out)!r}",
                     "a configuration that differs in " + "; ".join(differences),
                     "resume with the same configuration (e.g. its config.toml), or "
-                    "start over with --overwrite or another --name",
+                    + ("rerun without --resume to replace the failed run"
+                       if failed else "start over with --overwrite or another --name"),
                 )
         else:
             _clear(out)
@@ -245,15 +255,21 @@ def prepare_run(
     **Raises:**
 
     - `ConfigError` for an invalid configuration (or one that differs from the run
-        being resumed); `FileExistsError` if the folder holds a run and neither
-        `resume` nor `overwrite` is set; `ValueError` for an invalid `stop_after`.
+        being resumed); `FileExistsError` if the folder holds a run that has not
+        failed and neither `resume` nor `overwrite` is set; `ValueError` for an
+        invalid `stop_after`.
     """
     config = as_config(config)
     if name is not None:
         config["name"] = TOP_FIELDS["name"].check(name, "name")
     _check_stop_after(stop_after)
     out = Path(results_dir) / config["name"]
-    if (out / CONFIG_FILE).exists() and not (resume or overwrite):
+    failed = failure_of(out)
+    if failed is not None and not (resume or overwrite):
+        # Rerunning the command that failed starts it over: the failure is the one
+        # thing the user wants gone, and the error message said this would happen.
+        log(f"Replacing the failed run in {str(out)!r} ({failed}).")
+    elif (out / CONFIG_FILE).exists() and not (resume or overwrite):
         raise FileExistsError(
             f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
             "continue it, --overwrite (overwrite=True) to start over, or choose "
@@ -270,7 +286,7 @@ def prepare_run(
     # Before the folder is claimed: a teacher that does not fit (e.g. a `pd` step count)
     # must not leave a folder that only --overwrite clears.
     trainer = build_trainer(config, dataset, method, optimizer)
-    _claim_folder(out, config, resume)
+    _claim_folder(out, config, resume, failed is not None)
     init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
     state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log)
     start = 0 if state is None else state.step

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from .._train_state import TrainState
+from ..hook._nonfinite import NonFiniteLossError
 from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
 from ..hook._logging import Logger
 from ._config import split_list
@@ -65,6 +66,7 @@ def train_run(run: Prepared, log: Log) -> TrainState:
             num_steps=run.num_steps,
             checkpoint_path=run.checkpoint,
             checkpoint_every=training["checkpoint_every"],
+            on_nonfinite=training["on_nonfinite"],
             spawn_tqdm=not log.quiet,
             hooks=log_hooks(run),
             **validation_options(run),
@@ -88,8 +90,51 @@ def train_run(run: Prepared, log: Log) -> TrainState:
             log(f"  update {state.step}/{training['num_training_steps']}: "
                 f"loss per seed {np.array2string(last, precision=3)}")
     run.progress["step"] = state.step
+    run.progress.pop("failed", None)  # a resumed failed run is healthy again
     write_json(run.out / PROGRESS_FILE, run.progress)
     return state
+
+
+def nonfinite_advice(run: Prepared, error: NonFiniteLossError) -> NonFiniteLossError:
+    """Mark the run failed in `progress.json` and restate a NaN/Inf stop with the
+    configuration keys that avoid it and the ways to go on.
+
+    **Arguments:**
+
+    - `run`: the prepared run.
+    - `error`: the engine's error (its advice names Python options).
+
+    **Returns:**
+
+    - A [`trainax_fm.NonFiniteLossError`][] whose message names `[training]` keys and
+        the command-line options.
+    """
+    training = run.config["training"]
+    # The guard runs before the checkpoint is written, so the file on disk is good.
+    checkpoint = run.checkpoint if run.checkpoint.is_file() else None
+    step = error.last_checkpoint_step if error.last_checkpoint is not None else run.start
+    clip = training["grad_clip_norm"]
+    clip_advice = (f"set grad_clip_norm below {clip:g}" if clip > 0
+                   else "clip gradients with grad_clip_norm = 1.0")
+    if checkpoint is not None:
+        kept = f"The last good checkpoint is {str(checkpoint)!r} (update {step})."
+        resume = ("or add --resume to continue from that checkpoint (same configuration; "
+                  "resume=True)")
+    else:
+        kept = "No checkpoint was written before the failure."
+        resume = "or choose another --name"
+    message = (
+        f"{error.problem}; training stopped. In [training] of the configuration, lower "
+        f"learning_rate (now {training['learning_rate']:g}), {clip_advice}, or set "
+        'on_nonfinite = "skip" to leave such updates out; or check the data for outliers. '
+        f"{kept} The run is marked failed in {PROGRESS_FILE}: rerun the same command "
+        "(after changing the configuration) to replace it without --overwrite, "
+        f"{resume}."
+    )
+    run.progress["failed"] = error.problem
+    write_json(run.out / PROGRESS_FILE, run.progress)
+    return NonFiniteLossError(message, problem=error.problem, last_checkpoint=checkpoint,
+                              last_checkpoint_step=step if checkpoint else None)
 
 
 def validation_options(run: Prepared) -> dict:
@@ -163,7 +208,9 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
     logging = config["logging"]
     if logging["every"]:
         kinds = split_list(logging["formats"])
-        files += [run.out / name for kind, name in LOG_FILES if kind in kinds]
+        # validation.csv only exists once a validation record was written.
+        files += [run.out / name for kind, name in LOG_FILES
+                  if kind in kinds and (run.out / name).is_file()]
     return members, metrics, eval_seconds, files
 
 
@@ -204,10 +251,12 @@ def run_experiment(
         [`trainax_fm.experiment.load_config`][] for the schema).
     - `results_dir`: the root folder of the results.
     - `name`: overrides the configuration's `name` (the subfolder).
-    - `resume`: continue the run in the folder from its checkpoint. The configuration
-        must equal the saved one; the final weights are bit-identical to an
-        uninterrupted run. Without a checkpoint the run starts from scratch.
-    - `overwrite`: delete an existing run in the folder and start over.
+    - `resume`: continue the run in the folder from its checkpoint (also a failed
+        run's last good one). The configuration must equal the saved one; the final
+        weights are bit-identical to an uninterrupted run. Without a checkpoint the
+        run starts from scratch.
+    - `overwrite`: delete an existing run in the folder and start over. A run marked
+        failed (a NaN/Inf loss) is replaced without it.
     - `stop_after`: train at most this many more updates, write the checkpoint and
         return (continue later with `resume=True`).
     - `quiet`: print nothing (no progress bar, no summary).
@@ -223,14 +272,19 @@ def run_experiment(
 
     - [`trainax_fm.experiment.ConfigError`][] for an invalid configuration (or one
         that differs from the run being resumed); `FileExistsError` if the folder holds
-        a run and neither `resume` nor `overwrite` is set.
-    - [`trainax_fm.NonFiniteLossError`][] if the training loss becomes NaN/Inf; the
-        last good checkpoint is kept.
+        a run that has not failed and neither `resume` nor `overwrite` is set.
+    - [`trainax_fm.NonFiniteLossError`][] if the training loss becomes NaN/Inf (with
+        `training.on_nonfinite = "raise"`); the last good checkpoint is kept, the run
+        is marked failed in `progress.json` (`"failed"`: what went wrong), and the
+        message names the `[training]` keys that help.
     """
     log = Log(quiet, printer)
     run = prepare_run(config, results_dir, name=name, resume=resume, overwrite=overwrite,
                       stop_after=stop_after, log=log)
-    state = train_run(run, log)
+    try:
+        state = train_run(run, log)
+    except NonFiniteLossError as error:
+        raise nonfinite_advice(run, error) from None
     total = run.config["training"]["num_training_steps"]
     if state.step < total and stopped_early(run.config, state):
         log(f"Early stopping at update {state.step}/{total}: "

@@ -18,7 +18,9 @@ class Field:
 
     **Arguments:**
 
-    - `kind`: `"int"`, `"float"`, `"str"`, `"bool"` or `"floats"` (a list of numbers).
+    - `kind`: `"int"`, `"float"`, `"str"`, `"bool"`, `"floats"` (a list of numbers) or
+        `"names"` (a list of names, written as a `';'`-separated string or a TOML array of
+        strings; kept as the `';'`-separated string).
     - `default`: the default value, or `None` when it is derived from other fields.
     - `minimum`, `maximum`: inclusive bounds for numbers.
     - `exclusive_minimum`: whether `minimum` itself is excluded.
@@ -42,7 +44,8 @@ class Field:
         if self.choices is not None:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         text = {"int": "an integer", "float": "a number", "str": "a string",
-                "bool": "true or false", "floats": "a list of numbers"}[self.kind]
+                "bool": "true or false", "floats": "a list of numbers",
+                "names": "a ';'-separated string or an array of strings"}[self.kind]
         if self.minimum is not None and self.maximum is not None:
             left = "(" if self.exclusive_minimum else "["
             text += f" in {left}{self.minimum}, {self.maximum}]"
@@ -79,6 +82,14 @@ class Field:
             ):
                 raise fail()
             return tuple(float(v) for v in numbers)
+        if self.kind == "names":
+            if isinstance(value, (list, tuple)):
+                if not all(isinstance(v, str) and v.strip() and ";" not in v for v in value):
+                    raise fail()
+                value = ";".join(v.strip() for v in value)
+            elif not isinstance(value, str):
+                raise fail()
+            return value
         if self.kind == "str":
             if not isinstance(value, str):
                 raise fail()

@@ -40,10 +40,12 @@ class Logger(AbstractHook):
     mean training loss since the previous record; `learning_rate` at that step;
     `grad_norm`, the global norm of the gradient that the next update applies (one
     extra gradient evaluation per record); `updates_per_second` since the previous
-    record (wall time, including validations); for a stepper with learned loss
-    weights ([`trainax_fm.WithLossWeights`][]) each weight `exp(-s_i)` as
-    `loss_weight/<name>`; and whatever `scalars(loop)` returns. After every validation a *validation* record holds each validation metric. With
-    seeds, every scalar is the mean over seeds.
+    record (wall time between the records, including validations, checkpoints and
+    the previous record's own work; the first interval includes compilation); for a
+    stepper with learned loss weights ([`trainax_fm.WithLossWeights`][]) each weight
+    `exp(-s_i)` as `loss_weight/<name>`; and whatever `scalars(loop)` returns. After
+    every validation a *validation* record holds each validation metric. With seeds,
+    every scalar is the mean over seeds.
 
     Files in `log_dir`: `log.jsonl` (format `"jsonl"`), `train.csv` and
     `validation.csv` (`"csv"`), TensorBoard event files (`"tensorboard"`, needs
@@ -132,6 +134,8 @@ class Logger(AbstractHook):
 
     def log_train(self, loop: "Loop") -> None:
         losses = loop.history.since(self.last_step)
+        # Updates are dispatched asynchronously: the clock is read once they have run.
+        jax.block_until_ready((loop.stepper, loop.opt_state))
         now = time.perf_counter()
         scalars = {
             "loss": float(np.mean(losses)),
@@ -148,7 +152,10 @@ class Logger(AbstractHook):
         if self.scalars is not None:
             scalars.update({name: float(np.mean(v)) for name, v in self.scalars(loop).items()})
         self.write(loop.step, "train", scalars)
-        self.last_step, self.last_time = loop.step, time.perf_counter()
+        # The next interval starts at this record's clock reading, so the time spent
+        # on this record (gradient norm, scalars, files) counts against the rate:
+        # the intervals add up to the wall time of the run.
+        self.last_step, self.last_time = loop.step, now
 
     def log_validation(self, loop: "Loop") -> None:
         history = loop.validation

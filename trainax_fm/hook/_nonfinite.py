@@ -1,5 +1,6 @@
 """Stop training at the first NaN/Inf loss or parameter, naming the update."""
 
+import os
 import time
 from typing import TYPE_CHECKING, Optional
 
@@ -19,7 +20,30 @@ CHECK_SECONDS = 0.2
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss (or a parameter) becomes NaN or Inf."""
+    """Raised when the training loss (or a parameter) becomes NaN or Inf.
+
+    **Arguments:**
+
+    - `message`: the full message, with advice.
+    - `problem`: what went wrong where (`"the training loss became nan at update
+        7"`), without advice; defaults to `message`. Callers that know other options
+        than the trainer's (the command line) build their own advice from it.
+    - `last_checkpoint`: the last good checkpoint written, or `None`.
+    - `last_checkpoint_step`: the update that checkpoint was written at, or `None`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problem: Optional[str] = None,
+        last_checkpoint: Optional[os.PathLike] = None,
+        last_checkpoint_step: Optional[int] = None,
+    ):
+        super().__init__(message)
+        self.problem = message if problem is None else problem
+        self.last_checkpoint = last_checkpoint
+        self.last_checkpoint_step = last_checkpoint_step
 
 
 class NonFiniteGuard(AbstractHook):
@@ -35,10 +59,13 @@ class NonFiniteGuard(AbstractHook):
 
     - `last_checkpoint`: a callable returning the path of the last checkpoint written
         (or `None`), for the message.
+    - `last_checkpoint_step`: a callable returning the update that checkpoint was
+        written at (or `None`).
     """
 
-    def __init__(self, last_checkpoint=lambda: None):
+    def __init__(self, last_checkpoint=lambda: None, last_checkpoint_step=lambda: None):
         self.last_checkpoint = last_checkpoint
+        self.last_checkpoint_step = last_checkpoint_step
         self.unchecked_from = 0
         self.last_check = time.perf_counter()
 
@@ -68,7 +95,10 @@ class NonFiniteGuard(AbstractHook):
             f"{problem}; training stopped. Lower the learning rate, check the data for "
             "outliers, or clip gradients (optax.clip_by_global_norm); or pass "
             "on_nonfinite='skip'."
-            + (f" The last good checkpoint is {str(checkpoint)!r}." if checkpoint else "")
+            + (f" The last good checkpoint is {str(checkpoint)!r}." if checkpoint else ""),
+            problem=problem,
+            last_checkpoint=checkpoint or None,
+            last_checkpoint_step=self.last_checkpoint_step() if checkpoint else None,
         )
 
 
