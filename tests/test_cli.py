@@ -100,9 +100,28 @@ def _like(config):
 
 
 def test_existing_run_needs_resume_or_overwrite(finished, capsys):
+    """The command line names its flags, Python its keyword arguments."""
     root, config = finished
     assert main(["train", config, "--results", str(root), "--quiet"]) == 1
-    assert "--resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--overwrite" in err and "--name" in err
+    assert "=True" not in err
+    with pytest.raises(FileExistsError) as info:
+        tx.experiment.run_experiment(config, root, quiet=True)
+    message = str(info.value)
+    assert "resume=True" in message and "overwrite=True" in message and "name=" in message
+    assert "--" not in message
+
+
+def test_resume_and_overwrite_together_are_refused(finished, capsys):
+    root, config = finished
+    with pytest.raises(SystemExit) as info:
+        main(["train", config, "--results", str(root), "--resume", "--overwrite"])
+    assert info.value.code == 2
+    assert "--resume and --overwrite exclude each other" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="resume=True and overwrite=True exclude each other"):
+        tx.experiment.run_experiment(config, root, resume=True, overwrite=True, quiet=True)
+    assert (root / "tiny" / "metrics.json").is_file()  # the finished run is untouched
 
 
 def test_resume_after_stop_is_bit_identical(finished, tmp_path, capsys):
@@ -129,18 +148,29 @@ def test_resume_after_stop_is_bit_identical(finished, tmp_path, capsys):
 def test_eval_and_table(finished, tmp_path, capsys):
     root, _ = finished
     run = root / "tiny"
-    assert main(["eval", str(run), "--no-plots"]) == 0
+    assert main(["eval", str(run)]) == 0
     printed = json.loads(capsys.readouterr().out)
     stored = json.loads((run / "metrics.json").read_text())
     assert np.isclose(printed["gmean_nrmse"], stored["gmean_nrmse"], rtol=1e-5)
-    # evaluation on a file of test trajectories
+    # no validation: training and eval both score the final network, and say so
+    assert printed["scored_network"] == stored["scored_network"] == "network.eqx"
+    own_picture = (run / "eval_spacetime.png").read_bytes()
+    # evaluation on a file of test trajectories: its own pictures beside the others
     data = tx.sample_data.advection_1d_periodic(16, 2, temporal_horizon=5, highest_init_mode=3,
                                                 key=jax.random.PRNGKey(5))
     np.save(tmp_path / "extra.npy", np.asarray(data))
     assert main(["eval", str(run), "--data", str(tmp_path / "extra.npy"), "--quiet"]) == 0
     extra = json.loads((run / "eval_extra.json").read_text())
     assert extra["num_rollout_steps"] == 4 and extra["num_test_samples"] == 2
-    assert (run / "eval_spacetime.png").is_file()
+    assert (run / "eval_extra_spacetime.png").is_file()
+    assert (run / "eval_extra_error_over_time.png").is_file()
+    assert (run / "eval_spacetime.png").read_bytes() == own_picture
+    # a too long rollout on the file: the flag is named as the command line spells it
+    assert main(["eval", str(run), "--data", str(tmp_path / "extra.npy"),
+                 "--num-rollout-steps", "9", "--quiet"]) == 2
+    assert "`--num-rollout-steps`: expected at most 4" in capsys.readouterr().err
+    with pytest.raises(tx.experiment.ConfigError, match="`num_rollout_steps`: expected"):
+        tx.experiment.evaluate(run, data=tmp_path / "extra.npy", num_rollout_steps=9)
     # table
     csv_path = tmp_path / "table.csv"
     assert main(["table", str(root), "--csv", str(csv_path)]) == 0
@@ -167,6 +197,11 @@ def test_config_errors_exit_2_and_name_the_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "training.method" in err and "bad.toml" in err and "true, false" in err
     assert main(["eval", str(tmp_path / "nothing")]) == 1
+    capsys.readouterr()
+    assert main(["train", str(tmp_path / "missing.toml")]) == 2
+    assert "`trainax-fm train --default`" in capsys.readouterr().err
+    with pytest.raises(tx.experiment.ConfigError, match=r"`default_config\(\)`"):
+        tx.experiment.load_config(tmp_path / "missing.toml")
     with pytest.raises(SystemExit):
         main(["train"])  # neither a file nor --default
 
@@ -190,7 +225,10 @@ def test_seeds_flow_matching_and_ode_data(tmp_path):
         "evaluation": {"num_rollout_steps": 3},
     }
     whole = tx.experiment.run_experiment(config, tmp_path / "a", quiet=True)
-    stopped = tx.experiment.run_experiment(config, tmp_path / "b", quiet=True, stop_after=5)
+    messages = []
+    stopped = tx.experiment.run_experiment(config, tmp_path / "b", stop_after=5,
+                                           printer=messages.append)
+    assert "Continue with resume=True." in messages[-1] and "--" not in messages[-1]
     assert stopped == {"status": "stopped", "step": 5, "num_training_steps": 6,
                        "results_dir": str(tmp_path / "b" / "fm")}
     resumed = tx.experiment.run_experiment(config, tmp_path / "b", quiet=True, resume=True)

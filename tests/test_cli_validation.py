@@ -2,8 +2,12 @@
 
 import json
 
+import equinox as eqx
+import jax
 import numpy as np
 import pytest
+
+import trainax_fm as tx
 
 from trainax_fm._cli import main
 from trainax_fm.experiment import ConfigError, validate_config
@@ -55,19 +59,60 @@ def test_resumed_cli_run_has_the_same_validation(validated, tmp_path):
     assert (run / "best.eqx").read_bytes() == (tmp_path / "tiny" / "best.eqx").read_bytes()
 
 
-def test_early_stopping_completes_the_run(tmp_path):
+def test_early_stopping_completes_the_run(tmp_path, capsys):
     config = write_config(
         tmp_path / "stop.toml",
         validation={"num_samples": 3, "every": 5, "metrics": "nrmse@3",
                     "patience": 1, "min_delta": 10.0},
         training={"num_training_steps": 200},
     )
-    assert main(["train", config, "--results", str(tmp_path), "--quiet"]) == 0
-    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert main(["train", config, "--results", str(tmp_path / "runs")]) == 0
+    metrics = json.loads((tmp_path / "runs" / "tiny" / "metrics.json").read_text())
     assert metrics["status"] == "complete"
     # The first validation is the best; nothing beats it by 10: the next one stops.
     assert metrics["stopped_early_at"] == 10
     assert metrics["best_validation_step"] == 5
+    # the updates trained, not the ones planned, in metrics.json, summary and table
+    assert metrics["num_training_steps"] == 10 and metrics["planned_training_steps"] == 200
+    summary = capsys.readouterr().out
+    assert "trained 10 of 200 updates (early stopping)" in summary
+    assert "200 updates" not in summary.replace("10 of 200 updates", "")
+    best = f"best validation nrmse@3 {metrics['best_validation']:.4g} at update 5"
+    assert best in summary
+    assert main(["table", str(tmp_path / "runs"), "--csv", str(tmp_path / "t.csv")]) == 0
+    [row] = tx.experiment.collect_results(tmp_path / "runs")
+    assert row["num_training_steps"] == 10
+
+
+def test_eval_scores_what_training_scored(tmp_path, capsys):
+    """With a validated best the test metrics of training score `best.eqx`, and so does
+    `trainax-fm eval` (monitoring the largest loss puts the best at the first
+    validation, so the best and the final network differ)."""
+    config = write_config(
+        tmp_path / "best.toml",
+        validation={"num_samples": 3, "every": 10, "metrics": "loss", "mode": "max"},
+        training={"num_training_steps": 20},
+    )
+    assert main(["train", config, "--results", str(tmp_path), "--quiet"]) == 0
+    trained = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert trained["best_validation_step"] == 10 and trained["scored_network"] == "best.eqx"
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "tiny"), "--no-plots"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["scored_network"] == "best.eqx"
+    evaluated = json.loads((tmp_path / "tiny" / "eval.json").read_text())
+    for key in ("gmean_nrmse", "nrmse", "correlation", "high_correlation_time"):
+        np.testing.assert_allclose(evaluated[key], trained[key], rtol=1e-6, err_msg=key)
+    # the final network scores differently: the comparison above can tell them apart
+    final = tx.experiment.load_networks(
+        tmp_path / "tiny", tx.experiment.load_config(tmp_path / "tiny" / "config.toml"),
+        (1, 16))
+    best = tx.experiment.load_networks(
+        tmp_path / "tiny", tx.experiment.load_config(tmp_path / "tiny" / "config.toml"),
+        (1, 16), best=True)
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        jax.tree_util.tree_leaves(eqx.filter(final, eqx.is_array)),
+        jax.tree_util.tree_leaves(eqx.filter(best, eqx.is_array))))
 
 
 def test_table_ranks_by_best_validation(tmp_path, capsys):

@@ -244,17 +244,31 @@ def test_missing_files_and_data_sets_are_named(tmp_path):
     path = spec[len("hdf5:"):].split("#")[0]
     with pytest.raises(ValueError, match=r"no data set 'v'; it holds \['fields/u', 'other'\]"):
         tx.data.open_trajectories(f"hdf5:{path}#v")
-    with pytest.raises(ValueError, match="no data set None"):
+    with pytest.raises(ValueError, match=r"needs the name of a data set; it holds \[") as info:
         tx.data.open_trajectories(f"hdf5:{path}")
+    assert "None" not in str(info.value)
     zarr_spec = store(tmp_path, "zarr", make_data())
     with pytest.raises(ValueError, match=r"no array 'v'; it holds \['u'\]"):
         tx.data.open_trajectories(zarr_spec.replace("#u", "#v"))
+    with pytest.raises(ValueError, match=r"needs the name of an array; it holds \['u'\]") as info:
+        tx.data.open_trajectories(zarr_spec.split("#")[0])
+    assert "None" not in str(info.value)
     npy = store(tmp_path, "npy", make_data())
     with pytest.raises(ValueError, match="holds one array"):
         tx.data.open_trajectories(npy + "#u")
     (tmp_path / "junk.npy").write_text("not numpy")
     with pytest.raises(ValueError, match="not a readable .npy file"):
         tx.data.open_trajectories(f"npy:{tmp_path / 'junk.npy'}")
+
+
+def test_a_missing_file_in_the_configuration_ends_its_message_once(tmp_path):
+    """The engine's sentence inside the configuration error: one full stop, not two."""
+    config = tx.experiment.validate_config(
+        {"data": {"source": f"hdf5:{tmp_path / 'missing.h5'}#u"}})
+    with pytest.raises(tx.experiment.ConfigError, match="no hdf5 trajectory file") as info:
+        tx.experiment.load_data(config)
+    message = str(info.value)
+    assert "'.." not in message and ".." not in message.replace(str(tmp_path), ""), message
 
 
 def test_bad_arrays_and_specs_are_rejected(tmp_path):

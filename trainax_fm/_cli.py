@@ -119,6 +119,9 @@ def _train(args, parser) -> int:
 
     if args.default == (args.config is not None):
         parser.error("train needs a CONFIG file or --default (not both)")
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other: --resume continues "
+                     "the run in RESULTS/NAME, --overwrite deletes it; pass only one")
     config = args.config
     if args.default:
         config = default_config(args.source, name="default")
@@ -194,6 +197,16 @@ def _command_warnings(fallback):
     return show
 
 
+def _run_command(args, parser) -> int:
+    if args.command == "train":
+        return _train(args, parser)
+    if args.command == "eval":
+        return _eval(args)
+    if args.command == "table":
+        return _table(args)
+    return _config(args)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the `trainax-fm` command line.
 
@@ -219,15 +232,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args, parser) -> int:
     from . import NonFiniteLossError
     from .experiment import ConfigError
+    from .experiment._wording import cli_wording
 
     try:
-        if args.command == "train":
-            return _train(args, parser)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "table":
-            return _table(args)
-        return _config(args)
+        with cli_wording():
+            return _run_command(args, parser)
     except ConfigError as error:
         print(f"trainax-fm: configuration error: {error}", file=sys.stderr)
         return 2

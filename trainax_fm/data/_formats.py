@@ -351,8 +351,10 @@ def _open_stored(file_format: str, path: str, dataset: Optional[str]) -> OpenArr
         )
         if dataset is None or dataset.strip("/") not in names:
             handle.close()
+            missing = ("needs the name of a data set" if dataset is None
+                       else f"has no data set {dataset!r}")
             raise ValueError(
-                f"HDF5 file {path!r} has no data set {dataset!r}; it holds "
+                f"HDF5 file {path!r} {missing}; it holds "
                 f"{names or 'no data sets'}. Name one as 'hdf5:{path}#<data set>'."
             )
         return OpenArray(handle[dataset], handle)
@@ -371,8 +373,10 @@ def _open_stored(file_format: str, path: str, dataset: Optional[str]) -> OpenArr
             return OpenArray(node)
         names = sorted(name for name, _ in node.arrays())
         if dataset is None or dataset.strip("/") not in names:
+            missing = ("needs the name of an array" if dataset is None
+                       else f"has no array {dataset!r}")
             raise ValueError(
-                f"zarr group {path!r} has no array {dataset!r}; it holds "
+                f"zarr group {path!r} {missing}; it holds "
                 f"{names or 'no arrays'}. Name one as 'zarr:{path}#<array>'."
             )
         return OpenArray(node[dataset])

@@ -93,6 +93,7 @@ from ._errors import ConfigError, describe_value
 from ._method import format_method, parse_method
 from ._network import format_network, parse_network
 from ._schema import NAME_PATTERN, Field
+from ._wording import term
 
 TOP_FIELDS = {
     "name": Field("str", "experiment", pattern=NAME_PATTERN,
@@ -379,7 +380,7 @@ def load_config(path: Union[str, os.PathLike]) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError("", "an existing configuration file", repr(str(path)),
-                          "check the path, or run `trainax-fm train --default`")
+                          f"check the path, or start from `{term('default_config')}`")
     try:
         raw = _toml.loads(path.read_text(encoding="utf-8"))
     except (_toml.TOMLDecodeError, UnicodeDecodeError) as error:

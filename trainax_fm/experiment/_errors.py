@@ -51,7 +51,9 @@ class ConfigError(ValueError):
         self.source = source
         where = f"{source}: " if source else ""
         field = f"`{path}`" if path else "the configuration"
-        message = f"{where}{field}: expected {expected}, got {actual}."
+        message = f"{where}{field}: expected {expected}, got {actual}"
+        # `actual` may quote a sentence that already ends the message
+        message += "" if message.endswith(".") else "."
         if fix:
             message += f" Fix: {fix}"
         super().__init__(message)

@@ -17,10 +17,14 @@ from .._atomic import write_bytes_atomic
 from .._stepper_file import load_stepper, save_stepper
 from ._config import load_config
 from ._errors import ConfigError
-from ._setup import build_stepper, split_keys, with_normalization
+from ._method import parse_method
+from ._setup import build_stepper, load_method_teacher, split_keys, with_normalization
 from ._toml import write_text_atomic
+from ._wording import term
 
 NETWORK_FILE = "network.eqx"
+# The best stepper of the validation (seed-stacked with several seeds).
+BEST_FILE = "best.eqx"
 
 
 def network_files(num_seeds: int) -> list[str]:
@@ -39,9 +43,18 @@ def save_networks(results_dir: Path, steppers: Sequence[Any]) -> list[Path]:
     ]
 
 
+def scored_network_file(results_dir: Union[str, os.PathLike], config: dict) -> str:
+    """The network file(s) whose test metrics training reported: `best.eqx` when the
+    validation picked a best and `[validation] evaluate = "best"`, else the final
+    `network.eqx` (`network_seed*.eqx` with several seeds)."""
+    if config["validation"]["evaluate"] == "best" and (Path(results_dir) / BEST_FILE).is_file():
+        return BEST_FILE
+    return NETWORK_FILE if config["num_seeds"] == 1 else "network_seed*.eqx"
+
+
 def load_networks(
     results_dir: Union[str, os.PathLike], config: dict, state_shape,
-    num_constant_channels: int = 0,
+    num_constant_channels: int = 0, *, best: bool = False,
 ) -> list:
     """Rebuild the emulators of a results folder from its config and saved leaves.
 
@@ -52,6 +65,8 @@ def load_networks(
     - `state_shape`: `(C, *spatial)` of one state.
     - `num_constant_channels`: channels of the data's constants per trajectory (a
         conditioned emulator), else 0.
+    - `best`: load the best networks of the validation (`best.eqx`) instead of the
+        final ones (`network.eqx` / `network_seed<i>.eqx`).
 
     **Returns:**
 
@@ -60,24 +75,30 @@ def load_networks(
     results_dir = Path(results_dir)
     num_seeds = config["num_seeds"]
     state_shape = tuple(int(n) for n in state_shape)
+    layout = (state_shape[0], len(state_shape) - 1,
+              min(state_shape[1:]) if len(state_shape) > 1 else 0)
+    # A distilled emulator is built around its teacher's network: the teacher is read
+    # here, outside the abstract evaluation below, where a file read would leave
+    # tracers in the module.
+    teacher = load_method_teacher(parse_method(config["training"]["method"]), *layout,
+                                  num_constant_channels)
 
-    def build(key):
-        network = build_stepper(
-            config, state_shape[0], len(state_shape) - 1,
-            min(state_shape[1:]) if len(state_shape) > 1 else 0, key, num_constant_channels,
-        )
+    def build(key, teacher):
+        network = build_stepper(config, *layout, key, num_constant_channels, teacher)
         # Statistics of the right shapes; their values are read from the file.
         return with_normalization(config, network, jnp.zeros((1, 2) + state_shape), None)
 
     # Only the structure is needed: abstract evaluation costs no computation.
-    skeleton = eqx.filter_eval_shape(build, jax.random.PRNGKey(0))
+    if best:
+        return _load_best(results_dir, build, teacher, num_seeds)
+    skeleton = eqx.filter_eval_shape(build, jax.random.PRNGKey(0), teacher)
     out = []
     for name in network_files(num_seeds):
         path = results_dir / name
         if not path.is_file():
             raise FileNotFoundError(
                 f"{str(path)!r} is missing: the run in {str(results_dir)!r} has not "
-                "finished training (continue it with `trainax-fm train CONFIG --resume`)."
+                f"finished training (continue it with `{term('resume_run')}`)."
             )
         try:
             out.append(load_stepper(path, skeleton))
@@ -87,6 +108,35 @@ def load_networks(
                 f"({error})."
             ) from None
     return out
+
+
+def _load_best(results_dir: Path, build, teacher, num_seeds: int) -> list:
+    """The seeds of `best.eqx` (one stepper, or the seeds stacked on a leading axis)."""
+    from ._setup import seed_slice
+
+    path = results_dir / BEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} is missing: the run in {str(results_dir)!r} has no validated "
+            "best network (it trained without validation data, or before its first "
+            "validation); load the final networks instead."
+        )
+    keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+    if num_seeds == 1:
+        skeleton = eqx.filter_eval_shape(build, keys[0], teacher)
+    else:
+        skeleton = eqx.filter_eval_shape(eqx.filter_vmap(build, in_axes=(0, None)), keys,
+                                         teacher)
+    try:
+        stacked = load_stepper(path, skeleton)
+    except ValueError as error:
+        raise ValueError(
+            f"{str(path)!r} does not match the network of {results_dir / 'config.toml'} "
+            f"({error})."
+        ) from None
+    if num_seeds == 1:
+        return [stacked]
+    return [seed_slice(stacked, i) for i in range(num_seeds)]
 
 
 def _finite(value: float) -> Optional[float]:
@@ -279,7 +329,13 @@ def evaluate(
         `T - 1` of the data).
     - `output`: where to write the metrics JSON (default `results_dir/eval.json`,
         or `eval_<file stem>.json` for `data`).
-    - `plots`: also write `eval_error_over_time.png` and the rollout plot.
+    - `plots`: also write `eval_error_over_time.png` and the rollout plot
+        (`eval_spacetime.png`, ...); for `data` they are named `eval_<file stem>_...`,
+        so they do not replace the pictures of the run's own test data.
+
+    The networks scored are those whose metrics training reported in `metrics.json`:
+    the validation's best (`best.eqx`) when it picked one and `[validation] evaluate
+    = "best"`, the final ones otherwise; `scored_network` in the result names the file.
 
     **Returns:**
 
@@ -307,12 +363,12 @@ def evaluate(
         constants = dataset.test_constants
         label = "test data"
     else:
-        test = load_trajectory_file(Path(data), "--data")
-        constants = load_constants(Path(data), test.shape, "--data")
+        test = load_trajectory_file(Path(data), term("data"))
+        constants = load_constants(Path(data), test.shape, term("data"))
         available = test.shape[1] - 1
         if num_rollout_steps is not None and num_rollout_steps > available:
             raise ConfigError(
-                "--num-rollout-steps", f"at most {available} for {str(data)!r}",
+                term("num_rollout_steps"), f"at most {available} for {str(data)!r}",
                 str(num_rollout_steps), "the file's trajectories are too short",
             )
         steps = min(steps, available)
@@ -321,7 +377,9 @@ def evaluate(
     num_constant_channels = 0 if constants is None else sum(
         int(c.shape[1]) for c in constants if c is not None
     )
-    steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels)
+    scored = scored_network_file(results_dir, config)
+    steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels,
+                             best=scored == BEST_FILE)
     _, _, eval_key = split_keys(config["seed"], config["num_seeds"])
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(
@@ -334,6 +392,7 @@ def evaluate(
         "method": config["training"]["method"],
         "network": config["network"]["spec"],
         "data": label,
+        "scored_network": scored,
         **metrics,
         "eval_seconds": time.perf_counter() - begin,
     }
@@ -341,7 +400,8 @@ def evaluate(
         output = results_dir / ("eval.json" if data is None else f"eval_{Path(data).stem}.json")
     write_json(Path(output), metrics)
     if plots:
+        prefix = "eval_" if data is None else f"eval_{Path(data).stem}_"
         make_plots(results_dir, arrays, loss_history=None, record_loss_every=1,
-                   label=config["name"], dt=dt, domain_extent=extent, prefix="eval_")
+                   label=config["name"], dt=dt, domain_extent=extent, prefix=prefix)
     return metrics
 

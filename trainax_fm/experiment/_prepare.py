@@ -20,12 +20,15 @@ from ._config import (
 )
 from ._data import Dataset, load_data
 from ._errors import ConfigError
+from ._evaluate import BEST_FILE
 from ._method import TrainMethod, parse_method
+from ._wording import term
 from ._setup import (
     build_optimizer,
     build_steppers,
     build_trainer,
     init_stepper,
+    load_method_teacher,
     split_keys,
     with_normalization,
 )
@@ -34,7 +37,6 @@ CHECKPOINT_FILE = "checkpoint.eqx"
 PROGRESS_FILE = "progress.json"
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.json"
-BEST_FILE = "best.eqx"
 _OWN_FILES = (CHECKPOINT_FILE, PROGRESS_FILE, METRICS_FILE, CONFIG_FILE, "eval.json", BEST_FILE,
               "log.jsonl", "train.csv", "validation.csv")
 _OWN_GLOBS = ("network*.eqx", "*.png", "eval_*.json", "events.out.tfevents.*", "rollouts/*.png")
@@ -69,6 +71,8 @@ class Prepared:
     - `state`: the [`trainax_fm.TrainState`][] to resume from, or `None` for a new run.
     - `progress`: the contents of `progress.json` (accumulated training time).
     - `num_steps`: the updates this call trains (0 if the run is already complete).
+    - `teacher`: the velocity of the TEACHER folder the method names, loaded once
+        before training, or `None`.
     """
 
     config: dict
@@ -82,6 +86,7 @@ class Prepared:
     state: Optional[TrainState]
     progress: dict
     num_steps: int
+    teacher: Optional[eqx.Module] = None
 
     @property
     def checkpoint(self) -> Path:
@@ -110,7 +115,8 @@ def as_config(config: ConfigLike) -> dict:
     )
 
 
-def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
+def fresh_steppers(config: dict, dataset: Dataset, init_keys,
+                   teacher: Optional[eqx.Module] = None) -> eqx.Module:
     """The untrained stepper of a run: one stepper for one seed, else the seeds stacked
     on a leading axis; normalised with statistics of the training data if configured.
 
@@ -122,6 +128,8 @@ def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
     - `config`: a validated configuration.
     - `dataset`: its data (for the state layout).
     - `init_keys`: one initialisation key per seed.
+    - `teacher`: the loaded teacher velocity of a method with a TEACHER folder, else
+        `None`.
 
     **Returns:**
 
@@ -129,9 +137,11 @@ def fresh_steppers(config: dict, dataset: Dataset, init_keys) -> eqx.Module:
     """
     if config["num_seeds"] == 1:
         networks = init_stepper(config, dataset.num_channels, dataset.num_spatial_dims,
-                                dataset.num_points, init_keys[0], dataset.num_constant_channels)
+                                dataset.num_points, init_keys[0], dataset.num_constant_channels,
+                                teacher)
         return with_normalization(config, networks, dataset.train, None)
-    networks = build_steppers(config, dataset.train, init_keys, dataset.num_constant_channels)
+    networks = build_steppers(config, dataset.train, init_keys, dataset.num_constant_channels,
+                              teacher)
     return with_normalization(config, networks, dataset.train, config["num_seeds"])
 
 
@@ -220,8 +230,9 @@ def _claim_folder(out: Path, config: dict, resume: bool, failed: bool = False) -
                     "", f"the configuration of the run in {str(out)!r}",
                     "a configuration that differs in " + "; ".join(differences),
                     "resume with the same configuration (e.g. its config.toml), or "
-                    + ("rerun without --resume to replace the failed run"
-                       if failed else "start over with --overwrite or another --name"),
+                    + (f"run again without {term('resume')} to replace the failed run"
+                       if failed
+                       else f"start over with {term('overwrite')} or another {term('name')}"),
                 )
         else:
             _clear(out)
@@ -257,12 +268,18 @@ def prepare_run(
     - `ConfigError` for an invalid configuration (or one that differs from the run
         being resumed); `FileExistsError` if the folder holds a run that has not
         failed and neither `resume` nor `overwrite` is set; `ValueError` for an
-        invalid `stop_after`.
+        invalid `stop_after` or both `resume` and `overwrite`.
     """
     config = as_config(config)
     if name is not None:
         config["name"] = TOP_FIELDS["name"].check(name, "name")
     _check_stop_after(stop_after)
+    if resume and overwrite:
+        raise ValueError(
+            f"{term('resume')} and {term('overwrite')} exclude each other: one continues "
+            "the run in the folder, the other deletes it. Pass only "
+            f"{term('resume')} to continue, or only {term('overwrite')} to start over."
+        )
     out = Path(results_dir) / config["name"]
     failed = failure_of(out)
     if failed is not None and not (resume or overwrite):
@@ -271,9 +288,8 @@ def prepare_run(
         log(f"Replacing the failed run in {str(out)!r} ({failed}).")
     elif (out / CONFIG_FILE).exists() and not (resume or overwrite):
         raise FileExistsError(
-            f"{str(out)!r} already holds a run. Pass --resume (resume=True) to "
-            "continue it, --overwrite (overwrite=True) to start over, or choose "
-            "another --name."
+            f"{str(out)!r} already holds a run. Pass {term('resume')} to continue it, "
+            f"{term('overwrite')} to start over, or choose another {term('name')}."
         )
     # The data fills in data-dependent defaults (e.g. the network), so it is loaded
     # before the configuration is compared with, or written to, the folder.
@@ -283,29 +299,34 @@ def prepare_run(
     _check_fits(config, dataset, method)
     training = config["training"]
     optimizer = build_optimizer(training)
-    # Before the folder is claimed: a teacher that does not fit (e.g. a `pd` step count)
-    # must not leave a folder that only --overwrite clears.
-    trainer = build_trainer(config, dataset, method, optimizer)
+    # Before the folder is claimed: a teacher that is missing, unreadable or does not
+    # fit (its layout, a `pd` step count) must not leave a folder that only a rerun
+    # with overwrite clears. Loaded here, once and outside any trace, it is handed to
+    # everything that builds a stepper.
+    teacher = load_method_teacher(method, dataset.num_channels, dataset.num_spatial_dims,
+                                  dataset.num_points, dataset.num_constant_channels)
+    trainer = build_trainer(config, dataset, method, optimizer, teacher)
     _claim_folder(out, config, resume, failed is not None)
     init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
-    state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log)
+    state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log,
+                                    teacher)
     start = 0 if state is None else state.step
     remaining = training["num_training_steps"] - start
     num_steps = remaining if stop_after is None else min(stop_after, remaining)
     return Prepared(config, out, dataset, method, trainer, init_keys, shuffle_keys,
-                    eval_key, state, progress, num_steps)
+                    eval_key, state, progress, num_steps, teacher)
 
 
 def _resume_state(
     out: Path, config: dict, dataset: Dataset, init_keys, optimizer: optax.GradientTransformation,
-    resume: bool, log: Log,
+    resume: bool, log: Log, teacher: Optional[eqx.Module] = None,
 ) -> tuple[Optional[TrainState], dict]:
     """The checkpoint and progress of the run in `out` (or `None` and zero time)."""
     checkpoint = out / CHECKPOINT_FILE
     if resume and checkpoint.is_file():
         # The engine reads one-seed and seed-stacked checkpoints alike, given a stepper
         # of the same layout.
-        like = fresh_steppers(config, dataset, init_keys)
+        like = fresh_steppers(config, dataset, init_keys, teacher)
         state = load_train_state(checkpoint, like, optimizer)
         log(f"Resuming {str(out)!r} at update {state.step}/"
             f"{config['training']['num_training_steps']}.")

@@ -50,7 +50,9 @@ def report_run(
         "seed": config["seed"],
         "num_seeds": num_seeds,
         "num_parameters": count_parameters(members[0]),
-        "num_training_steps": training["num_training_steps"],
+        # the updates trained: fewer than planned when early stopping ended the run
+        "num_training_steps": state.step,
+        "planned_training_steps": training["num_training_steps"],
         "batch_size": training["batch_size"],
         "learning_rate": training["learning_rate"],
         "final_train_loss": float(np.mean(last)),
@@ -104,17 +106,35 @@ def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _validation_lines(metrics: dict) -> list[str]:
+    """The best validation value and its update, when the run validated."""
+    if metrics.get("validation_monitor") is None:
+        return []
+    steps = metrics["best_validation_step"]
+    at = (f"update {steps}" if not isinstance(steps, list)
+          else "updates " + ", ".join(str(step) for step in steps) + " (per seed)")
+    return [f"  best validation {metrics['validation_monitor']} "
+            f"{_fmt(metrics['best_validation'])} at {at} "
+            f"({metrics['num_validations']} validations)"]
+
+
 def format_summary(metrics: dict, out: Path) -> str:
     """A few lines summarising a finished run (printed at the end of training)."""
     nrmse = metrics["nrmse"]
     seeds = metrics["num_seeds"]
+    trained, planned = metrics["num_training_steps"], metrics.get("planned_training_steps")
+    stopped = metrics.get("stopped_early_at") is not None
+    of_planned = f" of {planned}" if planned is not None and planned != trained else ""
     lines = [
         f"{str(out)}: {metrics['method']} | {metrics['network']} | {metrics['source']} | "
         f"{seeds} seed{'s' if seeds > 1 else ''} | {metrics['num_parameters']:,} parameters",
-        f"  trained {metrics['num_training_steps']} updates in "
+        f"  trained {trained}{of_planned} updates"
+        f"{' (early stopping)' if stopped else ''} in "
         f"{metrics['wall_time_seconds']:.1f} s, final train loss "
         f"{_fmt(metrics['final_train_loss'])}",
-        f"  test nRMSE: step 1 {_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
+        *_validation_lines(metrics),
+        f"  test nRMSE of {metrics.get('scored_network', 'network.eqx')}: step 1 "
+        f"{_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
         f"geometric mean over {metrics['nrmse_aggregate_steps']} steps "
         f"{_fmt(metrics['gmean_nrmse'])}",
         f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "

@@ -31,6 +31,7 @@ from ._prepare import (
 from ._report import format_summary as format_summary
 from ._report import report_run, stopped_early
 from ._setup import build_schedule, seed_slice
+from ._wording import term
 
 # The files of each log format in the results folder (TensorBoard's have run-specific
 # names and are not listed).
@@ -78,7 +79,7 @@ def train_run(run: Prepared, log: Log) -> TrainState:
             # One seed trains unstacked (see `fresh_steppers`).
             seeds = None if num_seeds == 1 else num_seeds
             keys = run.shuffle_keys if seeds else run.shuffle_keys[0]
-            stepper = fresh_steppers(config, run.dataset, run.init_keys)
+            stepper = fresh_steppers(config, run.dataset, run.init_keys, run.teacher)
             result = run.trainer.train(stepper, keys, num_seeds=seeds, **schedule)
         state = result.train_state
         jax.block_until_ready(state.loss_history)
@@ -118,17 +119,17 @@ def nonfinite_advice(run: Prepared, error: NonFiniteLossError) -> NonFiniteLossE
                    else "clip gradients with grad_clip_norm = 1.0")
     if checkpoint is not None:
         kept = f"The last good checkpoint is {str(checkpoint)!r} (update {step})."
-        resume = ("or add --resume to continue from that checkpoint (same configuration; "
-                  "resume=True)")
+        resume = (f"or add {term('resume')} to continue from that checkpoint (same "
+                  "configuration)")
     else:
         kept = "No checkpoint was written before the failure."
-        resume = "or choose another --name"
+        resume = f"or choose another {term('name')}"
     message = (
         f"{error.problem}; training stopped. In [training] of the configuration, lower "
         f"learning_rate (now {training['learning_rate']:g}), {clip_advice}, or set "
         'on_nonfinite = "skip" to leave such updates out; or check the data for outliers. '
-        f"{kept} The run is marked failed in {PROGRESS_FILE}: rerun the same command "
-        "(after changing the configuration) to replace it without --overwrite, "
+        f"{kept} The run is marked failed in {PROGRESS_FILE}: run it again (after "
+        f"changing the configuration) to replace it without {term('overwrite')}, "
         f"{resume}."
     )
     run.progress["failed"] = error.problem
@@ -176,18 +177,21 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
 
     **Returns:**
 
-    - `(members, metrics, eval_seconds, files)`: the trained stepper of every seed,
-        the rollout metrics, how long the rollouts took and the files written.
+    - `(members, metrics, eval_seconds, files)`: the stepper of every seed that was
+        scored (the validation's best with `[validation] evaluate = "best"`), the
+        rollout metrics with `scored_network` (the file holding them), how long the
+        rollouts took and the files written.
     """
     config, evaluation = run.config, run.config["evaluation"]
     num_seeds = config["num_seeds"]
     final = split_seeds(state.stepper, num_seeds)
     files = save_networks(run.out, final)
-    members = final
+    members, scored = final, files[0].name if num_seeds == 1 else "network_seed*.eqx"
     if state.validation is not None:
         files += [run.out / BEST_FILE]
         if config["validation"]["evaluate"] == "best":
             members = split_seeds(state.validation.best_stepper, num_seeds)
+            scored = BEST_FILE
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(
         members, run.dataset.test,
@@ -198,6 +202,8 @@ def evaluate_run(run: Prepared, state: TrainState) -> tuple[list, dict, float, l
         constants=run.dataset.test_constants,
     )
     eval_seconds = time.perf_counter() - begin
+    # `trainax-fm eval` scores the same file, and says so under the same key
+    metrics = {"scored_network": scored, **metrics}
     every = config["training"]["record_loss_every"]
     recorded = np.asarray(state.loss_history).reshape(num_seeds, -1)[:, ::every]
     files += make_plots(
@@ -272,7 +278,8 @@ def run_experiment(
 
     - [`trainax_fm.experiment.ConfigError`][] for an invalid configuration (or one
         that differs from the run being resumed); `FileExistsError` if the folder holds
-        a run that has not failed and neither `resume` nor `overwrite` is set.
+        a run that has not failed and neither `resume` nor `overwrite` is set;
+        `ValueError` if both are.
     - [`trainax_fm.NonFiniteLossError`][] if the training loss becomes NaN/Inf (with
         `training.on_nonfinite = "raise"`); the last good checkpoint is kept, the run
         is marked failed in `progress.json` (`"failed"`: what went wrong), and the
@@ -291,7 +298,7 @@ def run_experiment(
             f"{run.config['validation']['patience']} validations without improvement.")
     elif state.step < total:
         log(f"Stopped after update {state.step}/{total}; the checkpoint is "
-            f"{str(run.checkpoint)!r}. Continue with --resume.")
+            f"{str(run.checkpoint)!r}. Continue with {term('resume')}.")
         return {"status": "stopped", "step": state.step, "num_training_steps": total,
                 "results_dir": str(run.out)}
     members, metrics, eval_seconds, files = evaluate_run(run, state)

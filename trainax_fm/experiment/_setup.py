@@ -71,7 +71,7 @@ def _schedule(lr, steps, warmup, lr_schedule):
 
 def build_stepper(
     config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key,
-    num_constant_channels: int = 0,
+    num_constant_channels: int = 0, teacher: Optional[eqx.Module] = None,
 ) -> eqx.Module:
     """The emulator to train: the network, or a flow-matching stepper around it.
 
@@ -84,6 +84,9 @@ def build_stepper(
     - `num_constant_channels`: channels of the constants per trajectory (data with
         `constant_scalars`/`constant_fields`); with any, the network is wrapped in a
         [`trainax_fm.ConditionedNetwork`][] that sees them as extra input channels.
+    - `teacher`: the teacher velocity of a method that names a TEACHER folder, loaded
+        beforehand with `load_teacher` (this function may run under a trace, where a
+        file cannot be read into the module); `None` for the other methods.
 
     **Returns:**
 
@@ -108,10 +111,15 @@ def build_stepper(
         )
         return ConditionedNetwork(built) if num_constant_channels else built
 
+    if (method.teacher is None) != (teacher is None):
+        raise ValueError(
+            f"build_stepper of method {config['training']['method']!r} needs `teacher` "
+            + ("(the velocity of its TEACHER folder, from load_teacher(...))"
+               if teacher is None else "to be None (the method names no TEACHER folder)")
+            + f"; got teacher={type(teacher).__name__}."
+        )
     if method.kind in FEW_STEP_KINDS:
-        if method.teacher is not None:
-            teacher = load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
-                                   teacher_kinds(method))
+        if teacher is not None:
             if method.kind == "sg":
                 return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
             # a pd teacher (an earlier stage) already takes the step size
@@ -160,10 +168,13 @@ def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
     return teacher_config
 
 
-@functools.lru_cache(maxsize=8)
 def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int,
-                 kinds: tuple = ("fm",)):
+                 kinds: tuple = ("fm",), num_constant_channels: int = 0):
     """The trained velocity of a finished teacher run (its first seed), for distillation.
+
+    Call it outside any traced function and hand the result to `build_stepper`: a
+    file read under a trace would put tracers into the module. Nothing is cached, so a
+    retrained teacher is read afresh.
 
     **Arguments:**
 
@@ -172,17 +183,51 @@ def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num
         (the teacher must have been trained on the same layout).
     - `kinds`: the methods the teacher run may have used (`fm`; `fm` or `pd` for
         `pd`).
+    - `num_constant_channels`: channels of the data's constants (a conditioned
+        teacher), else 0.
 
     **Returns:**
 
     - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
+
+    **Raises:**
+
+    - `ConfigError` (field `training.method`) if the folder holds no finished run of
+        one of `kinds`, or its network does not fit the data's layout.
     """
     from ._evaluate import load_networks
 
     folder = Path(results_dir)
     teacher_config = load_teacher_config(results_dir, kinds)
     state_shape = (num_channels,) + (num_points,) * num_spatial_dims
-    return load_networks(folder, teacher_config, state_shape)[0].velocity
+    names = " or ".join(kinds)
+    try:
+        networks = load_networks(folder, teacher_config, state_shape, num_constant_channels)
+    except FileNotFoundError as error:
+        raise ConfigError(
+            "training.method", f"the results folder of a finished {names} run as TEACHER",
+            repr(results_dir), f"finish training the teacher first ({error})",
+        ) from None
+    except ValueError as error:  # a ConfigError too: the teacher's network on this layout
+        raise ConfigError(
+            "training.method",
+            f"a TEACHER whose network fits this run's data (states of shape "
+            f"{state_shape}"
+            + (f", {num_constant_channels} constant channel(s)" if num_constant_channels
+               else "") + ")",
+            repr(results_dir) + f" ({error})",
+            "train the teacher on data of the same layout, or name another teacher",
+        ) from None
+    return networks[0].velocity
+
+
+def load_method_teacher(method: TrainMethod, num_channels: int, num_spatial_dims: int,
+                        num_points: int, num_constant_channels: int = 0):
+    """`load_teacher` of the TEACHER folder `method` names, or `None` if it names none."""
+    if method.teacher is None:
+        return None
+    return load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
+                        teacher_kinds(method), num_constant_channels)
 
 
 def _layout_key(config: dict) -> tuple:
@@ -194,24 +239,26 @@ def _compiled_init(spec: str, method: str, num_channels, num_spatial_dims, num_p
                    num_seeds, num_constant_channels=0):
     config = {"network": {"spec": spec}, "training": {"method": method}}
 
-    def init(key):
+    # The teacher is an argument, not a constant of the cached program: a retrained
+    # teacher in the same folder must not give the weights of the old one.
+    def init(key, teacher):
         return build_stepper(config, num_channels, num_spatial_dims, num_points, key,
-                             num_constant_channels)
+                             num_constant_channels, teacher)
 
     if num_seeds is None:
         return eqx.filter_jit(init)
-    return eqx.filter_jit(eqx.filter_vmap(init))
+    return eqx.filter_jit(eqx.filter_vmap(init, in_axes=(0, None)))
 
 
 def init_stepper(
     config: dict, num_channels: int, num_spatial_dims: int, num_points: int, key,
-    num_constant_channels: int = 0,
+    num_constant_channels: int = 0, teacher: Optional[eqx.Module] = None,
 ) -> eqx.Module:
     """`build_stepper` compiled as one program (much faster than eager initialisation,
     which dispatches and compiles every small operation separately; cached per
-    network layout)."""
+    network layout). `teacher` as in `build_stepper`."""
     return _compiled_init(*_layout_key(config), num_channels, num_spatial_dims, num_points,
-                          None, num_constant_channels)(key)
+                          None, num_constant_channels)(key, teacher)
 
 
 def with_normalization(
@@ -232,14 +279,16 @@ def with_normalization(
 
 
 def build_steppers(
-    config: dict, dataset_like: Any, keys, num_constant_channels: int = 0
+    config: dict, dataset_like: Any, keys, num_constant_channels: int = 0,
+    teacher: Optional[eqx.Module] = None,
 ) -> eqx.Module:
-    """One stepper per key, stacked on a leading seed axis (`eqx.filter_vmap`)."""
+    """One stepper per key, stacked on a leading seed axis (`eqx.filter_vmap`); every
+    seed starts from the same `teacher` (as in `build_stepper`)."""
     shape = dataset_like.shape
     num_spatial_dims = len(shape) - 3
     num_points = int(min(shape[3:])) if num_spatial_dims else 0
     return _compiled_init(*_layout_key(config), int(shape[2]), num_spatial_dims, num_points,
-                          len(keys), num_constant_channels)(keys)
+                          len(keys), num_constant_channels)(keys, teacher)
 
 
 @eqx.filter_jit
@@ -252,18 +301,22 @@ def seed_slice(tree: Any, index: int) -> Any:
     return _take(tree, jax.numpy.asarray(index))
 
 
-def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer):
-    """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method."""
+def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer,
+                  teacher: Optional[eqx.Module] = None):
+    """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method;
+    `teacher` is the velocity `load_method_teacher` loaded for it (or `None`)."""
     from ..configuration import InputNoise
     from ..flow import flow_map_optimizer
     from ..trainer import ConfigurationTrainer
 
     training = config["training"]
-    teacher = teacher_method = None
-    if method.kind in ("lsd", "pd") and method.teacher is not None:
-        teacher = load_teacher(method.teacher, dataset.num_channels,
-                               dataset.num_spatial_dims, dataset.num_points,
-                               teacher_kinds(method))
+    teacher_method = None
+    if method.teacher is not None:
+        if teacher is None:
+            raise ValueError(
+                f"build_trainer of method {training['method']!r} needs `teacher`, the "
+                "velocity of its TEACHER folder (load_method_teacher(...)); got None."
+            )
         teacher_method = parse_method(
             load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
     # sg: the teacher velocity inside the flow map stays fixed; shortcut with ema=: the

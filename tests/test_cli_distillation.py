@@ -1,0 +1,156 @@
+"""Distillation from a results folder through the command line, as a new user runs it:
+every `trainax-fm` call in its own fresh process (nothing cached from an earlier run),
+and a teacher that is missing, unfinished, unreadable or of another layout refused
+before the student's results folder is created."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import trainax_fm as tx
+from trainax_fm._cli import main
+from trainax_fm.experiment import _toml
+
+LORENZ = {
+    "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
+             "temporal_horizon": 5, "num_warmup_steps": 10},
+    "network": {"spec": "MLP;8;1;tanh"},
+    "evaluation": {"num_rollout_steps": 3},
+    "logging": {"every": 0},
+}
+TEACHER_METHOD = "fm;4"  # pd;2 halves its step count
+
+
+def write_run(folder, name, method, source=None):
+    config = {**LORENZ, "name": name,
+              "training": {"method": method, "num_training_steps": 2, "batch_size": 4}}
+    if source is not None:
+        config["data"] = {"source": source, "num_train_samples": 3, "num_test_samples": 2,
+                          "temporal_horizon": 5, "num_points": 16}
+        config["network"] = {"spec": "Conv;4;1;relu"}
+    path = folder / f"{name}.toml"
+    path.write_text(_toml.dumps(config))
+    return str(path)
+
+
+def cli(*args):
+    """`trainax-fm ARGS` in a fresh Python process."""
+    return subprocess.run([sys.executable, "-m", "trainax_fm", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """One tiny finished flow-matching run: the results folder every student names."""
+    root = tmp_path_factory.mktemp("distil")
+    config = write_run(root, "teacher", TEACHER_METHOD)
+    assert main(["train", config, "--results", str(root), "--quiet"]) == 0
+    return root / "teacher"
+
+
+# Every method that takes a TEACHER results folder (and the EMA form of shortcut).
+STUDENTS = {
+    "lsd": ("lsd;1;{}", 1),
+    "pd": ("pd;2;{}", 2),
+    "sg": ("sg;2;{}", 4),
+    "meanflow": ("meanflow;1;{}", 1),
+    "shortcut": ("shortcut;2;{}", 2),
+    "shortcut_ema": ("shortcut;2;{};ema=0.9", 2),
+}
+
+
+def test_every_teacher_method_is_listed():
+    """A new method with a TEACHER field must join `STUDENTS` (and so the CLI test)."""
+    from trainax_fm.experiment._method import FEW_STEP_KINDS
+
+    assert {spec.split(";")[0] for spec, _ in STUDENTS.values()} == set(FEW_STEP_KINDS)
+
+
+@pytest.mark.parametrize("name", sorted(STUDENTS))
+def test_distil_and_evaluate_in_fresh_processes(teacher, tmp_path, name):
+    spec, nfe = STUDENTS[name]
+    method = spec.format(teacher)
+    config = write_run(tmp_path, name, method)
+    trained = cli("train", config, "--results", str(tmp_path), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert metrics["method"] == method and metrics["num_function_evaluations"] == nfe
+    evaluated = cli("eval", str(tmp_path / name), "--no-plots")
+    assert evaluated.returncode == 0, evaluated.stderr
+    printed = json.loads(evaluated.stdout)
+    assert printed["method"] == method
+    assert np.isclose(printed["gmean_nrmse"], metrics["gmean_nrmse"], rtol=1e-5)
+
+
+def _unfinished(teacher, folder):
+    shutil.copytree(teacher, folder)
+    (folder / "network.eqx").unlink()
+
+
+def _truncated(teacher, folder):
+    shutil.copytree(teacher, folder)
+    data = (folder / "network.eqx").read_bytes()
+    (folder / "network.eqx").write_bytes(data[: len(data) // 2])
+
+
+def _other_network(teacher, folder):
+    shutil.copytree(teacher, folder)
+    text = (folder / "config.toml").read_text()
+    (folder / "config.toml").write_text(text.replace("MLP;8;1;tanh", "MLP;6;1;tanh"))
+
+
+BROKEN = {
+    "missing": (lambda teacher, folder: None, "finished fm"),
+    "unfinished": (_unfinished, "finish training the teacher"),
+    "truncated": (_truncated, "fits this run's data"),
+    "other_network": (_other_network, "fits this run's data"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BROKEN))
+def test_a_bad_teacher_leaves_no_results_folder(teacher, tmp_path, problem, capsys):
+    """The teacher is checked before the folder is claimed: the corrected command
+    reruns without --overwrite."""
+    make, words = BROKEN[problem]
+    bad = tmp_path / "bad_teacher"
+    make(teacher, bad)
+    for name, (spec, _) in STUDENTS.items():
+        config = write_run(tmp_path, name, spec.format(bad))
+        assert main(["train", config, "--results", str(tmp_path / "runs"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "training.method" in err and words in err, err
+        assert not (tmp_path / "runs" / name).exists(), name
+
+
+def test_a_teacher_of_another_layout_is_refused(teacher, tmp_path, capsys):
+    """A Lorenz teacher (3 channels, no grid) cannot teach on advection data."""
+    config = write_run(tmp_path, "advection", f"lsd;1;{teacher}", source="advection")
+    assert main(["train", config, "--results", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "fits this run's data" in err and "(1, 16)" in err, err
+    assert not (tmp_path / "advection").exists()
+
+
+def test_a_retrained_teacher_is_read_afresh(teacher, tmp_path):
+    """Nothing is cached between loads: new weights in the teacher folder (as after
+    training it again) are the weights the next student starts from."""
+    import equinox as eqx
+    import jax
+
+    from trainax_fm.experiment._setup import load_teacher
+
+    folder = tmp_path / "teacher"
+    shutil.copytree(teacher, folder)
+    before = load_teacher(str(folder), 3, 0, 0)
+    config = tx.experiment.load_config(folder / "config.toml")
+    [stepper] = tx.experiment.load_networks(folder, config, (3,))
+    doubled = jax.tree_util.tree_map(lambda x: 2 * x if eqx.is_array(x) else x, stepper)
+    tx.save_stepper(folder / "network.eqx", doubled)
+    after = load_teacher(str(folder), 3, 0, 0)
+    for old, new in zip(jax.tree_util.tree_leaves(eqx.filter(before, eqx.is_array)),
+                        jax.tree_util.tree_leaves(eqx.filter(after, eqx.is_array))):
+        np.testing.assert_array_equal(np.asarray(new), 2 * np.asarray(old))
