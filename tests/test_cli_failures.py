@@ -108,7 +108,7 @@ def test_blow_up_names_configuration_keys_and_a_rerun_replaces_the_failed_run(tm
     assert message.startswith("trainax-fm: error: the training loss became")
     assert "update 1" in message
     for words in ("learning_rate (now 1e+30)", "grad_clip_norm = 1.0",
-                  'on_nonfinite = "skip"', "--resume", "rerun the same command"):
+                  'on_nonfinite = "skip"', "--resume", "run it again"):
         assert words in message, words
     assert "optax" not in message and "on_nonfinite='skip'" not in message
     run = tmp_path / "results" / "tiny"
