@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 import trainax_fm
+import trainax_fm.trainer
+from trainax_fm._loop._options import ENGINE_OPTION_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
@@ -150,6 +152,20 @@ def test_mkdocs_build_strict(tmp_path):
         anchors.update(re.findall(r'id="(trainax_fm[\w.]*)"', page.read_text(encoding="utf-8")))
     not_rendered = sorted(public_names() - anchors)
     assert not not_rendered, "not rendered in the API reference: " + ", ".join(not_rendered)
+
+    # Every trainer's rendered signature spells out its keywords, engine options included
+    # (mkdocstrings reads the source, so `**keywords` would hide them).
+    trainer_page = (site / "api" / "trainer" / "index.html").read_text(encoding="utf-8")
+    trainer_page = trainer_page.replace("\n", " ")
+    for name in exported_names(trainax_fm.trainer):
+        start = trainer_page.index(f'id="trainax_fm.trainer.{name}"')
+        end = trainer_page.find('id="trainax_fm.trainer.', start + 1)
+        section = re.sub(r"<[^>]+>", "", trainer_page[start:end if end > 0 else None])
+        signature = section[section.index(f"{name}(data_trajectories"):]
+        for option in ENGINE_OPTION_NAMES:
+            assert f"{option}:" in signature, (
+                f"the API reference does not show `{option}` in {name}'s signature"
+            )
 
     # Offline viewing: no page makes the browser fetch anything from another host.
     fetched = {}
