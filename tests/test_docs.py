@@ -1,5 +1,6 @@
-"""The documentation: it builds with `mkdocs build --strict`, and the API reference
-documents every public name, so that a new export cannot be forgotten.
+"""The documentation: it builds with `mkdocs build --strict`, the API reference
+documents every public name, so that a new export cannot be forgotten, and the built
+site loads nothing from the network (formulas and diagrams render offline).
 
 The build needs the docs tools (`pip install -e ".[docs]"`); without them that test
 is skipped. The name check needs nothing beyond trainax_fm itself.
@@ -17,10 +18,17 @@ from pathlib import Path
 import pytest
 
 import trainax_fm
+import trainax_fm.trainer
+from trainax_fm._loop._options import ENGINE_OPTION_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
 DIRECTIVE = re.compile(r"^:::\s+([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
+# A tag that makes the browser fetch a script, stylesheet, font or image from elsewhere.
+EXTERNAL_ASSET = re.compile(
+    r"<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)=[\"']?((?:https?:)?//[^\"'\s>]+)",
+    re.IGNORECASE,
+)
 
 
 def public_subpackages() -> dict[str, types.ModuleType]:
@@ -144,3 +152,105 @@ def test_mkdocs_build_strict(tmp_path):
         anchors.update(re.findall(r'id="(trainax_fm[\w.]*)"', page.read_text(encoding="utf-8")))
     not_rendered = sorted(public_names() - anchors)
     assert not not_rendered, "not rendered in the API reference: " + ", ".join(not_rendered)
+
+    # Every trainer's rendered signature spells out its keywords, engine options included
+    # (mkdocstrings reads the source, so `**keywords` would hide them).
+    trainer_page = (site / "api" / "trainer" / "index.html").read_text(encoding="utf-8")
+    trainer_page = trainer_page.replace("\n", " ")
+    for name in exported_names(trainax_fm.trainer):
+        start = trainer_page.index(f'id="trainax_fm.trainer.{name}"')
+        end = trainer_page.find('id="trainax_fm.trainer.', start + 1)
+        section = re.sub(r"<[^>]+>", "", trainer_page[start:end if end > 0 else None])
+        signature = section[section.index(f"{name}(data_trajectories"):]
+        for option in ENGINE_OPTION_NAMES:
+            assert f"{option}:" in signature, (
+                f"the API reference does not show `{option}` in {name}'s signature"
+            )
+
+    # Offline viewing: no page makes the browser fetch anything from another host.
+    fetched = {}
+    for page in site.rglob("*.html"):
+        for url in EXTERNAL_ASSET.findall(page.read_text(encoding="utf-8")):
+            fetched.setdefault(url, str(page.relative_to(site)))
+    assert not fetched, "pages load assets from the network: " + ", ".join(
+        f"{url} ({page})" for url, page in sorted(fetched.items())
+    )
+    assert (site / "javascripts" / "vendor" / "mermaid" / "mermaid.min.js").is_file()
+    assert (site / "javascripts" / "vendor" / "mathjax" / "tex-chtml.js").is_file()
+    assert not (site / "javascripts" / "vendor" / "update.sh").exists()
+
+
+def mkdocs_config() -> dict:
+    """mkdocs.yml as a dict (its `!!python/name:` tags read as plain strings)."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML reads mkdocs.yml (it comes with mkdocs)")
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor(
+        "tag:yaml.org,2002:python/", lambda loader, suffix, node: suffix
+    )
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+
+
+def test_extra_scripts_and_styles_are_served_with_the_site():
+    config = mkdocs_config()
+    scripts = config.get("extra_javascript", [])
+    assets = scripts + config.get("extra_css", [])
+    for asset in assets:
+        path = asset if isinstance(asset, str) else asset["path"]
+        assert not re.match(r"(https?:)?//", path), (
+            f"mkdocs.yml loads {path} from the network, so pages need one to render; "
+            "serve a copy from docs/javascripts/vendor/ (see update.sh there)."
+        )
+        assert (ROOT / "docs" / path).is_file(), f"mkdocs.yml names {path}, not in docs/"
+    # mkdocs-material fetches Mermaid from unpkg.com unless the page defines it, and
+    # MathJax is what turns arithmatex's `\\(...\\)` into formulas.
+    names = [Path(s if isinstance(s, str) else s["path"]).name for s in scripts]
+    assert "mermaid.min.js" in names, "serve Mermaid with the site (extra_javascript)"
+    assert any(name.startswith("tex-") and name.endswith(".js") for name in names), (
+        "serve MathJax with the site (extra_javascript)"
+    )
+    assert config["theme"].get("font") is False, "theme.font must be false (no Google Fonts)"
+    for package in ("mathjax", "mermaid"):
+        licence = ROOT / "docs" / "javascripts" / "vendor" / package / "LICENSE"
+        assert licence.is_file(), f"the vendored {package} comes without its licence"
+
+
+def test_external_asset_pattern():
+    # The built-site check below relies on this pattern; it must tell CDN tags from local ones.
+    assert EXTERNAL_ASSET.findall(
+        '<script src="https://unpkg.com/mermaid.js"></script>'
+        '<link rel="stylesheet" href="//fonts.googleapis.com/css">'
+        '<script src="../javascripts/vendor/mermaid/mermaid.min.js"></script>'
+        '<a href="https://github.com/x">a link is not fetched</a>'
+    ) == ["https://unpkg.com/mermaid.js", "//fonts.googleapis.com/css"]
+
+
+README_SNIPPET = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def readme_snippets() -> list[str]:
+    return README_SNIPPET.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+
+
+def test_readme_has_the_snippets_this_file_runs():
+    snippets = readme_snippets()
+    assert any("SupervisedTrainer" in snippet for snippet in snippets)
+    assert any("FlowMatchingTrainer" in snippet for snippet in snippets)
+
+
+@pytest.mark.parametrize("index", range(len(readme_snippets())))
+def test_readme_snippet_runs_as_written(index):
+    """Each ```python block of the README runs on its own, in a fresh namespace.
+
+    Only the number of updates is cut to 3 (the test checks that every name is defined
+    and every call accepted, not the training result).
+    """
+    snippet = readme_snippets()[index]
+    quick = re.sub(r"num_training_steps=\d+", "num_training_steps=3", snippet)
+    namespace: dict = {}
+    exec(compile(quick, f"README.md python block {index}", "exec"), namespace)
+    if "ensemble" in namespace:  # the flow-matching block: 8 samples of 100 steps
+        data, ensemble = namespace["data"], namespace["ensemble"]
+        assert ensemble.shape == (8, 100, *data.shape[2:])

@@ -1,7 +1,9 @@
 """The training loop: engine options on every trainer, hooks, stop requests, stages,
 deterministic dispatch and bounded caches."""
 
+import functools
 import inspect
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -41,6 +43,72 @@ def test_every_trainer_accepts_every_engine_option(trainer_class):
     assert not missing, f"{trainer_class.__name__} lacks engine options {missing}"
     for name in ENGINE_OPTION_NAMES:
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+    # ... also where static tools look: the `__init__` written in the source.
+    written = trainer_init_parameters_read_statically()[trainer_class.__name__]
+    missing = [name for name in ENGINE_OPTION_NAMES if name not in written]
+    assert not missing, (
+        f"{trainer_class.__name__}.__init__ does not spell out the engine options "
+        f"{missing}; add them as keywords with EngineOptions' defaults"
+    )
+
+
+@functools.cache
+def trainer_init_parameters_read_statically() -> dict[str, dict]:
+    """Each trainer's `__init__` parameters as griffe reads them from the source,
+    without importing it (what mkdocstrings and other static tools see)."""
+    griffe = pytest.importorskip("griffe", reason="griffe comes with the docs tools")
+    root = Path(tx.__file__).resolve().parents[1]
+    package = griffe.load("trainax_fm", search_paths=[str(root)], allow_inspection=False)
+    found = {}
+    for trainer_class in [*exported_trainers(), tx.GeneralTrainer]:
+        static_class = package[f"{trainer_class.__module__}.{trainer_class.__name__}".removeprefix("trainax_fm.")]
+        init = static_class.all_members["__init__"]
+        found[trainer_class.__name__] = {p.name: p for p in init.parameters}
+    return found
+
+
+def test_every_trainer_spells_out_its_keywords_in_the_source():
+    # IDEs and the API reference read the source: every keyword `inspect` shows must be
+    # written in the trainer's `__init__` with the same kind and default.
+    static = trainer_init_parameters_read_statically()
+    engine_defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(tx.EngineOptions).parameters.items()
+    }
+    for trainer_class in [*exported_trainers(), tx.GeneralTrainer]:
+        written = static[trainer_class.__name__]
+        runtime = inspect.signature(trainer_class).parameters
+        assert [name for name in written if name != "self"] == list(runtime), (
+            f"{trainer_class.__name__}.__init__ must list its keywords explicitly "
+            "(no **keywords): IDEs and the API reference cannot see them otherwise"
+        )
+        for name, parameter in runtime.items():
+            kind = written[name].kind.name.lower()
+            assert kind == parameter.kind.name.lower(), (trainer_class.__name__, name)
+            default = written[name].default
+            if parameter.default is inspect.Parameter.empty:
+                assert default is None, (trainer_class.__name__, name)
+            else:
+                assert default is not None, (trainer_class.__name__, name)
+            if name in engine_defaults and not (
+                trainer_class is tx.trainer.ProgressiveDistillationTrainer
+                and name == "checkpoint_path"
+            ):
+                assert parameter.default == engine_defaults[name], (trainer_class.__name__, name)
+
+
+def test_one_line_trainers_take_their_configuration_keywords_with_its_defaults():
+    for trainer_class in exported_trainers():
+        configuration_type = getattr(trainer_class, "configuration_type", None)
+        if configuration_type is None:
+            continue
+        trainer_parameters = inspect.signature(trainer_class).parameters
+        for name, parameter in inspect.signature(configuration_type).parameters.items():
+            assert name in trainer_parameters, (trainer_class.__name__, name)
+            assert trainer_parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+            assert trainer_parameters[name].default == parameter.default, (
+                trainer_class.__name__, name
+            )
 
 
 def test_trainers_keep_the_trainax_keywords():
@@ -282,7 +350,7 @@ def test_unknown_trainer_keyword_names_the_trainer(data):
             data, optimizer=optax.adam(1e-2), num_training_steps=2, batch_size=4,
             num_rollout_step=2,
         )
-    with pytest.raises(TypeError, match="ConfigurationTrainer: missing .*'optimizer'"):
+    with pytest.raises(TypeError, match="ConfigurationTrainer.*missing .*'optimizer'"):
         tx.trainer.ConfigurationTrainer(
             data, tx.configuration.Supervised(1), num_training_steps=2, batch_size=4
         )

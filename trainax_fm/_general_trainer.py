@@ -1,4 +1,3 @@
-import inspect
 from typing import Any, Callable, Optional, Sequence
 
 import equinox as eqx
@@ -8,7 +7,16 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._loop._compiled import Problem, full_dataset_loss
 from ._loop._configuration_state import with_configuration_state
-from ._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
+from ._loop._options import (
+    DispatchMode,
+    EngineOptions,
+    MetricSpec,
+    MonitorMode,
+    OnNonfinite,
+    PathLike,
+    engine_options_of,
+    make_options,
+)
 from ._loop._run import train_on_loop
 from ._loop._validate import check_validation_options
 from ._mixer import effective_batch_size
@@ -51,7 +59,7 @@ class GeneralTrainer(eqx.Module):
     - `batch_size`: windows per update (full-batch with a warning if there are fewer).
     - `callback_fn`: called as `callback_fn(update_i, stepper, data)` before update
         `update_i`; see [`trainax_fm.callback`][].
-    - `**engine_options`: the fields of [`trainax_fm.EngineOptions`][]
+    - the engine options, the fields of [`trainax_fm.EngineOptions`][]
         (`steps_per_dispatch`, `mesh`, `batch_axis`, `num_seeds`, `checkpoint_path`,
         `checkpoint_every`, `on_nonfinite`, and the validation options
         `validation_data`, `validate_every`, `validation_metrics`, `monitor`,
@@ -79,8 +87,25 @@ class GeneralTrainer(eqx.Module):
         num_minibatches: int,
         batch_size: int,
         callback_fn: Optional[Callable] = None,
-        **engine_options,
+        steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
+        batch_axis: str = "batch",
+        num_seeds: Optional[int] = None,
+        checkpoint_path: Optional[PathLike] = None,
+        checkpoint_every: Optional[int] = None,
+        on_nonfinite: OnNonfinite = "raise",
+        validation_data: Optional[PyTree] = None,
+        validate_every: Optional[int] = None,
+        validation_metrics: Sequence[MetricSpec] = ("loss",),
+        monitor: Optional[str] = None,
+        monitor_mode: MonitorMode = "min",
+        patience: Optional[int] = None,
+        min_delta: float = 0.0,
+        best_path: Optional[PathLike] = None,
     ):
+        # The engine options are spelled out (not `**engine_options`) so that IDEs,
+        # `help()` and the API reference, which reads the source, all show them.
+        engine_options = engine_options_of(locals())
         if not isinstance(trajectory_sub_stacker, TrajectorySubStacker):
             raise TypeError(
                 "`trajectory_sub_stacker` must be a trainax_fm.TrajectorySubStacker, got "
@@ -318,7 +343,6 @@ class GeneralTrainer(eqx.Module):
         )
 
 
-expose_signature(GeneralTrainer.__init__, with_engine_options(inspect.signature(GeneralTrainer)))
 
 
 def trainax_outputs(result: TrainResult, return_loss_history: bool, has_callback: bool):

@@ -3,7 +3,7 @@
 import inspect
 import numbers
 import os
-from typing import Literal, Optional, Sequence, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import equinox as eqx
 import jax
@@ -15,6 +15,7 @@ from ._monitor import MonitorMode
 from ._validate import MetricSpec, parse_metrics
 
 OnNonfinite = Literal["raise", "skip"]
+PathLike = Union[str, os.PathLike]
 
 
 def with_auto_axes(mesh):
@@ -41,7 +42,9 @@ class EngineOptions(eqx.Module):
 
     Every trainer accepts each of these as a keyword (`SupervisedTrainer(...,
     steps_per_dispatch=1, mesh=mesh)`), and `train(...)` accepts them again to
-    override them for one call.
+    override them for one call. A new option is added here and to the `__init__` of
+    every trainer, whose keywords are spelled out for IDEs and the API reference
+    (`tests/test_loop.py` names any trainer that lacks it).
 
     **Arguments:**
 
@@ -86,7 +89,7 @@ class EngineOptions(eqx.Module):
     )
     batch_axis: str = eqx.field(static=True, default="batch")
     num_seeds: Optional[int] = eqx.field(static=True, default=None)
-    checkpoint_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
+    checkpoint_path: Optional[PathLike] = eqx.field(static=True, default=None)
     checkpoint_every: Optional[int] = eqx.field(static=True, default=None)
     on_nonfinite: OnNonfinite = eqx.field(static=True, default="raise")
     validation_data: Optional[PyTree] = None
@@ -98,7 +101,7 @@ class EngineOptions(eqx.Module):
     monitor_mode: MonitorMode = eqx.field(static=True, default="min")
     patience: Optional[int] = eqx.field(static=True, default=None)
     min_delta: float = eqx.field(static=True, default=0.0)
-    best_path: Optional[Union[str, os.PathLike]] = eqx.field(static=True, default=None)
+    best_path: Optional[PathLike] = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.steps_per_dispatch != "auto":
@@ -188,31 +191,10 @@ def make_options(**options) -> EngineOptions:
     return EngineOptions(**options)
 
 
-def expose_signature(function, signature: inspect.Signature) -> None:
-    """Make `help()` and `inspect` show `signature` for the method `function`.
+def engine_options_of(local_variables: dict[str, Any]) -> dict[str, Any]:
+    """The engine options among a trainer's arguments (its `locals()` taken first).
 
-    Equinox derives a Module class's signature from its `__init__`, so a trainer's
-    spelled-out keywords are attached there (with `self` in front).
+    Trainers spell out every engine option as a keyword, so that IDEs and the API
+    reference show them; this collects them again for [`trainax_fm.EngineOptions`][].
     """
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    function.__signature__ = signature.replace(
-        parameters=[self_parameter, *signature.parameters.values()]
-    )
-
-
-def with_engine_options(signature: inspect.Signature) -> inspect.Signature:
-    """`signature` with its `**engine_options` spelled out as keyword parameters.
-
-    Trainers take the engine options as `**engine_options` so that a new option
-    reaches every trainer at once; this is what `help()` and `inspect` then show.
-    """
-    parameters = [
-        p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    named = {p.name for p in parameters}
-    options = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-        for p in inspect.signature(EngineOptions).parameters.values()
-        if p.name not in named  # a trainer may give an option its own meaning
-    ]
-    return signature.replace(parameters=parameters + options)
+    return {name: local_variables[name] for name in ENGINE_OPTION_NAMES if name in local_variables}

@@ -21,7 +21,12 @@ the same keywords, all after the data and keyword-only:
     ([`trainax_fm.BlockStepper`][]): the configuration then works on blocks of `k`
     states (rollout lengths and time-level weights count blocks).
 - the engine options of [`trainax_fm.EngineOptions`][]: `steps_per_dispatch`, `mesh`,
-    `batch_axis`, `num_seeds`, `checkpoint_path`, `checkpoint_every`, `on_nonfinite`.
+    `batch_axis`, `num_seeds`, `checkpoint_path`, `checkpoint_every`, `on_nonfinite`,
+    `validation_data`, `validate_every`, `validation_metrics`, `monitor`,
+    `monitor_mode`, `patience`, `min_delta`, `best_path`.
+
+Each trainer's `__init__` spells all of them out with their defaults, so IDEs, static
+type checkers and this reference show them.
 """
 
 from ._configuration_trainer import ConfigurationTrainer as ConfigurationTrainer

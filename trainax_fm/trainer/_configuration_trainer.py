@@ -1,11 +1,12 @@
-import inspect
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import optax
+from jaxtyping import Array, Float, PyTree
 
 from .._general_trainer import GeneralTrainer
-from .._loop._options import expose_signature
-from ._common import bind_keywords, init_from_configuration, one_line_signature
-
-_SHARED = one_line_signature()
+from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
+from ._common import arguments_of, init_from_configuration
 
 
 class ConfigurationTrainer(GeneralTrainer):
@@ -29,25 +30,40 @@ class ConfigurationTrainer(GeneralTrainer):
 
     def __init__(
         self,
-        data_trajectories,
+        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
         loss_configuration: Any,
         *,
+        ref_stepper: Optional[Callable] = None,
+        residuum_fn: Optional[Callable] = None,
+        optimizer: optax.GradientTransformation,
+        callback_fn: Optional[Callable] = None,
+        num_training_steps: int,
+        batch_size: int,
         sub_trajectory_len: Optional[int] = None,
-        **keywords,
+        do_sub_stacking: bool = True,
+        num_output_steps: int = 1,
+        steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
+        batch_axis: str = "batch",
+        num_seeds: Optional[int] = None,
+        checkpoint_path: Optional[PathLike] = None,
+        checkpoint_every: Optional[int] = None,
+        on_nonfinite: OnNonfinite = "raise",
+        validation_data: Optional[PyTree] = None,
+        validate_every: Optional[int] = None,
+        validation_metrics: Sequence[MetricSpec] = ("loss",),
+        monitor: Optional[str] = None,
+        monitor_mode: MonitorMode = "min",
+        patience: Optional[int] = None,
+        min_delta: float = 0.0,
+        best_path: Optional[PathLike] = None,
     ):
-        arguments = bind_keywords(type(self), data_trajectories, keywords, _SHARED)
+        # The keywords are spelled out (not `**keywords`) so that IDEs, `help()` and the
+        # API reference, which reads the source, all show them.
+        arguments = arguments_of(locals())
+        del arguments["loss_configuration"], arguments["sub_trajectory_len"]
         if sub_trajectory_len is None:
             sub_trajectory_len = getattr(loss_configuration, "required_window_length", 1)
         init_from_configuration(
             self, loss_configuration, window_length=sub_trajectory_len, **arguments
         )
-
-
-def _signature() -> inspect.Signature:
-    own = inspect.signature(ConfigurationTrainer).parameters
-    return one_line_signature(
-        own["sub_trajectory_len"], after_data=(own["loss_configuration"],)
-    )
-
-
-expose_signature(ConfigurationTrainer.__init__, _signature())

@@ -1,8 +1,8 @@
-import inspect
 import os
 from typing import Callable, Optional, Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
@@ -10,7 +10,16 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .._atomic import save_tree_atomic
 from .._general_trainer import GeneralTrainer, trainax_outputs
 from .._trainer_checks import check_callback, check_optimizer
-from .._loop._options import EngineOptions, expose_signature, make_options, with_engine_options
+from .._loop._options import (
+    DispatchMode,
+    EngineOptions,
+    MetricSpec,
+    MonitorMode,
+    OnNonfinite,
+    PathLike,
+    engine_options_of,
+    make_options,
+)
 from .._loop._stages import Stage, train_stages
 from .._mixer import effective_batch_size
 from .._train_state import TrainResult, TrainState
@@ -95,7 +104,7 @@ class ProgressiveDistillationTrainer(eqx.Module):
         `vmap`/`jit`.
     - `callback_fn`: a callback run in every stage (`update_i` restarts at 0).
     - `do_sub_stacking`: as in the other trainers.
-    - `**engine_options`: the other fields of [`trainax_fm.EngineOptions`][].
+    - the other engine options, fields of [`trainax_fm.EngineOptions`][].
 
     The stages run on the one training loop ([`trainax_fm.train_stages`][]); see
     `stages()`.
@@ -145,8 +154,26 @@ class ProgressiveDistillationTrainer(eqx.Module):
         checkpoint_path: Optional[str] = None,
         callback_fn: Optional[Callable] = None,
         do_sub_stacking: bool = True,
-        **engine_options,
+        steps_per_dispatch: DispatchMode = "auto",
+        mesh: Optional[jax.sharding.Mesh] = None,
+        batch_axis: str = "batch",
+        num_seeds: Optional[int] = None,
+        checkpoint_every: Optional[int] = None,
+        on_nonfinite: OnNonfinite = "raise",
+        validation_data: Optional[PyTree] = None,
+        validate_every: Optional[int] = None,
+        validation_metrics: Sequence[MetricSpec] = ("loss",),
+        monitor: Optional[str] = None,
+        monitor_mode: MonitorMode = "min",
+        patience: Optional[int] = None,
+        min_delta: float = 0.0,
+        best_path: Optional[PathLike] = None,
     ):
+        # The engine options are spelled out (not `**engine_options`) so that IDEs,
+        # `help()` and the API reference, which reads the source, all show them;
+        # `checkpoint_path` has this trainer's own meaning (a directory).
+        engine_options = engine_options_of(locals())
+        del engine_options["checkpoint_path"]
         check_optimizer(optimizer)
         self.teacher = as_flow_model(teacher, "teacher")
         self.optimizer = optimizer
@@ -372,10 +399,6 @@ class ProgressiveDistillationTrainer(eqx.Module):
         return trainax_outputs(combined, return_loss_history, self.callback_fn is not None)
 
 
-expose_signature(
-    ProgressiveDistillationTrainer.__init__,
-    with_engine_options(inspect.signature(ProgressiveDistillationTrainer)),
-)
 
 
 class _SaveStudent(AbstractHook):
