@@ -111,9 +111,18 @@ def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold)
     curve = M.nrmse(prediction, reference, batched=True)
     gmean = M.geometric_mean_nrmse(prediction, reference, num_steps=aggregate_steps,
                                    batched=True)
+    if not has_spatial_axes(test):
+        # A pattern correlation over the components of one ODE state is meaningless.
+        return curve, gmean, None, None, prediction, reference
     correlation = M.pearson_correlation(prediction, reference, batched=True)
     hct = M.high_correlation_time(correlation, threshold)
     return curve, gmean, correlation, hct, prediction, reference
+
+
+def has_spatial_axes(trajectories: Any) -> bool:
+    """Whether the states of `(B, T, C, *spatial)` trajectories are fields (correlation
+    metrics are computed only for them)."""
+    return jnp.ndim(trajectories) > 3
 
 
 def rollout_metrics(
@@ -141,8 +150,9 @@ def rollout_metrics(
 
     **Returns:**
 
-    - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values) and
-        the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
+    - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values;
+        `correlation` and `high_correlation_time` are `None` for states without
+        spatial axes, where a pattern correlation means nothing) and the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
     test = jnp.asarray(test)
@@ -159,10 +169,11 @@ def rollout_metrics(
             first_prediction = prediction
         curves.append(np.asarray(curve))
         gmeans.append(float(gmean))
-        correlations.append(np.asarray(correlation))
-        times.append(int(hct))
+        if correlation is not None:
+            correlations.append(np.asarray(correlation))
+            times.append(int(hct))
     curves = np.stack(curves)
-    correlations = np.stack(correlations)
+    fields = bool(times)
     metrics = {
         "num_rollout_steps": num_rollout_steps,
         "num_test_samples": int(test.shape[0]),
@@ -171,10 +182,10 @@ def rollout_metrics(
         else _finite(np.mean(gmeans)),
         "gmean_nrmse_per_seed": _floats(gmeans),
         "nrmse": _floats(np.mean(curves, axis=0)),
-        "correlation": _floats(np.mean(correlations, axis=0)),
+        "correlation": _floats(np.mean(correlations, axis=0)) if fields else None,
         "correlation_threshold": correlation_threshold,
-        "high_correlation_time": float(np.mean(times)),
-        "high_correlation_time_per_seed": times,
+        "high_correlation_time": float(np.mean(times)) if fields else None,
+        "high_correlation_time_per_seed": times if fields else None,
     }
     if len(steppers) > 1:
         metrics["nrmse_per_seed"] = [_floats(c) for c in curves]

@@ -105,7 +105,8 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def format_summary(metrics: dict, out: Path) -> str:
-    """A few lines summarising a finished run (printed at the end of training)."""
+    """A few lines summarising a finished run (printed at the end of training); the
+    high-correlation time only for fields (ODE states have no spatial pattern)."""
     nrmse = metrics["nrmse"]
     seeds = metrics["num_seeds"]
     lines = [
@@ -117,8 +118,11 @@ def format_summary(metrics: dict, out: Path) -> str:
         f"  test nRMSE: step 1 {_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
         f"geometric mean over {metrics['nrmse_aggregate_steps']} steps "
         f"{_fmt(metrics['gmean_nrmse'])}",
-        f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
-        f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps",
-        "  files: " + " ".join(metrics["files"]),
     ]
+    if metrics.get("high_correlation_time") is not None:  # None: states without space
+        lines.append(
+            f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
+            f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps"
+        )
+    lines.append("  files: " + " ".join(metrics["files"]))
     return "\n".join(lines)
