@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from .._block_stepper import BlockStepper
 from .._trainable import trainable_arrays
 from .._train_state import TrainResult, TrainState
+from .._trainer_checks import check_stepper_fits_data
 from .._validation import check_positive_int, is_traced
 from ..hook._base import AbstractHook
 from ..hook._callbacks import Callbacks
@@ -84,6 +85,8 @@ def train_on_loop(
         stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
 
     problem = trainer.make_problem(options)
+    if resume_from is None:
+        check_stepper_fits_data(problem, stepper, key, num_seeds)
     traced = is_traced((stepper, key))
     if problem.stacker.on_disk:
         if traced:
