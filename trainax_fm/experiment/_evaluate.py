@@ -269,6 +269,36 @@ def write_json(path: Path, payload: dict) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
+def check_data_fits_run(results_dir: Path, data: Path, shape: tuple) -> None:
+    """Compare trajectories `(S, T, C, *spatial)` from `--data` with the states the
+    run trained on (`state_shape` in its `metrics.json`): a wrong channel count is the
+    data's fault, not the network file's. The grid size may differ (convolutions
+    apply to any resolution)."""
+    try:
+        trained = json.loads((results_dir / "metrics.json").read_text())["state_shape"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # unknown (an older run): loading the networks reports a mismatch
+    state = tuple(int(n) for n in shape[2:])
+    trained = tuple(int(n) for n in trained)
+    layout = "(S, T, C" + "".join(", N" for _ in trained[1:]) + ")"
+    if len(state) != len(trained):
+        raise ConfigError(
+            "--data", f"trajectories {layout} like the training data (states {trained})",
+            f"shape {tuple(shape)} in {str(data)!r}, states with {len(state) - 1} instead "
+            f"of {len(trained) - 1} spatial axes",
+            "pass test data of the system the network was trained on"
+            + ("; a 1D field needs a channel axis: `u[:, :, None]`" if len(state) == 1 else ""),
+        )
+    if state[0] != trained[0]:
+        raise ConfigError(
+            "--data", f"{trained[0]} channel(s), the network's (it was trained on states "
+            f"of shape {trained})",
+            f"{state[0]} channel(s): shape {tuple(shape)} in {str(data)!r}",
+            "the data's channel count does not match the network's: pass trajectories "
+            f"(S, T, {trained[0]}, ...) of the same fields",
+        )
+
+
 def evaluate(
     results_dir: Union[str, os.PathLike],
     *,
@@ -332,7 +362,20 @@ def evaluate(
     num_constant_channels = 0 if constants is None else sum(
         int(c.shape[1]) for c in constants if c is not None
     )
-    steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels)
+    if data is not None:
+        check_data_fits_run(results_dir, Path(data), test.shape)
+    try:
+        steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels)
+    except ValueError as error:
+        if data is None:
+            raise
+        # A run from before `state_shape` was recorded: the data is the likely culprit.
+        raise ConfigError(
+            "--data", "trajectories shaped like the run's training data",
+            f"states of shape {tuple(test.shape[2:])} in {str(data)!r}, which the saved "
+            f"network does not accept ({error})",
+            "pass test data with the channels and spatial axes the network was trained on",
+        ) from None
     _, _, eval_key = split_keys(config["seed"], config["num_seeds"])
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(

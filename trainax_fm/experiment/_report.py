@@ -52,6 +52,8 @@ def report_run(
         "num_parameters": count_parameters(members[0]),
         "num_training_steps": training["num_training_steps"],
         "batch_size": training["batch_size"],
+        # what `trainax-fm eval --data` checks test files against
+        "state_shape": [int(n) for n in run.dataset.train.shape[2:]],
         "learning_rate": training["learning_rate"],
         "final_train_loss": float(np.mean(last)),
         "final_train_loss_per_seed": [float(v) for v in last],
