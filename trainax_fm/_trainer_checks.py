@@ -153,3 +153,41 @@ def check_stepper_fits_data(problem, stepper, key, num_seeds: Optional[int]) -> 
     except (TypeError, ValueError):
         pass  # not the network's call: the first training step reports it
 
+
+def check_resume_fits_trainer(trainer, resume_from) -> None:
+    """Refuse to continue a run with a trainer that would not continue it: other
+    minibatches or windows than it trained on, or fewer updates than it already did
+    (which would silently train nothing). The CLI refuses the same through its
+    configuration comparison.
+
+    **Arguments:**
+
+    - `trainer`: the [`trainax_fm.GeneralTrainer`][] asked to resume.
+    - `resume_from`: the [`trainax_fm.TrainState`][] to continue.
+    """
+    fix = ("Build the trainer with the settings of the run that wrote the state, or "
+           "start a new run (without `resume_from`).")
+    for name, saved, current in (
+        ("batch_size", resume_from.batch_size, trainer.batch_size),
+        ("window_length", resume_from.window_length,
+         trainer.trajectory_sub_stacker.window_length),
+    ):
+        if saved is None or saved == current:  # None: a state from an older file
+            continue
+        what = (
+            "`batch_size` (windows per update)" if name == "batch_size" else
+            "the window length (snapshots per training window, which the rollout length "
+            "sets: e.g. num_rollout_steps + 1 for a supervised rollout)"
+        )
+        raise ValueError(
+            f"`resume_from` was trained with {what} = {saved}, but this trainer uses "
+            f"{current}; a resumed run must keep it (the minibatch stream and the loss "
+            f"depend on it). {fix}"
+        )
+    if resume_from.step > trainer.num_minibatches:
+        raise ValueError(
+            f"`resume_from` has already done {resume_from.step} updates, more than this "
+            f"trainer's `num_training_steps` (`num_minibatches`) = "
+            f"{trainer.num_minibatches}, so resuming would train nothing. Build the trainer with num_training_steps >= "
+            f"{resume_from.step} (the total, not the updates still to do) to train on."
+        )

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from .._block_stepper import BlockStepper
 from .._trainable import trainable_arrays
 from .._train_state import TrainResult, TrainState
-from .._trainer_checks import check_stepper_fits_data
+from .._trainer_checks import check_resume_fits_trainer, check_stepper_fits_data
 from .._validation import check_positive_int, is_traced
 from ..hook._base import AbstractHook
 from ..hook._callbacks import Callbacks
@@ -51,6 +51,7 @@ def train_on_loop(
             raise TypeError(
                 f"`resume_from` must be a trainax_fm.TrainState, got {type(resume_from).__name__}."
             )
+        check_resume_fits_trainer(trainer, resume_from)
         stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
         start, past_losses = resume_from.step, resume_from.loss_history
         if dispatch is None:
