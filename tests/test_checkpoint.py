@@ -59,6 +59,39 @@ def test_train_save_resume_equals_uninterrupted(tmp_path, data):
     np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
 
 
+def changed_trainer(data, **changes):
+    settings = dict(optimizer=optax.adam(1e-2), num_training_steps=20, batch_size=4,
+                    num_rollout_steps=2, steps_per_dispatch=1)
+    return tx.trainer.SupervisedTrainer(data, **{**settings, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"batch_size": 2}, ["`batch_size` (windows per update) = 4", "uses 2"]),
+        ({"num_rollout_steps": 4}, ["window length", "= 3", "uses 5", "num_rollout_steps + 1"]),
+        ({"num_training_steps": 6}, ["already done 10 updates", "`num_training_steps`",
+                                     "= 6", "train nothing", "num_training_steps >= 10"]),
+    ],
+    ids=["batch_size", "rollout_length", "fewer_steps"],
+)
+def test_resume_with_a_changed_trainer_is_refused(tmp_path, data, changes, words):
+    """In memory and from a checkpoint file: a resumed run must keep its minibatches
+    and windows, and must have updates left (the CLI refuses the same)."""
+    path = tmp_path / "ckpt.eqx"
+    first = trainer(data).train(conv(), KEY, num_steps=10, checkpoint_path=path,
+                                spawn_tqdm=False)
+    from_file = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert (from_file.batch_size, from_file.window_length) == (4, 3)
+    for state in (first.train_state, from_file):
+        with pytest.raises(ValueError, match="`resume_from`") as info:
+            changed_trainer(data, **changes).train(resume_from=state, spawn_tqdm=False)
+        for word in words:
+            assert word in str(info.value), (word, str(info.value))
+    # the unchanged trainer still resumes, also with exactly the steps already done
+    trainer(data, steps=10).train(resume_from=from_file, spawn_tqdm=False)
+
+
 def test_periodic_checkpoints_hold_the_right_step(tmp_path, data):
     path = tmp_path / "ckpt.eqx"
     written = []

@@ -190,6 +190,23 @@ def test_eval_and_table(finished, tmp_path, capsys):
         assert tx.experiment.results_table(root).shape[0] == 1
 
 
+def test_eval_data_with_other_channels_blames_the_data(finished, tmp_path, capsys):
+    root, _ = finished
+    run = root / "tiny"  # trained on states (1, 16)
+    assert json.loads((run / "metrics.json").read_text())["state_shape"] == [1, 16]
+    np.save(tmp_path / "two.npy", np.zeros((2, 5, 2, 16), np.float32))
+    assert main(["eval", str(run), "--data", str(tmp_path / "two.npy"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "`--data`" in err and "1 channel(s), the network's" in err
+    assert "got 2 channel(s)" in err and "channel count does not match the network's" in err
+    assert "network.eqx" not in err  # the network file is fine
+    # a 1D field without its channel axis
+    np.save(tmp_path / "flat.npy", np.zeros((2, 5, 16), np.float32))
+    assert main(["eval", str(run), "--data", str(tmp_path / "flat.npy"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "0 instead of 1 spatial axes" in err and "u[:, :, None]" in err
+
+
 def test_config_errors_exit_2_and_name_the_field(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('[training]\nmethod = "sup;2;yes"\n')

@@ -521,3 +521,19 @@ def test_trajectory_shape_errors():
         metrics.rmse(np.zeros((3, 4)), np.zeros((3, 4)), batched=1)
     with pytest.raises(ValueError, match="no spatial axis"):
         metrics.h1_error(np.ones((3, 4)), np.ones((3, 4)))
+
+
+def test_correlation_refuses_states_without_spatial_axes():
+    # Lorenz-63 states (3,): a flat prediction on the attractor "correlates" with the
+    # reference over the three components, so the metric must not be computed.
+    reference = np.stack([np.linspace(-8.0, 8.0, 6), np.linspace(-9.0, 9.0, 6),
+                          np.linspace(20.0, 30.0, 6)], axis=-1).astype(np.float32)
+    flat = np.broadcast_to(reference[:1], reference.shape)  # (T, C) = (6, 3)
+    with pytest.raises(ValueError, match=r"shape \(3,\) \(no spatial axis\)") as info:
+        metrics.pearson_correlation(flat, reference)
+    assert "nrmse" in str(info.value) and "valid_prediction_time" in str(info.value)
+    with pytest.raises(ValueError, match="no spatial axis"):
+        metrics.pearson_correlation(flat[None], reference[None], batched=True)
+    # a field with one channel still works
+    field = sine_trajectory([0.0, 0.3])
+    np.testing.assert_allclose(metrics.pearson_correlation(field, field), 1.0, atol=1e-5)

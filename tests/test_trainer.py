@@ -230,7 +230,7 @@ def test_progress_bar_runs(data, capsys):
 @pytest.mark.parametrize(
     "build, error, match",
     [
-        (lambda d: SupervisedTrainer(d, **{**COMMON, "num_training_steps": 0}), ValueError, "num_minibatches"),
+        (lambda d: SupervisedTrainer(d, **{**COMMON, "num_training_steps": -3}), ValueError, r"`num_training_steps` must be an integer >= 1, got -3"),
         (lambda d: SupervisedTrainer(d, **{**COMMON, "batch_size": -1}), ValueError, "batch_size"),
         (lambda d: SupervisedTrainer(d, **COMMON, num_rollout_steps=10), ValueError, "sub_trajectory_len"),
         (lambda d: SupervisedTrainer(d[0, 0], **COMMON), ValueError, "data_trajectories"),
@@ -253,6 +253,35 @@ def test_bad_key_is_a_clear_error(data):
     trainer = SupervisedTrainer(data, **COMMON)
     with pytest.raises(TypeError, match="key"):
         trainer(conv(), 0, spawn_tqdm=False)
+
+
+@pytest.mark.parametrize(
+    "network, trajectories, words",
+    [
+        # a network built for 2 channels on 1-channel data
+        (lambda: eqx.nn.Conv1d(2, 2, 3, padding=1, key=KEY), lambda d: d,
+         ["states have shape (1, 8)", "Conv1d", "2 channel(s)", "data has 1 channel(s)",
+          "build the network with 1 input channel(s)"]),
+        # an MLP (for ODE states) given a field
+        (lambda: eqx.nn.MLP(3, 3, 8, 1, key=KEY), lambda d: d,
+         ["states have shape (1, 8)", "MLP", "vectors of 3 entries", "convolutional network"]),
+        # a 1D field stored without its channel axis: (S, T, N)
+        (lambda: conv(), lambda d: d[:, :, 0],
+         ["of shape (3, 10, 8)", "states have shape (8,)", "no channel axis",
+          "data[:, :, None]"]),
+    ],
+    ids=["channels", "mlp_on_field", "no_channel_axis"],
+)
+def test_network_that_does_not_fit_the_data_is_named_before_training(
+    data, network, trajectories, words
+):
+    trainer = SupervisedTrainer(trajectories(data), **COMMON)
+    with pytest.raises(ValueError, match="`stepper` does not fit `data_trajectories`") as info:
+        trainer(network(), KEY, spawn_tqdm=False)
+    message = str(info.value)
+    for word in words:
+        assert word in message, (word, message)
+    assert "conv_general_dilated" not in message.split("(", 1)[0]  # not a bare JAX error
 
 
 def test_wrong_network_output_is_a_clear_error(data):

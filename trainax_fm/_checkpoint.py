@@ -107,6 +107,9 @@ def _write(path: Path, state: TrainState) -> None:
         "staged": staged,
         "validation": _validation_header(state.validation),
         "stepper": describe_stepper(state.stepper),
+        # what a resume must keep (checked by `train`); absent in older files
+        "batch_size": state.batch_size,
+        "window_length": state.window_length,
     }
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
     if staged:
@@ -195,7 +198,7 @@ def load_train_state(
     return TrainState(
         stepper, opt_state, header["step"], wrap(key_data), losses,
         header.get("steps_per_dispatch"), header.get("stage", 0), stage_start, run_key,
-        validation,
+        validation, header.get("batch_size"), header.get("window_length"),
     )
 
 

@@ -206,26 +206,56 @@ def bind_constants(
     return jtu.tree_map(bind, tree, is_leaf=_is_conditioned)
 
 
+class NetworkInputError(ValueError):
+    """A model failed on the per-sample inputs a configuration gave it (typically a
+    network built for other channels or dimensions than the data's). The trainers
+    turn it into a message about the data (see `check_stepper_fits_data`).
+
+    **Arguments:**
+
+    - `name`: what failed, e.g. `"stepper"` or `"ref_stepper"`.
+    - `input_shapes`: the shapes of its per-sample array inputs.
+    - `reason`: the underlying error message.
+    """
+
+    def __init__(self, name: str, input_shapes: list, reason: str):
+        self.name, self.input_shapes, self.reason = name, input_shapes, reason
+        shapes = ", ".join(str(shape) for shape in input_shapes)
+        super().__init__(f"`{name}` failed on an input of shape {shapes}: {reason}")
+
+
 def call_model(model: Callable, *args):
     """`model(*args)`: the function `vmap_over_samples` maps to evaluate a model."""
     return model(*args)
 
 
-def vmap_over_samples(fn: Callable, model: PyTree, *batched: PyTree):
+def vmap_over_samples(fn: Callable, model: PyTree, *batched: PyTree, name: str = "stepper"):
     """`jax.vmap` of `fn(model, *batched)` over the leading axis of `batched`.
 
     Constants bound with a batch axis (a minibatch's) are mapped along with the
     states, so each sample's stepper sees its own trajectory's constants; everything
     else in `model` is shared. Without bound constants this is `jax.vmap` itself.
+    A shape or type error of the call is raised as a `NetworkInputError` naming
+    `name` and the per-sample input shapes (JAX's own messages name neither).
     """
+
+    def guarded(model, *xs):
+        try:
+            return fn(model, *xs)
+        except NetworkInputError:
+            raise
+        except (TypeError, ValueError) as error:
+            shapes = [tuple(x.shape) for x in jtu.tree_leaves(xs) if hasattr(x, "shape")]
+            raise NetworkInputError(name, shapes[:1], " ".join(map(str, error.args))) from error
+
     constants, shared = eqx.partition(
         model, _is_batched_constants, is_leaf=_is_constants
     )
     if not jtu.tree_leaves(constants):
-        return jax.vmap(lambda *xs: fn(model, *xs))(*batched)
+        return jax.vmap(lambda *xs: guarded(model, *xs))(*batched)
 
     def one(sample_constants, *xs):
-        return fn(eqx.combine(sample_constants, shared, is_leaf=_is_constants), *xs)
+        return guarded(eqx.combine(sample_constants, shared, is_leaf=_is_constants), *xs)
 
     return jax.vmap(one)(constants, *batched)
 

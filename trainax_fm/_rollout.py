@@ -190,7 +190,7 @@ def push_history(history: PyTree, new_state: PyTree) -> PyTree:
 
 def apply_stepper(stepper: Callable, inputs: PyTree, like: PyTree, name: str = "stepper"):
     """`jax.vmap(stepper)(inputs)` with a clear error if the output does not look like `like`."""
-    output = vmap_over_samples(call_model, stepper, inputs)
+    output = vmap_over_samples(call_model, stepper, inputs, name=name)
     out_struct = jtu.tree_structure(output)
     like_struct = jtu.tree_structure(like)
     if out_struct != like_struct:

@@ -33,6 +33,10 @@ class TrainState(eqx.Module):
         derived from it), `None` for single-stage runs.
     - `validation`: the [`trainax_fm.ValidationHistory`][] so far (values, best
         stepper, patience counter), `None` without validation.
+    - `batch_size`: the windows per update of the run, and `window_length`: the
+        snapshots per window (what the configuration's rollout needs); resuming with
+        a trainer that differs in either is refused. `None` in states of older files
+        (then unchecked).
     """
 
     stepper: Any
@@ -45,6 +49,8 @@ class TrainState(eqx.Module):
     stage_start: Any = None
     run_key: Optional[PRNGKeyArray] = None
     validation: Optional[ValidationHistory] = None
+    batch_size: Optional[int] = eqx.field(static=True, default=None)
+    window_length: Optional[int] = eqx.field(static=True, default=None)
 
 
 class TrainResult(eqx.Module):

@@ -104,6 +104,7 @@ class Loop:
         return TrainState(
             self.stepper, self.opt_state, self.step, self.key, self.history.all(),
             self.dispatch, self.stage, self.stage_start, self.run_key, self.validation,
+            self.problem.batch_size, self.problem.stacker.window_length,
         )
 
 

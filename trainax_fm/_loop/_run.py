@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from .._block_stepper import BlockStepper
 from .._trainable import trainable_arrays
 from .._train_state import TrainResult, TrainState
+from .._trainer_checks import check_resume_fits_trainer, check_stepper_fits_data
 from .._validation import check_positive_int, is_traced
 from ..hook._base import AbstractHook
 from ..hook._callbacks import Callbacks
@@ -50,6 +51,7 @@ def train_on_loop(
             raise TypeError(
                 f"`resume_from` must be a trainax_fm.TrainState, got {type(resume_from).__name__}."
             )
+        check_resume_fits_trainer(trainer, resume_from)
         stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
         start, past_losses = resume_from.step, resume_from.loss_history
         if dispatch is None:
@@ -84,6 +86,8 @@ def train_on_loop(
         stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
 
     problem = trainer.make_problem(options)
+    if resume_from is None:
+        check_stepper_fits_data(problem, stepper, key, num_seeds)
     traced = is_traced((stepper, key))
     if problem.stacker.on_disk:
         if traced:

@@ -161,9 +161,18 @@ def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold)
     curve = M.nrmse(prediction, reference, batched=True)
     gmean = M.geometric_mean_nrmse(prediction, reference, num_steps=aggregate_steps,
                                    batched=True)
+    if not has_spatial_axes(test):
+        # A pattern correlation over the components of one ODE state is meaningless.
+        return curve, gmean, None, None, prediction, reference
     correlation = M.pearson_correlation(prediction, reference, batched=True)
     hct = M.high_correlation_time(correlation, threshold)
     return curve, gmean, correlation, hct, prediction, reference
+
+
+def has_spatial_axes(trajectories: Any) -> bool:
+    """Whether the states of `(B, T, C, *spatial)` trajectories are fields (correlation
+    metrics are computed only for them)."""
+    return jnp.ndim(trajectories) > 3
 
 
 def rollout_metrics(
@@ -191,8 +200,9 @@ def rollout_metrics(
 
     **Returns:**
 
-    - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values) and
-        the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
+    - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values;
+        `correlation` and `high_correlation_time` are `None` for states without
+        spatial axes, where a pattern correlation means nothing) and the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
     test = jnp.asarray(test)
@@ -209,10 +219,11 @@ def rollout_metrics(
             first_prediction = prediction
         curves.append(np.asarray(curve))
         gmeans.append(float(gmean))
-        correlations.append(np.asarray(correlation))
-        times.append(int(hct))
+        if correlation is not None:
+            correlations.append(np.asarray(correlation))
+            times.append(int(hct))
     curves = np.stack(curves)
-    correlations = np.stack(correlations)
+    fields = bool(times)
     metrics = {
         "num_rollout_steps": num_rollout_steps,
         "num_test_samples": int(test.shape[0]),
@@ -221,10 +232,10 @@ def rollout_metrics(
         else _finite(np.mean(gmeans)),
         "gmean_nrmse_per_seed": _floats(gmeans),
         "nrmse": _floats(np.mean(curves, axis=0)),
-        "correlation": _floats(np.mean(correlations, axis=0)),
+        "correlation": _floats(np.mean(correlations, axis=0)) if fields else None,
         "correlation_threshold": correlation_threshold,
-        "high_correlation_time": float(np.mean(times)),
-        "high_correlation_time_per_seed": times,
+        "high_correlation_time": float(np.mean(times)) if fields else None,
+        "high_correlation_time_per_seed": times if fields else None,
     }
     if len(steppers) > 1:
         metrics["nrmse_per_seed"] = [_floats(c) for c in curves]
@@ -308,6 +319,36 @@ def write_json(path: Path, payload: dict) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
+def check_data_fits_run(results_dir: Path, data: Path, shape: tuple) -> None:
+    """Compare trajectories `(S, T, C, *spatial)` from `--data` with the states the
+    run trained on (`state_shape` in its `metrics.json`): a wrong channel count is the
+    data's fault, not the network file's. The grid size may differ (convolutions
+    apply to any resolution)."""
+    try:
+        trained = json.loads((results_dir / "metrics.json").read_text())["state_shape"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # unknown (an older run): loading the networks reports a mismatch
+    state = tuple(int(n) for n in shape[2:])
+    trained = tuple(int(n) for n in trained)
+    layout = "(S, T, C" + "".join(", N" for _ in trained[1:]) + ")"
+    if len(state) != len(trained):
+        raise ConfigError(
+            "--data", f"trajectories {layout} like the training data (states {trained})",
+            f"shape {tuple(shape)} in {str(data)!r}, states with {len(state) - 1} instead "
+            f"of {len(trained) - 1} spatial axes",
+            "pass test data of the system the network was trained on"
+            + ("; a 1D field needs a channel axis: `u[:, :, None]`" if len(state) == 1 else ""),
+        )
+    if state[0] != trained[0]:
+        raise ConfigError(
+            "--data", f"{trained[0]} channel(s), the network's (it was trained on states "
+            f"of shape {trained})",
+            f"{state[0]} channel(s): shape {tuple(shape)} in {str(data)!r}",
+            "the data's channel count does not match the network's: pass trajectories "
+            f"(S, T, {trained[0]}, ...) of the same fields",
+        )
+
+
 def evaluate(
     results_dir: Union[str, os.PathLike],
     *,
@@ -378,8 +419,21 @@ def evaluate(
         int(c.shape[1]) for c in constants if c is not None
     )
     scored = scored_network_file(results_dir, config)
-    steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels,
-                             best=scored == BEST_FILE)
+    if data is not None:
+        check_data_fits_run(results_dir, Path(data), test.shape)
+    try:
+        steppers = load_networks(results_dir, config, test.shape[2:], num_constant_channels,
+                                 best=scored == BEST_FILE)
+    except ValueError as error:
+        if data is None:
+            raise
+        # A run from before `state_shape` was recorded: the data is the likely culprit.
+        raise ConfigError(
+            "--data", "trajectories shaped like the run's training data",
+            f"states of shape {tuple(test.shape[2:])} in {str(data)!r}, which the saved "
+            f"network does not accept ({error})",
+            "pass test data with the channels and spatial axes the network was trained on",
+        ) from None
     _, _, eval_key = split_keys(config["seed"], config["num_seeds"])
     begin = time.perf_counter()
     metrics, arrays = rollout_metrics(

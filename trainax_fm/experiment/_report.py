@@ -54,6 +54,8 @@ def report_run(
         "num_training_steps": state.step,
         "planned_training_steps": training["num_training_steps"],
         "batch_size": training["batch_size"],
+        # what `trainax-fm eval --data` checks test files against
+        "state_shape": [int(n) for n in run.dataset.train.shape[2:]],
         "learning_rate": training["learning_rate"],
         "final_train_loss": float(np.mean(last)),
         "final_train_loss_per_seed": [float(v) for v in last],
@@ -119,7 +121,8 @@ def _validation_lines(metrics: dict) -> list[str]:
 
 
 def format_summary(metrics: dict, out: Path) -> str:
-    """A few lines summarising a finished run (printed at the end of training)."""
+    """A few lines summarising a finished run (printed at the end of training); the
+    high-correlation time only for fields (ODE states have no spatial pattern)."""
     nrmse = metrics["nrmse"]
     seeds = metrics["num_seeds"]
     trained, planned = metrics["num_training_steps"], metrics.get("planned_training_steps")
@@ -137,8 +140,11 @@ def format_summary(metrics: dict, out: Path) -> str:
         f"{_fmt(nrmse[0])}, step {len(nrmse)} {_fmt(nrmse[-1])}; "
         f"geometric mean over {metrics['nrmse_aggregate_steps']} steps "
         f"{_fmt(metrics['gmean_nrmse'])}",
-        f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
-        f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps",
-        "  files: " + " ".join(metrics["files"]),
     ]
+    if metrics.get("high_correlation_time") is not None:  # None: states without space
+        lines.append(
+            f"  high-correlation time (corr >= {metrics['correlation_threshold']}): "
+            f"{metrics['high_correlation_time']:g} of {len(nrmse)} steps"
+        )
+    lines.append("  files: " + " ".join(metrics["files"]))
     return "\n".join(lines)

@@ -89,7 +89,8 @@ def train_run(run: Prepared, log: Log) -> TrainState:
             # The progress bar shows the seed mean only.
             last = np.asarray(state.loss_history)[:, -1]
             log(f"  update {state.step}/{training['num_training_steps']}: "
-                f"loss per seed {np.array2string(last, precision=3)}")
+                # Significant digits: small losses must not print as 0.
+                "loss per seed [" + ", ".join(f"{value:.3g}" for value in last) + "]")
     run.progress["step"] = state.step
     run.progress.pop("failed", None)  # a resumed failed run is healthy again
     write_json(run.out / PROGRESS_FILE, run.progress)

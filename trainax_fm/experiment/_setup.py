@@ -275,7 +275,8 @@ def with_normalization(
     wrap = lambda network, n: NormalizedStepper(network, n, residual=residual)  # noqa: E731
     if num_seeds is None:
         return wrap(networks, normalizer)
-    return eqx.filter_vmap(wrap, in_axes=(0, None))(networks, normalizer)
+    # Only the arrays carry the seed axis (an MLP's activation is a shared function).
+    return eqx.filter_vmap(wrap, in_axes=(eqx.if_array(0), None))(networks, normalizer)
 
 
 def build_steppers(

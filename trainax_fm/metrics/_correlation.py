@@ -19,10 +19,17 @@ def pearson_correlation(
     (as PDE-Refiner does before computing the high-correlation time). Identical states
     give 1; a constant state gives `nan`.
 
+    States without spatial axes (ODE states `(C,)`, e.g. Lorenz-63) are refused: the
+    correlation of the few components of one state says nothing about the prediction
+    (on most of the Lorenz attractor `z` exceeds `x` and `y`, so almost any two of its
+    points correlate highly, and a flat prediction keeps a high correlation for the
+    whole rollout). Score such states with [`trainax_fm.metrics.nrmse`][] or
+    [`trainax_fm.metrics.valid_prediction_time`][].
+
     **Arguments:**
 
-    - `prediction`: a trajectory `(T, C, *spatial)`, or `(B, T, C, *spatial)` with
-        `batched=True`.
+    - `prediction`: a trajectory `(T, C, *spatial)` with at least one spatial axis,
+        or `(B, T, C, *spatial)` with `batched=True`.
     - `reference`: the reference trajectory, same shape.
     - `batched`: whether the leading axis is a batch axis.
 
@@ -33,6 +40,15 @@ def pearson_correlation(
     prediction, reference = as_batched_pair(
         prediction, reference, batched, "pearson_correlation"
     )
+    if prediction.ndim < 4:
+        state_shape = tuple(prediction.shape[2:])
+        raise ValueError(
+            f"pearson_correlation: the states have shape {state_shape} (no spatial "
+            "axis), but the pattern correlation needs fields `(C, *spatial)`: over the "
+            f"{state_shape[0]} component(s) of one ODE state it measures nothing. Score "
+            "ODE states with `nrmse` or `valid_prediction_time` instead; for a 1D field "
+            "stored without its channel axis, add one: `u[..., None, :]`."
+        )
     shape = prediction.shape[:2] + (-1,)
     prediction = prediction.reshape(shape)
     reference = reference.reshape(shape)

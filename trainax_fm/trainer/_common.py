@@ -86,6 +86,8 @@ def init_from_configuration(
     of `num_output_steps` states for a stepper that predicts several per call.
     """
     num_output_steps = check_positive_int(num_output_steps, "num_output_steps")
+    # Checked here: the engine's own name for it is `num_minibatches`.
+    num_training_steps = check_positive_int(num_training_steps, "num_training_steps")
     stacker = TrajectorySubStacker(
         data_trajectories,
         window_length * num_output_steps,
