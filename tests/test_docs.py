@@ -3,15 +3,21 @@ documents every public name, so that a new export cannot be forgotten, and the b
 site loads nothing from the network (formulas and diagrams render offline).
 
 The build needs the docs tools (`pip install -e ".[docs]"`); without them that test
-is skipped. The name check needs nothing beyond trainax_fm itself.
+is skipped. Its hook (docs/hooks/vendor.py) fetches MathJax and Mermaid from the npm
+registry when docs/javascripts/vendor/ lacks them, so from a clean checkout the build
+also needs npm and a network. The name check needs nothing beyond trainax_fm itself.
 """
 
 import importlib
+import importlib.util
+import io
 import os
 import pkgutil
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import types
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from trainax_fm._loop._options import ENGINE_OPTION_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DIR = ROOT / "docs" / "api"
+VENDOR_HOOK = ROOT / "docs" / "hooks" / "vendor.py"
 DIRECTIVE = re.compile(r"^:::\s+([A-Za-z_][\w.]*)\s*$", re.MULTILINE)
 # A tag that makes the browser fetch a script, stylesheet, font or image from elsewhere.
 EXTERNAL_ASSET = re.compile(
@@ -161,6 +168,8 @@ def test_mkdocs_build_strict(tmp_path):
         start = trainer_page.index(f'id="trainax_fm.trainer.{name}"')
         end = trainer_page.find('id="trainax_fm.trainer.', start + 1)
         section = re.sub(r"<[^>]+>", "", trainer_page[start:end if end > 0 else None])
+        # One parameter a line when mkdocstrings formats signatures (with ruff or black).
+        section = re.sub(r"\(\s+", "(", section)
         signature = section[section.index(f"{name}(data_trajectories"):]
         for option in ENGINE_OPTION_NAMES:
             assert f"{option}:" in signature, (
@@ -175,9 +184,20 @@ def test_mkdocs_build_strict(tmp_path):
     assert not fetched, "pages load assets from the network: " + ", ".join(
         f"{url} ({page})" for url, page in sorted(fetched.items())
     )
-    assert (site / "javascripts" / "vendor" / "mermaid" / "mermaid.min.js").is_file()
-    assert (site / "javascripts" / "vendor" / "mathjax" / "tex-chtml.js").is_file()
-    assert not (site / "javascripts" / "vendor" / "update.sh").exists()
+    # The hook fetched MathJax and Mermaid (from a clean checkout) before mkdocs
+    # collected docs/, so the site serves them, each with its licence.
+    vendor = site / "javascripts" / "vendor"
+    assert (vendor / "mermaid" / "mermaid.min.js").is_file()
+    assert (vendor / "mathjax" / "tex-chtml.js").is_file()
+    assert any((vendor / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert (vendor / "mathjax" / "input" / "tex" / "extensions" / "cancel.js").is_file()
+    for package in ("mathjax", "mermaid"):
+        assert (vendor / package / "LICENSE").is_file(), (
+            f"the site serves {package} without its licence"
+        )
+    # Neither the build's own code nor the fetch's bookkeeping is published.
+    assert not (site / "hooks").exists()
+    assert not list(vendor.rglob(".*"))
 
 
 def mkdocs_config() -> dict:
@@ -193,17 +213,33 @@ def mkdocs_config() -> dict:
     return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
 
 
+def vendor_hook() -> types.ModuleType:
+    """docs/hooks/vendor.py, the mkdocs hook that fetches MathJax and Mermaid."""
+    spec = importlib.util.spec_from_file_location("trainax_fm_docs_vendor_hook", VENDOR_HOOK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_extra_scripts_and_styles_are_served_with_the_site():
     config = mkdocs_config()
+    hook = vendor_hook()
+    fetched = {
+        f"javascripts/vendor/{package}/{target}"
+        for package in hook.COPIED
+        for _, target in hook.COPIED[package]
+    }
     scripts = config.get("extra_javascript", [])
     assets = scripts + config.get("extra_css", [])
     for asset in assets:
         path = asset if isinstance(asset, str) else asset["path"]
         assert not re.match(r"(https?:)?//", path), (
             f"mkdocs.yml loads {path} from the network, so pages need one to render; "
-            "serve a copy from docs/javascripts/vendor/ (see update.sh there)."
+            "serve a copy from docs/javascripts/vendor/ (fetched by docs/hooks/vendor.py)."
         )
-        assert (ROOT / "docs" / path).is_file(), f"mkdocs.yml names {path}, not in docs/"
+        assert path in fetched or (ROOT / "docs" / path).is_file(), (
+            f"mkdocs.yml names {path}: neither in docs/ nor fetched by docs/hooks/vendor.py"
+        )
     # mkdocs-material fetches Mermaid from unpkg.com unless the page defines it, and
     # MathJax is what turns arithmatex's `\\(...\\)` into formulas.
     names = [Path(s if isinstance(s, str) else s["path"]).name for s in scripts]
@@ -212,9 +248,111 @@ def test_extra_scripts_and_styles_are_served_with_the_site():
         "serve MathJax with the site (extra_javascript)"
     )
     assert config["theme"].get("font") is False, "theme.font must be false (no Google Fonts)"
+    assert "docs/hooks/vendor.py" in config.get("hooks", []), (
+        "mkdocs.yml must run docs/hooks/vendor.py (it fetches MathJax and Mermaid)"
+    )
+    for package in hook.COPIED:
+        assert "LICENSE" in hook.required(package), f"{package} must be served with its licence"
+
+
+def test_vendor_hook_keeps_only_what_the_site_serves():
+    destination = vendor_hook().destination
+    assert destination("mathjax", "package/LICENSE") == "LICENSE"
+    assert destination("mathjax", "package/es5/tex-chtml.js") == "tex-chtml.js"
+    assert destination("mathjax", "package/es5/output/chtml/fonts/woff-v2/MathJax_Zero.woff") == (
+        "output/chtml/fonts/woff-v2/MathJax_Zero.woff"
+    )
+    assert destination("mathjax", "package/es5/input/tex/extensions/cancel.js") == (
+        "input/tex/extensions/cancel.js"
+    )
+    for unused in (
+        "package/es5/input/tex/extensions/all-packages.js",  # the all-in-one bundle
+        "package/es5/tex-svg.js",
+        "package/es5/output/chtml/fonts/tex.js",
+        "package/package.json",
+        "package/es5/input/tex/extensions/../../../../evil.js",
+        "other/LICENSE",
+    ):
+        assert destination("mathjax", unused) is None, unused
+    assert destination("mermaid", "package/LICENSE") == "LICENSE"
+    assert destination("mermaid", "package/dist/mermaid.min.js") == "mermaid.min.js"
+    assert destination("mermaid", "package/dist/mermaid.js") is None
+    assert destination("mermaid", "package/dist/mermaid.min.js.map") is None
+
+
+def test_vendor_hook_installs_a_complete_folder_or_nothing(tmp_path):
+    """The unpacking and the atomic install, on a small stand-in for the npm tarball."""
+    hook = vendor_hook()
+    tarball = tmp_path / "mathjax.tgz"
+    members = {
+        "package/LICENSE": b"licence",
+        "package/es5/tex-chtml.js": b"mathjax",
+        "package/es5/tex-svg.js": b"unused",
+        "package/es5/output/chtml/fonts/woff-v2/MathJax_Zero.woff": b"font",
+        "package/es5/input/tex/extensions/cancel.js": b"extension",
+        "package/es5/input/tex/extensions/all-packages.js": b"bundle",
+    }
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    (vendor / "mathjax").mkdir()  # an outdated or half-written folder is replaced
+    (vendor / "mathjax" / "stale.js").write_bytes(b"old")
+    assert not hook.is_current("mathjax", vendor)
+    hook._install("mathjax", tarball, vendor)
+    assert hook.is_current("mathjax", vendor)
+    installed = sorted(
+        str(path.relative_to(vendor)) for path in vendor.rglob("*") if path.is_file()
+    )
+    assert installed == [
+        "mathjax/.version",
+        "mathjax/LICENSE",
+        "mathjax/input/tex/extensions/cancel.js",
+        "mathjax/output/chtml/fonts/woff-v2/MathJax_Zero.woff",
+        "mathjax/tex-chtml.js",
+    ]
+    assert [path.name for path in vendor.iterdir()] == ["mathjax"]  # no staging left over
+
+    # A tarball that lacks a required file leaves the installed folder as it was.
+    broken = tmp_path / "broken.tgz"
+    with tarfile.open(broken, "w:gz") as archive:
+        info = tarfile.TarInfo("package/LICENSE")
+        archive.addfile(info, io.BytesIO(b""))
+    with pytest.raises(hook.PluginError, match="tex-chtml.js"):
+        hook._install("mathjax", broken, vendor)
+    assert hook.is_current("mathjax", vendor)
+    assert [path.name for path in vendor.iterdir()] == ["mathjax"]
+
+
+def test_vendor_hook_says_what_to_install_without_npm(tmp_path, monkeypatch):
+    hook = vendor_hook()
+    monkeypatch.setattr(hook.shutil, "which", lambda name: None)
+    with pytest.raises(hook.PluginError, match="npm"):
+        hook.fetch(vendor=tmp_path / "vendor")
+
+
+def test_fetched_libraries_are_not_committed():
+    """MathJax and Mermaid are other projects' code: fetched at build time, never committed."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    vendor = ROOT / "docs" / "javascripts" / "vendor"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", str(vendor)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not tracked, "third-party files are committed: " + ", ".join(tracked)
     for package in ("mathjax", "mermaid"):
-        licence = ROOT / "docs" / "javascripts" / "vendor" / package / "LICENSE"
-        assert licence.is_file(), f"the vendored {package} comes without its licence"
+        probe = vendor / package / "LICENSE"
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(probe)], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, (
+            f".gitignore must ignore docs/javascripts/vendor/{package}/"
+        )
 
 
 def test_external_asset_pattern():
