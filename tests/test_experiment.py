@@ -1,5 +1,7 @@
 """Experiment runner: method/network grammar, config validation, data loading, TOML."""
 
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -19,7 +21,9 @@ from trainax_fm.experiment import (
     parse_network,
     validate_config,
 )
+from trainax_fm.experiment import _method as grammar
 from trainax_fm.experiment import _toml
+from trainax_fm.experiment._method import KINDS, METHODS, methods_table
 
 # --- method grammar -------------------------------------------------------------------
 
@@ -38,10 +42,7 @@ def schedules(draw):
 
 @st.composite
 def method_specs(draw):
-    kind = draw(st.sampled_from(
-        ["one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
-         "shortcut", "sg"]
-    ))
+    kind = draw(st.sampled_from(KINDS))  # every row of the table, a new one included
     if kind == "one":
         return "one"
     if kind == "cur":
@@ -51,10 +52,10 @@ def method_specs(draw):
         return ";".join(["cur", str(longest), lengths] + draw(st.lists(FLAG, max_size=1)))
     if kind == "mmd":
         return ";".join(["mmd", draw(COUNT), draw(st.sampled_from(["0.1", "1", "1e-2", ".5"]))])
-    if kind in ("lsd", "meanflow", "shortcut", "sg"):
+    if METHODS[kind].few_step:
         steps = str(2 ** draw(st.integers(0, 5)))
         teacher = [draw(st.sampled_from(["results/fm", "../runs/teacher 1"]))]
-        if kind != "sg" and draw(st.booleans()):
+        if not METHODS[kind].fields[1].required and draw(st.booleans()):
             teacher = []
         return ";".join([kind, steps] + teacher)
     if kind == "fm":
@@ -77,6 +78,13 @@ def test_method_round_trip(spec):
     assert canonical == canonical_method(spec)
     assert parse_method(canonical) == method  # same meaning
     assert format_method(parse_method(canonical)) == canonical  # canonical is a fixed point
+
+
+def test_methods_table_is_the_documented_one():
+    """The CLI guide and the grammar's docstring show the table `METHODS` writes."""
+    guide = Path(__file__).parents[1] / "docs" / "how-to" / "cli.md"
+    assert methods_table() in guide.read_text()
+    assert methods_table() in grammar.__doc__
 
 
 @pytest.mark.parametrize(

@@ -5,23 +5,26 @@ every configuration the runner can build. Fields are separated by `;`, without
 spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 `False`; optional trailing fields default to `false`.
 
-| spec | configuration | needs |
-| --- | --- | --- |
-| `one` | `Supervised(1)`: one-step training | |
-| `sup;N[;cut_bptt]` | `Supervised(N)`: N-step unrolled rollout against data | |
-| `div;N[;cut_bptt[;cut_div_chain]]` | `DivertedChainBranchOne(N)` | reference stepper |
-| `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)`: N network then P reference steps | reference stepper |
-| `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)` | residuum |
-| `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N, teacher_forcing_probability=SCHEDULE)` | |
-| `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K, random_pushforward=random)` | |
-| `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)` | |
-| `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])` | |
-| `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with K steps of SOLVER | |
-| `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; K map steps per physical step | |
-| `meanflow;K[;TEACHER]` | `MeanFlow()`; K average-velocity steps | |
-| `shortcut;K[;TEACHER][;ema=DECAY]` | `ShortcutModel()`; K shortcut steps (K a power of two) | |
-| `sg;K;TEACHER` | `SemigroupDistillation()` of `FlowMap(teacher)`; K map steps | a teacher |
-| `pd;K;TEACHER` | `ProgressiveDistillation()`: one student step imitates N/K teacher steps | a teacher |
+| `method` | Configuration |
+| --- | --- |
+| `one` | one-step supervised, `Supervised(1)` |
+| `sup;N[;cut_bptt]` | `Supervised(N)` |
+| `div;N[;cut_bptt[;cut_div_chain]]` | `DivertedChainBranchOne(N)` (needs a reference stepper) |
+| `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)` (needs a reference stepper) |
+| `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)`, residuum `u_next - P(u_prev)` (needs a reference stepper) |
+| `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N)`, `SCHEDULE` a probability or `step:p` pairs such as `200:1.0,400:0.5,600:0.0` |
+| `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K)`: `K` steps without gradient, then `N` supervised ones; `random`: the depth drawn per update from `0 ... K` |
+| `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as `500:1,1000:2,1500:4` (lengths `1 ... N`) |
+| `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |
+| `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or `heun` |
+| `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps (`K` NFE) |
+| `meanflow;K[;TEACHER]` | `MeanFlow()`; `K` average-velocity steps (`K` NFE) |
+| `shortcut;K[;TEACHER][;ema=DECAY]` | `ShortcutModel()`; `K` shortcut steps, `K` a power of two (`K` NFE); `ema=0.999`: EMA target, sampled with the average |
+| `sg;K;TEACHER` | `SemigroupDistillation()` of a flow map on the teacher; `K` map steps (`2K` NFE) |
+| `pd;K;TEACHER` | `ProgressiveDistillation()`: one student step of size `1/K` imitates `N/K` steps of the teacher's `N`; `K` NFE |
+
+The table is `METHODS` below, one `MethodEntry` per kind; `methods_table()` writes it
+(the CLI guide shows the same table).
 
 The few-step flow maps (`lsd`, `meanflow`, `shortcut`) train a step-size-conditioned
 velocity `u(x, y, t, d)` and sample with K Euler-form steps `x + d u` (K network
@@ -63,49 +66,35 @@ dropped (`"sup;5;False"` becomes `"sup;5"`; `"div;5;false;true"` keeps its middl
 
 import dataclasses
 import difflib
-from typing import Optional
+from typing import Any, Callable, Optional
 
+import optax
+
+from .. import configuration as c
+from .. import flow
 from ._errors import ConfigError
 from ._method_fields import (
-    FLOAT,
+    EMA_PREFIX,
+    SOLVERS,
     LengthSchedule,
     Schedule,
     field_error,
+    format_float,
+    format_flag,
     format_lengths,
     format_schedule,
-    parse_decay,
-    parse_flag,
-    parse_int,
-    parse_lengths,
-    parse_schedule,
+    parse_count,
+    parse_decay_field,
+    parse_flag_field,
+    parse_lengths_field,
+    parse_schedule_field,
+    parse_solver,
+    parse_teacher,
+    parse_weight,
 )
 
-KINDS = ("one", "sup", "div", "mix", "res", "tf", "pf", "cur", "mmd", "fm", "lsd", "meanflow",
-         "shortcut", "sg", "pd")
-FEW_STEP_KINDS = ("lsd", "meanflow", "shortcut", "sg", "pd")
-# the methods whose results folder can teach `pd` (step counts from their own spec)
-PD_TEACHER_KINDS = ("fm", "pd")
-EMA_PREFIX = "ema="
-SOLVERS = ("euler", "midpoint", "heun")
-
-_USAGE = {
-    "one": "one",
-    "sup": "sup;N[;cut_bptt]",
-    "div": "div;N[;cut_bptt[;cut_div_chain]]",
-    "mix": "mix;N;P[;cut_bptt]",
-    "res": "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
-    "tf": "tf;N;SCHEDULE[;cut_bptt]",
-    "pf": "pf;N;K[;random[;cut_bptt]]",
-    "cur": "cur;N;STEP:LENGTH,...[;cut_bptt]",
-    "mmd": "mmd;N;WEIGHT",
-    "fm": "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]",
-    "lsd": "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
-    "meanflow": "meanflow;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
-    "shortcut": "shortcut;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR][;ema=DECAY]",
-    "sg": "sg;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
-    "pd": "pd;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR",
-}
-
+# `MethodField.default` of a field every spec must write
+REQUIRED = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,26 +146,29 @@ class TrainMethod:
     ema_decay: Optional[float] = None
 
     @property
+    def entry(self) -> "MethodEntry":
+        """The row of `METHODS` that describes this method's kind."""
+        return METHODS[self.kind]
+
+    @property
     def needs_ref_stepper(self) -> bool:
         """Whether the configuration compares against a reference simulator."""
-        return self.kind in ("div", "mix")
+        return self.entry.needs_ref_stepper
 
     @property
     def needs_residuum(self) -> bool:
         """Whether the configuration needs a residuum function."""
-        return self.kind == "res"
+        return self.entry.needs_residuum
 
     @property
     def is_flow_matching(self) -> bool:
         """Whether the emulator is a stochastic flow-matching (or flow-map) stepper."""
-        return self.kind == "fm" or self.kind in FEW_STEP_KINDS
+        return self.entry.flow_matching
 
     @property
     def required_window_length(self) -> int:
         """Snapshots per training window of the configuration this method trains with."""
-        if self.kind == "pd":  # its configuration needs the loaded teacher; windows as fm
-            return TrainMethod("fm", num_sampling_steps=1).required_window_length
-        return self.configuration().required_window_length
+        return self.entry.window_length(self)
 
     def configuration(self, teacher=None, teacher_method: Optional["TrainMethod"] = None):
         """Build the `trainax_fm.configuration` object this method trains with.
@@ -192,9 +184,365 @@ class TrainMethod:
 
         - A configuration instance (MSE time-level loss throughout).
         """
-        from ._method_configuration import build_configuration
+        return self.entry.configuration(self, teacher, teacher_method)
 
-        return build_configuration(self, teacher, teacher_method)
+
+@dataclasses.dataclass(frozen=True)
+class MethodField:
+    """One field of a method spec after its kind.
+
+    **Arguments:**
+
+    - `name`: the field's name in the grammar (`N`, `cut_bptt`, `TEACHER` ...), quoted by
+        errors.
+    - `attribute`: the [`trainax_fm.experiment.TrainMethod`][] attribute it sets.
+    - `parse`: `parse(token, name, spec, usage, parsed)` returns the value of a token or
+        raises a `ConfigError`; `parsed` holds the attributes of the fields before it.
+    - `format`: the canonical text of a value.
+    - `default`: the value of an omitted field, `REQUIRED` for a field every spec writes.
+    - `prefix`: a keyword field (`ema=DECAY`) is written `prefix + value` after the
+        positional fields and only when its value is not the default; `""` for a
+        positional field, whose trailing defaults are dropped.
+    """
+
+    name: str
+    attribute: str
+    parse: Callable[[str, str, str, str, dict], Any]
+    format: Callable[[Any], str] = str
+    default: Any = REQUIRED
+    prefix: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def _no_check(method: TrainMethod, spec: str, usage: str) -> None:
+    """A kind whose fields need no check across fields."""
+
+
+def _same_optimizer(method: TrainMethod, optimizer: optax.GradientTransformation):
+    return optimizer
+
+
+def _configuration_windows(method: TrainMethod) -> int:
+    return method.configuration().required_window_length
+
+
+def _network_stepper(method: TrainMethod, network: Callable, num_channels: int, teacher):
+    """The network itself steps (the deterministic methods)."""
+    return network(num_channels)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodEntry:
+    """Everything the runner knows about one method kind: one row of `METHODS`.
+
+    **Arguments:**
+
+    - `kind`: the spec's first field.
+    - `usage`: the form error messages quote (`sup;N[;cut_bptt]`).
+    - `form`, `summary`: the row of the methods table in the docs.
+    - `fields`: the [`MethodField`][]s after the kind, required ones first.
+    - `configuration`: `configuration(method, teacher, teacher_method)`, what
+        `TrainMethod.configuration` returns.
+    - `stepper`: `stepper(method, network, num_channels, teacher)`, the emulator the
+        method trains and samples with; `network(in_channels)` builds a fresh network.
+    - `optimizer`: `optimizer(method, optimizer)`, the optimizer the trainer uses
+        (flow maps train only their own weights and keep a moving average apart).
+    - `window_length`: the snapshots per training window of a method.
+    - `teacher_kinds`: the kinds whose results folders may be its TEACHER.
+    - `check`: `check(method, spec, usage)` raises a `ConfigError` for fields that
+        parse one by one but not together.
+    - `few_step`: a step-size-conditioned flow map with K Euler-form steps.
+    - `flow_matching`: the emulator is a stochastic flow-matching (or flow-map) stepper.
+    - `needs_ref_stepper`, `needs_residuum`: what the configuration is called with.
+    """
+
+    kind: str
+    usage: str
+    form: str
+    summary: str
+    fields: tuple[MethodField, ...]
+    configuration: Callable
+    stepper: Callable = _network_stepper
+    optimizer: Callable = _same_optimizer
+    window_length: Callable[[TrainMethod], int] = _configuration_windows
+    teacher_kinds: tuple[str, ...] = ("fm",)
+    check: Callable[[TrainMethod, str, str], None] = _no_check
+    few_step: bool = False
+    flow_matching: bool = False
+    needs_ref_stepper: bool = False
+    needs_residuum: bool = False
+
+
+# --- the fields the kinds share ---------------------------------------------------------
+
+N = MethodField("N", "num_rollout_steps", parse_count)
+K = MethodField("NUM_SAMPLING_STEPS", "num_sampling_steps", parse_count)
+CUT_BPTT = MethodField("cut_bptt", "cut_bptt", parse_flag_field, format_flag, False)
+TEACHER = MethodField("TEACHER", "teacher", parse_teacher)
+OPTIONAL_TEACHER = dataclasses.replace(TEACHER, default=None)
+
+
+# --- what each kind trains with ----------------------------------------------------------
+
+def _supervised(method, teacher, teacher_method):
+    return c.Supervised(method.num_rollout_steps, cut_bptt=method.cut_bptt)
+
+
+def _diverted(method, teacher, teacher_method):
+    return c.DivertedChainBranchOne(
+        method.num_rollout_steps,
+        cut_bptt=method.cut_bptt,
+        cut_div_chain=method.cut_div_chain,
+    )
+
+
+def _mix(method, teacher, teacher_method):
+    return c.MixChainPostPhysics(
+        method.num_rollout_steps, method.num_post_physics_steps, cut_bptt=method.cut_bptt
+    )
+
+
+def _residuum(method, teacher, teacher_method):
+    return c.Residuum(
+        method.num_rollout_steps,
+        cut_bptt=method.cut_bptt,
+        cut_prev=method.cut_prev,
+        cut_next=method.cut_next,
+    )
+
+
+def _teacher_forcing(method, teacher, teacher_method):
+    schedule = method.teacher_forcing
+    if isinstance(schedule, tuple):
+        schedule = format_schedule(schedule)
+    return c.TeacherForcing(
+        method.num_rollout_steps,
+        teacher_forcing_probability=schedule,
+        cut_bptt=method.cut_bptt,
+    )
+
+
+def _pushforward(method, teacher, teacher_method):
+    return c.Pushforward(
+        method.num_rollout_steps,
+        num_pushforward_steps=method.num_pushforward_steps,
+        random_pushforward=method.random_pushforward,
+        cut_bptt=method.cut_bptt,
+    )
+
+
+def _curriculum(method, teacher, teacher_method):
+    return c.RolloutCurriculum(
+        c.Supervised(method.num_rollout_steps, cut_bptt=method.cut_bptt),
+        format_lengths(method.rollout_lengths),
+    )
+
+
+def _mmd(method, teacher, teacher_method):
+    return c.Composite(
+        [c.Supervised(1), c.InvariantMeasureMMD(method.num_rollout_steps)],
+        [1.0, method.mmd_weight],
+    )
+
+
+def _progressive(method, teacher, teacher_method):
+    if teacher is None or teacher_method is None:
+        raise ValueError(
+            "configuration() of a pd method needs `teacher` (the loaded teacher "
+            "velocity) and `teacher_method` (the teacher run's TrainMethod, for "
+            f"its step count); got teacher={type(teacher).__name__}, "
+            f"teacher_method={teacher_method!r}. Load them with "
+            "load_teacher(...) and parse_method(...) of the teacher's config."
+        )
+    return c.ProgressiveDistillation(
+        teacher,
+        num_fine_steps=pd_fine_steps(method, teacher_method),
+        teacher_method=teacher_method.solver,
+        step_sampler=c.FixedStepTimeSampler(1.0 / method.num_sampling_steps),
+    )
+
+
+def _fm_windows(method: TrainMethod) -> int:
+    # pd's configuration needs the loaded teacher; it trains on the windows of fm
+    return TrainMethod("fm", num_sampling_steps=1).required_window_length
+
+
+# --- what each kind samples with ---------------------------------------------------------
+
+def _flow_matching_stepper(method, network, num_channels, teacher):
+    return flow.FlowMatchingStepper(
+        flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
+        method.num_sampling_steps, method.solver,
+    )
+
+
+def _few_step_stepper(method, network, num_channels, teacher):
+    if teacher is not None:
+        # a pd teacher (an earlier stage) already takes the step size
+        velocity = teacher if teacher.step_size_input else flow.with_step_size_input(teacher)
+    else:
+        velocity = flow.ConditionalVelocity(
+            network(flow.velocity_input_channels(num_channels, step_size_input=True)),
+            step_size_input=True,
+        )
+    if method.ema_decay is not None:
+        return flow.EMAFlowMatchingStepper(
+            flow.EMAVelocity(velocity, decay=method.ema_decay), method.num_sampling_steps)
+    return flow.FlowMatchingStepper(velocity, method.num_sampling_steps)
+
+
+def _flow_map_stepper(method, network, num_channels, teacher):
+    return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
+
+
+def _flow_map_optimizer(method, optimizer):
+    # the teacher velocity inside the flow map stays fixed
+    return flow.flow_map_optimizer(optimizer)
+
+
+def _ema_optimizer(method, optimizer):
+    # with ema=, the average moves after every update, not by the gradient
+    return optimizer if method.ema_decay is None else flow.flow_map_optimizer(optimizer)
+
+
+def _dyadic_steps(method: TrainMethod, spec: str, usage: str) -> None:
+    steps = method.num_sampling_steps
+    if steps & (steps - 1):
+        raise field_error(
+            spec,
+            f"a power of two of sampling steps for a shortcut model, found {steps}",
+            "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
+        )
+
+
+_FLOW = dict(flow_matching=True)
+_FEW_STEP = dict(_FLOW, few_step=True, stepper=_few_step_stepper)
+
+METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
+    MethodEntry(
+        "one", "one", "one", "one-step supervised, `Supervised(1)`", (), _supervised,
+    ),
+    MethodEntry(
+        "sup", "sup;N[;cut_bptt]", "sup;N[;cut_bptt]", "`Supervised(N)`", (N, CUT_BPTT),
+        _supervised,
+    ),
+    MethodEntry(
+        "div", "div;N[;cut_bptt[;cut_div_chain]]", "div;N[;cut_bptt[;cut_div_chain]]",
+        "`DivertedChainBranchOne(N)` (needs a reference stepper)",
+        (N, CUT_BPTT,
+         MethodField("cut_div_chain", "cut_div_chain", parse_flag_field, format_flag, False)),
+        _diverted, needs_ref_stepper=True,
+    ),
+    MethodEntry(
+        "mix", "mix;N;P[;cut_bptt]", "mix;N;P[;cut_bptt]",
+        "`MixChainPostPhysics(N, P)` (needs a reference stepper)",
+        (N, MethodField("P", "num_post_physics_steps", parse_count), CUT_BPTT),
+        _mix, needs_ref_stepper=True,
+    ),
+    MethodEntry(
+        "res", "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
+        "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
+        "`Residuum(N)`, residuum `u_next - P(u_prev)` (needs a reference stepper)",
+        (N, CUT_BPTT,
+         MethodField("cut_prev", "cut_prev", parse_flag_field, format_flag, False),
+         MethodField("cut_next", "cut_next", parse_flag_field, format_flag, False)),
+        _residuum, needs_residuum=True,
+    ),
+    MethodEntry(
+        "tf", "tf;N;SCHEDULE[;cut_bptt]", "tf;N;SCHEDULE[;cut_bptt]",
+        "`TeacherForcing(N)`, `SCHEDULE` a probability or `step:p` pairs such as "
+        "`200:1.0,400:0.5,600:0.0`",
+        (N, MethodField("SCHEDULE", "teacher_forcing", parse_schedule_field, format_schedule),
+         CUT_BPTT),
+        _teacher_forcing,
+    ),
+    MethodEntry(
+        "pf", "pf;N;K[;random[;cut_bptt]]", "pf;N;K[;random[;cut_bptt]]",
+        "`Pushforward(N, num_pushforward_steps=K)`: `K` steps without gradient, then `N` "
+        "supervised ones; `random`: the depth drawn per update from `0 ... K`",
+        (N, MethodField("K", "num_pushforward_steps", parse_count),
+         MethodField("random", "random_pushforward", parse_flag_field, format_flag, False),
+         CUT_BPTT),
+        _pushforward,
+    ),
+    MethodEntry(
+        "cur", "cur;N;STEP:LENGTH,...[;cut_bptt]", "cur;N;LENGTHS[;cut_bptt]",
+        "`RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as "
+        "`500:1,1000:2,1500:4` (lengths `1 ... N`)",
+        (N, MethodField("LENGTHS", "rollout_lengths", parse_lengths_field, format_lengths),
+         CUT_BPTT),
+        _curriculum,
+    ),
+    MethodEntry(
+        "mmd", "mmd;N;WEIGHT", "mmd;N;WEIGHT",
+        "`Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step "
+        "training plus the invariant-measure MMD of `N`-step rollouts",
+        (N, MethodField("WEIGHT", "mmd_weight", parse_weight, format_float)),
+        _mmd,
+    ),
+    MethodEntry(
+        "fm", "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]", "fm;K[;SOLVER]",
+        "`FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or "
+        "`heun`",
+        (K, MethodField("SOLVER", "solver", parse_solver, str, "euler")),
+        lambda method, teacher, teacher_method: c.FlowMatching(),
+        stepper=_flow_matching_stepper, **_FLOW,
+    ),
+    MethodEntry(
+        "lsd", "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]", "lsd;K[;TEACHER]",
+        "`LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps "
+        "(`K` NFE)",
+        (K, OPTIONAL_TEACHER),
+        lambda method, teacher, teacher_method: c.LagrangianSelfDistillation(teacher=teacher),
+        **_FEW_STEP,
+    ),
+    MethodEntry(
+        "meanflow", "meanflow;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]",
+        "meanflow;K[;TEACHER]", "`MeanFlow()`; `K` average-velocity steps (`K` NFE)",
+        (K, OPTIONAL_TEACHER),
+        lambda method, teacher, teacher_method: c.MeanFlow(),
+        **_FEW_STEP,
+    ),
+    MethodEntry(
+        "shortcut", "shortcut;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR][;ema=DECAY]",
+        "shortcut;K[;TEACHER][;ema=DECAY]",
+        "`ShortcutModel()`; `K` shortcut steps, `K` a power of two (`K` NFE); `ema=0.999`: "
+        "EMA target, sampled with the average",
+        (K, OPTIONAL_TEACHER,
+         MethodField("DECAY", "ema_decay", parse_decay_field, repr, None, EMA_PREFIX)),
+        lambda method, teacher, teacher_method: c.ShortcutModel(),
+        optimizer=_ema_optimizer, check=_dyadic_steps, **_FEW_STEP,
+    ),
+    MethodEntry(
+        "sg", "sg;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR", "sg;K;TEACHER",
+        "`SemigroupDistillation()` of a flow map on the teacher; `K` map steps (`2K` NFE)",
+        (K, TEACHER),
+        lambda method, teacher, teacher_method: c.SemigroupDistillation(velocity_space=True),
+        optimizer=_flow_map_optimizer, **dict(_FEW_STEP, stepper=_flow_map_stepper),
+    ),
+    MethodEntry(
+        "pd", "pd;NUM_SAMPLING_STEPS;TEACHER_RESULTS_DIR", "pd;K;TEACHER",
+        "`ProgressiveDistillation()`: one student step of size `1/K` imitates `N/K` steps of "
+        "the teacher's `N`; `K` NFE",
+        (K, TEACHER),
+        _progressive, teacher_kinds=("fm", "pd"), window_length=_fm_windows, **_FEW_STEP,
+    ),
+)}
+
+KINDS = tuple(METHODS)
+FEW_STEP_KINDS = tuple(kind for kind, entry in METHODS.items() if entry.few_step)
+# the methods whose results folder can teach `pd` (step counts from their own spec)
+PD_TEACHER_KINDS = METHODS["pd"].teacher_kinds
+
+
+def methods_table() -> str:
+    """The Markdown table of every method kind (the docs show it), one row per entry."""
+    rows = ["| `method` | Configuration |", "| --- | --- |"]
+    rows += [f"| `{entry.form}` | {entry.summary} |" for entry in METHODS.values()]
+    return "\n".join(rows)
 
 
 def parse_method(spec: str) -> TrainMethod:
@@ -222,119 +570,50 @@ def parse_method(spec: str) -> TrainMethod:
         )
     parts = spec.split(";")
     kind = parts[0]
-    if kind not in KINDS:
+    if kind not in METHODS:
         close = difflib.get_close_matches(kind.lower(), KINDS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise field_error(
             spec,
             "a method starting with one of " + ", ".join(KINDS),
-            hint + "valid forms: " + "; ".join(repr(u) for u in _USAGE.values()),
+            hint + "valid forms: " + "; ".join(repr(e.usage) for e in METHODS.values()),
         )
-    usage = _USAGE[kind]
+    entry = METHODS[kind]
+    usage = entry.usage
     args = parts[1:]
-    required = {"one": 0, "sup": 1, "div": 1, "mix": 2, "res": 1, "tf": 2, "pf": 2, "cur": 2,
-                "mmd": 2, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 1, "sg": 2, "pd": 2}[kind]
-    optional = {"one": 0, "sup": 1, "div": 2, "mix": 1, "res": 3, "tf": 1, "pf": 2, "cur": 1,
-                "mmd": 0, "fm": 1, "lsd": 1, "meanflow": 1, "shortcut": 2, "sg": 0, "pd": 0}[kind]
-    if not required <= len(args) <= required + optional:
+    required = [f for f in entry.fields if f.required]
+    optional = [f for f in entry.fields if not f.required and not f.prefix]
+    keywords = [f for f in entry.fields if f.prefix]
+    most = len(entry.fields)
+    if not len(required) <= len(args) <= most:
         raise field_error(
             spec,
-            f"{required}" + (f" to {required + optional}" if optional else "")
+            f"{len(required)}" + (f" to {most}" if most > len(required) else "")
             + f" field(s) after {kind!r} (form {usage!r}); found {len(args)}",
             f"write it as {usage!r}",
         )
-    if kind == "one":
-        return TrainMethod("one")
-    steps = parse_int(
-        args[0], "NUM_SAMPLING_STEPS" if kind == "fm" or kind in FEW_STEP_KINDS else "N",
-        spec, usage,
-    )
-    if kind == "fm":
-        solver = args[1] if len(args) > 1 else "euler"
-        if solver not in SOLVERS:
-            raise field_error(
-                spec,
-                f"a solver in {SOLVERS}, found {solver!r}",
-                f"write it as {usage!r}",
-            )
-        return TrainMethod("fm", num_sampling_steps=steps, solver=solver)
-    if kind in FEW_STEP_KINDS:
-        rest = args[1:]
-        ema_decay = None
-        if kind == "shortcut" and rest and rest[-1].startswith(EMA_PREFIX):
-            ema_decay = parse_decay(rest[-1][len(EMA_PREFIX):], spec, usage)
+    values = {}
+    for field, token in zip(required, args):
+        values[field.attribute] = field.parse(token, field.name, spec, usage, values)
+    rest = args[len(required):]
+    # keyword fields close the spec, one at most each, after the positional ones
+    for field in reversed(keywords):
+        if rest and rest[-1].startswith(field.prefix):
+            values[field.attribute] = field.parse(
+                rest[-1][len(field.prefix):], field.name, spec, usage, values)
             rest = rest[:-1]
-        if len(rest) > 1:
-            raise field_error(
-                spec,
-                f"one results folder and at most one `ema=DECAY` after the step count "
-                f"(form {usage!r}); found {rest!r}",
-                f"write it as {usage!r}, e.g. 'shortcut;2;results/teacher;ema=0.999'",
-            )
-        teacher = rest[0] if rest else None
-        if teacher is not None and teacher.startswith(EMA_PREFIX):
-            raise field_error(
-                spec,
-                f"a results folder after the step count of {kind!r}; `ema=DECAY` is an "
-                "option of shortcut models only",
-                f"write it as {usage!r}",
-            )
-        if teacher is not None and not teacher.strip():
-            raise field_error(
-                spec,
-                "the results folder of a finished fm run after the step count",
-                f"write it as {usage!r}, e.g. '{kind};1;results/teacher'",
-            )
-        if kind == "shortcut" and steps & (steps - 1):
-            raise field_error(
-                spec,
-                f"a power of two of sampling steps for a shortcut model, found {steps}",
-                "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
-            )
-        return TrainMethod(kind, num_sampling_steps=steps, teacher=teacher,
-                           ema_decay=ema_decay)
-    if kind == "mix":
-        post = parse_int(args[1], "P", spec, usage)
-        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
-        return TrainMethod(
-            "mix", steps, cut_bptt=bool(flags and flags[0]), num_post_physics_steps=post
+    if len(rest) > len(optional):  # only a kind with keyword fields gets here
+        raise field_error(
+            spec,
+            f"one results folder and at most one `ema=DECAY` after the step count "
+            f"(form {usage!r}); found {rest!r}",
+            f"write it as {usage!r}, e.g. 'shortcut;2;results/teacher;ema=0.999'",
         )
-    if kind == "pf":
-        depth = parse_int(args[1], "K", spec, usage)
-        names = ["random", "cut_bptt"]
-        flags = {n: parse_flag(t, n, spec, usage) for n, t in zip(names, args[2:])}
-        return TrainMethod(
-            "pf", steps, cut_bptt=flags.get("cut_bptt", False), num_pushforward_steps=depth,
-            random_pushforward=flags.get("random", False),
-        )
-    if kind == "cur":
-        lengths = parse_lengths(args[1], steps, spec)
-        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
-        return TrainMethod("cur", steps, cut_bptt=bool(flags and flags[0]),
-                           rollout_lengths=lengths)
-    if kind == "mmd":
-        if not FLOAT.fullmatch(args[1]) or not float(args[1]) > 0:
-            raise field_error(
-                spec,
-                f"a positive number WEIGHT of the MMD term (in {usage!r}), found {args[1]!r}",
-                "write it like 'mmd;8;0.1'",
-            )
-        return TrainMethod("mmd", steps, mmd_weight=float(args[1]))
-    if kind == "tf":
-        schedule = parse_schedule(args[1], spec)
-        flags = [parse_flag(t, "cut_bptt", spec, usage) for t in args[2:]]
-        return TrainMethod("tf", steps, cut_bptt=bool(flags and flags[0]), teacher_forcing=schedule)
-    names = {"sup": ["cut_bptt"], "div": ["cut_bptt", "cut_div_chain"],
-             "res": ["cut_bptt", "cut_prev", "cut_next"]}[kind]
-    flags = {n: parse_flag(t, n, spec, usage) for n, t in zip(names, args[1:])}
-    return TrainMethod(kind, steps, **flags)
-
-
-def _flags(values: list) -> list:
-    """Text of trailing flags with the trailing defaults (false) dropped."""
-    while values and not values[-1]:
-        values = values[:-1]
-    return ["true" if v else "false" for v in values]
+    for field, token in zip(optional, rest):
+        values[field.attribute] = field.parse(token, field.name, spec, usage, values)
+    method = TrainMethod(kind, **values)
+    entry.check(method, spec, usage)
+    return method
 
 
 def format_method(method: TrainMethod) -> str:
@@ -348,41 +627,46 @@ def format_method(method: TrainMethod) -> str:
 
     - The canonical spec; `parse_method(format_method(m)) == m`.
     """
-    kind = method.kind
-    if kind == "one":
-        return "one"
-    if kind == "fm":
-        parts = ["fm", str(method.num_sampling_steps)]
-        if method.solver != "euler":
-            parts.append(method.solver)
-        return ";".join(parts)
-    if kind in FEW_STEP_KINDS:
-        parts = [kind, str(method.num_sampling_steps)]
-        parts += [method.teacher] if method.teacher is not None else []
-        parts += [f"{EMA_PREFIX}{method.ema_decay!r}"] if method.ema_decay is not None else []
-        return ";".join(parts)
-    parts = [kind, str(method.num_rollout_steps)]
-    if kind == "sup":
-        parts += _flags([method.cut_bptt])
-    elif kind == "div":
-        parts += _flags([method.cut_bptt, method.cut_div_chain])
-    elif kind == "res":
-        parts += _flags([method.cut_bptt, method.cut_prev, method.cut_next])
-    elif kind == "mix":
-        parts += [str(method.num_post_physics_steps)] + _flags([method.cut_bptt])
-    elif kind == "tf":
-        parts += [format_schedule(method.teacher_forcing)] + _flags([method.cut_bptt])
-    elif kind == "pf":
-        parts += [str(method.num_pushforward_steps)] + _flags(
-            [method.random_pushforward, method.cut_bptt]
-        )
-    elif kind == "cur":
-        parts += [format_lengths(method.rollout_lengths)] + _flags([method.cut_bptt])
-    elif kind == "mmd":
-        parts += [repr(float(method.mmd_weight))]
+    fields = method.entry.fields
+    positional = [(f, getattr(method, f.attribute)) for f in fields if not f.prefix]
+    # trailing fields that equal their default are dropped; earlier ones are kept
+    while positional and not positional[-1][0].required and (
+        positional[-1][1] == positional[-1][0].default
+    ):
+        positional = positional[:-1]
+    parts = [method.kind] + [field.format(value) for field, value in positional]
+    for field in fields:
+        value = getattr(method, field.attribute)
+        if field.prefix and value != field.default:
+            parts.append(field.prefix + field.format(value))
     return ";".join(parts)
 
 
 def canonical_method(spec: str) -> str:
     """`format_method(parse_method(spec))`: the canonical spelling of a spec."""
     return format_method(parse_method(spec))
+
+
+def pd_fine_steps(method: TrainMethod, teacher_method: TrainMethod) -> int:
+    """Teacher steps per student step of `pd;K;TEACHER`: `N / K` for a teacher with
+    `N` sampling steps. Raises `ConfigError` unless the teacher is an `fm` or `pd`
+    run and `N` is a multiple of `K` larger than `K`."""
+    if teacher_method.kind not in method.entry.teacher_kinds:
+        raise ConfigError(
+            "training.method",
+            "a TEACHER folder of an fm or pd run for pd",
+            repr(format_method(teacher_method)),
+            "name the results folder of an fm;N run (or of an earlier pd;N stage)",
+        )
+    teacher_steps, student_steps = teacher_method.num_sampling_steps, method.num_sampling_steps
+    if teacher_steps % student_steps or teacher_steps <= student_steps:
+        raise ConfigError(
+            "training.method",
+            f"a student step count K that divides the teacher's N={teacher_steps} "
+            f"sampling steps and is smaller (the student takes one step where the "
+            f"teacher takes N/K)",
+            repr(format_method(method)),
+            f"use K = {teacher_steps // 2} (one halving) or another divisor of "
+            f"{teacher_steps} below it",
+        )
+    return teacher_steps // student_steps

@@ -1,12 +1,14 @@
-"""The fields of the training-method grammar: integers, flags, probabilities, EMA
-decays and `step:value` schedules, each parsed strictly (a `ConfigError` that quotes the
-spec) and formatted back in its one canonical spelling."""
+"""The fields of the training-method grammar: integers, flags, probabilities, weights,
+solvers, results folders, EMA decays and `step:value` schedules, each parsed strictly (a
+`ConfigError` that quotes the spec) and formatted back in its one canonical spelling."""
 
 import re
 from typing import Union
 
 from ._errors import ConfigError
 
+SOLVERS = ("euler", "midpoint", "heun")
+EMA_PREFIX = "ema="
 FLAG_VALUES = {"true": True, "True": True, "false": False, "False": False}
 INT = re.compile(r"[0-9]+")
 FLOAT = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -39,6 +41,77 @@ def parse_flag(token: str, name: str, spec: str, usage: str) -> bool:
             f"write {name} as true or false",
         )
     return FLAG_VALUES[token]
+
+
+def parse_count(token: str, name: str, spec: str, usage: str, parsed: dict) -> int:
+    """`parse_int` in the signature of a table field (`parsed`: the fields before it)."""
+    return parse_int(token, name, spec, usage)
+
+
+def parse_flag_field(token: str, name: str, spec: str, usage: str, parsed: dict) -> bool:
+    """`parse_flag` in the signature of a table field."""
+    return parse_flag(token, name, spec, usage)
+
+
+def parse_solver(token: str, name: str, spec: str, usage: str, parsed: dict) -> str:
+    if token not in SOLVERS:
+        raise field_error(
+            spec,
+            f"a solver in {SOLVERS}, found {token!r}",
+            f"write it as {usage!r}",
+        )
+    return token
+
+
+def parse_weight(token: str, name: str, spec: str, usage: str, parsed: dict) -> float:
+    if not FLOAT.fullmatch(token) or not float(token) > 0:
+        raise field_error(
+            spec,
+            f"a positive number {name} of the MMD term (in {usage!r}), found {token!r}",
+            "write it like 'mmd;8;0.1'",
+        )
+    return float(token)
+
+
+def parse_teacher(token: str, name: str, spec: str, usage: str, parsed: dict) -> str:
+    kind = spec.split(";")[0]
+    if token.startswith(EMA_PREFIX):
+        raise field_error(
+            spec,
+            f"a results folder after the step count of {kind!r}; `ema=DECAY` is an "
+            "option of shortcut models only",
+            f"write it as {usage!r}",
+        )
+    if not token.strip():
+        raise field_error(
+            spec,
+            "the results folder of a finished fm run after the step count",
+            f"write it as {usage!r}, e.g. '{kind};1;results/teacher'",
+        )
+    return token
+
+
+def parse_decay_field(token: str, name: str, spec: str, usage: str, parsed: dict) -> float:
+    """`parse_decay` in the signature of a table field."""
+    return parse_decay(token, spec, usage)
+
+
+def parse_schedule_field(token: str, name: str, spec: str, usage: str, parsed: dict):
+    """`parse_schedule` in the signature of a table field."""
+    return parse_schedule(token, spec)
+
+
+def parse_lengths_field(token: str, name: str, spec: str, usage: str, parsed: dict):
+    """`parse_lengths` in the signature of a table field, lengths up to the rollout."""
+    return parse_lengths(token, parsed["num_rollout_steps"], spec)
+
+
+def format_flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def format_float(value: float) -> str:
+    return repr(float(value))
 
 
 def parse_probability(token: str, spec: str) -> float:

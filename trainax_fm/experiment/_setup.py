@@ -12,9 +12,11 @@ import optax
 from .._conditioned_network import ConditionedNetwork
 from .._normalized_stepper import NormalizedStepper
 from .._normalizer import Normalizer
+from ..configuration import InputNoise
+from ..trainer import ConfigurationTrainer
 from ._data import Dataset
 from ._errors import ConfigError
-from ._method import FEW_STEP_KINDS, PD_TEACHER_KINDS, TrainMethod, parse_method
+from ._method import TrainMethod, parse_method
 from ._network import build_network
 
 
@@ -99,8 +101,6 @@ def build_stepper(
         a [`trainax_fm.flow.EMAFlowMatchingStepper`][]; for `sg` a
         [`trainax_fm.flow.FlowMapStepper`][] on the teacher.
     """
-    from .. import flow
-
     method = parse_method(config["training"]["method"])
     spec = config["network"]["spec"]
     sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points, key=key)
@@ -118,33 +118,12 @@ def build_stepper(
                if teacher is None else "to be None (the method names no TEACHER folder)")
             + f"; got teacher={type(teacher).__name__}."
         )
-    if method.kind in FEW_STEP_KINDS:
-        if teacher is not None:
-            if method.kind == "sg":
-                return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
-            # a pd teacher (an earlier stage) already takes the step size
-            velocity = teacher if teacher.step_size_input else flow.with_step_size_input(teacher)
-        else:
-            velocity = flow.ConditionalVelocity(
-                network(flow.velocity_input_channels(num_channels, step_size_input=True)),
-                step_size_input=True,
-            )
-        if method.ema_decay is not None:
-            return flow.EMAFlowMatchingStepper(
-                flow.EMAVelocity(velocity, decay=method.ema_decay), method.num_sampling_steps)
-        return flow.FlowMatchingStepper(velocity, method.num_sampling_steps)
-    if method.is_flow_matching:
-
-        return flow.FlowMatchingStepper(
-            flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
-            method.num_sampling_steps, method.solver,
-        )
-    return network(num_channels)
+    return method.entry.stepper(method, network, num_channels, teacher)
 
 
 def teacher_kinds(method: TrainMethod) -> tuple:
     """The methods whose results folders may teach `method`."""
-    return PD_TEACHER_KINDS if method.kind == "pd" else ("fm",)
+    return method.entry.teacher_kinds
 
 
 def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
@@ -306,10 +285,6 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
                   teacher: Optional[eqx.Module] = None):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method;
     `teacher` is the velocity `load_method_teacher` loaded for it (or `None`)."""
-    from ..configuration import InputNoise
-    from ..flow import flow_map_optimizer
-    from ..trainer import ConfigurationTrainer
-
     training = config["training"]
     teacher_method = None
     if method.teacher is not None:
@@ -320,10 +295,7 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
             )
         teacher_method = parse_method(
             load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
-    # sg: the teacher velocity inside the flow map stays fixed; shortcut with ema=: the
-    # average moves after every update
-    if method.kind == "sg" or method.ema_decay is not None:
-        optimizer = flow_map_optimizer(optimizer)
+    optimizer = method.entry.optimizer(method, optimizer)
     configuration = method.configuration(teacher, teacher_method)
     if training["input_noise"] > 0:
         configuration = InputNoise(configuration, training["input_noise"])
