@@ -14,10 +14,27 @@ invalid configuration or command line, 130 interrupted.
 """
 
 import argparse
+import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
+
+# the CLI is a module of the package, so importing it has already imported all of these
+from . import NonFiniteLossError, __version__
+from .experiment import (
+    ConfigError,
+    collect_results,
+    config_to_toml,
+    default_config,
+    evaluate,
+    run_experiment,
+    sort_rows,
+    to_csv,
+    to_markdown,
+)
+from .experiment._wording import cli_wording
 
 EPILOG = """\
 examples:
@@ -42,8 +59,6 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `trainax-fm` (sub-commands train, eval, table, config)."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="trainax-fm",
         description="Train, evaluate and compare autoregressive neural emulators "
@@ -115,8 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args, parser) -> int:
-    from .experiment import default_config, run_experiment
-
     if args.default == (args.config is not None):
         parser.error("train needs a CONFIG file or --default (not both)")
     if args.resume and args.overwrite:
@@ -134,10 +147,6 @@ def _train(args, parser) -> int:
 
 
 def _eval(args) -> int:
-    import json
-
-    from .experiment import evaluate
-
     metrics = evaluate(
         args.results_dir, data=args.data, num_rollout_steps=args.num_rollout_steps,
         output=args.out, plots=not args.no_plots,
@@ -152,10 +161,6 @@ def _eval(args) -> int:
 
 
 def _table(args) -> int:
-    from pathlib import Path
-
-    from .experiment import collect_results, sort_rows, to_csv, to_markdown
-
     rows = collect_results(args.root)
     if not rows:
         print(f"no finished runs (metrics.json) below {args.root!r}", file=sys.stderr)
@@ -174,8 +179,6 @@ def _table(args) -> int:
 
 
 def _config(args) -> int:
-    from .experiment import config_to_toml, default_config
-
     sys.stdout.write(config_to_toml(default_config(args.source)))
     return 0
 
@@ -230,10 +233,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args, parser) -> int:
-    from . import NonFiniteLossError
-    from .experiment import ConfigError
-    from .experiment._wording import cli_wording
-
     try:
         with cli_wording():
             return _run_command(args, parser)

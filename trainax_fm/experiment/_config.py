@@ -89,12 +89,14 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _toml
+from .._loop._validate import parse_metrics
 from ..data._spec import parse_spec
+from ..hook._log_writers import check_formats
 from ._data import DISK_PREFIXES, data_fields, source_kind
 from ._errors import ConfigError, describe_value
 from ._method import TrainMethod, format_method, parse_method
 from ._network import format_network, parse_network
-from ._schema import NAME_PATTERN, Field
+from ._schema import NAME_PATTERN, Field, check_table
 from ._wording import term
 
 TOP_FIELDS = {
@@ -173,8 +175,6 @@ def split_list(text: str) -> tuple[str, ...]:
 
 
 def _check_validation(validation: dict) -> None:
-    from .._loop._validate import parse_metrics
-
     try:
         metrics = parse_metrics(split_list(validation["metrics"]))
     except ValueError as error:
@@ -190,8 +190,6 @@ def _check_validation(validation: dict) -> None:
 
 
 def _check_logging(logging: dict) -> None:
-    from ..hook._log_writers import check_formats
-
     try:
         check_formats(split_list(logging["formats"]))
     except ValueError as error:
@@ -255,8 +253,6 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
 
     - [`trainax_fm.experiment.ConfigError`][] naming the first offending field.
     """
-    from ._schema import check_table
-
     if not isinstance(raw, dict):
         raise ConfigError("", "a table of settings", describe_value(raw))
     _check_sections(raw)

@@ -58,6 +58,13 @@ import jax
 import jax.numpy as jnp
 
 from ..data._spec import parse_spec
+from ..sample_data import (
+    advection_1d_periodic,
+    lorenz96_rk4,
+    lorenz_rk4,
+    make_lorenz96_stepper_rk4,
+    make_lorenz_stepper_rk4,
+)
 from ._dataset import Dataset as Dataset
 from ._errors import ConfigError
 from ._exponax_source import (
@@ -245,16 +252,12 @@ def _keys(seed: int):
 # cached across runs of one process by their static sizes.
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _advection_trajectories(num_points, cfl, highest_init_mode, num_samples, horizon, key):
-    from ..sample_data import advection_1d_periodic
-
     return advection_1d_periodic(num_points, num_samples, cfl=cfl, temporal_horizon=horizon,
                                  highest_init_mode=highest_init_mode, key=key)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _lorenz_trajectories(dt, num_warmup_steps, num_samples, horizon, key):
-    from ..sample_data import lorenz_rk4
-
     return lorenz_rk4(num_samples, temporal_horizon=horizon, dt=dt,
                       num_warmup_steps=num_warmup_steps, key=key)
 
@@ -277,8 +280,6 @@ def _advection(data: dict, test_horizon: int) -> Dataset:
 
 
 def _lorenz(data: dict, test_horizon: int) -> Dataset:
-    from ..sample_data import make_lorenz_stepper_rk4
-
     train_key, test_key = _keys(data["seed"])
     sizes = (data["dt"], data["num_warmup_steps"])
     train = _lorenz_trajectories(*sizes, data["num_train_samples"], data["temporal_horizon"],
@@ -291,15 +292,11 @@ def _lorenz(data: dict, test_horizon: int) -> Dataset:
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _lorenz96_trajectories(num_points, dt, forcing, num_warmup_steps, num_samples, horizon,
                            key):
-    from ..sample_data import lorenz96_rk4
-
     return lorenz96_rk4(num_samples, num_points=num_points, temporal_horizon=horizon, dt=dt,
                         forcing=forcing, num_warmup_steps=num_warmup_steps, key=key)
 
 
 def _lorenz96(data: dict, test_horizon: int) -> Dataset:
-    from ..sample_data import make_lorenz96_stepper_rk4
-
     train_key, test_key = _keys(data["seed"])
     sizes = (data["num_points"], data["dt"], data["forcing"], data["num_warmup_steps"])
     train = _lorenz96_trajectories(*sizes, data["num_train_samples"],

@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Any, Callable, Optional
 
+from .._conditioned_data import ConditionedTrajectories
 from ..data import DiskTrajectories
 
 
@@ -95,6 +96,4 @@ def _rows(constants: Optional[tuple], rows: slice) -> Optional[tuple]:
 def _with_constants(trajectories: Any, constants: Optional[tuple]) -> Any:
     if trajectories is None or constants is None:
         return trajectories
-    from .._conditioned_data import ConditionedTrajectories
-
     return ConditionedTrajectories(trajectories, *constants)

@@ -13,12 +13,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import metrics as M
+from .. import plot
 from .._atomic import write_bytes_atomic
+from .._public_rollout import rollout
 from .._stepper_file import load_stepper, save_stepper
 from ._config import load_config
+from ._data import load_data, load_trajectory_file
 from ._errors import ConfigError
-from ._method import parse_method
-from ._setup import build_stepper, load_method_teacher, split_keys, with_normalization
+from ._files import load_constants
+from ._method import TrainMethod, parse_method
+from ._setup import (
+    build_stepper,
+    load_teacher_config,
+    seed_slice,
+    split_keys,
+    teacher_kinds,
+    with_normalization,
+)
 from ._toml import write_text_atomic
 from ._wording import term
 
@@ -50,6 +62,66 @@ def scored_network_file(results_dir: Union[str, os.PathLike], config: dict) -> s
     if config["validation"]["evaluate"] == "best" and (Path(results_dir) / BEST_FILE).is_file():
         return BEST_FILE
     return NETWORK_FILE if config["num_seeds"] == 1 else "network_seed*.eqx"
+
+
+def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int,
+                 kinds: tuple = ("fm",), num_constant_channels: int = 0):
+    """The trained velocity of a finished teacher run (its first seed), for distillation.
+
+    Call it outside any traced function and hand the result to `build_stepper`: a
+    file read under a trace would put tracers into the module. Nothing is cached, so a
+    retrained teacher is read afresh.
+
+    **Arguments:**
+
+    - `results_dir`: the results folder of the teacher run.
+    - `num_channels`, `num_spatial_dims`, `num_points`: the state layout of the data
+        (the teacher must have been trained on the same layout).
+    - `kinds`: the methods the teacher run may have used (`fm`; `fm` or `pd` for
+        `pd`).
+    - `num_constant_channels`: channels of the data's constants (a conditioned
+        teacher), else 0.
+
+    **Returns:**
+
+    - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
+
+    **Raises:**
+
+    - `ConfigError` (field `training.method`) if the folder holds no finished run of
+        one of `kinds`, or its network does not fit the data's layout.
+    """
+    folder = Path(results_dir)
+    teacher_config = load_teacher_config(results_dir, kinds)
+    state_shape = (num_channels,) + (num_points,) * num_spatial_dims
+    names = " or ".join(kinds)
+    try:
+        networks = load_networks(folder, teacher_config, state_shape, num_constant_channels)
+    except FileNotFoundError as error:
+        raise ConfigError(
+            "training.method", f"the results folder of a finished {names} run as TEACHER",
+            repr(results_dir), f"finish training the teacher first ({error})",
+        ) from None
+    except ValueError as error:  # a ConfigError too: the teacher's network on this layout
+        raise ConfigError(
+            "training.method",
+            f"a TEACHER whose network fits this run's data (states of shape "
+            f"{state_shape}"
+            + (f", {num_constant_channels} constant channel(s)" if num_constant_channels
+               else "") + ")",
+            repr(results_dir) + f" ({error})",
+            "train the teacher on data of the same layout, or name another teacher",
+        ) from None
+    return networks[0].velocity
+
+
+def load_method_teacher(method: TrainMethod, num_channels: int, num_spatial_dims: int,
+                        num_points: int, num_constant_channels: int = 0):
+    """`load_teacher` of the TEACHER folder `method` names, or `None` if it names none."""
+    if method.teacher is None:
+        return None
+    return load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
+                        teacher_kinds(method), num_constant_channels)
 
 
 def load_networks(
@@ -112,8 +184,6 @@ def load_networks(
 
 def _load_best(results_dir: Path, build, teacher, num_seeds: int) -> list:
     """The seeds of `best.eqx` (one stepper, or the seeds stacked on a leading axis)."""
-    from ._setup import seed_slice
-
     path = results_dir / BEST_FILE
     if not path.is_file():
         raise FileNotFoundError(
@@ -151,9 +221,6 @@ def _floats(values) -> list:
 @eqx.filter_jit
 def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold):
     """Rollout and metrics of one stepper as one compiled program."""
-    from .. import metrics as M
-    from .._public_rollout import rollout
-
     scalars, fields = (None, None) if constants is None else constants
     reference = test[:, 1 : num_steps + 1]
     prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key,
@@ -282,8 +349,6 @@ def make_plots(
         import matplotlib  # noqa: F401
     except ImportError:
         return []
-    from .. import plot
-
     written = []
     if loss_history is not None and loss_history.size:
         path = results_dir / f"{prefix}loss.png"
@@ -382,9 +447,6 @@ def evaluate(
 
     - The metrics dict (also written to `output`).
     """
-    from ._data import load_data, load_trajectory_file
-    from ._files import load_constants
-
     results_dir = Path(results_dir)
     config_path = results_dir / "config.toml"
     if not config_path.is_file():

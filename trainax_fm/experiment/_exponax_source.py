@@ -5,6 +5,7 @@ The stepper classes of `exponax.stepper`, `exponax.stepper.generic` and
 `[data]`, typed from their defaults and checked like every other key.
 """
 
+import importlib
 import inspect
 from typing import Any
 
@@ -25,8 +26,6 @@ def exponax_steppers() -> dict[str, type]:
 
     - `ConfigError` when exponax is not installed.
     """
-    import importlib
-
     try:
         from exponax._base_stepper import BaseStepper
     except ImportError:

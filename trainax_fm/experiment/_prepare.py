@@ -10,17 +10,19 @@ import equinox as eqx
 import optax
 
 from .._checkpoint import load_train_state
+from .._loop._validate import check_validation_data, parse_metrics
 from .._train_state import TrainState
 from ._config import (
     TOP_FIELDS,
     config_differences,
     load_config,
     save_config,
+    split_list,
     validate_config,
 )
 from ._data import Dataset, load_data
 from ._errors import ConfigError
-from ._evaluate import BEST_FILE
+from ._evaluate import BEST_FILE, load_method_teacher
 from ._method import TrainMethod, parse_method
 from ._wording import term
 from ._setup import (
@@ -28,7 +30,6 @@ from ._setup import (
     build_steppers,
     build_trainer,
     init_stepper,
-    load_method_teacher,
     split_keys,
     with_normalization,
 )
@@ -193,9 +194,6 @@ def _hold_out_validation(config: dict, dataset: Dataset) -> Dataset:
         )
     dataset = dataset.hold_out(count)
     if dataset.validation is not None:
-        from .._loop._validate import check_validation_data, parse_metrics
-        from ._config import split_list
-
         method = parse_method(config["training"]["method"])
         window = method.required_window_length
         try:

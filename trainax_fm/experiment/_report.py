@@ -35,6 +35,7 @@ def report_run(
 
     - The metrics dict (`status` `"complete"`), as written.
     """
+    # the package sets __version__ after importing its subpackages, this one included
     from .. import __version__
 
     config, training = run.config, run.config["training"]

@@ -14,6 +14,7 @@ from .._normalized_stepper import NormalizedStepper
 from .._normalizer import Normalizer
 from ..configuration import InputNoise
 from ..trainer import ConfigurationTrainer
+from ._config import load_config
 from ._data import Dataset
 from ._errors import ConfigError
 from ._method import TrainMethod, parse_method
@@ -128,8 +129,6 @@ def teacher_kinds(method: TrainMethod) -> tuple:
 
 def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
     """The configuration of a finished teacher run, checked to be one of `kinds`."""
-    from ._config import load_config
-
     config_file = Path(results_dir) / "config.toml"
     names = " or ".join(kinds)
     if not config_file.is_file():
@@ -145,68 +144,6 @@ def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
             f"name the results folder of a {names} run",
         )
     return teacher_config
-
-
-def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int,
-                 kinds: tuple = ("fm",), num_constant_channels: int = 0):
-    """The trained velocity of a finished teacher run (its first seed), for distillation.
-
-    Call it outside any traced function and hand the result to `build_stepper`: a
-    file read under a trace would put tracers into the module. Nothing is cached, so a
-    retrained teacher is read afresh.
-
-    **Arguments:**
-
-    - `results_dir`: the results folder of the teacher run.
-    - `num_channels`, `num_spatial_dims`, `num_points`: the state layout of the data
-        (the teacher must have been trained on the same layout).
-    - `kinds`: the methods the teacher run may have used (`fm`; `fm` or `pd` for
-        `pd`).
-    - `num_constant_channels`: channels of the data's constants (a conditioned
-        teacher), else 0.
-
-    **Returns:**
-
-    - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
-
-    **Raises:**
-
-    - `ConfigError` (field `training.method`) if the folder holds no finished run of
-        one of `kinds`, or its network does not fit the data's layout.
-    """
-    from ._evaluate import load_networks
-
-    folder = Path(results_dir)
-    teacher_config = load_teacher_config(results_dir, kinds)
-    state_shape = (num_channels,) + (num_points,) * num_spatial_dims
-    names = " or ".join(kinds)
-    try:
-        networks = load_networks(folder, teacher_config, state_shape, num_constant_channels)
-    except FileNotFoundError as error:
-        raise ConfigError(
-            "training.method", f"the results folder of a finished {names} run as TEACHER",
-            repr(results_dir), f"finish training the teacher first ({error})",
-        ) from None
-    except ValueError as error:  # a ConfigError too: the teacher's network on this layout
-        raise ConfigError(
-            "training.method",
-            f"a TEACHER whose network fits this run's data (states of shape "
-            f"{state_shape}"
-            + (f", {num_constant_channels} constant channel(s)" if num_constant_channels
-               else "") + ")",
-            repr(results_dir) + f" ({error})",
-            "train the teacher on data of the same layout, or name another teacher",
-        ) from None
-    return networks[0].velocity
-
-
-def load_method_teacher(method: TrainMethod, num_channels: int, num_spatial_dims: int,
-                        num_points: int, num_constant_channels: int = 0):
-    """`load_teacher` of the TEACHER folder `method` names, or `None` if it names none."""
-    if method.teacher is None:
-        return None
-    return load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
-                        teacher_kinds(method), num_constant_channels)
 
 
 def _layout_key(config: dict) -> tuple:
@@ -284,7 +221,7 @@ def seed_slice(tree: Any, index: int) -> Any:
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer,
                   teacher: Optional[eqx.Module] = None):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method;
-    `teacher` is the velocity `load_method_teacher` loaded for it (or `None`)."""
+    `teacher` is the velocity `_evaluate.load_method_teacher` loaded for it (or `None`)."""
     training = config["training"]
     teacher_method = None
     if method.teacher is not None:
