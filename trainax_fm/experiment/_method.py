@@ -75,7 +75,6 @@ from .. import flow
 from ._errors import ConfigError
 from ._method_fields import (
     EMA_PREFIX,
-    SOLVERS,
     LengthSchedule,
     Schedule,
     field_error,
@@ -287,31 +286,17 @@ OPTIONAL_TEACHER = dataclasses.replace(TEACHER, default=None)
 
 # --- what each kind trains with ----------------------------------------------------------
 
-def _supervised(method, teacher, teacher_method):
-    return c.Supervised(method.num_rollout_steps, cut_bptt=method.cut_bptt)
+def _rollout(cls, *options: str) -> Callable:
+    """The builder of `cls(N, option=method.option, ...)`, the rollout configurations
+    whose keywords are the method's own attribute names."""
+
+    def build(method, teacher, teacher_method):
+        return cls(method.num_rollout_steps, **{name: getattr(method, name) for name in options})
+
+    return build
 
 
-def _diverted(method, teacher, teacher_method):
-    return c.DivertedChainBranchOne(
-        method.num_rollout_steps,
-        cut_bptt=method.cut_bptt,
-        cut_div_chain=method.cut_div_chain,
-    )
-
-
-def _mix(method, teacher, teacher_method):
-    return c.MixChainPostPhysics(
-        method.num_rollout_steps, method.num_post_physics_steps, cut_bptt=method.cut_bptt
-    )
-
-
-def _residuum(method, teacher, teacher_method):
-    return c.Residuum(
-        method.num_rollout_steps,
-        cut_bptt=method.cut_bptt,
-        cut_prev=method.cut_prev,
-        cut_next=method.cut_next,
-    )
+_SUPERVISED = _rollout(c.Supervised, "cut_bptt")
 
 
 def _teacher_forcing(method, teacher, teacher_method):
@@ -321,15 +306,6 @@ def _teacher_forcing(method, teacher, teacher_method):
     return c.TeacherForcing(
         method.num_rollout_steps,
         teacher_forcing_probability=schedule,
-        cut_bptt=method.cut_bptt,
-    )
-
-
-def _pushforward(method, teacher, teacher_method):
-    return c.Pushforward(
-        method.num_rollout_steps,
-        num_pushforward_steps=method.num_pushforward_steps,
-        random_pushforward=method.random_pushforward,
         cut_bptt=method.cut_bptt,
     )
 
@@ -423,24 +399,25 @@ _FEW_STEP = dict(_FLOW, few_step=True, stepper=_few_step_stepper)
 
 METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
     MethodEntry(
-        "one", "one", "one", "one-step supervised, `Supervised(1)`", (), _supervised,
+        "one", "one", "one", "one-step supervised, `Supervised(1)`", (), _SUPERVISED,
     ),
     MethodEntry(
         "sup", "sup;N[;cut_bptt]", "sup;N[;cut_bptt]", "`Supervised(N)`", (N, CUT_BPTT),
-        _supervised,
+        _SUPERVISED,
     ),
     MethodEntry(
         "div", "div;N[;cut_bptt[;cut_div_chain]]", "div;N[;cut_bptt[;cut_div_chain]]",
         "`DivertedChainBranchOne(N)` (needs a reference stepper)",
         (N, CUT_BPTT,
          MethodField("cut_div_chain", "cut_div_chain", parse_flag_field, format_flag, False)),
-        _diverted, needs_ref_stepper=True,
+        _rollout(c.DivertedChainBranchOne, "cut_bptt", "cut_div_chain"), needs_ref_stepper=True,
     ),
     MethodEntry(
         "mix", "mix;N;P[;cut_bptt]", "mix;N;P[;cut_bptt]",
         "`MixChainPostPhysics(N, P)` (needs a reference stepper)",
         (N, MethodField("P", "num_post_physics_steps", parse_count), CUT_BPTT),
-        _mix, needs_ref_stepper=True,
+        _rollout(c.MixChainPostPhysics, "num_post_physics_steps", "cut_bptt"),
+        needs_ref_stepper=True,
     ),
     MethodEntry(
         "res", "res;N[;cut_bptt[;cut_prev[;cut_next]]]",
@@ -449,7 +426,7 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (N, CUT_BPTT,
          MethodField("cut_prev", "cut_prev", parse_flag_field, format_flag, False),
          MethodField("cut_next", "cut_next", parse_flag_field, format_flag, False)),
-        _residuum, needs_residuum=True,
+        _rollout(c.Residuum, "cut_bptt", "cut_prev", "cut_next"), needs_residuum=True,
     ),
     MethodEntry(
         "tf", "tf;N;SCHEDULE[;cut_bptt]", "tf;N;SCHEDULE[;cut_bptt]",
@@ -466,7 +443,7 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (N, MethodField("K", "num_pushforward_steps", parse_count),
          MethodField("random", "random_pushforward", parse_flag_field, format_flag, False),
          CUT_BPTT),
-        _pushforward,
+        _rollout(c.Pushforward, "num_pushforward_steps", "random_pushforward", "cut_bptt"),
     ),
     MethodEntry(
         "cur", "cur;N;STEP:LENGTH,...[;cut_bptt]", "cur;N;LENGTHS[;cut_bptt]",
