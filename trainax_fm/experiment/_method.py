@@ -145,29 +145,24 @@ class TrainMethod:
     ema_decay: Optional[float] = None
 
     @property
-    def entry(self) -> "MethodEntry":
-        """The row of `METHODS` that describes this method's kind."""
-        return METHODS[self.kind]
-
-    @property
     def needs_ref_stepper(self) -> bool:
         """Whether the configuration compares against a reference simulator."""
-        return self.entry.needs_ref_stepper
+        return METHODS[self.kind].needs_ref_stepper
 
     @property
     def needs_residuum(self) -> bool:
         """Whether the configuration needs a residuum function."""
-        return self.entry.needs_residuum
+        return METHODS[self.kind].needs_residuum
 
     @property
     def is_flow_matching(self) -> bool:
         """Whether the emulator is a stochastic flow-matching (or flow-map) stepper."""
-        return self.entry.flow_matching
+        return METHODS[self.kind].flow_matching
 
     @property
     def required_window_length(self) -> int:
         """Snapshots per training window of the configuration this method trains with."""
-        return self.entry.window_length(self)
+        return METHODS[self.kind].window_length(self)
 
     def configuration(self, teacher=None, teacher_method: Optional["TrainMethod"] = None):
         """Build the `trainax_fm.configuration` object this method trains with.
@@ -183,7 +178,7 @@ class TrainMethod:
 
         - A configuration instance (MSE time-level loss throughout).
         """
-        return self.entry.configuration(self, teacher, teacher_method)
+        return METHODS[self.kind].configuration(self, teacher, teacher_method)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,7 +237,7 @@ class MethodEntry:
     - `kind`: the spec's first field.
     - `usage`: the form error messages quote (`sup;N[;cut_bptt]`).
     - `form`, `summary`: the row of the methods table in the docs.
-    - `fields`: the [`MethodField`][]s after the kind, required ones first.
+    - `fields`: the `MethodField`s after the kind, required ones first.
     - `configuration`: `configuration(method, teacher, teacher_method)`, what
         `TrainMethod.configuration` returns.
     - `stepper`: `stepper(method, network, num_channels, teacher)`, the emulator the
@@ -604,7 +599,7 @@ def format_method(method: TrainMethod) -> str:
 
     - The canonical spec; `parse_method(format_method(m)) == m`.
     """
-    fields = method.entry.fields
+    fields = METHODS[method.kind].fields
     positional = [(f, getattr(method, f.attribute)) for f in fields if not f.prefix]
     # trailing fields that equal their default are dropped; earlier ones are kept
     while positional and not positional[-1][0].required and (
@@ -628,7 +623,7 @@ def pd_fine_steps(method: TrainMethod, teacher_method: TrainMethod) -> int:
     """Teacher steps per student step of `pd;K;TEACHER`: `N / K` for a teacher with
     `N` sampling steps. Raises `ConfigError` unless the teacher is an `fm` or `pd`
     run and `N` is a multiple of `K` larger than `K`."""
-    if teacher_method.kind not in method.entry.teacher_kinds:
+    if teacher_method.kind not in METHODS[method.kind].teacher_kinds:
         raise ConfigError(
             "training.method",
             "a TEACHER folder of an fm or pd run for pd",

@@ -17,7 +17,7 @@ from ..trainer import ConfigurationTrainer
 from ._config import load_config
 from ._data import Dataset
 from ._errors import ConfigError
-from ._method import TrainMethod, parse_method
+from ._method import METHODS, TrainMethod, parse_method
 from ._network import build_network
 
 
@@ -119,12 +119,12 @@ def build_stepper(
                if teacher is None else "to be None (the method names no TEACHER folder)")
             + f"; got teacher={type(teacher).__name__}."
         )
-    return method.entry.stepper(method, network, num_channels, teacher)
+    return METHODS[method.kind].stepper(method, network, num_channels, teacher)
 
 
 def teacher_kinds(method: TrainMethod) -> tuple:
     """The methods whose results folders may teach `method`."""
-    return method.entry.teacher_kinds
+    return METHODS[method.kind].teacher_kinds
 
 
 def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
@@ -232,7 +232,7 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
             )
         teacher_method = parse_method(
             load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
-    optimizer = method.entry.optimizer(method, optimizer)
+    optimizer = METHODS[method.kind].optimizer(method, optimizer)
     configuration = method.configuration(teacher, teacher_method)
     if training["input_noise"] > 0:
         configuration = InputNoise(configuration, training["input_noise"])
