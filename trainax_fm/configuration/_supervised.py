@@ -3,10 +3,10 @@ from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, push_history, stack_history
 from ._checks import CallInputs
-from ._rollout_base import AbstractPlainHistoryConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class Supervised(AbstractPlainHistoryConfiguration):
+class Supervised(AbstractHistoryConfiguration):
     r"""Supervised unrolled training against the data trajectory.
 
     The stepper is rolled out `R = num_rollout_steps` times from the initial condition

@@ -4,10 +4,10 @@ from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, push_history, stack_history, time_major, time_slice
 from ._checks import CallInputs
-from ._rollout_base import AbstractPlainHistoryConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class TemporalConsistency(AbstractPlainHistoryConfiguration):
+class TemporalConsistency(AbstractHistoryConfiguration):
     r"""Penalise the mismatch of temporal differences along an unrolled rollout.
 
     $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\hat u_{t+1} - \hat u_t,\;
