@@ -1,10 +1,19 @@
 import abc
 import functools
 import inspect
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+class CallInputs(NamedTuple):
+    """The keyword inputs every configuration call shares, as one record."""
+
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[eqx.Module]
+    key: Optional[PRNGKeyArray]
+    step: Optional[int]
 
 
 class BaseConfiguration(eqx.Module):
@@ -109,9 +118,30 @@ class BaseConfiguration(eqx.Module):
 
         - `(loss, new_state)`.
         """
-        extras = call_extras(self, key=key, step=step)
-        loss = self(stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras)
-        return loss, state
+        return self._stateful_loss(
+            stepper, data, state, CallInputs(ref_stepper, residuum_fn, key, step)
+        )
+
+    def _stateful_loss(
+        self,
+        stepper: eqx.Module,
+        data: PyTree[Float[Array, "batch window ..."]],
+        state: PyTree,
+        inputs: CallInputs,
+    ) -> tuple[Float[Array, ""], PyTree]:
+        """`stateful_loss` on the call inputs as one record; stateful configurations
+        override this."""
+        return call_configuration(self, stepper, data, inputs), state
+
+
+def call_configuration(
+    configuration, stepper: eqx.Module, data: PyTree, inputs: CallInputs
+) -> Float[Array, ""]:
+    """Call `configuration` through its public signature with the shared `inputs`."""
+    extras = call_extras(configuration, key=inputs.key, step=inputs.step)
+    return configuration(
+        stepper, data, ref_stepper=inputs.ref_stepper, residuum_fn=inputs.residuum_fn, **extras
+    )
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._rollout import window_length
 from .._validation import check_positive_int
-from ._base import BaseConfiguration, call_extras
+from ._base import BaseConfiguration, CallInputs, call_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._checks import require_key
 
@@ -94,28 +94,21 @@ class InputNoise(AbstractWrapperConfiguration):
     def init_state(self) -> PyTree:
         return self.configuration.init_state()
 
-    def stateful_loss(
+    def _stateful_loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
         state: PyTree,
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> tuple[Float[Array, ""], PyTree]:
-        require_key(type(self).__name__, key)
-        noise_key, inner_key = jax.random.split(key)
-        return self.configuration.stateful_loss(
-            stepper,
-            self.noisy(data, noise_key),
-            state,
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            key=inner_key,
-            step=step,
-        )
+        noisy, inner = self._noisy_inputs(data, inputs)
+        return self.configuration.stateful_loss(stepper, noisy, state, **inner._asdict())
+
+    def _noisy_inputs(self, data, inputs: CallInputs) -> tuple[PyTree, CallInputs]:
+        """The noisy `data`, and the inputs of the wrapped call (a fresh key)."""
+        require_key(type(self).__name__, inputs.key)
+        noise_key, inner_key = jax.random.split(inputs.key)
+        return self.noisy(data, noise_key), inputs._replace(key=inner_key)
 
     def noisy(
         self, data: PyTree[Float[Array, "batch window ..."]], key: PRNGKeyArray
@@ -147,23 +140,11 @@ class InputNoise(AbstractWrapperConfiguration):
             noisy.append(leaf.at[:, : self.num_noisy_states].set(inputs))
         return jtu.tree_unflatten(treedef, noisy)
 
-    def __call__(
+    def _loss(
         self,
         stepper: eqx.Module,
         data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
+        inputs: CallInputs,
     ) -> Float[Array, ""]:
-        require_key(type(self).__name__, key)
-        noise_key, inner_key = jax.random.split(key)
-        extras = call_extras(self.configuration, key=inner_key, step=step)
-        return self.configuration(
-            stepper,
-            self.noisy(data, noise_key),
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            **extras,
-        )
+        noisy, inner = self._noisy_inputs(data, inputs)
+        return call_configuration(self.configuration, stepper, noisy, inner)
