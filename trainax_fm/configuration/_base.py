@@ -1,6 +1,4 @@
 import abc
-import functools
-import inspect
 from typing import NamedTuple, Optional
 
 import equinox as eqx
@@ -135,31 +133,7 @@ class BaseConfiguration(eqx.Module):
 
 
 def call_configuration(
-    configuration, stepper: eqx.Module, data: PyTree, inputs: CallInputs
+    configuration: BaseConfiguration, stepper: eqx.Module, data: PyTree, inputs: CallInputs
 ) -> Float[Array, ""]:
     """Call `configuration` through its public signature with the shared `inputs`."""
-    extras = call_extras(configuration, key=inputs.key, step=inputs.step)
-    return configuration(
-        stepper, data, ref_stepper=inputs.ref_stepper, residuum_fn=inputs.residuum_fn, **extras
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _accepted_extras(call_type: type) -> tuple[str, ...]:
-    try:
-        parameters = inspect.signature(call_type.__call__).parameters
-    except (TypeError, ValueError):
-        return ()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return ("key", "step")
-    return tuple(name for name in ("key", "step") if name in parameters)
-
-
-def call_extras(configuration, *, key=None, step=None) -> dict:
-    """The `key`/`step` keywords that `configuration` accepts.
-
-    Configurations written for trainax only take `ref_stepper` and `residuum_fn`; ours
-    also take `key` and `step`. This lets both kinds run in the same trainer.
-    """
-    values = {"key": key, "step": step}
-    return {name: values[name] for name in _accepted_extras(type(configuration))}
+    return configuration(stepper, data, **inputs._asdict())

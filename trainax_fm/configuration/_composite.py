@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, PyTree
 
 from ._balancing import ReLoBRaLo
 from ._base import BaseConfiguration, CallInputs, call_configuration
+from ._callable import as_configuration
 from ._checks import AbstractCheckedConfiguration
 
 
@@ -20,19 +21,19 @@ class AbstractComposite(AbstractCheckedConfiguration):
 
     @property
     def required_window_length(self) -> int:
-        return max(_get(c, "required_window_length", 1) for c in self.configurations)
+        return max(c.required_window_length for c in self.configurations)
 
     @property
     def needs_ref_stepper(self) -> bool:
-        return any(_get(c, "needs_ref_stepper", False) for c in self.configurations)
+        return any(c.needs_ref_stepper for c in self.configurations)
 
     @property
     def needs_residuum_fn(self) -> bool:
-        return any(_get(c, "needs_residuum_fn", False) for c in self.configurations)
+        return any(c.needs_residuum_fn for c in self.configurations)
 
     @property
     def needs_key(self) -> bool:
-        return any(_get(c, "needs_key", False) for c in self.configurations)
+        return any(c.needs_key for c in self.configurations)
 
     def member_losses(
         self, stepper, data, inputs: CallInputs, num_keys: Optional[int] = None
@@ -61,7 +62,9 @@ def check_members(configurations) -> tuple[BaseConfiguration, ...]:
                 f"`configurations[{i}]` must be a configuration, got "
                 f"{type(configuration).__name__}."
             )
-    return configurations
+    # Members written for trainax are wrapped here, once, so the composite reads the
+    # declared protocol of every member.
+    return tuple(as_configuration(configuration) for configuration in configurations)
 
 
 class Composite(AbstractComposite):
@@ -105,9 +108,7 @@ class Composite(AbstractComposite):
                 "`balancing` must be None or trainax_fm.configuration.ReLoBRaLo(), got "
                 f"{type(balancing).__name__}."
             )
-        if balancing is not None and any(
-            _get(c, "has_state", False) for c in configurations
-        ):
+        if balancing is not None and any(c.has_state for c in configurations):
             raise ValueError(
                 "A balanced Composite cannot hold members that carry their own state; "
                 "nest the balancing in one Composite only."
@@ -169,7 +170,4 @@ class Composite(AbstractComposite):
         for weight, loss in zip(self.weights, losses):
             total = total + weight * loss
         return total
-
-def _get(configuration, name, default):
-    return getattr(configuration, name, default)
 

@@ -9,6 +9,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .._rollout import window_length
 from .._validation import check_positive_int
 from ._base import BaseConfiguration, CallInputs, call_configuration
+from ._callable import as_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._checks import require_key
 
@@ -74,7 +75,8 @@ class InputNoise(AbstractWrapperConfiguration):
                 f"`relative_std` must be > 0, got {relative_std}; drop the InputNoise "
                 "wrapper for noise-free training."
             )
-        self.configuration = configuration
+        # A subclass written without `key`/`step` is wrapped once, here.
+        self.configuration = as_configuration(configuration)
         self.relative_std = float(relative_std)
         self.num_noisy_states = check_positive_int(num_noisy_states, "num_noisy_states")
         self.data_std = None if data_std is None else jtu.tree_map(jnp.asarray, data_std)
