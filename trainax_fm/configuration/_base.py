@@ -5,6 +5,12 @@ import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 
+# The annotations every configuration's loss shares: a minibatch of windows
+# `(B, W, C, *spatial)` (or a PyTree of them) and a scalar loss.
+Windows = PyTree[Float[Array, "batch window ..."]]
+Loss = Float[Array, ""]
+
+
 class CallInputs(NamedTuple):
     """The keyword inputs every configuration call shares, as one record."""
 
@@ -121,12 +127,8 @@ class BaseConfiguration(eqx.Module):
         )
 
     def _stateful_loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        state: PyTree,
-        inputs: CallInputs,
-    ) -> tuple[Float[Array, ""], PyTree]:
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
         """`stateful_loss` on the call inputs as one record; stateful configurations
         override this."""
         return call_configuration(self, stepper, data, inputs), state

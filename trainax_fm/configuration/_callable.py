@@ -3,9 +3,8 @@ import inspect
 from typing import Callable, ClassVar
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
 
-from ._base import BaseConfiguration, CallInputs
+from ._base import BaseConfiguration, CallInputs, Loss, Windows
 from ._checks import AbstractCheckedConfiguration
 
 
@@ -53,12 +52,7 @@ class CallableConfiguration(AbstractCheckedConfiguration):
     def needs_key(self) -> bool:
         return self.key_needed
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         extras = {}
         if self.takes_key:
             extras["key"] = inputs.key

@@ -4,7 +4,7 @@ from typing import Any, ClassVar, Optional
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import BaseConfiguration, CallInputs
+from ._base import BaseConfiguration, CallInputs, Loss, Windows
 
 
 def require_ref_stepper(config_name: str, ref_stepper: Any) -> None:
@@ -67,12 +67,7 @@ class AbstractCheckedConfiguration(BaseConfiguration):
         return self._loss(stepper, data, CallInputs(ref_stepper, residuum_fn, key, step))
 
     @abc.abstractmethod
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         """The loss of one minibatch, called once the needed `inputs` are known present.
 
         **Arguments:**

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PyTree
 
 from ._balancing import ReLoBRaLo
-from ._base import BaseConfiguration, CallInputs, call_configuration
+from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
 from ._callable import as_configuration
 from ._checks import AbstractCheckedConfiguration
 
@@ -136,12 +136,8 @@ class Composite(AbstractComposite):
         return len(self.configurations) + (self.balancing is not None)
 
     def _stateful_loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        state: PyTree,
-        inputs: CallInputs,
-    ) -> tuple[Float[Array, ""], PyTree]:
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
         """The loss with the balancing weights of this update, and the next state."""
         if self.balancing is None:
             return super()._stateful_loss(stepper, data, state, inputs)
@@ -159,12 +155,7 @@ class Composite(AbstractComposite):
         weights = jnp.asarray(self.weights, stacked.dtype) * balance.astype(stacked.dtype)
         return jnp.sum(weights * stacked), new_state
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         losses = self.member_losses(stepper, data, inputs, num_keys=self._num_keys())
         total = 0.0
         for weight, loss in zip(self.weights, losses):

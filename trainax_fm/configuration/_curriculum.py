@@ -2,9 +2,9 @@ from typing import Optional, Union
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
-from ._base import CallInputs, call_configuration
+from ._base import CallInputs, Loss, Windows, call_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._rollout_base import AbstractRolloutConfiguration
 from ._schedule import evaluate_schedule, parse_schedule
@@ -88,12 +88,7 @@ class RolloutCurriculum(AbstractWrapperConfiguration):
         """The rollout length `R(step)` (the last one for `step=None`)."""
         return evaluate_schedule(self.num_rollout_steps, step, "num_rollout_steps")
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         weights = self.configuration.time_level_weights
         active = jnp.arange(weights.shape[0]) < self.length(inputs.step)
         masked = eqx.tree_at(

@@ -1,10 +1,11 @@
 from typing import Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
 from .._rollout import apply_stepper, maybe_cut, state_at
 from .._validation import check_bool, check_positive_int, check_weights
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -58,12 +59,7 @@ class DivertedChain(AbstractReferenceRolloutConfiguration):
             "branch step (`num_branch_steps`)",
         )
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         ref_stepper = inputs.ref_stepper
         num_branches = self.num_rollout_steps - self.num_branch_steps + 1
         unroll = self._unrolled(num_branches * self.num_branch_steps)

@@ -1,8 +1,8 @@
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -31,12 +31,7 @@ class DivertedChainBranchOne(AbstractReferenceRolloutConfiguration):
         super().__post_init__()
         self.cut_div_chain = check_bool(self.cut_div_chain, "cut_div_chain")
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         ref_stepper = inputs.ref_stepper
 
         def body(prediction, weight, t):

@@ -8,7 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._rollout import window_length
 from .._validation import check_positive_int
-from ._base import BaseConfiguration, CallInputs, call_configuration
+from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
 from ._callable import as_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._checks import require_key
@@ -97,12 +97,8 @@ class InputNoise(AbstractWrapperConfiguration):
         return self.configuration.init_state()
 
     def _stateful_loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        state: PyTree,
-        inputs: CallInputs,
-    ) -> tuple[Float[Array, ""], PyTree]:
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
         noisy, inner = self._noisy_inputs(data, inputs)
         return self.configuration.stateful_loss(stepper, noisy, state, **inner._asdict())
 
@@ -142,11 +138,6 @@ class InputNoise(AbstractWrapperConfiguration):
             noisy.append(leaf.at[:, : self.num_noisy_states].set(inputs))
         return jtu.tree_unflatten(treedef, noisy)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         noisy, inner = self._noisy_inputs(data, inputs)
         return call_configuration(self.configuration, stepper, noisy, inner)

@@ -2,10 +2,10 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, state_at
 from .._validation import check_positive_int
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -47,12 +47,7 @@ class MixChainPostPhysics(AbstractReferenceRolloutConfiguration):
     def required_window_length(self) -> int:
         return self.num_rollout_steps + self.num_post_physics_steps + 1
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         num_net, num_ref = self.num_rollout_steps, self.num_post_physics_steps
         targets = self._targets(
             data,

@@ -2,10 +2,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, loop, state_at, time_slice, time_major
 from .._validation import check_bool, check_positive_int
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
@@ -99,12 +99,7 @@ class Pushforward(AbstractRolloutConfiguration):
         )
         return jax.lax.stop_gradient(pushed)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         num_push, num_steps = self.num_pushforward_steps, self.num_rollout_steps
         targets = self._targets(
             data,

@@ -1,8 +1,8 @@
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
@@ -43,12 +43,7 @@ class Residuum(AbstractRolloutConfiguration):
     def needs_residuum_fn(self) -> bool:
         return True
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         residuum_fn = inputs.residuum_fn
 
         def body(previous, weight, t):

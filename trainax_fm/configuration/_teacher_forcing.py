@@ -2,9 +2,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, push_history, stack_history
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration
 from ._schedule import Schedule, evaluate_schedule, is_deterministic, parse_schedule
@@ -45,12 +45,7 @@ class TeacherForcing(AbstractHistoryConfiguration):
     def needs_key(self) -> bool:
         return not is_deterministic(self.teacher_forcing_probability)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         key = inputs.key
         history, targets = self._history_and_targets(data)
         num_steps = self.num_rollout_steps

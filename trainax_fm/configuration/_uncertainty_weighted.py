@@ -3,10 +3,10 @@ from typing import Optional
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
 from .._loss_weights import WithLossWeights, check_names
-from ._base import BaseConfiguration, CallInputs
+from ._base import BaseConfiguration, CallInputs, Loss, Windows
 from ._composite import AbstractComposite, check_members
 
 
@@ -55,12 +55,7 @@ class UncertaintyWeighted(AbstractComposite):
         """The stepper to train: `stepper` with log-variances `s_i` (default zeros)."""
         return WithLossWeights(stepper, self.names, log_variances)
 
-    def _loss(
-        self,
-        stepper: WithLossWeights,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: WithLossWeights, data: Windows, inputs: CallInputs) -> Loss:
         if not isinstance(stepper, WithLossWeights):
             raise TypeError(
                 "UncertaintyWeighted learns its weights with the stepper: train "
