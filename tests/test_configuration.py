@@ -785,6 +785,33 @@ def test_composite_is_weighted_sum_with_keys_and_legacy_members():
     assert not composite.needs_key
 
 
+def test_trainax_callables_are_wrapped_once_where_they_enter():
+    from trainax_fm.configuration._callable import CallableConfiguration, as_configuration
+
+    stepper = conv_stepper(48)
+    data = random_windows(49, 3)
+
+    def plain(stepper, data, *, ref_stepper=None, residuum_fn=None):
+        return mse(jax.vmap(stepper)(data[:, 0]), data[:, 1])
+
+    supervised = Supervised(2)
+    assert as_configuration(supervised) is supervised
+    for legacy in (plain, LegacyConfiguration()):
+        wrapped = as_configuration(legacy)
+        assert isinstance(wrapped, CallableConfiguration)
+        assert (wrapped.takes_key, wrapped.takes_step) == (False, False)
+        assert wrapped.required_window_length == 1 and not wrapped.needs_key
+        np.testing.assert_allclose(
+            wrapped(stepper, data, key=jax.random.key(0), step=3), plain(stepper, data)
+        )
+    composite = Composite([supervised, plain], [1.0, 2.0])
+    np.testing.assert_allclose(
+        composite(stepper, data, key=jax.random.key(0)),
+        supervised(stepper, data) + 2.0 * plain(stepper, data),
+        rtol=1e-5,
+    )
+
+
 def test_composite_with_a_stochastic_member():
     R = 3
     stepper = conv_stepper(50)

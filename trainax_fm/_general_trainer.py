@@ -31,6 +31,7 @@ from ._trainer_checks import (
 from ._validation import check_positive_int
 from ._windows import TrajectorySubStacker
 from .configuration._base import BaseConfiguration
+from .configuration._callable import as_configuration
 from .hook._base import AbstractHook
 
 
@@ -117,7 +118,10 @@ class GeneralTrainer(eqx.Module):
                 f"trainax_fm.configuration.Supervised()), got {type(loss_configuration).__name__}."
             )
         check_optimizer(optimizer)
-        needed = getattr(loss_configuration, "required_window_length", 1)
+        # What the configuration needs, read from its declared protocol (a trainax
+        # callable is wrapped here, once, to declare it).
+        configuration = as_configuration(loss_configuration)
+        needed = configuration.required_window_length
         if trajectory_sub_stacker.window_length < needed:
             raise ValueError(
                 f"{type(loss_configuration).__name__} needs windows of {needed} "
@@ -126,11 +130,11 @@ class GeneralTrainer(eqx.Module):
                 f"`sub_trajectory_len={needed}` (and `only_store_ic=False`)."
             )
         name = type(loss_configuration).__name__
-        if getattr(loss_configuration, "needs_ref_stepper", False) and ref_stepper is None:
+        if configuration.needs_ref_stepper and ref_stepper is None:
             raise ValueError(
                 f"{name} compares against a reference simulator: pass `ref_stepper=...`."
             )
-        if getattr(loss_configuration, "needs_residuum_fn", False) and residuum_fn is None:
+        if configuration.needs_residuum_fn and residuum_fn is None:
             raise ValueError(f"{name} needs `residuum_fn=...` (u_next, u_prev) -> residuum.")
         check_callback(callback_fn)
         self.trajectory_sub_stacker = trajectory_sub_stacker
@@ -166,7 +170,7 @@ class GeneralTrainer(eqx.Module):
         options = self.options if options is None else options
         return Problem(
             self.trajectory_sub_stacker,
-            self.loss_configuration,
+            as_configuration(self.loss_configuration),
             self.ref_stepper,
             self.residuum_fn,
             self.optimizer,

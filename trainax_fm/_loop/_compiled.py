@@ -21,7 +21,7 @@ from .._normalized_stepper import to_normalized_space
 from .._trainable import trainable_filter
 from .._windows import TrajectorySubStacker
 from .._validation import is_traced
-from ..configuration._base import call_extras
+from ..configuration._base import BaseConfiguration
 from ._configuration_state import ConfigurationOptState
 
 
@@ -29,7 +29,8 @@ class Problem(eqx.Module):
     """What a compiled step needs besides the trained state."""
 
     stacker: TrajectorySubStacker
-    configuration: Any
+    # Wrapped by `as_configuration` where the trainer builds the problem.
+    configuration: BaseConfiguration
     ref_stepper: Any
     residuum_fn: Any
     optimizer: optax.GradientTransformation = eqx.field(static=True)
@@ -52,9 +53,8 @@ class Problem(eqx.Module):
 
     def loss(self, stepper, batch, key, step):
         stepper, batch, configuration, ref_stepper, residuum_fn = self.prepared(stepper, batch)
-        extras = call_extras(configuration, key=key, step=step)
         return configuration(
-            stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
+            stepper, batch, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key, step=step
         )
 
     def stateful_loss(self, stepper, batch, state, key, step):

@@ -1,10 +1,23 @@
 import abc
-import functools
-import inspect
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+
+# The annotations every configuration's loss shares: a minibatch of windows
+# `(B, W, C, *spatial)` (or a PyTree of them) and a scalar loss.
+Windows = PyTree[Float[Array, "batch window ..."]]
+Loss = Float[Array, ""]
+
+
+class CallInputs(NamedTuple):
+    """The keyword inputs every configuration call shares, as one record."""
+
+    ref_stepper: Optional[eqx.Module]
+    residuum_fn: Optional[eqx.Module]
+    key: Optional[PRNGKeyArray]
+    step: Optional[int]
 
 
 class BaseConfiguration(eqx.Module):
@@ -109,27 +122,20 @@ class BaseConfiguration(eqx.Module):
 
         - `(loss, new_state)`.
         """
-        extras = call_extras(self, key=key, step=step)
-        loss = self(stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras)
-        return loss, state
+        return self._stateful_loss(
+            stepper, data, state, CallInputs(ref_stepper, residuum_fn, key, step)
+        )
+
+    def _stateful_loss(
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
+        """`stateful_loss` on the call inputs as one record; stateful configurations
+        override this."""
+        return call_configuration(self, stepper, data, inputs), state
 
 
-@functools.lru_cache(maxsize=256)
-def _accepted_extras(call_type: type) -> tuple[str, ...]:
-    try:
-        parameters = inspect.signature(call_type.__call__).parameters
-    except (TypeError, ValueError):
-        return ()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return ("key", "step")
-    return tuple(name for name in ("key", "step") if name in parameters)
-
-
-def call_extras(configuration, *, key=None, step=None) -> dict:
-    """The `key`/`step` keywords that `configuration` accepts.
-
-    Configurations written for trainax only take `ref_stepper` and `residuum_fn`; ours
-    also take `key` and `step`. This lets both kinds run in the same trainer.
-    """
-    values = {"key": key, "step": step}
-    return {name: values[name] for name in _accepted_extras(type(configuration))}
+def call_configuration(
+    configuration: BaseConfiguration, stepper: eqx.Module, data: PyTree, inputs: CallInputs
+) -> Float[Array, ""]:
+    """Call `configuration` through its public signature with the shared `inputs`."""
+    return configuration(stepper, data, **inputs._asdict())

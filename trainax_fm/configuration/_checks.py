@@ -1,10 +1,10 @@
 import abc
-from typing import Any, NamedTuple, Optional
+from typing import Any, ClassVar, Optional
 
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import BaseConfiguration
+from ._base import BaseConfiguration, CallInputs, Loss, Windows
 
 
 def require_ref_stepper(config_name: str, ref_stepper: Any) -> None:
@@ -32,22 +32,19 @@ def require_key(config_name: str, key: Any) -> None:
         )
 
 
-class CallInputs(NamedTuple):
-    """The keyword inputs of a configuration call, after their presence was checked."""
-
-    ref_stepper: Optional[eqx.Module]
-    residuum_fn: Optional[eqx.Module]
-    key: Optional[PRNGKeyArray]
-    step: Optional[int]
-
-
 class AbstractCheckedConfiguration(BaseConfiguration):
     """A configuration whose call first checks the inputs its `needs_*` flags ask for.
 
-    Every built-in configuration raised the same error for a missing `ref_stepper`,
-    `residuum_fn` or `key`; deriving the checks from the flags the trainers read keeps
-    both in agreement. Subclasses implement `_loss`.
+    The public call signature is spelled out here once; it packs the shared keyword
+    inputs into one [`CallInputs`][] record for `_loss`. Every built-in configuration
+    raised the same error for a missing `ref_stepper`, `residuum_fn` or `key`; deriving
+    the checks from the flags the trainers read keeps both in agreement. Subclasses
+    implement `_loss`.
     """
+
+    # Wrappers and composites set this to False: their members check the inputs
+    # themselves, so the error names the member that needs them.
+    checks_inputs: ClassVar[bool] = True
 
     def __call__(
         self,
@@ -59,22 +56,18 @@ class AbstractCheckedConfiguration(BaseConfiguration):
         key: Optional[PRNGKeyArray] = None,
         step: Optional[int] = None,
     ) -> Float[Array, ""]:
-        name = type(self).__name__
-        if self.needs_ref_stepper:
-            require_ref_stepper(name, ref_stepper)
-        if self.needs_residuum_fn:
-            require_residuum_fn(name, residuum_fn)
-        if self.needs_key:
-            require_key(name, key)
+        if self.checks_inputs:
+            name = type(self).__name__
+            if self.needs_ref_stepper:
+                require_ref_stepper(name, ref_stepper)
+            if self.needs_residuum_fn:
+                require_residuum_fn(name, residuum_fn)
+            if self.needs_key:
+                require_key(name, key)
         return self._loss(stepper, data, CallInputs(ref_stepper, residuum_fn, key, step))
 
     @abc.abstractmethod
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         """The loss of one minibatch, called once the needed `inputs` are known present.
 
         **Arguments:**

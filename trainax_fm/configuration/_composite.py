@@ -1,54 +1,55 @@
-from typing import Optional, Sequence
+from typing import ClassVar, Optional, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PyTree
 
 from ._balancing import ReLoBRaLo
-from ._base import BaseConfiguration, call_extras
+from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
+from ._callable import as_configuration
+from ._checks import AbstractCheckedConfiguration
 
 
-class AbstractComposite(BaseConfiguration):
+class AbstractComposite(AbstractCheckedConfiguration):
     """Configurations that combine the losses of member configurations, each on the
     same minibatch with its own random key."""
 
     configurations: eqx.AbstractVar[tuple[BaseConfiguration, ...]]
 
+    checks_inputs: ClassVar[bool] = False
+
     @property
     def required_window_length(self) -> int:
-        return max(_get(c, "required_window_length", 1) for c in self.configurations)
+        return max(c.required_window_length for c in self.configurations)
 
     @property
     def needs_ref_stepper(self) -> bool:
-        return any(_get(c, "needs_ref_stepper", False) for c in self.configurations)
+        return any(c.needs_ref_stepper for c in self.configurations)
 
     @property
     def needs_residuum_fn(self) -> bool:
-        return any(_get(c, "needs_residuum_fn", False) for c in self.configurations)
+        return any(c.needs_residuum_fn for c in self.configurations)
 
     @property
     def needs_key(self) -> bool:
-        return any(_get(c, "needs_key", False) for c in self.configurations)
+        return any(c.needs_key for c in self.configurations)
 
     def member_losses(
-        self, stepper, data, *, ref_stepper, residuum_fn, key, step, num_keys=None
+        self, stepper, data, inputs: CallInputs, num_keys: Optional[int] = None
     ) -> list[Float[Array, ""]]:
         """The loss of every member: member `i` gets the `i`-th of `num_keys` (default:
         one per member) keys split from `key`."""
         count = len(self.configurations)
         keys = (
             [None] * count
-            if key is None
-            else list(jax.random.split(key, num_keys or count))[:count]
+            if inputs.key is None
+            else list(jax.random.split(inputs.key, num_keys or count))[:count]
         )
-        losses = []
-        for configuration, member_key in zip(self.configurations, keys):
-            extra = call_extras(configuration, key=member_key, step=step)
-            losses.append(configuration(
-                stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extra
-            ))
-        return losses
+        return [
+            call_configuration(configuration, stepper, data, inputs._replace(key=member_key))
+            for configuration, member_key in zip(self.configurations, keys)
+        ]
 
 
 def check_members(configurations) -> tuple[BaseConfiguration, ...]:
@@ -61,7 +62,9 @@ def check_members(configurations) -> tuple[BaseConfiguration, ...]:
                 f"`configurations[{i}]` must be a configuration, got "
                 f"{type(configuration).__name__}."
             )
-    return configurations
+    # Members written for trainax are wrapped here, once, so the composite reads the
+    # declared protocol of every member.
+    return tuple(as_configuration(configuration) for configuration in configurations)
 
 
 class Composite(AbstractComposite):
@@ -105,9 +108,7 @@ class Composite(AbstractComposite):
                 "`balancing` must be None or trainax_fm.configuration.ReLoBRaLo(), got "
                 f"{type(balancing).__name__}."
             )
-        if balancing is not None and any(
-            _get(c, "has_state", False) for c in configurations
-        ):
+        if balancing is not None and any(c.has_state for c in configurations):
             raise ValueError(
                 "A balanced Composite cannot hold members that carry their own state; "
                 "nest the balancing in one Composite only."
@@ -134,58 +135,30 @@ class Composite(AbstractComposite):
         # With balancing, the last of `count + 1` keys is the balancing's (its lookback).
         return len(self.configurations) + (self.balancing is not None)
 
-    def stateful_loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        state: PyTree,
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> tuple[Float[Array, ""], PyTree]:
+    def _stateful_loss(
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
         """The loss with the balancing weights of this update, and the next state."""
         if self.balancing is None:
-            return super().stateful_loss(
-                stepper, data, state, ref_stepper=ref_stepper,
-                residuum_fn=residuum_fn, key=key, step=step,
-            )
-        if key is None and self.needs_key:
+            return super()._stateful_loss(stepper, data, state, inputs)
+        if inputs.key is None and self.needs_key:
             raise ValueError(
                 "This Composite is stochastic (a member or the ReLoBRaLo lookback draws "
                 "random numbers) and needs `key=jax.random.PRNGKey(...)`."
             )
-        losses = self.member_losses(
-            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key,
-            step=step, num_keys=self._num_keys(),
-        )
+        losses = self.member_losses(stepper, data, inputs, num_keys=self._num_keys())
         stacked = jnp.stack([jnp.asarray(loss) for loss in losses])
-        balance_key = None if key is None else jax.random.split(key, self._num_keys())[-1]
+        balance_key = (
+            None if inputs.key is None else jax.random.split(inputs.key, self._num_keys())[-1]
+        )
         balance, new_state = self.balancing.update(state, stacked, balance_key)
         weights = jnp.asarray(self.weights, stacked.dtype) * balance.astype(stacked.dtype)
         return jnp.sum(weights * stacked), new_state
 
-    def __call__(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> Float[Array, ""]:
-        losses = self.member_losses(
-            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, key=key,
-            step=step, num_keys=self._num_keys(),
-        )
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
+        losses = self.member_losses(stepper, data, inputs, num_keys=self._num_keys())
         total = 0.0
         for weight, loss in zip(self.weights, losses):
             total = total + weight * loss
         return total
-
-
-def _get(configuration, name, default):
-    return getattr(configuration, name, default)
 

@@ -2,9 +2,9 @@ from typing import Optional, Union
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float
 
-from ._base import call_extras
+from ._base import CallInputs, Loss, Windows, call_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._rollout_base import AbstractRolloutConfiguration
 from ._schedule import evaluate_schedule, parse_schedule
@@ -88,24 +88,12 @@ class RolloutCurriculum(AbstractWrapperConfiguration):
         """The rollout length `R(step)` (the last one for `step=None`)."""
         return evaluate_schedule(self.num_rollout_steps, step, "num_rollout_steps")
 
-    def __call__(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         weights = self.configuration.time_level_weights
-        active = jnp.arange(weights.shape[0]) < self.length(step)
+        active = jnp.arange(weights.shape[0]) < self.length(inputs.step)
         masked = eqx.tree_at(
             lambda c: c.time_level_weights,
             self.configuration,
             jnp.where(active, weights, jnp.zeros_like(weights)),
         )
-        extras = call_extras(masked, key=key, step=step)
-        return masked(
-            stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn, **extras
-        )
+        return call_configuration(masked, stepper, data, inputs)

@@ -1,11 +1,11 @@
 from typing import Optional
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
-from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
+from .._rollout import apply_stepper, maybe_cut, state_at
 from .._validation import check_bool, check_positive_int, check_weights
-from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -36,54 +36,30 @@ class DivertedChain(AbstractReferenceRolloutConfiguration):
     - `branch_level_weights`: weights `v_b`, length `B`.
     """
 
-    num_branch_steps: int = eqx.field(static=True)
-    cut_div_chain: bool = eqx.field(static=True)
-    branch_level_weights: Float[Array, " num_branch_steps"]
+    num_branch_steps: int = eqx.field(default=1, static=True)
+    cut_div_chain: bool = eqx.field(default=False, static=True, kw_only=True)
+    branch_level_weights: Optional[Float[Array, " num_branch_steps"]] = eqx.field(
+        default=None, kw_only=True
+    )
 
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        num_branch_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        cut_div_chain: bool = False,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        branch_level_weights: Optional[Float[Array, " num_branch_steps"]] = None,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        num_branch_steps = check_positive_int(num_branch_steps, "num_branch_steps")
+    def __post_init__(self):
+        super().__post_init__()
+        num_branch_steps = check_positive_int(self.num_branch_steps, "num_branch_steps")
         if num_branch_steps > self.num_rollout_steps:
             raise ValueError(
                 f"`num_branch_steps` ({num_branch_steps}) must be <= `num_rollout_steps` "
                 f"({self.num_rollout_steps}): a branch cannot be longer than the chain."
             )
         self.num_branch_steps = num_branch_steps
-        self.cut_div_chain = check_bool(cut_div_chain, "cut_div_chain")
+        self.cut_div_chain = check_bool(self.cut_div_chain, "cut_div_chain")
         self.branch_level_weights = check_weights(
-            branch_level_weights,
+            self.branch_level_weights,
             num_branch_steps,
             "branch_level_weights",
             "branch step (`num_branch_steps`)",
         )
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         ref_stepper = inputs.ref_stepper
         num_branches = self.num_rollout_steps - self.num_branch_steps + 1
         unroll = self._unrolled(num_branches * self.num_branch_steps)

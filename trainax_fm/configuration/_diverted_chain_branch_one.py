@@ -1,11 +1,8 @@
-from typing import Optional
-
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
 
-from .._rollout import Remat, Unroll, apply_stepper, maybe_cut, state_at
+from .._rollout import apply_stepper, maybe_cut, state_at
 from .._validation import check_bool
-from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -28,37 +25,13 @@ class DivertedChainBranchOne(AbstractReferenceRolloutConfiguration):
     - `cut_div_chain`: stop gradients through the reference branch (the target).
     """
 
-    cut_div_chain: bool = eqx.field(static=True)
+    cut_div_chain: bool = eqx.field(default=False, static=True, kw_only=True)
 
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        cut_div_chain: bool = False,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        self.cut_div_chain = check_bool(cut_div_chain, "cut_div_chain")
+    def __post_init__(self):
+        super().__post_init__()
+        self.cut_div_chain = check_bool(self.cut_div_chain, "cut_div_chain")
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         ref_stepper = inputs.ref_stepper
 
         def body(prediction, weight, t):

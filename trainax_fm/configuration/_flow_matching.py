@@ -2,13 +2,13 @@ from typing import Optional
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
 
 from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._steppers import as_flow_model
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._flow_base import AbstractFlowConfiguration
 from ._flow_time import AbstractTimeSampler, UniformTimeSampler, check_time_sampler
@@ -75,12 +75,7 @@ class FlowMatching(AbstractFlowConfiguration):
             "FlowMatching",
         )
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         velocity = as_flow_model(
             stepper, "stepper", flow_map=False, num_input_steps=self.num_input_steps
         )

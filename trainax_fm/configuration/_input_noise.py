@@ -8,7 +8,8 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._rollout import window_length
 from .._validation import check_positive_int
-from ._base import BaseConfiguration, call_extras
+from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
+from ._callable import as_configuration
 from ._wrapper import AbstractWrapperConfiguration
 from ._checks import require_key
 
@@ -74,7 +75,8 @@ class InputNoise(AbstractWrapperConfiguration):
                 f"`relative_std` must be > 0, got {relative_std}; drop the InputNoise "
                 "wrapper for noise-free training."
             )
-        self.configuration = configuration
+        # A subclass written without `key`/`step` is wrapped once, here.
+        self.configuration = as_configuration(configuration)
         self.relative_std = float(relative_std)
         self.num_noisy_states = check_positive_int(num_noisy_states, "num_noisy_states")
         self.data_std = None if data_std is None else jtu.tree_map(jnp.asarray, data_std)
@@ -94,28 +96,17 @@ class InputNoise(AbstractWrapperConfiguration):
     def init_state(self) -> PyTree:
         return self.configuration.init_state()
 
-    def stateful_loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        state: PyTree,
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> tuple[Float[Array, ""], PyTree]:
-        require_key(type(self).__name__, key)
-        noise_key, inner_key = jax.random.split(key)
-        return self.configuration.stateful_loss(
-            stepper,
-            self.noisy(data, noise_key),
-            state,
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            key=inner_key,
-            step=step,
-        )
+    def _stateful_loss(
+        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
+    ) -> tuple[Loss, PyTree]:
+        noisy, inner = self._noisy_inputs(data, inputs)
+        return self.configuration.stateful_loss(stepper, noisy, state, **inner._asdict())
+
+    def _noisy_inputs(self, data, inputs: CallInputs) -> tuple[PyTree, CallInputs]:
+        """The noisy `data`, and the inputs of the wrapped call (a fresh key)."""
+        require_key(type(self).__name__, inputs.key)
+        noise_key, inner_key = jax.random.split(inputs.key)
+        return self.noisy(data, noise_key), inputs._replace(key=inner_key)
 
     def noisy(
         self, data: PyTree[Float[Array, "batch window ..."]], key: PRNGKeyArray
@@ -147,23 +138,6 @@ class InputNoise(AbstractWrapperConfiguration):
             noisy.append(leaf.at[:, : self.num_noisy_states].set(inputs))
         return jtu.tree_unflatten(treedef, noisy)
 
-    def __call__(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> Float[Array, ""]:
-        require_key(type(self).__name__, key)
-        noise_key, inner_key = jax.random.split(key)
-        extras = call_extras(self.configuration, key=inner_key, step=step)
-        return self.configuration(
-            stepper,
-            self.noisy(data, noise_key),
-            ref_stepper=ref_stepper,
-            residuum_fn=residuum_fn,
-            **extras,
-        )
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
+        noisy, inner = self._noisy_inputs(data, inputs)
+        return call_configuration(self.configuration, stepper, noisy, inner)

@@ -20,6 +20,7 @@ from .._rollout import (
 )
 from .._validation import check_positive_int
 from ..metrics._mmd import DEFAULT_BANDWIDTHS, check_bandwidths, squared_mmd
+from ._base import Loss, Windows
 from ._checks import AbstractCheckedConfiguration, CallInputs
 
 
@@ -73,12 +74,7 @@ class InvariantMeasureMMD(AbstractCheckedConfiguration):
     def required_window_length(self) -> int:
         return self.num_rollout_steps + 1
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         del inputs
         num_steps = self.num_rollout_steps
         if window_length(data) < num_steps + 1:

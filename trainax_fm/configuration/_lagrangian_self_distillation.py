@@ -3,7 +3,6 @@ from typing import Optional
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
 
 from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_positive_int
@@ -11,6 +10,7 @@ from ..flow._flow_map import frozen
 from ..flow._training import interpolate, split_window
 from ..flow._velocity import ConditionalVelocity
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._flow_base import (
     AbstractFlowConfiguration,
@@ -113,12 +113,7 @@ class LagrangianSelfDistillation(AbstractFlowConfiguration):
                 "`teacher`."
             )
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         owner = "LagrangianSelfDistillation"
         model = average_velocity(stepper, self.num_input_steps, owner)
         y, x1 = split_window(data, self.num_input_steps, owner)

@@ -5,12 +5,12 @@ from typing import Optional
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
 
 from .._conditioned_network import vmap_over_samples
 from .._validation import check_positive_int
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._flow_base import AbstractFlowConfiguration, average_velocity, per_sample_losses
 from ._flow_matching import check_loss
@@ -100,12 +100,7 @@ class MeanFlow(AbstractFlowConfiguration):
             adaptive_weight_offset, "adaptive_weight_offset", owner, positive=True
         )
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         model = average_velocity(stepper, self.num_input_steps, "MeanFlow")
         y, x1 = split_window(data, self.num_input_steps, "MeanFlow")
         x0, t, d = self._draw(inputs.key, x1, self.time_sampler)

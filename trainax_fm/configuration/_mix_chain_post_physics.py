@@ -1,12 +1,11 @@
-from typing import Optional
+from typing import ClassVar
 
 import equinox as eqx
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
-from .._rollout import Remat, Unroll, apply_stepper, state_at
+from .._rollout import apply_stepper, state_at
 from .._validation import check_positive_int
-from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration
 
@@ -30,47 +29,25 @@ class MixChainPostPhysics(AbstractReferenceRolloutConfiguration):
         [`trainax_fm.configuration.Supervised`][] (cuts act on the network steps only).
     """
 
-    num_post_physics_steps: int = eqx.field(static=True)
+    num_post_physics_steps: int = eqx.field(default=1, static=True)
 
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        num_post_physics_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_levels"]] = None,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        num_post_physics_steps = check_positive_int(
-            num_post_physics_steps, "num_post_physics_steps"
+    _levels_name: ClassVar[str] = "time level (`num_rollout_steps + num_post_physics_steps`)"
+
+    def _num_time_levels(self) -> int:
+        return self.num_rollout_steps + self.num_post_physics_steps
+
+    def __post_init__(self):
+        # Checked first: the weights' length depends on it.
+        self.num_post_physics_steps = check_positive_int(
+            self.num_post_physics_steps, "num_post_physics_steps"
         )
-        num_rollout_steps = check_positive_int(num_rollout_steps, "num_rollout_steps")
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-            num_levels=num_rollout_steps + num_post_physics_steps,
-            levels_name="time level (`num_rollout_steps + num_post_physics_steps`)",
-        )
-        self.num_post_physics_steps = num_post_physics_steps
+        super().__post_init__()
 
     @property
     def required_window_length(self) -> int:
         return self.num_rollout_steps + self.num_post_physics_steps + 1
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         num_net, num_ref = self.num_rollout_steps, self.num_post_physics_steps
         targets = self._targets(
             data,

@@ -2,7 +2,6 @@ from typing import Optional
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float, PyTree
 
 from .._conditioned_network import vmap_over_samples
 from .._rollout import Unroll, check_unroll
@@ -13,6 +12,7 @@ from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import as_flow_model
 from ..flow._training import interpolate, per_sample, split_window
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._flow_base import AbstractFlowConfiguration
 from ._flow_matching import check_loss
@@ -130,12 +130,7 @@ class ProgressiveDistillation(AbstractFlowConfiguration):
 
         return jax.lax.stop_gradient(vmap_over_samples(one, teacher, x_t, y, t, d))
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         student = as_flow_model(stepper, "stepper", num_input_steps=self.num_input_steps)
         check_method_for(student, self.student_solver, "student_method")
         y, x1 = split_window(data, self.num_input_steps, "ProgressiveDistillation")

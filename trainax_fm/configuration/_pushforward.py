@@ -1,14 +1,11 @@
-from typing import Optional
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
-from .._rollout import Remat, Unroll, apply_stepper, loop, state_at, time_slice, time_major
+from .._rollout import apply_stepper, loop, state_at, time_slice, time_major
 from .._validation import check_bool, check_positive_int
-from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration
 
@@ -47,35 +44,15 @@ class Pushforward(AbstractRolloutConfiguration):
     Windows hold `K + R + 1` snapshots.
     """
 
-    num_pushforward_steps: int = eqx.field(static=True)
-    random_pushforward: bool = eqx.field(static=True)
+    num_pushforward_steps: int = eqx.field(default=1, static=True, kw_only=True)
+    random_pushforward: bool = eqx.field(default=False, static=True, kw_only=True)
 
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        num_pushforward_steps: int = 1,
-        random_pushforward: bool = False,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
+    def __post_init__(self):
+        super().__post_init__()
         self.num_pushforward_steps = check_positive_int(
-            num_pushforward_steps, "num_pushforward_steps", minimum=0
+            self.num_pushforward_steps, "num_pushforward_steps", minimum=0
         )
-        self.random_pushforward = check_bool(random_pushforward, "random_pushforward")
+        self.random_pushforward = check_bool(self.random_pushforward, "random_pushforward")
 
     @property
     def required_window_length(self) -> int:
@@ -122,12 +99,7 @@ class Pushforward(AbstractRolloutConfiguration):
         )
         return jax.lax.stop_gradient(pushed)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         num_push, num_steps = self.num_pushforward_steps, self.num_rollout_steps
         targets = self._targets(
             data,

@@ -1,4 +1,4 @@
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
@@ -25,45 +25,52 @@ from ._checks import AbstractCheckedConfiguration
 class AbstractRolloutConfiguration(AbstractCheckedConfiguration):
     """Shared fields, checks and loop helpers of the configurations that roll out.
 
+    The rollout fields are declared here once: `num_rollout_steps` is the first
+    positional argument of every rollout configuration, the others are keyword-only.
+    Subclasses declare their own fields after them (a positional one, like
+    `DivertedChain`'s `num_branch_steps`, follows `num_rollout_steps`) and check them in
+    their own `__post_init__` after calling this one.
+
     Not public: each concrete configuration documents these fields itself.
     """
 
-    num_rollout_steps: int = eqx.field(static=True)
-    time_level_loss: BaseLoss
-    cut_bptt: bool = eqx.field(static=True)
-    cut_bptt_every: int = eqx.field(static=True)
-    time_level_weights: Float[Array, " num_levels"]
-    unroll: Unroll = eqx.field(static=True)
-    remat: Remat = eqx.field(static=True)
+    num_rollout_steps: int = eqx.field(default=1, static=True)
+    time_level_loss: BaseLoss = eqx.field(default=MSELoss(), kw_only=True)
+    cut_bptt: bool = eqx.field(default=False, static=True, kw_only=True)
+    cut_bptt_every: int = eqx.field(default=1, static=True, kw_only=True)
+    time_level_weights: Optional[Float[Array, " num_levels"]] = eqx.field(
+        default=None, kw_only=True
+    )
+    unroll: Unroll = eqx.field(default="auto", static=True, kw_only=True)
+    remat: Remat = eqx.field(default=False, static=True, kw_only=True)
 
-    def _init_rollout(
-        self,
-        num_rollout_steps: int,
-        time_level_loss: BaseLoss,
-        cut_bptt: bool,
-        cut_bptt_every: int,
-        time_level_weights,
-        unroll: Unroll,
-        remat: Remat,
-        *,
-        num_levels: Optional[int] = None,
-        levels_name: str = "rollout step (`num_rollout_steps`)",
-    ):
-        self.num_rollout_steps = check_positive_int(num_rollout_steps, "num_rollout_steps")
-        if not isinstance(time_level_loss, BaseLoss):
+    # What one entry of `time_level_weights` weighs, for the error on a wrong length.
+    _levels_name: ClassVar[str] = "rollout step (`num_rollout_steps`)"
+
+    def _num_time_levels(self) -> int:
+        """How many entries `time_level_weights` holds."""
+        return self.num_rollout_steps
+
+    def __post_init__(self):
+        # The checks also normalise (numpy integers to `int` so static fields hash,
+        # `None` weights to ones, sequences to arrays), which `__check_init__` cannot
+        # do on the frozen instance; so they run here, once, in declaration order.
+        self.num_rollout_steps = check_positive_int(self.num_rollout_steps, "num_rollout_steps")
+        if not isinstance(self.time_level_loss, BaseLoss):
             raise TypeError(
                 "`time_level_loss` must be a trainax_fm.loss.BaseLoss (e.g. MSELoss()), "
-                f"got {type(time_level_loss).__name__}."
+                f"got {type(self.time_level_loss).__name__}."
             )
-        self.time_level_loss = time_level_loss
-        self.cut_bptt = check_bool(cut_bptt, "cut_bptt")
-        self.cut_bptt_every = check_positive_int(cut_bptt_every, "cut_bptt_every")
-        levels = self.num_rollout_steps if num_levels is None else num_levels
+        self.cut_bptt = check_bool(self.cut_bptt, "cut_bptt")
+        self.cut_bptt_every = check_positive_int(self.cut_bptt_every, "cut_bptt_every")
         self.time_level_weights = check_weights(
-            time_level_weights, levels, "time_level_weights", levels_name
+            self.time_level_weights,
+            self._num_time_levels(),
+            "time_level_weights",
+            self._levels_name,
         )
-        self.unroll = check_unroll(unroll)
-        self.remat = check_remat(remat)
+        self.unroll = check_unroll(self.unroll)
+        self.remat = check_remat(self.remat)
 
     def _unrolled(self, num_steps: Optional[int] = None) -> bool:
         # XLA schedules the recomputation of straight-line code early, which undoes
@@ -140,7 +147,11 @@ class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
     then one target per rollout step.
     """
 
-    num_input_steps: int = eqx.field(static=True)
+    num_input_steps: int = eqx.field(default=1, static=True, kw_only=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.num_input_steps = check_positive_int(self.num_input_steps, "num_input_steps")
 
     @property
     def required_window_length(self) -> int:
@@ -156,36 +167,3 @@ class AbstractHistoryConfiguration(AbstractRolloutConfiguration):
             f"{num_history} initial state(s) + {num_steps} targets",
         )
         return time_slice(data, 0, num_history), targets
-
-
-class AbstractPlainHistoryConfiguration(AbstractHistoryConfiguration):
-    """A history rollout set up by the rollout arguments and `num_input_steps` alone.
-
-    [`trainax_fm.configuration.Supervised`][] and
-    [`trainax_fm.configuration.TemporalConsistency`][] take exactly these arguments
-    (documented on `Supervised`) and differ only in their loss, so they share this
-    constructor.
-    """
-
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        num_input_steps: int = 1,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")

@@ -2,7 +2,7 @@ from typing import Optional
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._conditioned_network import call_model, vmap_over_samples
 from .._validation import check_bool, check_positive_int
@@ -11,6 +11,7 @@ from ..flow._flow_map import FlowMap, frozen
 from ..flow._steppers import as_flow_model
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs, require_key
 from ._flow_base import AbstractFlowConfiguration, check_step_sampler
 from ._flow_matching import check_loss
@@ -111,12 +112,7 @@ class SemigroupDistillation(AbstractFlowConfiguration):
         end = vmap_over_samples(call_model, target_map, middle, y, t + half, half)
         return jax.lax.stop_gradient(end)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         flow_map, target_map = self.split_stepper(stepper)
         y, x1 = split_window(data, self.num_input_steps, "SemigroupDistillation")
         x0, t, d = self.draw(inputs.key, x1)

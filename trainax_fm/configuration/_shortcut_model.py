@@ -3,7 +3,6 @@ from typing import Optional
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
 
 from .._conditioned_network import call_model, select_samples, vmap_over_samples
 from .._validation import check_positive_int
@@ -13,6 +12,7 @@ from ..flow._flow_map import frozen
 from ..flow._training import draw_noise, interpolate, per_sample, split_window
 from ..flow._velocity import ConditionalVelocity
 from ..loss import BaseLoss, MSELoss
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._flow_base import AbstractFlowConfiguration, average_velocity, per_sample_losses
 from ._flow_matching import check_loss
@@ -131,12 +131,7 @@ class ShortcutModel(AbstractFlowConfiguration):
         t = jnp.concatenate(times).astype(x1.dtype)
         return draw_noise(key_noise, x1), t, jnp.concatenate(steps).astype(x1.dtype)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         model, target_model = self.split_stepper(stepper)
         y, x1 = split_window(data, self.num_input_steps, "ShortcutModel")
         x0, t, step = self.draw(inputs.key, x1)

@@ -1,12 +1,12 @@
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, push_history, stack_history
+from ._base import Loss, Windows
 from ._checks import CallInputs
-from ._rollout_base import AbstractPlainHistoryConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class Supervised(AbstractPlainHistoryConfiguration):
+class Supervised(AbstractHistoryConfiguration):
     r"""Supervised unrolled training against the data trajectory.
 
     The stepper is rolled out `R = num_rollout_steps` times from the initial condition
@@ -34,12 +34,7 @@ class Supervised(AbstractPlainHistoryConfiguration):
         `unroll="auto"` it selects the scan.
     """
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         del inputs
         history, targets = self._history_and_targets(data)
 

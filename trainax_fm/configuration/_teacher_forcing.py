@@ -1,14 +1,10 @@
-from typing import Optional
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
-from .._rollout import Remat, Unroll, apply_stepper, push_history, stack_history
-from .._validation import check_positive_int
-from ..loss import BaseLoss, MSELoss
+from .._rollout import apply_stepper, push_history, stack_history
+from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration
 from ._schedule import Schedule, evaluate_schedule, is_deterministic, parse_schedule
@@ -37,43 +33,19 @@ class TeacherForcing(AbstractHistoryConfiguration):
     A random `key` is needed unless `p` is always 0 or 1.
     """
 
-    teacher_forcing_probability: object = eqx.field(static=True)
+    teacher_forcing_probability: Schedule = eqx.field(
+        default=1.0, static=True, kw_only=True
+    )
 
-    def __init__(
-        self,
-        num_rollout_steps: int = 1,
-        *,
-        teacher_forcing_probability: Schedule = 1.0,
-        time_level_loss: BaseLoss = MSELoss(),
-        cut_bptt: bool = False,
-        cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
-        num_input_steps: int = 1,
-        unroll: Unroll = "auto",
-        remat: Remat = False,
-    ):
-        self._init_rollout(
-            num_rollout_steps,
-            time_level_loss,
-            cut_bptt,
-            cut_bptt_every,
-            time_level_weights,
-            unroll,
-            remat,
-        )
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-        self.teacher_forcing_probability = parse_schedule(teacher_forcing_probability)
+    def __post_init__(self):
+        super().__post_init__()
+        self.teacher_forcing_probability = parse_schedule(self.teacher_forcing_probability)
 
     @property
     def needs_key(self) -> bool:
         return not is_deterministic(self.teacher_forcing_probability)
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         key = inputs.key
         history, targets = self._history_and_targets(data)
         num_steps = self.num_rollout_steps

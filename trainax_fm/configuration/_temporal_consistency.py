@@ -1,13 +1,13 @@
 import equinox as eqx
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
 
 from .._rollout import apply_stepper, push_history, stack_history, time_major, time_slice
+from ._base import Loss, Windows
 from ._checks import CallInputs
-from ._rollout_base import AbstractPlainHistoryConfiguration
+from ._rollout_base import AbstractHistoryConfiguration
 
 
-class TemporalConsistency(AbstractPlainHistoryConfiguration):
+class TemporalConsistency(AbstractHistoryConfiguration):
     r"""Penalise the mismatch of temporal differences along an unrolled rollout.
 
     $$L = \sum_{t=0}^{R-1} w_t\, \ell\big(\hat u_{t+1} - \hat u_t,\;
@@ -25,12 +25,7 @@ class TemporalConsistency(AbstractPlainHistoryConfiguration):
         [`trainax_fm.configuration.Supervised`][].
     """
 
-    def _loss(
-        self,
-        stepper: eqx.Module,
-        data: PyTree[Float[Array, "batch window ..."]],
-        inputs: CallInputs,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
         del inputs
         history, targets = self._history_and_targets(data)
         num_history, num_steps = self.num_input_steps, self.num_rollout_steps

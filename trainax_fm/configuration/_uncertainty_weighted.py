@@ -3,10 +3,10 @@ from typing import Optional
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float
 
 from .._loss_weights import WithLossWeights, check_names
-from ._base import BaseConfiguration
+from ._base import BaseConfiguration, CallInputs, Loss, Windows
 from ._composite import AbstractComposite, check_members
 
 
@@ -55,16 +55,7 @@ class UncertaintyWeighted(AbstractComposite):
         """The stepper to train: `stepper` with log-variances `s_i` (default zeros)."""
         return WithLossWeights(stepper, self.names, log_variances)
 
-    def __call__(
-        self,
-        stepper: WithLossWeights,
-        data: PyTree[Float[Array, "batch window ..."]],
-        *,
-        ref_stepper: Optional[eqx.Module] = None,
-        residuum_fn: Optional[eqx.Module] = None,
-        key: Optional[PRNGKeyArray] = None,
-        step: Optional[int] = None,
-    ) -> Float[Array, ""]:
+    def _loss(self, stepper: WithLossWeights, data: Windows, inputs: CallInputs) -> Loss:
         if not isinstance(stepper, WithLossWeights):
             raise TypeError(
                 "UncertaintyWeighted learns its weights with the stepper: train "
@@ -76,9 +67,6 @@ class UncertaintyWeighted(AbstractComposite):
                 f"the stepper's loss-weight names {stepper.names} differ from the "
                 f"configuration's {self.names}; build it with `configuration.wrap(stepper)`."
             )
-        losses = self.member_losses(
-            stepper.stepper, data, ref_stepper=ref_stepper, residuum_fn=residuum_fn,
-            key=key, step=step,
-        )
+        losses = self.member_losses(stepper.stepper, data, inputs)
         log_variances = stepper.log_variances
         return jnp.sum(jnp.exp(-log_variances) * jnp.stack(losses) + log_variances)

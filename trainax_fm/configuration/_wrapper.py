@@ -1,14 +1,19 @@
+from typing import ClassVar
+
 import equinox as eqx
 
 from ._base import BaseConfiguration
+from ._checks import AbstractCheckedConfiguration
 
 
-class AbstractWrapperConfiguration(BaseConfiguration):
+class AbstractWrapperConfiguration(AbstractCheckedConfiguration):
     """A configuration that changes how another one (`configuration`) is called:
     what the wrapped one needs (window length, reference, residuum, key), the
     wrapper needs too, unless a subclass says otherwise."""
 
     configuration: eqx.AbstractVar[BaseConfiguration]
+
+    checks_inputs: ClassVar[bool] = False
 
     @property
     def required_window_length(self) -> int:

@@ -6,6 +6,7 @@ from jaxtyping import Array, Float, PyTree
 
 from .._general_trainer import GeneralTrainer
 from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
+from ..configuration._callable import as_configuration
 from ._common import arguments_of, init_from_configuration
 
 
@@ -63,7 +64,7 @@ class ConfigurationTrainer(GeneralTrainer):
         arguments = arguments_of(locals())
         del arguments["loss_configuration"], arguments["sub_trajectory_len"]
         if sub_trajectory_len is None:
-            sub_trajectory_len = getattr(loss_configuration, "required_window_length", 1)
+            sub_trajectory_len = as_configuration(loss_configuration).required_window_length
         init_from_configuration(
             self, loss_configuration, window_length=sub_trajectory_len, **arguments
         )
