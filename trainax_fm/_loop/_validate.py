@@ -17,8 +17,8 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._conditioned_data import ConditionedTrajectories
-from .._validation import check_positive_int, describe_leaves
-from .._windows import TrajectorySubStacker, check_trajectories
+from .._validation import check_positive_int, check_trajectories, describe_leaves
+from .._windows import TrajectorySubStacker
 from ..data._disk import DiskTrajectories
 from ._compiled import Problem
 
