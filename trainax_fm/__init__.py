@@ -26,7 +26,7 @@ from ._conditioned_network import append_constant_channels as append_constant_ch
 from ._conditioned_network import bind_constants as bind_constants
 from ._conditioned_network import conditioned_channels as conditioned_channels
 from ._general_trainer import GeneralTrainer as GeneralTrainer
-from ._loop._monitor import ValidationHistory as ValidationHistory
+from ._validation_history import ValidationHistory as ValidationHistory
 from ._loop._options import EngineOptions as EngineOptions
 from ._loop._stages import Stage as Stage
 from ._loop._stages import train_stages as train_stages

@@ -26,7 +26,7 @@ import optax
 from jax.experimental import multihost_utils
 
 from ._atomic import atomic_open
-from ._loop._monitor import ValidationHistory, empty_history
+from ._validation_history import ValidationHistory, empty_history
 from ._stepper_file import check_same_stepper, describe_stepper
 from ._trainable import trainable_arrays
 from ._train_state import TrainState

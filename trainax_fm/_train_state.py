@@ -6,7 +6,7 @@ import equinox as eqx
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._loop._monitor import ValidationHistory
+from ._validation_history import ValidationHistory
 
 
 class TrainState(eqx.Module):

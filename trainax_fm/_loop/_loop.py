@@ -14,7 +14,7 @@ from ._compiled import (
 )
 from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
 from ._history import LossChunk, LossHistory
-from ._monitor import ValidationHistory
+from .._validation_history import ValidationHistory
 from ._host_batches import HostBatches, batch_sharding
 from ._stream import PermutationStream
 

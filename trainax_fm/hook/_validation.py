@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._stepper_file import save_stepper
-from .._loop._monitor import MonitorMode, empty_history, record_validation
+from .._validation_history import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
 from ._base import AbstractHook, next_multiple
 
