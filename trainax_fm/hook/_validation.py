@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +11,9 @@ import numpy as np
 from .._stepper_file import save_stepper
 from .._validation_history import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
+from .._loop._loop import Loop
 from ._base import AbstractHook, next_multiple
 
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
 
 # The validation noise (stochastic configurations and steppers) is the same at every
 # validation, so values of different steps are comparable; it is derived from this.
@@ -53,7 +52,7 @@ class Validation(AbstractHook):
         self.best_path = None if best_path is None else Path(best_path)
         self.key = jax.random.PRNGKey(VALIDATION_SEED)
 
-    def on_start(self, loop: "Loop") -> None:
+    def on_start(self, loop: Loop) -> None:
         if loop.traced:
             raise ValueError(
                 "validation needs concrete values on the host, but `train` runs under a "
@@ -63,14 +62,14 @@ class Validation(AbstractHook):
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
-    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
         return None if self.every is None else next_multiple(step, self.every)
 
-    def on_boundary(self, loop: "Loop") -> None:
+    def on_boundary(self, loop: Loop) -> None:
         if self.every is not None and loop.step % self.every == 0:
             self.validate(loop)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         # A call that ends at a validation step (or at the run's last update) validates
         # there; one interrupted elsewhere (`num_steps`) does not, so that resuming it
         # validates at the same steps as the uninterrupted run.
@@ -84,7 +83,7 @@ class Validation(AbstractHook):
         if due and not done and loop.step > 0:
             self.validate(loop)
 
-    def validate(self, loop: "Loop") -> None:
+    def validate(self, loop: Loop) -> None:
         seeds = loop.num_seeds is not None
         values = self.plan.evaluate(
             loop.problem, loop.stepper, self.key, jnp.asarray(loop.step), seeds
@@ -118,12 +117,12 @@ class Validation(AbstractHook):
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
-    def _patience_exhausted(self, loop: "Loop") -> bool:
+    def _patience_exhausted(self, loop: Loop) -> bool:
         if self.patience is None or loop.validation is None:
             return False
         return bool(np.all(np.asarray(loop.validation.since_improvement) >= self.patience))
 
-    def _stop_reason(self, loop: "Loop") -> str:
+    def _stop_reason(self, loop: Loop) -> str:
         best = np.asarray(loop.validation.best_step).tolist()
         return (
             f"early stopping: {self.monitor} did not improve by more than "
