@@ -62,13 +62,13 @@ def train_trainer(
         stage, stage_start, run_key = (
             resume_from.stage, resume_from.stage_start, resume_from.run_key
         )
-        validation = resume_from.validation
+        hook_states = resume_from.hook_states
     else:
         if stepper is None or key is None:
             raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
         start, dispatch = 0, None
         past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
-        validation = None
+        hook_states = {}
     if num_seeds is None:
         check_key(key)
     else:
@@ -91,7 +91,7 @@ def train_trainer(
         check_stepper_fits_data(problem, stepper, key, num_seeds)
     state = TrainState(
         stepper, opt_state, start, key, past_losses, dispatch, stage, stage_start,
-        run_key, validation,
+        run_key, hook_states=hook_states,
     )
     callbacks = None if trainer.callback_fn is None else Callbacks(trainer.callback_fn)
     validate = validation_hook(trainer, options, stepper)
@@ -107,7 +107,7 @@ def train_trainer(
         [] if callbacks is None else callbacks.history,
         state,
         loop.stop_reason,
-        loop.validation,
+        state.validation,
     )
 
 

@@ -62,7 +62,7 @@ def train_on_loop(
         problem, stepper, opt_state, state.key, start=state.step, stop=stop,
         past_losses=losses, num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1,
         stage=state.stage, stage_start=state.stage_start, run_key=state.run_key,
-        validation=state.validation, validation_data=options.validation_data,
+        hook_states=state.hook_states, validation_data=options.validation_data,
     )
     updates = CompiledUpdates(problem, stepper, opt_state, num_seeds is not None)
     if dispatch is None:
