@@ -281,3 +281,69 @@ def test_trailing_data_is_a_clear_error(tmp_path, data):
     path.write_bytes(path.read_bytes() + b"extra")
     with pytest.raises(ValueError, match="more data"):
         tx.load_train_state(path, conv(), optax.adam(1e-2))
+
+
+def test_version_3_files_load_their_validation_as_the_hook_state(tmp_path, data):
+    """Version 3 kept the validation record in a slot of its own; it loads as the
+    validation hook's state, and the run resumes from it as from a version 4 file."""
+    import json
+
+    options = dict(validation_data=data, validate_every=5, spawn_tqdm=False)
+    path = tmp_path / "state.eqx"
+    trainer(data).train(conv(), KEY, num_steps=10, checkpoint_path=path, **options)
+    header, payload = path.read_bytes().split(b"\n", 1)
+    header = json.loads(header)
+    assert header["format_version"] == 4 and list(header["hook_states"]) == ["validation"]
+    current = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    old = {k: v for k, v in header.items() if k != "hook_states"}
+    old.update(format_version=3, validation=header["hook_states"]["validation"]["describe"])
+    path.write_bytes(json.dumps(old).encode() + b"\n" + payload)
+    converted = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert list(converted.hook_states) == ["validation"]
+    assert converted.validation.num_validations == 2
+    for a, b in zip(jax.tree_util.tree_leaves(converted), jax.tree_util.tree_leaves(current)):
+        np.testing.assert_array_equal(a, b)
+    resumed = trainer(data).train(resume_from=converted, **options)
+    full = trainer(data).train(conv(), KEY, **options)
+    np.testing.assert_array_equal(resumed.stepper.weight, full.stepper.weight)
+    for a, b in zip(jax.tree_util.tree_leaves(resumed.validation),
+                    jax.tree_util.tree_leaves(full.validation)):
+        np.testing.assert_array_equal(a, b)
+
+
+class _UpdateCount(tx.hook.AbstractHookState):
+    count: jax.Array
+    label: str = eqx.field(static=True)
+
+    def describe(self):
+        return {"label": self.label}
+
+    @classmethod
+    def like(cls, description, stepper_like, num_seeds):
+        return cls(jnp.zeros((), jnp.int32), description["label"])
+
+
+class _CountUpdates(tx.hook.AbstractHook):
+    """A user hook with state of its own: it counts the updates of the whole run."""
+
+    state_name = "count"
+
+    def init_state(self, loop):
+        return _UpdateCount(jnp.zeros((), jnp.int32), "updates")
+
+    def after_updates(self, loop, chunk):
+        state = loop.hook_states[self.state_name]
+        loop.hook_states[self.state_name] = eqx.tree_at(
+            lambda s: s.count, state, state.count + chunk.count
+        )
+
+
+def test_a_new_stateful_hook_is_checkpointed_by_name(tmp_path, data):
+    path = tmp_path / "state.eqx"
+    trainer(data).train(conv(), KEY, num_steps=7, checkpoint_path=path,
+                        hooks=[_CountUpdates()], spawn_tqdm=False)
+    state = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert list(state.hook_states) == ["count"] and state.validation is None
+    assert int(state.hook_states["count"].count) == 7
+    resumed = trainer(data).train(resume_from=state, hooks=[_CountUpdates()], spawn_tqdm=False)
+    assert int(resumed.train_state.hook_states["count"].count) == 20

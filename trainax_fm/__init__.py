@@ -26,21 +26,21 @@ from ._conditioned_network import append_constant_channels as append_constant_ch
 from ._conditioned_network import bind_constants as bind_constants
 from ._conditioned_network import conditioned_channels as conditioned_channels
 from ._general_trainer import GeneralTrainer as GeneralTrainer
-from ._loop._monitor import ValidationHistory as ValidationHistory
 from ._loop._options import EngineOptions as EngineOptions
-from ._loop._stages import Stage as Stage
-from ._loop._stages import train_stages as train_stages
 from ._loss_weights import WithLossWeights as WithLossWeights
 from ._loss_weights import loss_weights as loss_weights
 from ._mixer import PermutationMixer as PermutationMixer
 from ._normalized_stepper import NormalizedStepper as NormalizedStepper
 from ._normalizer import Normalizer as Normalizer
 from ._public_rollout import rollout as rollout
+from ._stages import Stage as Stage
+from ._stages import train_stages as train_stages
 from ._stepper_file import load_stepper as load_stepper
 from ._stepper_file import save_stepper as save_stepper
 from ._trainable import trainable_arrays as trainable_arrays
 from ._train_state import TrainResult as TrainResult
 from ._train_state import TrainState as TrainState
+from ._validation_history import ValidationHistory as ValidationHistory
 from ._windows import TrajectorySubStacker as TrajectorySubStacker
 from .hook._nonfinite import NonFiniteLossError as NonFiniteLossError
 

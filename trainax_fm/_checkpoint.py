@@ -26,16 +26,19 @@ import optax
 from jax.experimental import multihost_utils
 
 from ._atomic import atomic_open
-from ._loop._monitor import ValidationHistory, empty_history
+from ._hook_state import state_type, state_type_name
 from ._stepper_file import check_same_stepper, describe_stepper
 from ._trainable import trainable_arrays
-from ._train_state import TrainState
+from ._train_state import VALIDATION_STATE, TrainState
+from ._validation_history import ValidationHistory
 
 MAGIC = "trainax_fm-train-state"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # Version 1 files (no stage fields) are read as single-stage states, version 2 files
-# (no validation record) as runs without validation.
-READABLE_VERSIONS = (1, 2, 3)
+# (no validation record) as runs without validation, version 3 files (the validation
+# record in a slot of its own) with that record as the state of the validation hook.
+# Version 4 keeps the hook states by name, whatever the hooks.
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 def _typed_key(key) -> bool:
@@ -105,7 +108,10 @@ def _write(path: Path, state: TrainState) -> None:
         "key_shape": list(key_data.shape),
         "stage": state.stage,
         "staged": staged,
-        "validation": _validation_header(state.validation),
+        "hook_states": {
+            name: {"type": state_type_name(type(hook_state)), "describe": hook_state.describe()}
+            for name, hook_state in sorted(state.hook_states.items())
+        },
         "stepper": describe_stepper(state.stepper),
         # what a resume must keep (checked by `train`); absent in older files
         "batch_size": state.batch_size,
@@ -114,8 +120,7 @@ def _write(path: Path, state: TrainState) -> None:
     payload = (state.stepper, state.opt_state, key_data, state.loss_history)
     if staged:
         payload += (state.stage_start, _key_data(state.run_key))
-    if state.validation is not None:
-        payload += (state.validation,)
+    payload += tuple(hook_state for _, hook_state in sorted(state.hook_states.items()))
     with atomic_open(path) as stream:
         stream.write((json.dumps(header) + "\n").encode())
         eqx.tree_serialise_leaves(stream, payload)
@@ -174,9 +179,11 @@ def load_train_state(
         staged = header.get("staged", False)
         if staged:
             like += (stepper_like, like[2])
-        validation_header = header.get("validation")
-        if validation_header is not None:
-            like += (_validation_like(validation_header, stepper_like, num_seeds),)
+        saved_states = _hook_state_headers(header)
+        like += tuple(
+            state_type(saved["type"]).like(saved["describe"], stepper_like, num_seeds)
+            for saved in saved_states.values()
+        )
         try:
             stepper, opt_state, key_data, losses, *extra_fields = eqx.tree_deserialise_leaves(
                 f, like
@@ -194,41 +201,23 @@ def load_train_state(
             )
     wrap = jax.random.wrap_key_data if header["typed_key"] else (lambda data: data)
     stage_start, run_key = (extra_fields[0], wrap(extra_fields[1])) if staged else (None, None)
-    validation = extra_fields[-1] if validation_header is not None else None
+    hook_states = dict(zip(saved_states, extra_fields[2 if staged else 0:]))
     return TrainState(
         stepper, opt_state, header["step"], wrap(key_data), losses,
         header.get("steps_per_dispatch"), header.get("stage", 0), stage_start, run_key,
-        validation, header.get("batch_size"), header.get("window_length"),
+        batch_size=header.get("batch_size"), window_length=header.get("window_length"),
+        hook_states=hook_states,
     )
 
 
-def _validation_header(history: Optional[ValidationHistory]) -> Optional[dict]:
-    if history is None:
-        return None
+def _hook_state_headers(header: dict) -> dict[str, dict]:
+    """The type and description of each saved hook state, by name, in payload order."""
+    if header["format_version"] >= 4:
+        return header["hook_states"]
+    # Up to version 3 the one stateful hook, validation, had a slot of its own.
+    validation = header.get("validation")
+    if validation is None:
+        return {}
     return {
-        "names": sorted(history.values),
-        "num_validations": history.num_validations,
-        "value_dtype": str(history.best_value.dtype),
-        "monitor": history.monitor,
-        "mode": history.mode,
-        "min_delta": history.min_delta,
+        VALIDATION_STATE: {"type": state_type_name(ValidationHistory), "describe": validation}
     }
-
-
-def _validation_like(header: dict, stepper_like, num_seeds) -> ValidationHistory:
-    """A record with the saved shapes, to deserialise the saved one into."""
-    seed_shape = () if num_seeds is None else (num_seeds,)
-    count, dtype = header["num_validations"], header["value_dtype"]
-    empty = empty_history(
-        stepper_like, tuple(header["names"]), header["monitor"], header["mode"],
-        header["min_delta"], num_seeds,
-    )
-    return eqx.tree_at(
-        lambda h: (h.steps, h.values, h.best_value),
-        empty,
-        (
-            np.zeros((count,), np.int32),
-            {name: np.zeros(seed_shape + (count,), dtype) for name in header["names"]},
-            np.zeros(seed_shape, dtype),
-        ),
-    )

@@ -9,7 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float, PyTree
 
 from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
-from ._validation import is_traced
+from ._validation import check_trajectories, is_traced
 
 
 class ConditionedTrajectories(eqx.Module):
@@ -42,9 +42,6 @@ class ConditionedTrajectories(eqx.Module):
         constant_scalars: Optional[Float[Array, "num_trajectories num_scalars"]] = None,
         constant_fields: Optional[Float[Array, "num_trajectories num_fields ..."]] = None,
     ):
-        # Imported here: `_windows` builds on this module.
-        from ._windows import check_trajectories
-
         if isinstance(trajectories, ConditionedTrajectories):
             raise TypeError("`trajectories` is already a ConditionedTrajectories.")
         num_trajectories, _ = check_trajectories(trajectories, "trajectories")

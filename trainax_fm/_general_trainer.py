@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._loop._compiled import Problem, full_dataset_loss
 from ._loop._configuration_state import with_configuration_state
+from ._loop._loop import AbstractHook
 from ._loop._options import (
     DispatchMode,
     EngineOptions,
@@ -17,10 +18,10 @@ from ._loop._options import (
     engine_options_of,
     make_options,
 )
-from ._loop._run import train_on_loop
 from ._loop._validate import check_validation_options
 from ._mixer import effective_batch_size
 from ._seed_stacking import stack_seed_steppers
+from ._train_call import train_trainer
 from ._train_state import TrainResult, TrainState
 from ._trainer_checks import (
     check_batch_on_mesh,
@@ -32,7 +33,6 @@ from ._validation import check_positive_int
 from ._windows import TrajectorySubStacker
 from .configuration._base import BaseConfiguration
 from .configuration._callable import as_configuration
-from .hook._base import AbstractHook
 
 
 class GeneralTrainer(eqx.Module):
@@ -333,7 +333,7 @@ class GeneralTrainer(eqx.Module):
         check_batch_on_mesh(options, self.batch_size)
         check_validation_options(options, self.trajectory_sub_stacker)
         check_data_on_disk(options, self.trajectory_sub_stacker)
-        return train_on_loop(
+        return train_trainer(
             self,
             options,
             stepper,

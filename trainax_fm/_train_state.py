@@ -4,9 +4,12 @@ from typing import Any, Optional
 
 import equinox as eqx
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._loop._monitor import ValidationHistory
+from ._validation_history import ValidationHistory
+
+# The name the validation hook keeps its state under (read by `TrainState.validation`).
+VALIDATION_STATE = "validation"
 
 
 class TrainState(eqx.Module):
@@ -32,11 +35,15 @@ class TrainState(eqx.Module):
     - `run_key`: the key of the whole multi-stage run (each stage trains with a key
         derived from it), `None` for single-stage runs.
     - `validation`: the [`trainax_fm.ValidationHistory`][] so far (values, best
-        stepper, patience counter), `None` without validation.
+        stepper, patience counter), `None` without validation; stored as the hook
+        state `"validation"` (kept as an argument and a read-only attribute for
+        compatibility).
     - `batch_size`: the windows per update of the run, and `window_length`: the
         snapshots per window (what the configuration's rollout needs); resuming with
         a trainer that differs in either is refused. `None` in states of older files
         (then unchecked).
+    - `hook_states`: the saved state of each stateful hook by its name (see
+        `trainax_fm.hook.AbstractHook.state_name`), e.g. `"validation"`.
     """
 
     stepper: Any
@@ -48,9 +55,41 @@ class TrainState(eqx.Module):
     stage: int = eqx.field(static=True, default=0)
     stage_start: Any = None
     run_key: Optional[PRNGKeyArray] = None
-    validation: Optional[ValidationHistory] = None
-    batch_size: Optional[int] = eqx.field(static=True, default=None)
-    window_length: Optional[int] = eqx.field(static=True, default=None)
+    hook_states: dict[str, PyTree]
+    batch_size: Optional[int] = eqx.field(static=True)
+    window_length: Optional[int] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        stepper: Any,
+        opt_state: optax.OptState,
+        step: int,
+        key: PRNGKeyArray,
+        loss_history: Float[Array, " step"],
+        steps_per_dispatch: Optional[int] = None,
+        stage: int = 0,
+        stage_start: Any = None,
+        run_key: Optional[PRNGKeyArray] = None,
+        validation: Optional[ValidationHistory] = None,
+        batch_size: Optional[int] = None,
+        window_length: Optional[int] = None,
+        *,
+        hook_states: Optional[dict[str, PyTree]] = None,
+    ):
+        self.stepper, self.opt_state, self.step, self.key = stepper, opt_state, step, key
+        self.loss_history = loss_history
+        self.steps_per_dispatch = steps_per_dispatch
+        self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
+        hook_states = {} if hook_states is None else dict(hook_states)
+        if validation is not None:
+            hook_states[VALIDATION_STATE] = validation
+        self.hook_states = hook_states
+        self.batch_size, self.window_length = batch_size, window_length
+
+    @property
+    def validation(self) -> Optional[ValidationHistory]:
+        """The validation hook's state (see `hook_states`), `None` without validation."""
+        return self.hook_states.get(VALIDATION_STATE)
 
 
 class TrainResult(eqx.Module):

@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import jax.tree_util as jtu
 import numpy as np
+from jaxtyping import PyTree
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
@@ -63,3 +64,38 @@ def describe_leaves(tree: Any) -> str:
         for path, leaf in leaves
     ]
     return "{" + ", ".join(parts) + "}"
+
+
+def check_trajectories(data: PyTree, name: str = "data_trajectories") -> tuple[int, int]:
+    """Check that `data` is a PyTree of arrays shaped `(S, T, ...)` with shared S and T.
+
+    **Returns:**
+
+    - `(num_trajectories, num_time_steps)`.
+    """
+    leaves = jtu.tree_leaves(data)
+    if not leaves:
+        raise ValueError(f"`{name}` is empty; pass an array shaped (S, T, C, *spatial).")
+    for leaf in leaves:
+        if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+            raise TypeError(
+                f"`{name}` must be an array or a PyTree of arrays shaped "
+                f"(S, T, C, *spatial), found a leaf of type {type(leaf).__name__}."
+            )
+        if leaf.ndim < 3:
+            raise ValueError(
+                f"`{name}` must have a trajectory axis, a time axis and a channel axis: "
+                f"expected shape (S, T, C, *spatial) (or (S, T, C) for ODE states), got "
+                f"{tuple(leaf.shape)}. For a single trajectory add a leading axis "
+                "(`data[None]`); for scalar states add a channel axis (`data[..., None]`)."
+            )
+    shapes = {tuple(leaf.shape[:2]) for leaf in leaves}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"all leaves of `{name}` must share the leading (S, T) axes, got "
+            f"{describe_leaves(data)}."
+        )
+    num_trajectories, num_time_steps = shapes.pop()
+    if num_trajectories < 1 or num_time_steps < 1:
+        raise ValueError(f"`{name}` has no samples: shape (S, T) = {(num_trajectories, num_time_steps)}.")
+    return num_trajectories, num_time_steps

@@ -1,20 +1,21 @@
-"""The training loop: a host-side driver of compiled updates that emits events to hooks."""
+"""The training loop: a host-side driver of compiled updates, and the hook protocol it
+emits its events to (the hooks themselves live above, in `trainax_fm.hook`)."""
 
-from typing import Any, Optional, Sequence
+import abc
+from typing import Any, ClassVar, Optional, Sequence
 
 import jax
 import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._mixer import StreamPlan
-from .._train_state import TrainState
-from ..hook._base import AbstractHook
+from .._train_state import VALIDATION_STATE, TrainState
+from .._validation_history import ValidationHistory
 from ._compiled import (
     CompiledUpdate, Problem, gather_batch, many_steps, one_step, streamed_step,
 )
 from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
 from ._history import LossChunk, LossHistory
-from ._monitor import ValidationHistory
 from ._host_batches import HostBatches, batch_sharding
 from ._stream import PermutationStream
 
@@ -33,7 +34,9 @@ class Loop:
         to the host, `history.all()` every loss of the run).
     - `dispatch`: updates per dispatch (1: straight-line updates).
     - `stop_reason`: why a hook stopped training early, or `None`.
-    - `validation`: the [`trainax_fm.ValidationHistory`][] so far, or `None`;
+    - `hook_states`: the state of each stateful hook by its `state_name` (part of the
+        train state and its checkpoints); `validation`: the validation hook's
+        [`trainax_fm.ValidationHistory`][] so far, or `None` (read-only);
         `validation_data`: the held-out trajectories, or `None`.
     - `last_validation`: the values of the latest validation of this call (host
         arrays by metric name), `{}` before it.
@@ -57,7 +60,7 @@ class Loop:
         stage: int = 0,
         stage_start: Any = None,
         run_key: Optional[PRNGKeyArray] = None,
-        validation: Optional[ValidationHistory] = None,
+        hook_states: Optional[dict[str, PyTree]] = None,
         validation_data: Optional[PyTree] = None,
     ):
         self.problem = problem
@@ -70,7 +73,7 @@ class Loop:
         self.dispatch = dispatch
         self.stop_reason: Optional[str] = None
         self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
-        self.validation = validation
+        self.hook_states: dict[str, PyTree] = dict(hook_states or {})
         self.validation_data = validation_data
         self.last_validation: dict = {}
         seeds = num_seeds is not None
@@ -84,6 +87,11 @@ class Loop:
                 problem.stacker, self.shuffle_key, problem.batch_size, start, stop,
                 batch_sharding(problem.mesh, problem.batch_axis),
             )
+
+    @property
+    def validation(self) -> Optional[ValidationHistory]:
+        """The validation hook's state (kept in `hook_states`), `None` without one."""
+        return self.hook_states.get(VALIDATION_STATE)
 
     def request_stop(self, reason: str) -> None:
         """End training after the current event (e.g. early stopping)."""
@@ -103,9 +111,69 @@ class Loop:
         """The resumable state after `step` updates."""
         return TrainState(
             self.stepper, self.opt_state, self.step, self.key, self.history.all(),
-            self.dispatch, self.stage, self.stage_start, self.run_key, self.validation,
-            self.problem.batch_size, self.problem.stacker.window_length,
+            self.dispatch, self.stage, self.stage_start, self.run_key,
+            batch_size=self.problem.batch_size,
+            window_length=self.problem.stacker.window_length,
+            hook_states=self.hook_states,
         )
+
+
+class AbstractHook(abc.ABC):
+    """Something that observes the training loop and may stop it.
+
+    The loop runs compiled updates, many per dispatch, and returns to Python only
+    where a hook asks for it. It emits these events, to every hook in order:
+
+    - `on_start(loop)`: before the first update of the call.
+    - `before_updates(loop, count)`: before the `count` updates that start at
+        `loop.step` run (the stepper is the one before update `loop.step`).
+    - `after_updates(loop, chunk)`: after them; `chunk` holds their losses as device
+        arrays (reading them waits for the device).
+    - `on_boundary(loop)`: when `loop.step` is a step that some hook asked to see
+        through `next_boundary`.
+    - `on_end(loop)`: after the last update of the call (also after a stop request).
+    - `close(loop)`: always, last, also when training raised.
+
+    A hook stops training cleanly with `loop.request_stop(reason)`: the loop finishes
+    the current event and then ends as after its last update. Hooks hold host state,
+    so they are plain Python objects, made anew for each call of `train`.
+
+    What a resumed run must continue from is the hook's *state*: a hook with a
+    `state_name` keeps it in `loop.hook_states[state_name]`, an
+    [`trainax_fm.hook.AbstractHookState`][] (a PyTree that says how to rebuild its
+    structure from a checkpoint). The loop starts it with `init_state(loop)`
+    unless the run resumes from a train state that holds it (the restored state);
+    train states and their checkpoints keep it by name, so a new stateful hook needs no
+    change to the loop, the train state or the checkpoint format.
+    """
+
+    state_name: ClassVar[Optional[str]] = None
+
+    def init_state(self, loop: Loop) -> Optional[PyTree]:
+        """The state of a fresh run (`None`: none yet, e.g. until a first value)."""
+        return None
+
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
+        """The first step after `step` at which this hook needs `on_boundary`, if any."""
+        return None
+
+    def on_start(self, loop: Loop) -> None:
+        pass
+
+    def before_updates(self, loop: Loop, count: int) -> None:
+        pass
+
+    def after_updates(self, loop: Loop, chunk: LossChunk) -> None:
+        pass
+
+    def on_boundary(self, loop: Loop) -> None:
+        pass
+
+    def on_end(self, loop: Loop) -> None:
+        pass
+
+    def close(self, loop: Loop) -> None:
+        pass
 
 
 class CompiledUpdates:
@@ -160,6 +228,7 @@ class CompiledUpdates:
 def run_loop(loop: Loop, updates: CompiledUpdates, hooks: Sequence[AbstractHook]) -> None:
     """Train from `loop.step` to `loop.stop`, emitting the events of `AbstractHook`."""
     try:
+        _init_hook_states(loop, hooks)
         for hook in hooks:
             hook.on_start(loop)
         while loop.step < loop.stop and loop.stop_reason is None:
@@ -181,6 +250,17 @@ def run_loop(loop: Loop, updates: CompiledUpdates, hooks: Sequence[AbstractHook]
         finally:
             if loop.host_batches is not None:
                 loop.host_batches.close()
+
+
+def _init_hook_states(loop: Loop, hooks: Sequence[AbstractHook]) -> None:
+    names = [hook.state_name for hook in hooks if hook.state_name is not None]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two hooks keep their state under one name: {sorted(names)}.")
+    for hook in hooks:
+        if hook.state_name is not None and hook.state_name not in loop.hook_states:
+            state = hook.init_state(loop)
+            if state is not None:
+                loop.hook_states[hook.state_name] = state
 
 
 def _next_boundary(loop: Loop, hooks: Sequence[AbstractHook], step: int) -> int:

@@ -11,7 +11,7 @@ from jaxtyping import PyTree
 
 from .._validation import check_positive_int
 from ._dispatch import DispatchMode
-from ._monitor import MonitorMode
+from .._validation_history import MonitorMode
 from ._validate import MetricSpec, parse_metrics
 
 OnNonfinite = Literal["raise", "skip"]

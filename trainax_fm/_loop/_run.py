@@ -1,94 +1,50 @@
-"""One `train` call: check the inputs, build the loop and its hooks, run, report."""
+"""One run of the loop: from a train state to the loop after its last update."""
 
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Sequence
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
-from .._block_stepper import BlockStepper
-from .._trainable import trainable_arrays
-from .._train_state import TrainResult, TrainState
-from .._trainer_checks import check_resume_fits_trainer, check_stepper_fits_data
-from .._validation import check_positive_int, is_traced
-from ..hook._base import AbstractHook
-from ..hook._callbacks import Callbacks
-from ..hook._checkpoint import Checkpoint
-from ..hook._nonfinite import NonFiniteGuard
-from ..hook._progress import ProgressBar
-from ..hook._validation import Validation
-from ..configuration._base import BaseConfiguration
-from ._configuration_state import ensure_configuration_state
-from ._loop import CompiledUpdates, Loop, run_loop
+from .._train_state import TrainState
+from .._validation import is_traced
+from ._compiled import Problem
+from ._loop import AbstractHook, CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
-from ._validate import ValidationPlan, check_validation_data, rollout_signature
-
-if TYPE_CHECKING:
-    from .._general_trainer import GeneralTrainer
 
 
 def train_on_loop(
-    trainer: "GeneralTrainer",
+    problem: Problem,
     options: EngineOptions,
-    stepper,
-    key,
-    opt_state,
-    *,
-    resume_from: Optional[TrainState],
-    num_steps: Optional[int],
-    record_loss_every: int,
-    spawn_tqdm: bool,
+    state: TrainState,
     hooks: Sequence[AbstractHook],
-    stage: int = 0,
-    stage_start=None,
-    run_key=None,
-) -> TrainResult:
-    """Run `trainer` with `options` from scratch or from `resume_from` (see `train`)."""
-    num_seeds = options.num_seeds
-    dispatch = None if options.steps_per_dispatch == "auto" else options.steps_per_dispatch
-    if resume_from is not None:
-        if not isinstance(resume_from, TrainState):
-            raise TypeError(
-                f"`resume_from` must be a trainax_fm.TrainState, got {type(resume_from).__name__}."
-            )
-        check_resume_fits_trainer(trainer, resume_from)
-        stepper, key, opt_state = resume_from.stepper, resume_from.key, resume_from.opt_state
-        start, past_losses = resume_from.step, resume_from.loss_history
-        if dispatch is None:
-            dispatch = resume_from.steps_per_dispatch
-        if past_losses.ndim == 2:
-            num_seeds = past_losses.shape[0]
-        stage, stage_start, run_key = (
-            resume_from.stage, resume_from.stage_start, resume_from.run_key
-        )
-        validation = resume_from.validation
-    else:
-        if stepper is None or key is None:
-            raise TypeError("`train` needs `stepper` and `key` (or `resume_from=`).")
-        start = 0
-        past_losses = jnp.zeros((0,) if num_seeds is None else (num_seeds, 0))
-        validation = None
-    if num_seeds is None:
-        check_key(key)
-    else:
-        check_seed_axis(num_seeds, stepper, key)
-    if opt_state is None:
-        init = trainer.optimizer.init
-        if num_seeds is not None:
-            init = eqx.filter_vmap(init)
-        opt_state = init(trainable_arrays(stepper))
-    if isinstance(trainer.loss_configuration, BaseConfiguration):
-        opt_state = ensure_configuration_state(
-            opt_state, trainer.loss_configuration, num_seeds
-        )
-    stop = trainer.num_minibatches
-    if num_steps is not None:
-        stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
+    *,
+    stop: int,
+) -> Loop:
+    """Train `problem` from `state` up to update `stop`, emitting events to `hooks`.
 
-    problem = trainer.make_problem(options)
-    if resume_from is None:
-        check_stepper_fits_data(problem, stepper, key, num_seeds)
-    traced = is_traced((stepper, key))
+    **Arguments:**
+
+    - `problem`: the data, configuration and optimizer of the compiled update.
+    - `options`: the run's engine options (dispatch size, held-out data).
+    - `state`: where the run starts: a fresh state (`step=0`, no losses) or one to
+        resume from. Its `steps_per_dispatch` (if any) is kept under
+        `steps_per_dispatch="auto"`, so a resumed run continues bit-identically; the
+        seed axis is that of its `loss_history`.
+    - `hooks`: the hooks, in the order they see each event.
+    - `stop`: the update count at which this call ends.
+
+    **Returns:**
+
+    - The `trainax_fm.hook.Loop` after its last update (`loop.train_state()` is
+      the state to resume from).
+    """
+    losses = state.loss_history
+    num_seeds = losses.shape[0] if losses.ndim == 2 else None
+    dispatch = options.steps_per_dispatch
+    if dispatch == "auto":
+        dispatch = state.steps_per_dispatch
+    stepper, opt_state = state.stepper, state.opt_state
+    traced = is_traced((stepper, state.key))
     if problem.stacker.on_disk:
         if traced:
             raise TypeError(
@@ -99,114 +55,17 @@ def train_on_loop(
         dispatch = 1  # every update waits for its minibatch from the host
     if problem.mesh is not None and not traced:
         replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
-        state = (problem, stepper, opt_state)
-        arrays = jax.device_put(eqx.filter(state, eqx.is_array), replicated)
-        problem, stepper, opt_state = eqx.combine(arrays, state)
-    seeds = num_seeds is not None
+        placed = (problem, stepper, opt_state)
+        arrays = jax.device_put(eqx.filter(placed, eqx.is_array), replicated)
+        problem, stepper, opt_state = eqx.combine(arrays, placed)
     loop = Loop(
-        problem, stepper, opt_state, key, start=start, stop=stop, past_losses=past_losses,
-        num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1, stage=stage,
-        stage_start=stage_start, run_key=run_key, validation=validation,
-        validation_data=options.validation_data,
+        problem, stepper, opt_state, state.key, start=state.step, stop=stop,
+        past_losses=losses, num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1,
+        stage=state.stage, stage_start=state.stage_start, run_key=state.run_key,
+        hook_states=state.hook_states, validation_data=options.validation_data,
     )
-    updates = CompiledUpdates(problem, stepper, opt_state, seeds)
+    updates = CompiledUpdates(problem, stepper, opt_state, num_seeds is not None)
     if dispatch is None:
         loop.dispatch = updates.choose_dispatch(loop)
-    callbacks = None if trainer.callback_fn is None else Callbacks(trainer.callback_fn)
-    validate = validation_hook(trainer, options, stepper)
-    run_loop(
-        loop, updates, builtin_hooks(options, callbacks, validate, spawn_tqdm) + list(hooks)
-    )
-    state = loop.train_state()
-    return TrainResult(
-        loop.stepper,
-        loop.opt_state,
-        state.loss_history[..., ::record_loss_every],
-        [] if callbacks is None else callbacks.history,
-        state,
-        loop.stop_reason,
-        loop.validation,
-    )
-
-
-def validation_hook(trainer: "GeneralTrainer", options: EngineOptions, stepper) -> Optional[Validation]:
-    """The validation hook the options ask for (checked against this stepper)."""
-    if options.validation_data is None:
-        return None
-    stochastic, num_input_steps = rollout_signature(stepper)
-    metrics = options.metric_set
-    stacker = trainer.trajectory_sub_stacker
-    block = stacker.num_output_steps > 1
-    if block and metrics.horizons and not isinstance(stepper, BlockStepper):
-        raise ValueError(
-            f"'nrmse@K' validation with num_output_steps={stacker.num_output_steps} rolls "
-            "out a trainax_fm.BlockStepper, got a "
-            f"{type(stepper).__name__}; wrap the network in BlockStepper(network, "
-            f"{stacker.num_output_steps}) or validate with 'loss' only."
-        )
-    check_validation_data(
-        options.validation_data, stacker.data_trajectories, metrics,
-        stacker.window_length * stacker.num_output_steps, num_input_steps,
-    )
-    plan = ValidationPlan(
-        options.validation_data, metrics, stacker.window_length, max(trainer.batch_size, 256),
-        stochastic, num_input_steps, stacker.num_output_steps,
-    )
-    monitor = options.monitor
-    if monitor is None and metrics.builtin_names:
-        monitor = metrics.builtin_names[0]
-    return Validation(
-        plan, options.validate_every, trainer.num_minibatches, monitor=monitor,
-        mode=options.monitor_mode, min_delta=float(options.min_delta),
-        patience=options.patience, best_path=options.best_path,
-    )
-
-
-def builtin_hooks(
-    options: EngineOptions,
-    callbacks: Optional[Callbacks],
-    validation: Optional[Validation],
-    spawn_tqdm: bool,
-) -> list[AbstractHook]:
-    """The hooks every run has, in the order they must see each event."""
-    hooks: list[AbstractHook] = [] if callbacks is None else [callbacks]
-    checkpoint = None
-    if options.checkpoint_path is not None:
-        checkpoint = Checkpoint(options.checkpoint_path, options.checkpoint_every)
-    if options.on_nonfinite == "raise":
-        # Before the checkpoint: a bad state must never replace the last good file.
-        hooks.append(NonFiniteGuard(lambda: checkpoint and checkpoint.last_written,
-                                    lambda: checkpoint and checkpoint.last_step))
-    if validation is not None:
-        # Before the checkpoint: a checkpoint at a validation step holds its values.
-        hooks.append(validation)
-    if checkpoint is not None:
-        hooks.append(checkpoint)
-    if spawn_tqdm:
-        hooks.append(ProgressBar())
-    return hooks
-
-
-def check_seed_axis(num_seeds, stepper, key):
-    check_key(key[0] if getattr(key, "ndim", 0) >= 1 else key)
-    leaves = jax.tree_util.tree_leaves(eqx.filter(stepper, eqx.is_array))
-    for name, tree_leaves in (("key", [key]), ("stepper", leaves)):
-        for leaf in tree_leaves:
-            if leaf.ndim == 0 or leaf.shape[0] != num_seeds:
-                raise ValueError(
-                    f"with `num_seeds={num_seeds}` every array of `{name}` needs a leading "
-                    f"seed axis of length {num_seeds}, found shape {tuple(leaf.shape)}. "
-                    "Build them with `eqx.filter_vmap(make)(jax.random.split(key, "
-                    f"{num_seeds}))` or use `train_seeds`."
-                )
-
-
-def check_key(key):
-    if not hasattr(key, "dtype") or not (
-        jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-        or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,))
-    ):
-        raise TypeError(
-            "`key` must be a JAX random key (jax.random.PRNGKey(0) or "
-            f"jax.random.key(0)), got {key!r}."
-        )
+    run_loop(loop, updates, hooks)
+    return loop

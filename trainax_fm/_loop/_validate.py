@@ -17,9 +17,12 @@ import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._conditioned_data import ConditionedTrajectories
-from .._validation import check_positive_int, describe_leaves
-from .._windows import TrajectorySubStacker, check_trajectories
+from .._public_rollout import rollout
+from .._validation import check_positive_int, check_trajectories, describe_leaves
+from .._windows import TrajectorySubStacker
 from ..data._disk import DiskTrajectories
+from ..flow._steppers import AbstractFlowStepper
+from ..metrics._errors import nrmse
 from ._compiled import Problem
 
 LOSS_METRIC = "loss"
@@ -135,8 +138,6 @@ def check_validation_data(
 
 def rollout_signature(stepper) -> tuple[bool, int]:
     """Whether rolling `stepper` out needs keys, and how many past states it sees."""
-    from ..flow._steppers import AbstractFlowStepper
-
     if isinstance(stepper, AbstractFlowStepper):
         return True, stepper.num_input_steps
     return False, 1
@@ -228,9 +229,6 @@ def windows_loss(plan: ValidationPlan, problem: Problem, stepper, key, step) -> 
 
 def rollout_nrmse(plan: ValidationPlan, stepper, key) -> dict[str, Array]:
     """nRMSE after each horizon, mean over the validation trajectories."""
-    from .. import metrics
-    from .._public_rollout import rollout
-
     history = plan.num_input_steps
     longest = max(plan.metrics.horizons)
     data, constants = plan.data, {}
@@ -247,7 +245,7 @@ def rollout_nrmse(plan: ValidationPlan, stepper, key) -> dict[str, Array]:
         stepper, initial, num_calls, batched=True, num_input_steps=history,
         key=key if plan.stochastic else None, **constants,
     )[:, :longest]
-    curve = metrics.nrmse(prediction, data[:, history : history + longest], batched=True)
+    curve = nrmse(prediction, data[:, history : history + longest], batched=True)
     return {f"nrmse@{k}": curve[k - 1] for k in plan.metrics.horizons}
 
 

@@ -5,7 +5,9 @@ hook asks for it, emitting a few events (start, before and after each dispatch, 
 boundaries, end). Every run has the built-in hooks its engine options ask for
 ([`trainax_fm.EngineOptions`][]); pass your own with `trainer.train(..., hooks=[...])`
 by subclassing [`trainax_fm.hook.AbstractHook`][]. A hook may end training early with
-`loop.request_stop(reason)`.
+`loop.request_stop(reason)`. A hook whose state a resumed run must continue from
+declares a `state_name` and keeps an [`trainax_fm.hook.AbstractHookState`][] there;
+train states and checkpoints keep it by that name.
 """
 
 from ._base import AbstractHook as AbstractHook
@@ -19,5 +21,6 @@ from ._logging import Logger as Logger
 from ._nonfinite import NonFiniteGuard as NonFiniteGuard
 from ._progress import ProgressBar as ProgressBar
 from ._validation import Validation as Validation
+from .._hook_state import AbstractHookState as AbstractHookState
 from .._loop._history import LossChunk as LossChunk
 from .._loop._loop import Loop as Loop

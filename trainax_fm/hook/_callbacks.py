@@ -1,13 +1,11 @@
 """Run a trainax callback `callback_fn(update_i, stepper, data)` for every update."""
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import equinox as eqx
 
+from .._loop._loop import Loop
 from ._base import AbstractHook
-
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
 
 
 class Callbacks(AbstractHook):
@@ -35,10 +33,10 @@ class Callbacks(AbstractHook):
         is_active: Optional[Callable] = getattr(self.callback_fn, "is_active", None)
         return True if is_active is None else bool(is_active(step))
 
-    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
         return next((s for s in range(step + 1, loop.stop) if self.is_active(s)), None)
 
-    def before_updates(self, loop: "Loop", count: int) -> None:
+    def before_updates(self, loop: Loop, count: int) -> None:
         first = loop.step
         if self.is_active(first):
             data = loop.batch()

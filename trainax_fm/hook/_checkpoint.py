@@ -2,13 +2,11 @@
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 from .._checkpoint import save_train_state
+from .._loop._loop import Loop
 from ._base import AbstractHook, next_multiple
-
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
 
 
 class Checkpoint(AbstractHook):
@@ -32,18 +30,18 @@ class Checkpoint(AbstractHook):
         self.last_written: Optional[Path] = None
         self.last_step: Optional[int] = None
 
-    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
         return None if self.every is None else next_multiple(step, self.every)
 
-    def on_boundary(self, loop: "Loop") -> None:
+    def on_boundary(self, loop: Loop) -> None:
         if self.every is not None and loop.step % self.every == 0:
             self.save(loop)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         if self.last_step != loop.step:
             self.save(loop)
 
-    def save(self, loop: "Loop") -> None:
+    def save(self, loop: Loop) -> None:
         if loop.traced:
             return
         save_train_state(self.path, loop.train_state())

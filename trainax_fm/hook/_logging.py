@@ -4,7 +4,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import equinox as eqx
 import jax
@@ -14,14 +14,15 @@ import optax
 
 from .._atomic import write_bytes_atomic
 from .._loss_weights import WithLossWeights, loss_weights
+from .._public_rollout import rollout
 from .._loop._compiled import step_key
+from .._loop._loop import Loop
 from .._loop._validate import rollout_signature
 from .._validation import check_positive_int
+from ..plot._spacetime import spacetime
 from ._base import AbstractHook, next_multiple
 from ._log_writers import check_formats, make_writers
 
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
 
 LearningRate = Union[float, Callable[[int], float], None]
 
@@ -84,7 +85,7 @@ class Logger(AbstractHook):
         learning_rate: LearningRate = None,
         grad_norm: bool = True,
         rollout_plot_every: Optional[int] = None,
-        scalars: Optional[Callable[["Loop"], dict]] = None,
+        scalars: Optional[Callable[[Loop], dict]] = None,
     ):
         self.log_dir = Path(log_dir)
         self.every = check_positive_int(every, "every")
@@ -104,7 +105,7 @@ class Logger(AbstractHook):
         self.last_time = 0.0
         self.validations_seen = 0
 
-    def on_start(self, loop: "Loop") -> None:
+    def on_start(self, loop: Loop) -> None:
         if loop.traced:
             raise ValueError(
                 "Logger writes files on the host, but `train` runs under a JAX "
@@ -115,24 +116,24 @@ class Logger(AbstractHook):
         self.last_step, self.last_time = loop.step, time.perf_counter()
         self.validations_seen = 0 if loop.validation is None else loop.validation.num_validations
 
-    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
         return next_multiple(step, self.every)
 
-    def on_boundary(self, loop: "Loop") -> None:
+    def on_boundary(self, loop: Loop) -> None:
         if loop.step % self.every == 0:
             self.log_train(loop)
         self.log_validation(loop)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         if loop.step > self.last_step:
             self.log_train(loop)
         self.log_validation(loop)
 
-    def close(self, loop: "Loop") -> None:
+    def close(self, loop: Loop) -> None:
         for writer in self.writers:
             writer.close()
 
-    def log_train(self, loop: "Loop") -> None:
+    def log_train(self, loop: Loop) -> None:
         losses = loop.history.since(self.last_step)
         # Updates are dispatched asynchronously: the clock is read once they have run.
         jax.block_until_ready((loop.stepper, loop.opt_state))
@@ -157,7 +158,7 @@ class Logger(AbstractHook):
         # the intervals add up to the wall time of the run.
         self.last_step, self.last_time = loop.step, now
 
-    def log_validation(self, loop: "Loop") -> None:
+    def log_validation(self, loop: Loop) -> None:
         history = loop.validation
         if history is None or history.num_validations <= self.validations_seen:
             return
@@ -172,7 +173,7 @@ class Logger(AbstractHook):
         for writer in self.writers:
             writer.write(step, kind, scalars)
 
-    def current_learning_rate(self, loop: "Loop") -> Optional[float]:
+    def current_learning_rate(self, loop: Loop) -> Optional[float]:
         if callable(self.learning_rate):
             return float(self.learning_rate(loop.step))
         if self.learning_rate is not None:
@@ -187,10 +188,7 @@ class Logger(AbstractHook):
                     return float(np.mean(rate))
         return None
 
-    def plot_rollout(self, loop: "Loop", step: int) -> None:
-        from .. import plot
-        from .._public_rollout import rollout
-
+    def plot_rollout(self, loop: Loop, step: int) -> None:
         data = loop.validation_data
         if not isinstance(data, (jax.Array, np.ndarray)) or data.ndim != 4:
             raise ValueError(
@@ -207,7 +205,7 @@ class Logger(AbstractHook):
             stepper, initial, data.shape[1] - history, num_input_steps=history,
             key=jax.random.PRNGKey(0) if stochastic else None,
         )
-        figure = plot.spacetime(prediction, data[0, history:])
+        figure = spacetime(prediction, data[0, history:])
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
         png = buffer.getvalue()
@@ -231,7 +229,7 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
 
 
-def gradient_norm(loop: "Loop"):
+def gradient_norm(loop: Loop):
     """The global gradient norm of update `loop.step` (before it runs)."""
     seeds = loop.num_seeds is not None
     key = (

@@ -2,18 +2,17 @@
 
 import os
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._loop._history import LossChunk
+from .._loop._loop import Loop
 from ._base import AbstractHook
 
-if TYPE_CHECKING:
-    from .._loop._history import LossChunk
-    from .._loop._loop import Loop
 
 # Check at most this often between boundaries: a check waits for the device.
 CHECK_SECONDS = 0.2
@@ -69,20 +68,20 @@ class NonFiniteGuard(AbstractHook):
         self.unchecked_from = 0
         self.last_check = time.perf_counter()
 
-    def on_start(self, loop: "Loop") -> None:
+    def on_start(self, loop: Loop) -> None:
         self.unchecked_from = loop.step
 
-    def after_updates(self, loop: "Loop", chunk: "LossChunk") -> None:
+    def after_updates(self, loop: Loop, chunk: LossChunk) -> None:
         if time.perf_counter() - self.last_check > CHECK_SECONDS:
             self.check(loop)
 
-    def on_boundary(self, loop: "Loop") -> None:
+    def on_boundary(self, loop: Loop) -> None:
         self.check(loop)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         self.check(loop)
 
-    def check(self, loop: "Loop") -> None:
+    def check(self, loop: Loop) -> None:
         self.last_check = time.perf_counter()
         if loop.traced or loop.step == self.unchecked_from:
             return
@@ -102,7 +101,7 @@ class NonFiniteGuard(AbstractHook):
         )
 
 
-def _first_bad_loss(loop: "Loop", first: int) -> Optional[str]:
+def _first_bad_loss(loop: Loop, first: int) -> Optional[str]:
     values = np.atleast_2d(loop.history.since(first))
     bad_seed, bad_update = np.nonzero(~np.isfinite(values))
     if not bad_update.size:
@@ -115,7 +114,7 @@ def _first_bad_loss(loop: "Loop", first: int) -> Optional[str]:
     )
 
 
-def _bad_parameters(loop: "Loop", first: int) -> Optional[str]:
+def _bad_parameters(loop: Loop, first: int) -> Optional[str]:
     if bool(_all_finite(eqx.filter(loop.stepper, eqx.is_inexact_array))):
         return None
     last = loop.step - 1

@@ -1,16 +1,14 @@
 """A tqdm progress bar that shows the loss without forcing a device sync every update."""
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._loop._history import LossChunk
+from .._loop._loop import Loop
 from ._base import AbstractHook
 
-if TYPE_CHECKING:
-    from .._loop._history import LossChunk
-    from .._loop._loop import Loop
 
 # Refresh the bar at most this often; reading the loss waits for the device.
 REFRESH_SECONDS = 0.2
@@ -25,19 +23,19 @@ class ProgressBar(AbstractHook):
         self.pending = 0
         self.last_refresh = time.perf_counter()
 
-    def on_start(self, loop: "Loop") -> None:
+    def on_start(self, loop: Loop) -> None:
         self.bar = tqdm(total=loop.stop - loop.step, dynamic_ncols=True, leave=True)
 
-    def after_updates(self, loop: "Loop", chunk: "LossChunk") -> None:
+    def after_updates(self, loop: Loop, chunk: LossChunk) -> None:
         self.pending += chunk.count
         if time.perf_counter() - self.last_refresh > REFRESH_SECONDS:
             self.refresh(loop, chunk)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         if loop.history.chunks:
             self.refresh(loop, loop.history.chunks[-1])
 
-    def refresh(self, loop: "Loop", chunk: "LossChunk") -> None:
+    def refresh(self, loop: Loop, chunk: LossChunk) -> None:
         self.last_refresh = time.perf_counter()
         self.bar.update(self.pending)
         self.pending = 0
@@ -50,6 +48,6 @@ class ProgressBar(AbstractHook):
                 shown[f"val_{monitor}"] = f"{float(value):.3e}"
             self.bar.set_postfix(shown, refresh=False)
 
-    def close(self, loop: "Loop") -> None:
+    def close(self, loop: Loop) -> None:
         if self.bar is not None:
             self.bar.close()

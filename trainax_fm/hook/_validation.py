@@ -2,19 +2,19 @@
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._stepper_file import save_stepper
-from .._loop._monitor import MonitorMode, empty_history, record_validation
+from .._train_state import VALIDATION_STATE
+from .._validation_history import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
+from .._loop._loop import Loop
 from ._base import AbstractHook, next_multiple
 
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
 
 # The validation noise (stochastic configurations and steppers) is the same at every
 # validation, so values of different steps are comparable; it is derived from this.
@@ -24,14 +24,20 @@ VALIDATION_SEED = 0x5EED
 class Validation(AbstractHook):
     """Run the validation metrics every `every` updates and at the final update.
 
-    The values go to `loop.validation` (a [`trainax_fm.ValidationHistory`][]), which is
-    part of the train state, its checkpoints and the result. After each validation the
-    best stepper is kept (and written to `best_path`), and with a `patience` the run
-    stops once that many validations in a row brought no improvement.
+    The values go to the hook's state, `loop.hook_states["validation"]` (a
+    [`trainax_fm.ValidationHistory`][], also read as `loop.validation`), which is part
+    of the train state, its checkpoints and the result; it holds the best stepper and
+    the patience counter too. After each validation the best stepper is kept (and
+    written to `best_path`), and with a `patience` the run stops once that many
+    validations in a row brought no improvement.
 
     Runs after the non-finite guard and before the checkpoint hook, so a checkpoint
     at a validation step holds that validation.
     """
+
+    # The record starts at the first validation, when the metric names are known
+    # (so `init_state` keeps the default: none yet).
+    state_name = VALIDATION_STATE
 
     def __init__(
         self,
@@ -53,7 +59,7 @@ class Validation(AbstractHook):
         self.best_path = None if best_path is None else Path(best_path)
         self.key = jax.random.PRNGKey(VALIDATION_SEED)
 
-    def on_start(self, loop: "Loop") -> None:
+    def on_start(self, loop: Loop) -> None:
         if loop.traced:
             raise ValueError(
                 "validation needs concrete values on the host, but `train` runs under a "
@@ -63,18 +69,18 @@ class Validation(AbstractHook):
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
-    def next_boundary(self, loop: "Loop", step: int) -> Optional[int]:
+    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
         return None if self.every is None else next_multiple(step, self.every)
 
-    def on_boundary(self, loop: "Loop") -> None:
+    def on_boundary(self, loop: Loop) -> None:
         if self.every is not None and loop.step % self.every == 0:
             self.validate(loop)
 
-    def on_end(self, loop: "Loop") -> None:
+    def on_end(self, loop: Loop) -> None:
         # A call that ends at a validation step (or at the run's last update) validates
         # there; one interrupted elsewhere (`num_steps`) does not, so that resuming it
         # validates at the same steps as the uninterrupted run.
-        history = loop.validation
+        history = loop.hook_states.get(self.state_name)
         done = history is not None and history.num_validations > 0 and (
             int(history.steps[-1]) == loop.step
         )
@@ -84,12 +90,13 @@ class Validation(AbstractHook):
         if due and not done and loop.step > 0:
             self.validate(loop)
 
-    def validate(self, loop: "Loop") -> None:
+    def validate(self, loop: Loop) -> None:
         seeds = loop.num_seeds is not None
         values = self.plan.evaluate(
             loop.problem, loop.stepper, self.key, jnp.asarray(loop.step), seeds
         )
-        if loop.validation is None:
+        history = loop.hook_states.get(self.state_name)
+        if history is None:
             if self.monitor is None:  # only user metrics: the first value they report
                 self.monitor = next(iter(values))
             if self.monitor not in values:
@@ -97,34 +104,34 @@ class Validation(AbstractHook):
                     f"`monitor={self.monitor!r}` is not among the validation metrics "
                     f"{sorted(values)}; monitor one of them."
                 )
-            loop.validation = empty_history(
+            history = empty_history(
                 loop.stepper, tuple(values), self.monitor, self.mode, self.min_delta,
                 loop.num_seeds,
             )
-        missing = sorted(set(loop.validation.values) - set(values))
+        missing = sorted(set(history.values) - set(values))
         if missing:
             raise ValueError(
                 f"the validation metrics returned no {missing} at update {loop.step} "
                 "(they did at earlier validations); metrics must report the same names "
                 "every time."
             )
-        loop.validation, improved = record_validation(
-            loop.validation, loop.step, values, loop.stepper
-        )
-        loop.last_validation = {name: values[name] for name in loop.validation.values}
+        history, improved = record_validation(history, loop.step, values, loop.stepper)
+        loop.hook_states[self.state_name] = history
+        loop.last_validation = {name: values[name] for name in history.values}
         if self.best_path is not None and bool(np.any(improved)):
             if jax.process_index() == 0:
-                save_stepper(self.best_path, loop.validation.best_stepper)
+                save_stepper(self.best_path, history.best_stepper)
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
-    def _patience_exhausted(self, loop: "Loop") -> bool:
-        if self.patience is None or loop.validation is None:
+    def _patience_exhausted(self, loop: Loop) -> bool:
+        history = loop.hook_states.get(self.state_name)
+        if self.patience is None or history is None:
             return False
-        return bool(np.all(np.asarray(loop.validation.since_improvement) >= self.patience))
+        return bool(np.all(np.asarray(history.since_improvement) >= self.patience))
 
-    def _stop_reason(self, loop: "Loop") -> str:
-        best = np.asarray(loop.validation.best_step).tolist()
+    def _stop_reason(self, loop: Loop) -> str:
+        best = np.asarray(loop.hook_states[self.state_name].best_step).tolist()
         return (
             f"early stopping: {self.monitor} did not improve by more than "
             f"{self.min_delta} for {self.patience} validations (best at update {best})"

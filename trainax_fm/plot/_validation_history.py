@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .._validation import check_bool
+from .._validation_history import ValidationHistory
 from ._common import check_band, figure_and_axes, finish_curve_plot, plot_median_band
 
 _FUNC = "validation_history"
@@ -38,8 +39,6 @@ def validation_history(
     - The `matplotlib.figure.Figure`; the best step of the monitored metric is a
         dotted vertical line (one per seed).
     """
-    from .._loop._monitor import ValidationHistory
-
     if not isinstance(history, ValidationHistory):
         raise TypeError(
             f"{_FUNC}: `history` must be a trainax_fm.ValidationHistory (the "

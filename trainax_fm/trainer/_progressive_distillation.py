@@ -20,7 +20,7 @@ from .._loop._options import (
     engine_options_of,
     make_options,
 )
-from .._loop._stages import Stage, train_stages
+from .._stages import Stage, train_stages
 from .._mixer import effective_batch_size
 from .._train_state import TrainResult, TrainState
 from .._validation import check_bool, check_positive_int, is_traced

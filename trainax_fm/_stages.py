@@ -7,10 +7,11 @@ import jax
 import optax
 from jaxtyping import PRNGKeyArray
 
-from .._train_state import TrainResult, TrainState
-from .._validation import check_bool, check_positive_int
-from ..hook._base import AbstractHook
-from ._run import train_on_loop
+from ._general_trainer import GeneralTrainer
+from ._loop._loop import AbstractHook
+from ._train_call import train_trainer
+from ._train_state import TrainResult, TrainState
+from ._validation import check_bool, check_positive_int
 
 
 class Stage(eqx.Module):
@@ -84,8 +85,6 @@ def train_stages(
     - One [`trainax_fm.TrainResult`][] per stage run by this call; the stepper of the
       last one is the result of the whole run.
     """
-    from .._general_trainer import GeneralTrainer
-
     if not isinstance(trainer, GeneralTrainer):
         raise TypeError(f"`trainer` must be a trainax_fm.GeneralTrainer, got {type(trainer).__name__}.")
     stages = list(stages)
@@ -120,7 +119,7 @@ def train_stages(
             **options.as_dict(),
         )
         resume = resume_from if index == first else None
-        result = train_on_loop(
+        result = train_trainer(
             stage_trainer,
             options,
             start_stepper,

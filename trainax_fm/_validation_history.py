@@ -8,10 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PyTree
 
+from ._hook_state import AbstractHookState
+
 MonitorMode = Literal["min", "max"]
 
 
-class ValidationHistory(eqx.Module):
+class ValidationHistory(AbstractHookState):
     """What the validations of a run found, and the best stepper so far.
 
     An *improvement* is a value of the monitored metric better than the best so far by
@@ -51,6 +53,35 @@ class ValidationHistory(eqx.Module):
         out = {"step": np.asarray(self.steps).tolist()}
         out.update({name: np.asarray(value).tolist() for name, value in self.values.items()})
         return out
+
+    def describe(self) -> dict:
+        return {
+            "names": sorted(self.values),
+            "num_validations": self.num_validations,
+            "value_dtype": str(self.best_value.dtype),
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "min_delta": self.min_delta,
+        }
+
+    @classmethod
+    def like(cls, description: dict, stepper_like: PyTree, num_seeds) -> "ValidationHistory":
+        seed_shape = () if num_seeds is None else (num_seeds,)
+        count, dtype = description["num_validations"], description["value_dtype"]
+        names = description["names"]
+        empty = empty_history(
+            stepper_like, tuple(names), description["monitor"], description["mode"],
+            description["min_delta"], num_seeds,
+        )
+        return eqx.tree_at(
+            lambda h: (h.steps, h.values, h.best_value),
+            empty,
+            (
+                np.zeros((count,), np.int32),
+                {name: np.zeros(seed_shape + (count,), dtype) for name in names},
+                np.zeros(seed_shape, dtype),
+            ),
+        )
 
 
 def empty_history(
