@@ -311,6 +311,28 @@ def test_version_3_files_load_their_validation_as_the_hook_state(tmp_path, data)
         np.testing.assert_array_equal(a, b)
 
 
+def test_version_4_files_naming_the_old_module_of_the_validation_state_load(tmp_path, data):
+    """Format 4 files record each hook state's type by module path; files written while
+    `ValidationHistory` lived in `trainax_fm._validation_history` still load."""
+    import json
+
+    options = dict(validation_data=data, validate_every=5, spawn_tqdm=False)
+    path = tmp_path / "state.eqx"
+    trainer(data).train(conv(), KEY, num_steps=10, checkpoint_path=path, **options)
+    header, payload = path.read_bytes().split(b"\n", 1)
+    header = json.loads(header)
+    assert header["hook_states"]["validation"]["type"] == (
+        "trainax_fm._state._validation_history.ValidationHistory"
+    )
+    current = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    header["hook_states"]["validation"]["type"] = "trainax_fm._validation_history.ValidationHistory"
+    path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    old = tx.load_train_state(path, conv(), optax.adam(1e-2))
+    assert isinstance(old.validation, tx.ValidationHistory)
+    for a, b in zip(jax.tree_util.tree_leaves(old), jax.tree_util.tree_leaves(current)):
+        np.testing.assert_array_equal(a, b)
+
+
 class _UpdateCount(tx.hook.AbstractHookState):
     count: jax.Array
     label: str = eqx.field(static=True)

@@ -18,8 +18,8 @@ from helpers import assert_value_and_grad_close, conv_stepper, random_windows, v
 from registry import CONFIGURATIONS
 
 import trainax_fm as tx
-from trainax_fm._conditioned_data import ConditionedWindows, bind_to_windows
-from trainax_fm._conditioned_network import SampleConstants, count_conditioned
+from trainax_fm.data._conditioned import ConditionedWindows, bind_to_windows
+from trainax_fm._stepper._conditioned import SampleConstants, count_conditioned
 
 
 def affine_combine(x, scalars, fields):

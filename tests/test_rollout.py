@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trainax_fm._public_rollout import rollout
+from trainax_fm._rollout._inference import rollout
 
 NUM_POINTS = 16
 

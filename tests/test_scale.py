@@ -40,7 +40,7 @@ def test_train_seeds_matches_separate_runs():
 
 
 def test_seed_steppers_are_built_per_seed_and_stacked():
-    from trainax_fm._seed_stacking import stack_seed_steppers as _stack_seed_steppers
+    from trainax_fm._stepper._seed_stacking import stack_seed_steppers as _stack_seed_steppers
 
     keys = jax.random.split(KEY, 4)
     mlp = lambda k: eqx.nn.MLP(3, 3, 8, 2, activation=jax.nn.gelu, key=k)  # noqa: E731

@@ -23,9 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trainax_fm as tx
-import trainax_fm._mixer as mixer_module
-import trainax_fm._windows as windows_module
-from trainax_fm._mixer import StreamPlan, _shuffle_plan, epoch_permutations, stream_batch
+import trainax_fm.data._mixer as mixer_module
+import trainax_fm.data._windows as windows_module
+from trainax_fm.data._mixer import StreamPlan, _shuffle_plan, epoch_permutations, stream_batch
 
 # Every example has new shapes (and eager JAX compiles per shape), so keep them few;
 # derandomized so that the suite is reproducible.

@@ -7,6 +7,6 @@ losses. `_loop`: the host-side loop that runs the compiled updates and the hook 
 it emits its events to (the hooks themselves, `trainax_fm.hook`, build on it).
 `_options`: the engine options every trainer accepts. `_run`: one run of the loop from a
 train state. Nothing here imports the hooks or the trainers: those sit above
-(`trainax_fm._train_call` assembles a trainer's run, `trainax_fm._stages` runs of
+(`trainax_fm.trainer._train_call` assembles a trainer's run, `trainax_fm.trainer._stages` runs of
 several stages).
 """

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
-from .._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
-from .._conditioned_data import bind_to_windows
-from .._normalized_stepper import to_normalized_space
-from .._trainable import trainable_filter
-from .._windows import TrajectorySubStacker
-from .._validation import is_traced
+from ..data._mixer import epoch_keys, epoch_permutations, permutations_of_keys, stream_batch
+from ..data._conditioned import bind_to_windows
+from .._stepper._normalized import to_normalized_space
+from .._stepper._trainable import trainable_filter
+from ..data._windows import TrajectorySubStacker
+from .._argument_checks import is_traced
 from ..configuration._base import BaseConfiguration
 from ._configuration_state import ConfigurationOptState
 

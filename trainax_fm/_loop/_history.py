@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._validation import is_traced
+from .._argument_checks import is_traced
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,8 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from .._mixer import StreamPlan, stream_batch
-from .._windows import TrajectorySubStacker
+from ..data._mixer import StreamPlan, stream_batch
+from ..data._windows import TrajectorySubStacker
 from ._stream import PermutationStream
 
 # Minibatches read ahead of the one in use: one is enough to hide the read behind the

@@ -8,9 +8,9 @@ import jax
 import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
-from .._mixer import StreamPlan
-from .._train_state import VALIDATION_STATE, TrainState
-from .._validation_history import ValidationHistory
+from ..data._mixer import StreamPlan
+from .._state._train_state import VALIDATION_STATE, TrainState
+from .._state._validation_history import ValidationHistory
 from ._compiled import (
     CompiledUpdate, Problem, gather_batch, many_steps, one_step, streamed_step,
 )

@@ -9,9 +9,9 @@ import equinox as eqx
 import jax
 from jaxtyping import PyTree
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ._dispatch import DispatchMode
-from .._validation_history import MonitorMode
+from .._state._validation_history import MonitorMode
 from ._validate import MetricSpec, parse_metrics
 
 OnNonfinite = Literal["raise", "skip"]

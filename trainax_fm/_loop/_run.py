@@ -5,8 +5,8 @@ from typing import Sequence
 import equinox as eqx
 import jax
 
-from .._train_state import TrainState
-from .._validation import is_traced
+from .._argument_checks import is_traced
+from .._state._train_state import TrainState
 from ._compiled import Problem
 from ._loop import AbstractHook, CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions

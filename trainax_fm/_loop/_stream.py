@@ -5,7 +5,7 @@ from typing import Optional
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from .._mixer import StreamPlan
+from ..data._mixer import StreamPlan
 from ._compiled import make_permutations
 
 

@@ -16,11 +16,11 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._conditioned_data import ConditionedTrajectories
-from .._public_rollout import rollout
-from .._validation import check_positive_int, check_trajectories, describe_leaves
-from .._windows import TrajectorySubStacker
+from .._argument_checks import check_positive_int, check_trajectories, describe_leaves
+from .._rollout._inference import rollout
+from ..data._conditioned import ConditionedTrajectories
 from ..data._disk import DiskTrajectories
+from ..data._windows import TrajectorySubStacker
 from ..flow._steppers import AbstractFlowStepper
 from ..metrics._errors import nrmse
 from ._compiled import Problem

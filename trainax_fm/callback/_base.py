@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 from jaxtyping import PyTree
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 
 
 def _as_python_int(update_i: Any) -> int:

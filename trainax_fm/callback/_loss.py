@@ -4,7 +4,7 @@ from typing import Any, Optional, Union
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from .._conditioned_data import bind_to_windows
+from ..data._conditioned import bind_to_windows
 from ._base import BaseCallback
 
 

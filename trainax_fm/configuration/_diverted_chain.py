@@ -3,8 +3,8 @@ from typing import Optional
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from .._rollout import apply_stepper, maybe_cut, state_at
-from .._validation import check_bool, check_positive_int, check_weights
+from .._argument_checks import check_bool, check_positive_int, check_weights
+from .._rollout._training import apply_stepper, maybe_cut, state_at
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration

@@ -3,8 +3,8 @@ from typing import Optional
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._conditioned_network import call_model, vmap_over_samples
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._stepper._conditioned import call_model, vmap_over_samples
 from ..flow._steppers import as_flow_model
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from .._rollout import window_length
-from .._validation import check_positive_int
+from .._rollout._training import window_length
+from .._argument_checks import check_positive_int
 from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
 from ._callable import as_configuration
 from ._wrapper import AbstractWrapperConfiguration

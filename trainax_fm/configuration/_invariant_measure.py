@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
+from .._argument_checks import check_positive_int
+from .._rollout._training import (
     Unroll,
     apply_stepper,
     check_unroll,
@@ -18,7 +19,6 @@ from .._rollout import (
     time_slice,
     window_length,
 )
-from .._validation import check_positive_int
 from ..metrics._mmd import DEFAULT_BANDWIDTHS, check_bandwidths, squared_mmd
 from ._base import Loss, Windows
 from ._checks import AbstractCheckedConfiguration, CallInputs

@@ -4,8 +4,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._conditioned_network import call_model, vmap_over_samples
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._stepper._conditioned import call_model, vmap_over_samples
 from ..flow._flow_map import frozen
 from ..flow._training import interpolate, split_window
 from ..flow._velocity import ConditionalVelocity

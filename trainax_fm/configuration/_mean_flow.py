@@ -6,8 +6,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._conditioned_network import vmap_over_samples
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._stepper._conditioned import vmap_over_samples
 from ..flow._training import interpolate, split_window
 from ..loss import BaseLoss, MSELoss
 from ._base import Loss, Windows

@@ -3,8 +3,8 @@ from typing import ClassVar
 import equinox as eqx
 import jax.tree_util as jtu
 
-from .._rollout import apply_stepper, state_at
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._rollout._training import apply_stepper, state_at
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractReferenceRolloutConfiguration

@@ -3,9 +3,9 @@ from typing import Optional
 import equinox as eqx
 import jax
 
-from .._conditioned_network import vmap_over_samples
-from .._rollout import Unroll, check_unroll
-from .._validation import check_bool, check_positive_int
+from .._stepper._conditioned import vmap_over_samples
+from .._rollout._training import Unroll, check_unroll
+from .._argument_checks import check_bool, check_positive_int
 from ..flow._flow_map import frozen
 from ..flow._integrate import FlowModel, check_method_for, flow_step, integrate
 from ..flow._solvers import AbstractSolver, Method, get_solver

@@ -3,8 +3,8 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._rollout import apply_stepper, loop, state_at, time_slice, time_major
-from .._validation import check_bool, check_positive_int
+from .._rollout._training import apply_stepper, loop, state_at, time_slice, time_major
+from .._argument_checks import check_bool, check_positive_int
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration

@@ -1,7 +1,7 @@
 import equinox as eqx
 
-from .._rollout import apply_stepper, maybe_cut, state_at
-from .._validation import check_bool
+from .._argument_checks import check_bool
+from .._rollout._training import apply_stepper, maybe_cut, state_at
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractRolloutConfiguration

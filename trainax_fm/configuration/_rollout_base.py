@@ -3,7 +3,8 @@ from typing import Any, Callable, ClassVar, Optional
 import equinox as eqx
 from jaxtyping import Array, Float, PyTree
 
-from .._rollout import (
+from .._argument_checks import check_bool, check_positive_int, check_weights
+from .._rollout._training import (
     Remat,
     Unroll,
     check_remat,
@@ -17,7 +18,6 @@ from .._rollout import (
     tree_loss,
     window_length,
 )
-from .._validation import check_bool, check_positive_int, check_weights
 from ..loss import BaseLoss, MSELoss
 from ._checks import AbstractCheckedConfiguration
 

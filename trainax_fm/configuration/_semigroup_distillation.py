@@ -4,8 +4,8 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._conditioned_network import call_model, vmap_over_samples
-from .._validation import check_bool, check_positive_int
+from .._argument_checks import check_bool, check_positive_int
+from .._stepper._conditioned import call_model, vmap_over_samples
 from ..flow._ema import EMAFlowMap
 from ..flow._flow_map import FlowMap, frozen
 from ..flow._steppers import as_flow_model

@@ -4,8 +4,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._conditioned_network import call_model, select_samples, vmap_over_samples
-from .._validation import check_positive_int
+from .._stepper._conditioned import call_model, select_samples, vmap_over_samples
+from .._argument_checks import check_positive_int
 from ..flow._ema import EMAVelocity
 from ..flow._steppers import EMAFlowMatchingStepper
 from ..flow._flow_map import frozen

@@ -1,6 +1,6 @@
 import equinox as eqx
 
-from .._rollout import apply_stepper, push_history, stack_history
+from .._rollout._training import apply_stepper, push_history, stack_history
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._rollout import apply_stepper, push_history, stack_history
+from .._rollout._training import apply_stepper, push_history, stack_history
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration

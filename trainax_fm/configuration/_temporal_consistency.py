@@ -1,7 +1,7 @@
 import equinox as eqx
 import jax.tree_util as jtu
 
-from .._rollout import apply_stepper, push_history, stack_history, time_major, time_slice
+from .._rollout._training import apply_stepper, push_history, stack_history, time_major, time_slice
 from ._base import Loss, Windows
 from ._checks import CallInputs
 from ._rollout_base import AbstractHistoryConfiguration

@@ -5,7 +5,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._loss_weights import WithLossWeights, check_names
+from .._stepper._loss_weights import WithLossWeights, check_names
 from ._base import BaseConfiguration, CallInputs, Loss, Windows
 from ._composite import AbstractComposite, check_members
 

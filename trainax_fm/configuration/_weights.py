@@ -9,7 +9,7 @@ rollout carry large, noisy errors whose gradients can swamp the early ones.
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 
 
 def _mean_one(weights: Array) -> Float[Array, " num_steps"]:

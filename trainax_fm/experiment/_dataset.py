@@ -3,8 +3,8 @@
 import dataclasses
 from typing import Any, Callable, Optional
 
-from .._conditioned_data import ConditionedTrajectories
 from ..data import DiskTrajectories
+from ..data._conditioned import ConditionedTrajectories
 
 
 @dataclasses.dataclass

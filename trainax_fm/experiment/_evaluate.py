@@ -16,8 +16,8 @@ import numpy as np
 from .. import metrics as M
 from .. import plot
 from .._atomic import write_bytes_atomic
-from .._public_rollout import rollout
-from .._stepper_file import load_stepper, save_stepper
+from .._rollout._inference import rollout
+from .._state._stepper_file import load_stepper, save_stepper
 from ._config import load_config
 from ._data import load_data, load_trajectory_file
 from ._errors import ConfigError

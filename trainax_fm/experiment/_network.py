@@ -23,7 +23,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._trainable import trainable_arrays
+from .._stepper._trainable import trainable_arrays
 from ._errors import ConfigError
 
 ACTIVATIONS: dict[str, Callable] = {

@@ -9,9 +9,9 @@ from typing import Any, Callable, Optional, Union
 import equinox as eqx
 import optax
 
-from .._checkpoint import load_train_state
+from .._state._checkpoint import load_train_state
 from .._loop._validate import check_validation_data, parse_metrics
-from .._train_state import TrainState
+from .._state._train_state import TrainState
 from ._config import (
     TOP_FIELDS,
     config_differences,

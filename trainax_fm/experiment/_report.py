@@ -6,7 +6,7 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
-from .._train_state import TrainState
+from .._state._train_state import TrainState
 from ._evaluate import write_json
 from ._network import count_parameters
 from ._prepare import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, Prepared

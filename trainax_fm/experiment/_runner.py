@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 import jax
 import numpy as np
 
-from .._train_state import TrainState
+from .._state._train_state import TrainState
 from ..hook._nonfinite import NonFiniteLossError
 from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
 from ..hook._logging import Logger

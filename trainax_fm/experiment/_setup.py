@@ -9,10 +9,10 @@ import jax
 import jax.tree_util as jtu
 import optax
 
-from .._conditioned_network import ConditionedNetwork
-from .._normalized_stepper import NormalizedStepper
-from .._normalizer import Normalizer
+from .._stepper._conditioned import ConditionedNetwork
+from .._stepper._normalized import NormalizedStepper
 from ..configuration import InputNoise
+from ..data._normalizer import Normalizer
 from ..trainer import ConfigurationTrainer
 from ._config import load_config
 from ._data import Dataset

@@ -5,7 +5,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import jax.tree_util as jtu
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ._velocity import ConditionalVelocity
 
 _SUPPORTED = (

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float
 
-from .._validation import check_bool
+from .._argument_checks import check_bool
 from ._extend import with_step_size_input
 from ._velocity import ConditionalVelocity, Time
 

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._rollout import Unroll, check_unroll, resolve_unroll
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._rollout._training import Unroll, check_unroll, resolve_unroll
 from ._flow_map import FlowMap
 from ._solvers import AbstractSolver, Euler, Method, get_solver
 from ._velocity import ConditionalVelocity, Time

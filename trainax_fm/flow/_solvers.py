@@ -4,7 +4,7 @@ from typing import Optional, Union
 import equinox as eqx
 from jaxtyping import Array, Float
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ._velocity import ConditionalVelocity, Time
 
 

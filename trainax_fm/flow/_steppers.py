@@ -5,8 +5,8 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._rollout import Unroll, check_unroll
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._rollout._training import Unroll, check_unroll
 from ._ema import EMAVelocity
 from ._flow_map import FlowMap
 from ._integrate import FlowModel, check_method_for, integrate

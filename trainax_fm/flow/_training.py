@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._rollout import required_length_error, stack_history
+from .._rollout._training import required_length_error, stack_history
 
 
 def split_window(

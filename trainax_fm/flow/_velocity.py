@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validation import check_bool, check_positive_int
+from .._argument_checks import check_bool, check_positive_int
 
 Time = Union[float, Float[Array, ""]]
 

@@ -21,6 +21,6 @@ from ._logging import Logger as Logger
 from ._nonfinite import NonFiniteGuard as NonFiniteGuard
 from ._progress import ProgressBar as ProgressBar
 from ._validation import Validation as Validation
-from .._hook_state import AbstractHookState as AbstractHookState
+from .._state._hook_state import AbstractHookState as AbstractHookState
 from .._loop._history import LossChunk as LossChunk
 from .._loop._loop import Loop as Loop

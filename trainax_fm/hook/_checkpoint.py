@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from .._checkpoint import save_train_state
 from .._loop._loop import Loop
+from .._state._checkpoint import save_train_state
 from ._base import AbstractHook, next_multiple
 
 

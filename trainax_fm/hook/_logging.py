@@ -13,12 +13,12 @@ import numpy as np
 import optax
 
 from .._atomic import write_bytes_atomic
-from .._loss_weights import WithLossWeights, loss_weights
-from .._public_rollout import rollout
+from .._stepper._loss_weights import WithLossWeights, loss_weights
+from .._rollout._inference import rollout
 from .._loop._compiled import step_key
 from .._loop._loop import Loop
 from .._loop._validate import rollout_signature
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ..plot._spacetime import spacetime
 from ._base import AbstractHook, next_multiple
 from ._log_writers import check_formats, make_writers

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._stepper_file import save_stepper
-from .._train_state import VALIDATION_STATE
-from .._validation_history import MonitorMode, empty_history, record_validation
+from .._state._stepper_file import save_stepper
+from .._state._train_state import VALIDATION_STATE
+from .._state._validation_history import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
 from .._loop._loop import Loop
 from ._base import AbstractHook, next_multiple

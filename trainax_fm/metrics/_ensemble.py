@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validation import check_bool
+from .._argument_checks import check_bool
 from ._shapes import check_fraction, normalize_ensemble
 
 Axis = Optional[Union[int, tuple[int, ...]]]

@@ -6,7 +6,7 @@ from typing import Any
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._validation import check_bool
+from .._argument_checks import check_bool
 
 # One trajectory `(T, C, *spatial)` or a batch of them `(B, T, C, *spatial)`; which one
 # is chosen by the `batched` flag of each metric (jaxtyping allows one variadic name).

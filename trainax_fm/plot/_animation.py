@@ -6,8 +6,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .._argument_checks import check_positive_int
 from .._atomic import atomic_path
-from .._validation import check_positive_int
 from ._common import (
     _require_matplotlib,
     _require_pillow,

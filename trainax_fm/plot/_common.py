@@ -13,8 +13,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .._argument_checks import check_bool
 from .._atomic import atomic_path
-from .._validation import check_bool
 
 INSTALL_HINT = 'pip install "trainax_fm[plot]"'
 

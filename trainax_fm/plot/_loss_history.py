@@ -4,7 +4,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .._validation import check_bool, check_positive_int
+from .._argument_checks import check_bool, check_positive_int
 from ._common import (
     as_real_array,
     check_band,

@@ -5,7 +5,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .._validation import check_bool
+from .._argument_checks import check_bool
 from ._common import (
     check_channel,
     check_positive_number,

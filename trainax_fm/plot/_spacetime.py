@@ -2,7 +2,7 @@
 
 from typing import Any, Optional, Sequence
 
-from .._validation import check_bool
+from .._argument_checks import check_bool
 from ._common import (
     check_axes,
     check_channel,

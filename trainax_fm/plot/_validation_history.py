@@ -4,8 +4,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .._validation import check_bool
-from .._validation_history import ValidationHistory
+from .._argument_checks import check_bool
+from .._state._validation_history import ValidationHistory
 from ._common import check_band, figure_and_axes, finish_curve_plot, plot_median_band
 
 _FUNC = "validation_history"

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ._checks import check_key, check_real
 
 

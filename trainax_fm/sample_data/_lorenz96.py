@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
 from ._checks import check_key, check_real
 
 

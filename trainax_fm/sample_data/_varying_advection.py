@@ -4,8 +4,8 @@ from typing import Optional
 import jax
 from jaxtyping import PRNGKeyArray
 
-from .._conditioned_data import ConditionedTrajectories
-from .._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from ..data._conditioned import ConditionedTrajectories
 from ._advection import _random_fourier_ic, _rollout
 from ._checks import check_key, check_real
 

@@ -12,9 +12,9 @@ from typing import Any, Callable, ClassVar, Optional
 
 import optax
 
-from .._general_trainer import GeneralTrainer
-from .._validation import check_positive_int
-from .._windows import TrajectorySubStacker
+from .._argument_checks import check_positive_int
+from ..data._windows import TrajectorySubStacker
+from ._general import GeneralTrainer
 
 
 def arguments_of(local_variables: dict[str, Any]) -> dict[str, Any]:

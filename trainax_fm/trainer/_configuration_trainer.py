@@ -4,10 +4,10 @@ import jax
 import optax
 from jaxtyping import Array, Float, PyTree
 
-from .._general_trainer import GeneralTrainer
 from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
 from ..configuration._callable import as_configuration
 from ._common import arguments_of, init_from_configuration
+from ._general import GeneralTrainer
 
 
 class ConfigurationTrainer(GeneralTrainer):

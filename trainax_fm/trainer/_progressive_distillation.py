@@ -8,8 +8,8 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._atomic import save_tree_atomic
-from .._general_trainer import GeneralTrainer, trainax_outputs
-from .._trainer_checks import check_callback, check_optimizer
+from ._general import GeneralTrainer, trainax_outputs
+from ._checks import check_callback, check_optimizer
 from .._loop._options import (
     DispatchMode,
     EngineOptions,
@@ -20,11 +20,11 @@ from .._loop._options import (
     engine_options_of,
     make_options,
 )
-from .._stages import Stage, train_stages
-from .._mixer import effective_batch_size
-from .._train_state import TrainResult, TrainState
-from .._validation import check_bool, check_positive_int, is_traced
-from .._windows import TrajectorySubStacker
+from ._stages import Stage, train_stages
+from ..data._mixer import effective_batch_size
+from .._state._train_state import TrainResult, TrainState
+from .._argument_checks import check_bool, check_positive_int, is_traced
+from ..data._windows import TrajectorySubStacker
 from ..hook._base import AbstractHook
 from ..configuration import ProgressiveDistillation
 from ..configuration._flow_matching import check_loss

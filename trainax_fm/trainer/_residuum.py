@@ -5,7 +5,7 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
-from .._rollout import Remat, Unroll
+from .._rollout._training import Remat, Unroll
 from ..configuration import Residuum
 from ..loss import BaseLoss, MSELoss
 from ._common import AbstractOneLineTrainer, arguments_of

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from ._validation import check_positive_int
+from .._argument_checks import check_positive_int
 
 
 def effective_batch_size(num_total_samples: int, batch_size: int) -> int:
@@ -146,7 +146,7 @@ class PermutationMixer(eqx.Module):
 
     The last minibatch of an epoch may be smaller than `batch_size` (it is not filled
     from the next epoch). The training engine of trainax_fm uses a static-shape stream
-    instead (see `trainax_fm._mixer`); this class is kept for compatibility.
+    instead (see `trainax_fm.data._mixer`); this class is kept for compatibility.
 
     **Arguments:**
 

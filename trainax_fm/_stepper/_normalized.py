@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PyTree
 
+from .._argument_checks import check_bool
+from ..data._normalizer import Normalizer
 from ._loss_weights import WithLossWeights
-from ._normalizer import Normalizer
-from ._validation import check_bool
 
 
 class NormalizedStepper(eqx.Module):

@@ -2,7 +2,7 @@
 
 import jax
 
-from ._loop._compiled import clear_compiled_cache
+from ._compiled import clear_compiled_cache
 
 
 def clear_caches() -> None:

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax.tree_util as jtu
 from jaxtyping import PyTree
 
-from ._normalizer import Normalizer
+from ..data._normalizer import Normalizer
 
 
 def _is_normalizer(node) -> bool:

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import optax
 
-from ._conditioned_network import NetworkInputError
-from ._loop._options import EngineOptions
-from ._windows import TrajectorySubStacker
+from .._loop._options import EngineOptions
+from .._stepper._conditioned import NetworkInputError
+from ..data._windows import TrajectorySubStacker
 
 
 def check_optimizer(optimizer) -> None:

@@ -15,8 +15,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import PyTree
 
-from ._conditioned_network import call_model, vmap_over_samples
-from ._validation import check_positive_int
+from .._argument_checks import check_positive_int
+from .._stepper._conditioned import call_model, vmap_over_samples
 
 Unroll = Union[bool, Literal["auto"]]
 Remat = Union[bool, int]

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._block_stepper import BlockStepper
-from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
-from ._rollout_probe import probe_stepper, shape_hint
-from ._validation import check_bool, check_positive_int
+from .._argument_checks import check_bool, check_positive_int
+from .._stepper._block import BlockStepper
+from .._stepper._conditioned import SampleConstants, bind_constants, count_conditioned
+from ._probe import probe_stepper, shape_hint
 
 
 def rollout(

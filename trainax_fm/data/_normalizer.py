@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 from jaxtyping import Array, Float, PyTree
 
-from ._validation import check_bool, is_traced
+from .._argument_checks import check_bool, is_traced
 
 
 class Normalizer(eqx.Module):

@@ -7,11 +7,11 @@ import jax
 import optax
 from jaxtyping import PRNGKeyArray
 
-from ._general_trainer import GeneralTrainer
-from ._loop._loop import AbstractHook
+from .._argument_checks import check_bool, check_positive_int
+from .._loop._loop import AbstractHook
+from .._state._train_state import TrainResult, TrainState
+from ._general import GeneralTrainer
 from ._train_call import train_trainer
-from ._train_state import TrainResult, TrainState
-from ._validation import check_bool, check_positive_int
 
 
 class Stage(eqx.Module):

@@ -17,6 +17,14 @@ import equinox as eqx
 # checkpoint can name the type of each state it holds.
 _STATE_TYPES: dict[str, type] = {}
 
+# Names that checkpoints written before a state type moved to another module record,
+# mapped to the type's name now, so those checkpoints still load.
+_MOVED_STATE_TYPES: dict[str, str] = {
+    "trainax_fm._validation_history.ValidationHistory": (
+        "trainax_fm._state._validation_history.ValidationHistory"
+    ),
+}
+
 
 class AbstractHookState(eqx.Module):
     """The saved state of a stateful hook (a PyTree of arrays and static fields).
@@ -59,6 +67,7 @@ def state_type_name(cls: type) -> str:
 
 def state_type(name: str) -> type:
     """The state type a checkpoint names (its module must have been imported)."""
+    name = _MOVED_STATE_TYPES.get(name, name)
     if name not in _STATE_TYPES:
         raise ValueError(
             f"the checkpoint holds a hook state of type {name!r}, which is not defined in "

@@ -5,10 +5,11 @@ import jax
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._loop._compiled import Problem, full_dataset_loss
-from ._loop._configuration_state import with_configuration_state
-from ._loop._loop import AbstractHook
-from ._loop._options import (
+from .._argument_checks import check_positive_int
+from .._loop._compiled import Problem, full_dataset_loss
+from .._loop._configuration_state import with_configuration_state
+from .._loop._loop import AbstractHook
+from .._loop._options import (
     DispatchMode,
     EngineOptions,
     MetricSpec,
@@ -18,21 +19,20 @@ from ._loop._options import (
     engine_options_of,
     make_options,
 )
-from ._loop._validate import check_validation_options
-from ._mixer import effective_batch_size
-from ._seed_stacking import stack_seed_steppers
-from ._train_call import train_trainer
-from ._train_state import TrainResult, TrainState
-from ._trainer_checks import (
+from .._loop._validate import check_validation_options
+from .._state._train_state import TrainResult, TrainState
+from .._stepper._seed_stacking import stack_seed_steppers
+from ..configuration._base import BaseConfiguration
+from ..configuration._callable import as_configuration
+from ..data._mixer import effective_batch_size
+from ..data._windows import TrajectorySubStacker
+from ._checks import (
     check_batch_on_mesh,
     check_callback,
     check_data_on_disk,
     check_optimizer,
 )
-from ._validation import check_positive_int
-from ._windows import TrajectorySubStacker
-from .configuration._base import BaseConfiguration
-from .configuration._callable import as_configuration
+from ._train_call import train_trainer
 
 
 class GeneralTrainer(eqx.Module):

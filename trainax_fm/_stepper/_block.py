@@ -6,7 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._validation import check_positive_int
+from .._argument_checks import check_positive_int
 
 
 class ChainedSteps(eqx.Module):

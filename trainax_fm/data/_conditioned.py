@@ -8,8 +8,8 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float, PyTree
 
-from ._conditioned_network import SampleConstants, bind_constants, count_conditioned
-from ._validation import check_trajectories, is_traced
+from .._argument_checks import check_trajectories, is_traced
+from .._stepper._conditioned import SampleConstants, bind_constants, count_conditioned
 
 
 class ConditionedTrajectories(eqx.Module):

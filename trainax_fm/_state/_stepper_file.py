@@ -14,9 +14,9 @@ from typing import Any, Union
 import equinox as eqx
 import jax.tree_util as jtu
 
-from ._atomic import atomic_open
-from ._loss_weights import WithLossWeights
-from ._normalized_stepper import NormalizedStepper
+from .._atomic import atomic_open
+from .._stepper._loss_weights import WithLossWeights
+from .._stepper._normalized import NormalizedStepper
 
 MAGIC = "trainax_fm-stepper"
 FORMAT_VERSION = 1

@@ -11,22 +11,22 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._block_stepper import BlockStepper
-from ._loop._configuration_state import ensure_configuration_state
-from ._loop._loop import AbstractHook
-from ._loop._options import EngineOptions
-from ._loop._run import train_on_loop
-from ._loop._validate import ValidationPlan, check_validation_data, rollout_signature
-from ._trainable import trainable_arrays
-from ._train_state import TrainResult, TrainState
-from ._trainer_checks import check_resume_fits_trainer, check_stepper_fits_data
-from ._validation import check_positive_int
-from .configuration._base import BaseConfiguration
-from .hook._callbacks import Callbacks
-from .hook._checkpoint import Checkpoint
-from .hook._nonfinite import NonFiniteGuard
-from .hook._progress import ProgressBar
-from .hook._validation import Validation
+from .._argument_checks import check_positive_int
+from .._loop._configuration_state import ensure_configuration_state
+from .._loop._loop import AbstractHook
+from .._loop._options import EngineOptions
+from .._loop._run import train_on_loop
+from .._loop._validate import ValidationPlan, check_validation_data, rollout_signature
+from .._state._train_state import TrainResult, TrainState
+from .._stepper._block import BlockStepper
+from .._stepper._trainable import trainable_arrays
+from ..configuration._base import BaseConfiguration
+from ..hook._callbacks import Callbacks
+from ..hook._checkpoint import Checkpoint
+from ..hook._nonfinite import NonFiniteGuard
+from ..hook._progress import ProgressBar
+from ..hook._validation import Validation
+from ._checks import check_resume_fits_trainer, check_stepper_fits_data
 
 
 def train_trainer(

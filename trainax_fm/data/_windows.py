@@ -10,11 +10,15 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, Float, Int, PyTree
 
-from ._conditioned_data import ConditionedTrajectories, ConditionedWindows
-from ._validation import (
-    check_bool, check_positive_int, check_trajectories, describe_leaves, is_traced,
+from .._argument_checks import (
+    check_bool,
+    check_positive_int,
+    check_trajectories,
+    describe_leaves,
+    is_traced,
 )
-from .data._disk import DiskTrajectories
+from ._conditioned import ConditionedTrajectories, ConditionedWindows
+from ._disk import DiskTrajectories
 
 
 def check_finite(data: PyTree, name: str = "data_trajectories") -> None:

@@ -25,10 +25,10 @@ import numpy as np
 import optax
 from jax.experimental import multihost_utils
 
-from ._atomic import atomic_open
+from .._atomic import atomic_open
+from .._stepper._trainable import trainable_arrays
 from ._hook_state import state_type, state_type_name
 from ._stepper_file import check_same_stepper, describe_stepper
-from ._trainable import trainable_arrays
 from ._train_state import VALIDATION_STATE, TrainState
 from ._validation_history import ValidationHistory
 

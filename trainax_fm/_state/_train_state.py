@@ -16,7 +16,7 @@ class TrainState(eqx.Module):
     """Everything needed to continue a run exactly where it stopped.
 
     The sampler position is not stored: it is a pure function of `key` and `step`
-    (see `trainax_fm._mixer`), so resuming continues with the same minibatches.
+    (see `trainax_fm.data._mixer`), so resuming continues with the same minibatches.
 
     **Arguments:**
 
