@@ -12,7 +12,7 @@ from jaxtyping import Array, Float, Int, PyTree
 
 from ._conditioned_data import ConditionedTrajectories, ConditionedWindows
 from ._validation import (
-    check_bool, check_positive_int, check_trajectories, describe_leaves, is_traced,
+    check_bool, check_positive_int, check_trajectories, is_traced,
 )
 from .data._disk import DiskTrajectories
 
