@@ -65,7 +65,9 @@ def main():
         return jax.block_until_ready(jnp.concatenate([r.loss_history for r in results]))
 
     rows = []
-    for name, run in (("masked (one compile)", masked), ("staged (one compile per length)", staged)):
+    for name, run in (
+        ("masked (one compile)", masked), ("staged (one compile per length)", staged)
+    ):
         times = []
         for _ in range(2):
             start = time.perf_counter()

@@ -49,7 +49,9 @@ def convnet(key):
     layers = []
     for i in range(10):
         layers.append(
-            eqx.nn.Conv1d(sizes[i], sizes[i + 1], 3, padding=1, padding_mode="CIRCULAR", key=keys[i])
+            eqx.nn.Conv1d(
+                sizes[i], sizes[i + 1], 3, padding=1, padding_mode="CIRCULAR", key=keys[i]
+            )
         )
         if i < 9:
             layers.append(eqx.nn.Lambda(jax.nn.relu))
@@ -93,7 +95,9 @@ def make_trainer(data, rollout, steps, batch=20):
 
     def run(seed):
         begin = time.perf_counter()
-        jax.block_until_ready(trainer.train(net, jax.random.PRNGKey(seed), spawn_tqdm=False).stepper)
+        jax.block_until_ready(
+            trainer.train(net, jax.random.PRNGKey(seed), spawn_tqdm=False).stepper
+        )
         return time.perf_counter() - begin
 
     return run
@@ -211,7 +215,9 @@ def worker_equal(folder: str) -> dict:
             trajectories, optimizer=optax.adam(1e-3), num_training_steps=100, batch_size=16,
             num_rollout_steps=3, steps_per_dispatch=1,
         )
-        return np.asarray(trainer.train(net, jax.random.PRNGKey(4), spawn_tqdm=False).stepper.weight)
+        return np.asarray(
+            trainer.train(net, jax.random.PRNGKey(4), spawn_tqdm=False).stepper.weight
+        )
 
     reference = weights(data)
     rows = {}
@@ -272,7 +278,9 @@ def main():
     report = format_report(args, written, large, speed, equal)
     print(report)
     if not args.no_write:
-        target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench_data.md")
+        target = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "results", "bench_data.md"
+        )
         with open(target, "w") as f:
             f.write(report)
 
@@ -293,13 +301,15 @@ def format_report(args, written, large, speed, equal) -> str:
         "|---|---|---|---|---|---|---|",
         f"| .npy, {written['gigabytes']:.2f} GB | {tuple(written['shape'])} "
         f"| {large['rss_after_open_mb']:.0f} MB | {large['peak_rss_mb']:.0f} MB "
-        f"| {large['first_call_s']:.1f} | {large['call_s']:.1f} | {large['steady_updates_per_s']:.1f} |",
+        f"| {large['first_call_s']:.1f} | {large['call_s']:.1f} "
+        f"| {large['steady_updates_per_s']:.1f} |",
         "",
         "A call's fixed cost is the permutation table of two epochs of all windows "
         "(the same in memory); the steady rate (timed from the first to the last update) "
         "excludes it.",
         "",
-        "## Updates per second: from disk vs from memory (ConvNet, batch 20, one update per dispatch)",
+        "## Updates per second: from disk vs from memory "
+        "(ConvNet, batch 20, one update per dispatch)",
         "",
         "| data | first call s (compiles) | updates/s | vs memory |",
         "|---|---|---|---|",

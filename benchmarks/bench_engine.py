@@ -279,12 +279,15 @@ def compile_seconds(case_name):
         )
         problem = trainer.make_problem()
         perms = engine.make_permutations(
-            jax.random.PRNGKey(0), jnp.asarray(0), 2, trainer.trajectory_sub_stacker.num_total_samples
+            jax.random.PRNGKey(0), jnp.asarray(0), 2,
+            trainer.trajectory_sub_stacker.num_total_samples
         )
         update = engine.CompiledUpdate(engine.one_step, problem, net, opt_state)
         dynamic = (update.dynamic_problem,) + tuple(eqx.filter((net, opt_state), eqx.is_array))
         begin = time.perf_counter()
-        update.entry.jitted.lower(dynamic, perms, jnp.asarray(0), jax.random.PRNGKey(1), 0).compile()
+        update.entry.jitted.lower(
+            dynamic, perms, jnp.asarray(0), jax.random.PRNGKey(1), 0
+        ).compile()
         rows[name] = time.perf_counter() - begin
     try:
         import trainax
@@ -364,7 +367,9 @@ def main():
     print_table(results, args.cases.split(","), args.methods.split(","))
     if args.compile_cases:
         print("\nCompile time of one update (lower + compile, seconds):")
-        print("| case | ours, scanned rollout | ours, unrolled rollout | trainax | scan vs trainax |")
+        print(
+            "| case | ours, scanned rollout | ours, unrolled rollout | trainax | scan vs trainax |"
+        )
         print("|---|---|---|---|---|")
         for case in args.compile_cases.split(","):
             out = subprocess.run(

@@ -79,7 +79,7 @@ python benchmarks/bench_flow.py --small --case ks2d --merge out/s0_ks2d.json out
 
 Seeds are fixed (`--seed`); the command, the timings of every phase and the tables are
 printed. Needs the `pde` extra (exponax, pdequinox).
-"""
+"""  # noqa: E501  (a shell command in a code block)
 
 import argparse
 import functools
@@ -442,7 +442,9 @@ def case_field(cfg, seed, case):
     log(f"[{case} seed {seed}] data: train {tuple(train.shape)}, test {tuple(test.shape)}, "
         f"increment std {sigma:.3f}, field std {float(jnp.std(train)):.3f}")
 
-    batch, fm_steps, distill = cfg["batch"], cfg[f"{prefix}_fm_steps"], cfg[f"{prefix}_distill_steps"]
+    batch, fm_steps, distill = (
+        cfg["batch"], cfg[f"{prefix}_fm_steps"], cfg[f"{prefix}_distill_steps"]
+    )
     common = dict(batch_size=batch, steps_per_dispatch=1)
     train_s = {}
 
@@ -647,7 +649,8 @@ CONFIGS = {
         "c_train": 24, "c_train_len": 60, "c_hidden": 16, "c_depth": 4,
         "c_fm_steps": 1500, "c_distill_steps": 3000, "c_sobolev_beta": 0.5,
         "c_mf_equal_share": 0.5,
-        "test_ics": 12, "test_len": 40, "members": 8, "batch": 32, "levels": 4, "ema_decay": 0.99, "warmup": 200,
+        "test_ics": 12, "test_len": 40, "members": 8, "batch": 32, "levels": 4,
+        "ema_decay": 0.99, "warmup": 200,
         **FEW_STEP_OPTIONS,
     },
     # what the committed results ran with on the shared, loaded CPU (~25 min per case)
@@ -659,7 +662,8 @@ CONFIGS = {
         "c_train": 16, "c_train_len": 50, "c_hidden": 16, "c_depth": 4,
         "c_fm_steps": 1200, "c_distill_steps": 3000, "c_sobolev_beta": 0.5,
         "c_mf_equal_share": 0.5,
-        "test_ics": 8, "test_len": 40, "members": 8, "batch": 32, "levels": 4, "ema_decay": 0.99, "warmup": 200,
+        "test_ics": 8, "test_len": 40, "members": 8, "batch": 32, "levels": 4,
+        "ema_decay": 0.99, "warmup": 200,
         **FEW_STEP_OPTIONS,
     },
     "quick": {
@@ -670,7 +674,8 @@ CONFIGS = {
         "c_train": 3, "c_train_len": 8, "c_hidden": 4, "c_depth": 1,
         "c_fm_steps": 10, "c_distill_steps": 8, "c_sobolev_beta": 0.5,
         "c_mf_equal_share": 0.5,
-        "test_ics": 2, "test_len": 12, "members": 2, "batch": 8, "levels": 3, "ema_decay": 0.9, "warmup": 10,
+        "test_ics": 2, "test_len": 12, "members": 2, "batch": 8, "levels": 3,
+        "ema_decay": 0.9, "warmup": 10,
         **FEW_STEP_OPTIONS,
     },
 }
@@ -692,7 +697,8 @@ def field_notes(cfg, case, infos):
         f"{'distillation from the MSE teacher' if cfg['lsd_teacher'] else 'self-distillation'}"
         f" (uniform TimePairSampler, diagonal share {cfg['lsd_equal_share']}); MF "
         f"logit-normal pairs (mean {cfg['mf_mean']}, std {cfg['mf_std']}, diagonal share "
-        f"{cfg[prefix + '_mf_equal_share']}), adaptive weight power {cfg['mf_power']}; SC EMA target "
+        f"{cfg[prefix + '_mf_equal_share']}), adaptive weight power {cfg['mf_power']}; "
+        f"SC EMA target "
         f"(decay {cfg['ema_decay']}) and EMA weights sampled; "
     )
     return (

@@ -20,7 +20,6 @@ import time
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import optax
 
 import trainax_fm as tx
@@ -69,7 +68,10 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
-    print("| workload | updates | bare steps/s | normalised steps/s | time ratio | residual steps/s | time ratio |")
+    print(
+        "| workload | updates | bare steps/s | normalised steps/s | time ratio "
+        "| residual steps/s | time ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, data, network, keywords, steps in workloads(args.quick):
         trainer = tx.trainer.SupervisedTrainer(

@@ -38,7 +38,9 @@ def convnet(channels=1, width=26, depth=10, key=None):
     layers = []
     for i in range(depth):
         layers.append(
-            eqx.nn.Conv1d(sizes[i], sizes[i + 1], 3, padding=1, padding_mode="CIRCULAR", key=keys[i])
+            eqx.nn.Conv1d(
+                sizes[i], sizes[i + 1], 3, padding=1, padding_mode="CIRCULAR", key=keys[i]
+            )
         )
         if i < depth - 1:
             layers.append(eqx.nn.Lambda(jax.nn.relu))
@@ -214,7 +216,9 @@ DEVICES = textwrap.dedent(
         result = trainer.train(net, jax.random.PRNGKey(2), spawn_tqdm=False)
         jax.block_until_ready(result.stepper)
         results[name] = (result, time.perf_counter() - begin)
-    difference = float(np.abs(results["1 device"][0].stepper.weight - results["4 devices"][0].stepper.weight).max())
+    difference = float(np.abs(
+        results["1 device"][0].stepper.weight - results["4 devices"][0].stepper.weight
+    ).max())
     print("| run | seconds | steps/s |")
     print("|---|---|---|")
     for name, (_, seconds) in results.items():

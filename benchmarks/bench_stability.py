@@ -330,7 +330,10 @@ def main():
         return
     unknown = set(args.methods.split(",")) - set(methods(4, 0.1, 0.1, 1))
     if unknown:
-        parser.error(f"--methods: unknown {sorted(unknown)}; choose from {list(methods(4, 0.1, 0.1, 1))}")
+        parser.error(
+            f"--methods: unknown {sorted(unknown)}; "
+            f"choose from {list(methods(4, 0.1, 0.1, 1))}"
+        )
     if args.quick:
         args.updates, args.rollout_steps, args.train_steps = 40, 260, 30
     systems = {"Kuramoto-Sivashinsky": ks_trajectories, "Lorenz-96": lorenz96_trajectories}

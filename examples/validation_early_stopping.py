@@ -22,7 +22,6 @@ import pathlib
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 

@@ -37,7 +37,9 @@ def test_save_load_round_trip(tmp_path, data):
     np.testing.assert_array_equal(loaded.stepper.weight, run.stepper.weight)
     np.testing.assert_array_equal(loaded.loss_history, run.train_state.loss_history)
     np.testing.assert_array_equal(loaded.key, KEY)
-    for a, b in zip(jax.tree_util.tree_leaves(loaded.opt_state), jax.tree_util.tree_leaves(run.opt_state)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(loaded.opt_state), jax.tree_util.tree_leaves(run.opt_state)
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -165,7 +167,9 @@ def test_exploding_parameters_stop_before_reaching_a_checkpoint(tmp_path, data):
         data * 1e18, optimizer=optax.sgd(1e10), num_training_steps=50, batch_size=4
     )
     with pytest.raises(tx.NonFiniteLossError, match="parameters became NaN/Inf in update 0"):
-        t.train(Scale(jnp.ones(())), KEY, checkpoint_path=path, checkpoint_every=1, spawn_tqdm=False)
+        t.train(
+            Scale(jnp.ones(())), KEY, checkpoint_path=path, checkpoint_every=1, spawn_tqdm=False
+        )
     assert not path.exists()
 
 

@@ -91,7 +91,10 @@ def test_train_writes_everything(finished):
                                 tx.experiment._setup.build_optimizer(saved["training"]))
     assert state.step == 30 and state.loss_history.shape == (30,)
     net = leaves(run / "network.eqx", _like(saved))
-    ref = [np.asarray(x) for x in jax.tree_util.tree_leaves(eqx.filter(state.stepper, eqx.is_array))]
+    ref = [
+        np.asarray(x)
+        for x in jax.tree_util.tree_leaves(eqx.filter(state.stepper, eqx.is_array))
+    ]
     assert all(np.array_equal(a, b) for a, b in zip(net, ref))
 
 
@@ -363,7 +366,9 @@ def test_normalize_residual_trains_a_normalized_stepper(tmp_path):
     expected = tx.Normalizer.fit(dataset.train, increments=True)
     like = tx.NormalizedStepper(_like(saved), expected, residual=True)
     stepper = tx.load_stepper(tmp_path / "norm" / "network.eqx", like)
-    for a, b in zip(jax.tree_util.tree_leaves(stepper.normalizer), jax.tree_util.tree_leaves(expected)):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(stepper.normalizer), jax.tree_util.tree_leaves(expected)
+    ):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="normalised stepper"):
         tx.load_stepper(tmp_path / "norm" / "network.eqx", _like(saved))

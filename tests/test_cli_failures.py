@@ -112,7 +112,6 @@ def test_blow_up_names_configuration_keys_and_a_rerun_replaces_the_failed_run(tm
         assert words in message, words
     assert "optax" not in message and "on_nonfinite='skip'" not in message
     run = tmp_path / "results" / "tiny"
-    checkpoint = run / "checkpoint.eqx"
     assert "'results/tiny/checkpoint.eqx' (update 1)" in message
     progress = json.loads((run / "progress.json").read_text())
     assert "update 1" in progress["failed"]

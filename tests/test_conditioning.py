@@ -143,14 +143,19 @@ def test_stacker_gathers_constants_of_each_window():
     trajectory = np.repeat(np.arange(S), T - 3 + 1)
     np.testing.assert_array_equal(windows.constants.scalars, data.constant_scalars[trajectory])
     np.testing.assert_array_equal(windows.constants.fields, data.constant_fields[trajectory])
-    np.testing.assert_array_equal(windows.windows, tx.TrajectorySubStacker(data.trajectories, 3)(slice(None)))
+    np.testing.assert_array_equal(
+        windows.windows, tx.TrajectorySubStacker(data.trajectories, 3)(slice(None))
+    )
 
 
 @pytest.mark.parametrize(
     "trainer_cls, extra",
     [
         (tx.trainer.SupervisedTrainer, {"num_rollout_steps": 2}),
-        (tx.trainer.TeacherForcingTrainer, {"num_rollout_steps": 2, "teacher_forcing_probability": 0.5}),
+        (
+            tx.trainer.TeacherForcingTrainer,
+            {"num_rollout_steps": 2, "teacher_forcing_probability": 0.5},
+        ),
     ],
 )
 def test_conditioned_training_matches_per_trajectory_binding(trainer_cls, extra, key):
@@ -169,7 +174,9 @@ def test_conditioned_training_matches_per_trajectory_binding(trainer_cls, extra,
         windows = tx.TrajectorySubStacker(data.trajectories, 3)(slice(None))
         per_window = [
             config(
-                tx.bind_constants(stepper, data.constant_scalars[i // 4], data.constant_fields[i // 4]),
+                tx.bind_constants(
+                    stepper, data.constant_scalars[i // 4], data.constant_fields[i // 4]
+                ),
                 windows[i : i + 1],
             )
             for i in range(windows.shape[0])
@@ -340,7 +347,9 @@ def test_validation_on_conditioned_data_binds_each_trajectory(key):
         )
         trajectory = np.asarray(held_out.trajectories[s])
         for start in range(T - 1):
-            losses.append(np.mean((np.asarray(bound(trajectory[start])) - trajectory[start + 1]) ** 2))
+            losses.append(
+                np.mean((np.asarray(bound(trajectory[start])) - trajectory[start + 1]) ** 2)
+            )
         state = bound(bound(trajectory[0]))
         errors.append(np.linalg.norm(state - trajectory[2]) / np.linalg.norm(trajectory[2]))
     assert final["loss"] == pytest.approx(np.mean(losses), rel=1e-5)

@@ -864,7 +864,9 @@ def test_supervised_on_tuple_data():
     R = 2
     stepper = TupleStepper(52)
     data = (random_windows(53, R + 1), random_windows(54, R + 1, channels=2))
-    leaves_of = lambda d, t: [d[0][:, t], d[1][:, t]]
+    def leaves_of(d, t):
+        return [d[0][:, t], d[1][:, t]]
+
     expected = value_and_grad(
         lambda s: _tree_reference(s, leaves_of, data, R), stepper, jit=True
     )
@@ -878,7 +880,9 @@ def test_supervised_on_dict_data():
     R = 2
     stepper = DictStepper(55)
     data = {"u": random_windows(56, R + 1), "v": random_windows(57, R + 1, channels=2)}
-    leaves_of = lambda d, t: [d["u"][:, t], d["v"][:, t]]
+    def leaves_of(d, t):
+        return [d["u"][:, t], d["v"][:, t]]
+
     expected = value_and_grad(
         lambda s: _tree_reference(s.inner, leaves_of, data, R), stepper, jit=True
     )
@@ -1110,6 +1114,8 @@ def test_history_stepper_with_wrong_output_channels():
 def test_float64_stepper_against_float32_data():
     with jax.enable_x64(True):
         data = random_windows(72, 2)
-        stepper = lambda x: x.astype(jnp.float64)
+        def stepper(x):
+            return x.astype(jnp.float64)
+
         with pytest.raises(TypeError, match="`stepper`.*float64"):
             Supervised(1)(stepper, data)

@@ -6,7 +6,8 @@ finite scalar and the same under `eqx.filter_jit`; `eqx.filter_vmap` over the st
 of two seeds gives the per-seed losses. Each trainer: trains, returns trainax-style
 values, runs under `eqx.filter_vmap` over seeds and with `num_seeds` like separate runs,
 agrees across dispatch modes and `record_loss_every`, resumes bit for bit from a
-saved train state, and trains from a file on disk exactly as from memory. A newly exported class that is missing from the registry fails
+saved train state, and trains from a file on disk exactly as from memory. A newly
+exported class that is missing from the registry fails
 `test_registry_is_complete`.
 """
 

@@ -39,7 +39,9 @@ def store(tmp_path, file_format: str, data: np.ndarray) -> str:
     zarr = pytest.importorskip("zarr")
     path = tmp_path / "data.zarr"
     group = zarr.open_group(str(path), mode="w")
-    group.create_array("u", shape=data.shape, dtype=data.dtype, chunks=(1, 4) + data.shape[2:])[...] = data
+    group.create_array(
+        "u", shape=data.shape, dtype=data.dtype, chunks=(1, 4) + data.shape[2:]
+    )[...] = data
     return f"zarr:{path}#u"
 
 
@@ -287,7 +289,9 @@ def test_bad_arrays_and_specs_are_rejected(tmp_path):
     np.save(path, make_data())
     with pytest.raises(ValueError, match="`file_format` must be one of"):
         tx.data.DiskTrajectories(path, "csv")
-    with pytest.raises(ValueError, match=r"`trajectories` must be \(start, stop\) with 0 <= start < stop <= 5"):
+    with pytest.raises(
+        ValueError, match=r"`trajectories` must be \(start, stop\) with 0 <= start < stop <= 5"
+    ):
         tx.data.DiskTrajectories(path, trajectories=(3, 9))
     with pytest.raises(ValueError, match=r"`num_time_steps` must be an integer in \[1, 12\]"):
         tx.data.DiskTrajectories(path, num_time_steps=13)

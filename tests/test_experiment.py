@@ -296,7 +296,10 @@ def test_defaults_are_complete_and_round_trip_through_toml(tmp_path):
          "evaluation.nrmse_aggregate_steps", "at most"),
         ({"data": {"source": "heat"}}, "data.source", "advection"),
         ({"data": {"source": "exponax:navier"}}, "data.source", "ks_1d"),
-        ({"data": {"source": "lorenz", "num_points": 16}}, "data.num_points", "for source 'lorenz'"),
+        (
+            {"data": {"source": "lorenz", "num_points": 16}},
+            "data.num_points", "for source 'lorenz'",
+        ),
         ({"data": {"temporal_horizon": 3}, "training": {"method": "sup;5"}},
          "data.temporal_horizon", "at least 6"),
         ({"data": {"source": "file:x.npy"}, "training": {"method": "div;2"}}, "training.method",
@@ -363,7 +366,9 @@ def test_npy_and_npz_files(tmp_path):
         assert config["network"]["spec"].startswith("Conv")
     np.testing.assert_array_equal(dataset.test, array[8:, :4])
     # relative paths are resolved against the config file
-    (tmp_path / "c.toml").write_text('[data]\nsource = "file:a.npy"\n[evaluation]\nnum_rollout_steps = 2\n')
+    (tmp_path / "c.toml").write_text(
+        '[data]\nsource = "file:a.npy"\n[evaluation]\nnum_rollout_steps = 2\n'
+    )
     assert load_config(tmp_path / "c.toml")["data"]["source"] == f"file:{tmp_path / 'a.npy'}"
     # ODE data gets an MLP by default
     np.save(tmp_path / "ode.npy", rng.normal(size=(5, 6, 3)).astype(np.float32))
@@ -483,7 +488,9 @@ def test_on_disk_sources_train_like_files(tmp_path):
     with h5py.File(tmp_path / "a.h5", "w") as f:
         f["u"] = array
     # relative paths are resolved against the config file; the data set name is kept
-    (tmp_path / "c.toml").write_text('[data]\nsource = "hdf5:a.h5#u"\n[evaluation]\nnum_rollout_steps = 2\n')
+    (tmp_path / "c.toml").write_text(
+        '[data]\nsource = "hdf5:a.h5#u"\n[evaluation]\nnum_rollout_steps = 2\n'
+    )
     assert load_config(tmp_path / "c.toml")["data"]["source"] == f"hdf5:{tmp_path / 'a.h5'}#u"
     dataset, config = tx.experiment.load_data(
         validate_config({"data": {"source": f"npy:{tmp_path / 'a.npy'}"},
@@ -516,7 +523,9 @@ def test_on_disk_source_errors_name_the_field(tmp_path):
     with h5py.File(tmp_path / "a.h5", "w") as f:
         f["u"] = np.zeros((4, 6, 1, 8), np.float32)
     with pytest.raises(ConfigError, match=r"data.source.*no data set 'v'; it holds \['u'\]"):
-        tx.experiment.load_data(validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#v"}}))
+        tx.experiment.load_data(
+            validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#v"}})
+        )
     with pytest.raises(ConfigError, match="data.source.*no npy trajectory file"):
         tx.experiment.load_data(validate_config({"data": {"source": f"npy:{tmp_path / 'b.npy'}"}}))
     with pytest.raises(ConfigError, match="data.source"):
@@ -527,7 +536,9 @@ def test_on_disk_source_errors_name_the_field(tmp_path):
         validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u"},
                          "training": {"steps_per_dispatch": 4}})
     with pytest.raises(ConfigError, match="data.test_source"):
-        validate_config({"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u", "test_source": "lorenz"}})
+        validate_config(
+            {"data": {"source": f"hdf5:{tmp_path / 'a.h5'}#u", "test_source": "lorenz"}}
+        )
 
 
 def test_lorenz96_source_builds_fields_and_its_reference():
@@ -544,7 +555,9 @@ def test_lorenz96_source_builds_fields_and_its_reference():
 
 # --- ODE sources: the shipped Lorenz example ---------------------------------------------
 
-EXAMPLE_CONFIGS = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "configs"
+EXAMPLE_CONFIGS = (
+    __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "configs"
+)
 
 
 def test_lorenz_defaults_predict_normalised_increments():

@@ -55,7 +55,9 @@ def test_run_and_evaluate_a_conditioned_emulator(tmp_path):
     dataset, _ = tx.experiment.load_data(config_used)
     assert dataset.num_constant_channels == 1
     held_out = dataset.hold_out(1)
-    np.testing.assert_array_equal(held_out.validation_data.constant_scalars, data.constant_scalars[3:4])
+    np.testing.assert_array_equal(
+        held_out.validation_data.constant_scalars, data.constant_scalars[3:4]
+    )
     assert held_out.training_data.constant_scalars.shape == (3, 1)
     [stepper] = tx.experiment.load_networks(run_dir, config_used, (1, 16), 1)
     assert isinstance(stepper, tx.ConditionedNetwork)

@@ -184,8 +184,16 @@ def test_configurations_pass_time_to_loss():
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
     sampler = DyadicTimeSampler(3)
     for configuration, stepper in [
-        (ProgressiveDistillation(velocity(), step_sampler=sampler, time_level_loss=TimeLoss()), velocity()),
-        (SemigroupDistillation(step_sampler=sampler, time_level_loss=TimeLoss()), flow.FlowMap(velocity())),
+        (
+            ProgressiveDistillation(
+                velocity(), step_sampler=sampler, time_level_loss=TimeLoss()
+            ),
+            velocity(),
+        ),
+        (
+            SemigroupDistillation(step_sampler=sampler, time_level_loss=TimeLoss()),
+            flow.FlowMap(velocity()),
+        ),
     ]:
         loss = configuration(stepper, data, key=KEY)
         np.testing.assert_allclose(loss, sampler.sample(key_time, 6)[0].mean(), rtol=1e-5)
@@ -261,7 +269,9 @@ def test_pd_errors():
     with pytest.raises(ValueError, match="euler"):
         ProgressiveDistillation(step_velocity, teacher_method="heun")
     with pytest.raises(ValueError, match="euler"):
-        ProgressiveDistillation(velocity(), student_method="heun")(step_velocity, ode_windows(), key=KEY)
+        ProgressiveDistillation(velocity(), student_method="heun")(
+            step_velocity, ode_windows(), key=KEY
+        )
     with pytest.raises(TypeError, match="teacher"):
         ProgressiveDistillation(mlp(3))
 
@@ -310,7 +320,7 @@ def test_sg_no_gradient_reaches_teacher():
 def test_sg_zero_loss_for_constant_velocity():
     # v = constant: one Euler step is the exact flow, so F_d composes exactly.
     linear = eqx.nn.Linear(7, 3, key=KEY)
-    linear = eqx.tree_at(lambda l: l.weight, linear, jnp.zeros_like(linear.weight))
+    linear = eqx.tree_at(lambda lin: lin.weight, linear, jnp.zeros_like(linear.weight))
     flow_map = flow.FlowMap(flow.ConditionalVelocity(linear))
     loss = SemigroupDistillation()(flow_map, ode_windows(), key=KEY)
     assert float(loss) < 1e-12

@@ -88,7 +88,8 @@ def test_fm_trainer_lorenz_mlp_with_history(lorenz):
 def test_fm_trainer_conv_1d(advection):
     network = eqx.nn.Conv1d(3, 1, 3, padding=1, padding_mode="CIRCULAR", key=KEY)
     trainer = tx.trainer.FlowMatchingTrainer(
-        advection, optimizer=optax.adam(1e-2), num_training_steps=60, batch_size=6, steps_per_dispatch=1,
+        advection, optimizer=optax.adam(1e-2), num_training_steps=60, batch_size=6,
+        steps_per_dispatch=1,
         time_level_loss=tx.loss.SobolevLoss(alpha=1.0, beta=lambda t: 0.1 * t),
     )
     trained, losses = trainer(flow.ConditionalVelocity(network), KEY, spawn_tqdm=False)

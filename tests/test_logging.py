@@ -74,7 +74,9 @@ def test_logs_read_back_with_the_logged_values(data, tmp_path):
     assert [r["step"] for r in validation] == [20, 40, 60]
     losses = np.asarray(result.loss_history)
     for i, record in enumerate(train):
-        assert record["loss"] == pytest.approx(float(np.mean(losses[15 * i : 15 * (i + 1)])), rel=1e-6)
+        assert record["loss"] == pytest.approx(
+            float(np.mean(losses[15 * i : 15 * (i + 1)])), rel=1e-6
+        )
         assert record["learning_rate"] == pytest.approx(float(SCHEDULE(record["step"])))
         assert record["grad_norm"] > 0 and record["updates_per_second"] > 0
     for i, record in enumerate(validation):

@@ -61,7 +61,9 @@ def trainer_init_parameters_read_statically() -> dict[str, dict]:
     package = griffe.load("trainax_fm", search_paths=[str(root)], allow_inspection=False)
     found = {}
     for trainer_class in [*exported_trainers(), tx.GeneralTrainer]:
-        static_class = package[f"{trainer_class.__module__}.{trainer_class.__name__}".removeprefix("trainax_fm.")]
+        static_class = package[
+            f"{trainer_class.__module__}.{trainer_class.__name__}".removeprefix("trainax_fm.")
+        ]
         init = static_class.all_members["__init__"]
         found[trainer_class.__name__] = {p.name: p for p in init.parameters}
     return found

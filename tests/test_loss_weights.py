@@ -43,7 +43,9 @@ def test_weights_are_trained_by_the_trainers_optimizer(key):
     trainer = _trainer(data, num_training_steps=1, batch_size=len(windows))
     result = trainer.train(stepper, key, spawn_tqdm=False)
     members = np.array([float(c(stepper.stepper, windows)) for c in configuration.configurations])
-    np.testing.assert_allclose(result.stepper.log_variances, 5e-2 * np.sign(members - 1.0), rtol=1e-4)
+    np.testing.assert_allclose(
+        result.stepper.log_variances, 5e-2 * np.sign(members - 1.0), rtol=1e-4
+    )
     weights = tx.loss_weights(result.stepper)
     assert list(weights) == list(NAMES)
     np.testing.assert_allclose(

@@ -325,7 +325,9 @@ def test_crps_matches_gaussian_closed_form():
     mu, sigma, num_members = 0.5, 1.5, 2000
     observation = np.linspace(-3.0, 4.0, 8, dtype=np.float32)
     # a quantile ensemble represents N(mu, sigma^2) with O(1/M) error
-    ensemble = np.broadcast_to(gaussian_quantiles(num_members, mu, sigma)[:, None], (num_members, 8))
+    ensemble = np.broadcast_to(
+        gaussian_quantiles(num_members, mu, sigma)[:, None], (num_members, 8)
+    )
     expected = gaussian_crps(mu, sigma, np.asarray(observation))
     per_entry = metrics.crps(ensemble, observation, axis=())
     assert per_entry.shape == (8,)

@@ -20,7 +20,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(phase: str, num_processes: int, data: Path, out: Path) -> list[subprocess.CompletedProcess]:
+def launch(
+    phase: str, num_processes: int, data: Path, out: Path
+) -> list[subprocess.CompletedProcess]:
     """Run `num_processes` workers of `phase` side by side; their finished processes."""
     port = str(free_port())
     env = {**os.environ, "PYTHONPATH": str(WORKER.parents[1])}
@@ -70,4 +72,6 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
         np.testing.assert_allclose(full, memory, rtol=1e-6, atol=1e-7)
         # Killed and resumed from the update-25 checkpoint: bit-identical.
         np.testing.assert_array_equal(np.load(tmp_path / f"resumed_{process}.npy"), full)
-    np.testing.assert_array_equal(np.load(tmp_path / "full_1.npy"), np.load(tmp_path / "full_0.npy"))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "full_1.npy"), np.load(tmp_path / "full_0.npy")
+    )

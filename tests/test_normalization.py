@@ -62,7 +62,9 @@ def test_pytree_data_gets_per_leaf_statistics():
     a, b = field_data(1)[:, :, :1], field_data(2, (3, 6, 2, 8)) * 10.0
     normalizer = tx.Normalizer.fit({"u": a, "v": b})
     assert normalizer.num_channels == {"u": 1, "v": 2}
-    np.testing.assert_allclose(normalizer.std["v"], 10.0 * tx.Normalizer.fit(b / 10.0).std, rtol=1e-5)
+    np.testing.assert_allclose(
+        normalizer.std["v"], 10.0 * tx.Normalizer.fit(b / 10.0).std, rtol=1e-5
+    )
     z = normalizer.normalize({"u": a, "v": b})
     np.testing.assert_allclose(z["u"], tx.Normalizer.fit(a).normalize(a), rtol=1e-6)
     # A tuple state through a NormalizedStepper keeps its structure.
@@ -254,18 +256,27 @@ def test_save_load_round_trip_and_mismatch_errors(tmp_path):
     normalizer = tx.Normalizer.fit(data, increments=True)
     stepper = tx.NormalizedStepper(conv_stepper(5, 2, 2), normalizer, residual=True)
     path = tx.save_stepper(tmp_path / "net.eqx", stepper)
-    like = tx.NormalizedStepper(conv_stepper(6, 2, 2), tx.Normalizer.fit(data * 0 + jnp.arange(6.0)[None, :, None, None], increments=True), residual=True)
+    like = tx.NormalizedStepper(
+        conv_stepper(6, 2, 2),
+        tx.Normalizer.fit(data * 0 + jnp.arange(6.0)[None, :, None, None], increments=True),
+        residual=True,
+    )
     loaded = tx.load_stepper(path, like)
     for a, b in zip(arrays(loaded), arrays(stepper)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded(data[0, 0]), stepper(data[0, 0]))
 
-    with pytest.raises(ValueError, match="normalised stepper.*has no normalisation statistics.*NormalizedStepper"):
+    with pytest.raises(
+        ValueError,
+        match="normalised stepper.*has no normalisation statistics.*NormalizedStepper",
+    ):
         tx.load_stepper(path, conv_stepper(6, 2, 2))
     bare = tx.save_stepper(tmp_path / "bare.eqx", conv_stepper(5, 2, 2))
     with pytest.raises(ValueError, match="without normalisation statistics.*bare network"):
         tx.load_stepper(bare, like)
-    wrong = tx.NormalizedStepper(conv_stepper(6, 1, 1), tx.Normalizer.fit(data[:, :, :1], increments=True), residual=True)
+    wrong = tx.NormalizedStepper(
+        conv_stepper(6, 1, 1), tx.Normalizer.fit(data[:, :, :1], increments=True), residual=True
+    )
     with pytest.raises(ValueError, match="statistics_shapes"):
         tx.load_stepper(path, wrong)
     (tmp_path / "junk.eqx").write_bytes(b"junk\n")

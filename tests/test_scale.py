@@ -35,7 +35,9 @@ def test_train_seeds_matches_separate_runs():
             make_conv(jax.random.split(init_key, 3)[i]), jax.random.split(run_key, 3)[i],
             record_loss_every=2, spawn_tqdm=False,
         )
-        np.testing.assert_allclose(result.stepper.weight[i], single.stepper.weight, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            result.stepper.weight[i], single.stepper.weight, rtol=1e-5, atol=1e-7
+        )
         np.testing.assert_allclose(result.loss_history[i], single.loss_history, rtol=1e-5)
 
 
@@ -125,7 +127,9 @@ FOUR_DEVICES = textwrap.dedent(
             results[name, mode] = trainer.train(net, jax.random.PRNGKey(2), spawn_tqdm=False)
     reference = results["none", 1]
     for (name, mode), result in results.items():
-        np.testing.assert_allclose(result.stepper.weight, reference.stepper.weight, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            result.stepper.weight, reference.stepper.weight, rtol=1e-5, atol=1e-6
+        )
         np.testing.assert_allclose(result.loss_history, reference.loss_history, rtol=1e-5)
     sharding = results["auto", 1].stepper.weight.sharding
     assert len(sharding.device_set) == 4, sharding
@@ -163,7 +167,9 @@ def test_train_seeds_with_callbacks_resume_and_modes(tmp_path):
             callback_fn=callback, steps_per_dispatch=mode,
         )
         results.append(trainer.train_seeds(make_conv, KEY, 2, spawn_tqdm=False))
-    np.testing.assert_allclose(results[0].stepper.weight, results[1].stepper.weight, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        results[0].stepper.weight, results[1].stepper.weight, rtol=1e-5, atol=1e-7
+    )
     aux = results[0].aux_history
     assert len(aux) == 12 and aux[4]["weight_norm"].shape == (2,) and aux[5]["weight_norm"] is None
 

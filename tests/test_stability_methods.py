@@ -294,7 +294,9 @@ def test_long_run_distribution_distance():
     metric = tx.metrics.long_run_distribution_distance
     assert float(metric(a, a, batched=True)) == 0.0
     assert float(metric(a, b, batched=True)) < 0.1
-    np.testing.assert_allclose(float(metric(a + 1.0, a, batched=True)), 1.0 / float(jnp.std(a)), rtol=1e-3)
+    np.testing.assert_allclose(
+        float(metric(a + 1.0, a, batched=True)), 1.0 / float(jnp.std(a)), rtol=1e-3
+    )
     # The burn-in drops a transient at the start.
     transient = a.at[:, :10].add(5.0)
     assert float(metric(transient, a, batched=True, burn_in=10)) == 0.0

@@ -230,16 +230,31 @@ def test_progress_bar_runs(data, capsys):
 @pytest.mark.parametrize(
     "build, error, match",
     [
-        (lambda d: SupervisedTrainer(d, **{**COMMON, "num_training_steps": -3}), ValueError, r"`num_training_steps` must be an integer >= 1, got -3"),
+        (
+            lambda d: SupervisedTrainer(d, **{**COMMON, "num_training_steps": -3}),
+            ValueError,
+            r"`num_training_steps` must be an integer >= 1, got -3",
+        ),
         (lambda d: SupervisedTrainer(d, **{**COMMON, "batch_size": -1}), ValueError, "batch_size"),
-        (lambda d: SupervisedTrainer(d, **COMMON, num_rollout_steps=10), ValueError, "sub_trajectory_len"),
+        (
+            lambda d: SupervisedTrainer(d, **COMMON, num_rollout_steps=10),
+            ValueError, "sub_trajectory_len",
+        ),
         (lambda d: SupervisedTrainer(d[0, 0], **COMMON), ValueError, "data_trajectories"),
         (lambda d: SupervisedTrainer(d, **{**COMMON, "optimizer": "adam"}), TypeError, "optimizer"),
         (lambda d: DivertedChainBranchOneTrainer(d, **COMMON), ValueError, "ref_stepper"),
         (lambda d: ResiduumTrainer(d, **COMMON), ValueError, "residuum_fn"),
         (lambda d: SupervisedTrainer((d, d[:, :5]), **COMMON), ValueError, "leading"),
-        (lambda d: SupervisedTrainer(d, **COMMON, steps_per_dispatch=0), ValueError, "steps_per_dispatch"),
-        (lambda d: tx.GeneralTrainer(d, Supervised(), optimizer=optax.sgd(1.0), num_minibatches=1, batch_size=1), TypeError, "trajectory_sub_stacker"),
+        (
+            lambda d: SupervisedTrainer(d, **COMMON, steps_per_dispatch=0),
+            ValueError, "steps_per_dispatch",
+        ),
+        (
+            lambda d: tx.GeneralTrainer(
+                d, Supervised(), optimizer=optax.sgd(1.0), num_minibatches=1, batch_size=1
+            ),
+            TypeError, "trajectory_sub_stacker",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(data, build, error, match):

@@ -97,5 +97,7 @@ def check_trajectories(data: PyTree, name: str = "data_trajectories") -> tuple[i
         )
     num_trajectories, num_time_steps = shapes.pop()
     if num_trajectories < 1 or num_time_steps < 1:
-        raise ValueError(f"`{name}` has no samples: shape (S, T) = {(num_trajectories, num_time_steps)}.")
+        raise ValueError(
+            f"`{name}` has no samples: shape (S, T) = {(num_trajectories, num_time_steps)}."
+        )
     return num_trajectories, num_time_steps

@@ -109,7 +109,9 @@ def check_validation_data(
             "`validation_data` must have the structure of the training trajectories "
             f"{describe_leaves(training_data)}, got {describe_leaves(validation_data)}."
         )
-    for validation, training in zip(jtu.tree_leaves(validation_data), jtu.tree_leaves(training_data)):
+    for validation, training in zip(
+        jtu.tree_leaves(validation_data), jtu.tree_leaves(training_data)
+    ):
         if tuple(validation.shape[2:]) != tuple(training.shape[2:]):
             raise ValueError(
                 "`validation_data` states must have the shape of the training states "

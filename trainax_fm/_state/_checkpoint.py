@@ -16,7 +16,7 @@ the local copy, and all processes wait at a barrier until the file is in place. 
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import equinox as eqx
 import jax
@@ -169,7 +169,9 @@ def load_train_state(
             check_same_stepper(path, header["stepper"], stepper_like, "stepper_like")
         num_seeds = header.get("num_seeds")
         init = optimizer.init if num_seeds is None else eqx.filter_vmap(optimizer.init)
-        loss_shape = (header["num_losses"],) if num_seeds is None else (num_seeds, header["num_losses"])
+        loss_shape = (
+            (header["num_losses"],) if num_seeds is None else (num_seeds, header["num_losses"])
+        )
         like = (
             stepper_like,
             init(trainable_arrays(stepper_like)),

@@ -42,7 +42,9 @@ class WithLossWeights(eqx.Module):
         if log_variances is None:
             log_variances = jnp.zeros(len(names))
         log_variances = jnp.asarray(log_variances)
-        if log_variances.shape != (len(names),) or not jnp.issubdtype(log_variances.dtype, jnp.floating):
+        if log_variances.shape != (len(names),) or not jnp.issubdtype(
+            log_variances.dtype, jnp.floating
+        ):
             raise ValueError(
                 f"`log_variances` must be a float vector with one entry per name "
                 f"(shape ({len(names)},)), got {log_variances.dtype} of shape "
@@ -87,7 +89,11 @@ def check_names(names: Any) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise TypeError(f"`names` must be a list or tuple of strings, got {names!r}.")
     names = tuple(names)
-    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+    if (
+        not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
         raise ValueError(
             f"`names` must be non-empty, distinct strings (one per loss), got {names!r}."
         )

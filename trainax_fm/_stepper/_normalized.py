@@ -77,7 +77,10 @@ class NormalizedStepper(eqx.Module):
         """The next physical state; keyword arguments (e.g. `key`) go to the network."""
         output = self.network(normalize_history(self.normalizer, state), **kwargs)
         if self.residual:
-            return add(latest_state(self.normalizer, state), self.normalizer.denormalize_increment(output))
+            return add(
+                latest_state(self.normalizer, state),
+                self.normalizer.denormalize_increment(output),
+            )
         return self.normalizer.denormalize(output)
 
     def normalized_space(self) -> Callable:

@@ -127,7 +127,9 @@ class BetaTimeSampler(AbstractTimeSampler):
     min_step: float = eqx.field(static=True)
     max_step: float = eqx.field(static=True)
 
-    def __init__(self, a: float = 1.0, b: float = 1.0, *, min_step: float = 0.0, max_step: float = 0.0):
+    def __init__(
+        self, a: float = 1.0, b: float = 1.0, *, min_step: float = 0.0, max_step: float = 0.0
+    ):
         for name, value in (("a", a), ("b", b)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
                 math.isfinite(value) and value > 0

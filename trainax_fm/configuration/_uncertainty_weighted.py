@@ -51,7 +51,9 @@ class UncertaintyWeighted(AbstractComposite):
         self.configurations = configurations
         self.names = names
 
-    def wrap(self, stepper, log_variances: Optional[Float[Array, " num_losses"]] = None) -> WithLossWeights:
+    def wrap(
+        self, stepper, log_variances: Optional[Float[Array, " num_losses"]] = None
+    ) -> WithLossWeights:
         """The stepper to train: `stepper` with log-variances `s_i` (default zeros)."""
         return WithLossWeights(stepper, self.names, log_variances)
 

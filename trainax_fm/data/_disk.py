@@ -229,7 +229,9 @@ class DiskTrajectories(eqx.Module):
         """All trajectories of this view as one in-memory NumPy array."""
         with self.open() as reader:
             first, stop = self.trajectories
-            return np.ascontiguousarray(reader.opened.read_block(first, stop, 0, self.num_time_steps))
+            return np.ascontiguousarray(
+                reader.opened.read_block(first, stop, 0, self.num_time_steps)
+            )
 
 
 def _dataset_name(

@@ -30,10 +30,10 @@ class Normalizer(eqx.Module):
         `u_{t+1} - u_t` (needed by residual steppers); `None` if not fitted.
     """
 
-    mean: PyTree[Float[Array, "channels *ones"]]
-    std: PyTree[Float[Array, "channels *ones"]]
-    increment_mean: Optional[PyTree[Float[Array, "channels *ones"]]] = None
-    increment_std: Optional[PyTree[Float[Array, "channels *ones"]]] = None
+    mean: PyTree[Float[Array, " channels *ones"]]
+    std: PyTree[Float[Array, " channels *ones"]]
+    increment_mean: Optional[PyTree[Float[Array, " channels *ones"]]] = None
+    increment_std: Optional[PyTree[Float[Array, " channels *ones"]]] = None
 
     def __check_init__(self):
         structure = jtu.tree_structure(self.mean)
@@ -44,7 +44,9 @@ class Normalizer(eqx.Module):
                 "None, or both statistics of the increments)."
             )
         if self.increment_mean is not None:
-            pairs += [("increment_mean", self.increment_mean), ("increment_std", self.increment_std)]
+            pairs += [
+                ("increment_mean", self.increment_mean), ("increment_std", self.increment_std)
+            ]
         for name, tree in pairs:
             if jtu.tree_structure(tree) != structure:
                 raise ValueError(
@@ -105,7 +107,10 @@ class Normalizer(eqx.Module):
             raise ValueError("`train_trajectories` holds no arrays.")
         for index, leaf in enumerate(leaves):
             shape = jnp.shape(leaf)
-            name = "`train_trajectories`" if len(leaves) == 1 else f"leaf {index} of `train_trajectories`"
+            name = (
+                "`train_trajectories`" if len(leaves) == 1
+                else f"leaf {index} of `train_trajectories`"
+            )
             if len(shape) < 3:
                 raise ValueError(
                     f"{name} must be shaped (S, T, C, *spatial) (trajectories, time, "
@@ -113,7 +118,9 @@ class Normalizer(eqx.Module):
                     "`data[:, :, None]` for one channel."
                 )
             if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-                raise TypeError(f"{name} must hold floating-point values, got {jnp.result_type(leaf)}.")
+                raise TypeError(
+                    f"{name} must hold floating-point values, got {jnp.result_type(leaf)}."
+                )
             if increments and shape[1] < 2:
                 raise ValueError(
                     f"{name} has {shape[1]} time step(s); increments `u_(t+1) - u_t` "

@@ -14,7 +14,6 @@ from .._argument_checks import (
     check_bool,
     check_positive_int,
     check_trajectories,
-    describe_leaves,
     is_traced,
 )
 from ._conditioned import ConditionedTrajectories, ConditionedWindows

@@ -269,7 +269,8 @@ def rollout_metrics(
 
     - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values;
         `correlation` and `high_correlation_time` are `None` for states without
-        spatial axes, where a pattern correlation means nothing) and the arrays `nrmse` `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
+        spatial axes, where a pattern correlation means nothing) and the arrays `nrmse`
+        `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
     test = jnp.asarray(test)
@@ -459,8 +460,10 @@ def evaluate(
     steps = num_rollout_steps or evaluation["num_rollout_steps"]
     dt, extent = 1.0, None
     if data is None:
-        config["evaluation"] = {**evaluation, "num_rollout_steps": steps,
-                                "nrmse_aggregate_steps": min(steps, evaluation["nrmse_aggregate_steps"])}
+        config["evaluation"] = {
+            **evaluation, "num_rollout_steps": steps,
+            "nrmse_aggregate_steps": min(steps, evaluation["nrmse_aggregate_steps"]),
+        }
         dataset, _ = load_data(config)
         test, dt, extent = dataset.test, dataset.dt, dataset.domain_extent
         constants = dataset.test_constants

@@ -261,7 +261,8 @@ def file_dataset(config: dict, test_horizon: int) -> tuple[Dataset, dict]:
                                       ("num_test_samples", test_all, data["test_source"])):
             if data[key] > available.shape[0]:
                 raise ConfigError(f"data.{key}", f"at most {available.shape[0]}",
-                                  str(data[key]), f"{where!r} holds {available.shape[0]} trajectories")
+                                  str(data[key]),
+                                  f"{where!r} holds {available.shape[0]} trajectories")
         train_rows = (0, data["num_train_samples"])
         test, test_rows = test_all, (0, data["num_test_samples"])
     else:

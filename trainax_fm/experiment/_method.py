@@ -62,7 +62,7 @@ Every spec has one canonical spelling, produced by
 zeros, probabilities as Python floats, and trailing fields that equal their default
 dropped (`"sup;5;False"` becomes `"sup;5"`; `"div;5;false;true"` keeps its middle
 `false`). Parsing the canonical spelling gives the same method back.
-"""
+"""  # noqa: E501  (markdown table rows cannot be wrapped)
 
 import dataclasses
 import difflib

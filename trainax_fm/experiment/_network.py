@@ -13,7 +13,7 @@ last field is the activation (`relu`, `gelu`, `tanh`, `silu`, `elu`, `sigmoid`,
 | `Res;WIDTH;BLOCKS;ACT` | `pdequinox.arch.ClassicResNet` (periodic) | fields |
 
 `FNO`, `UNet` and `Res` need pdequinox (`pip install 'trainax_fm[pde]'`).
-"""
+"""  # noqa: E501  (markdown table rows cannot be wrapped)
 
 import dataclasses
 import difflib

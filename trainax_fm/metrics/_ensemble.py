@@ -197,8 +197,8 @@ def _pairwise_distances(points: Array) -> Array:
 
 @eqx.filter_jit
 def energy_distance(
-    samples: Float[Array, "num_samples *event"],
-    other_samples: Float[Array, "num_other *event"],
+    samples: Float[Array, " num_samples *event"],
+    other_samples: Float[Array, " num_other *event"],
     *,
     unbiased: bool = True,
 ) -> Float[Array, ""]:

@@ -65,7 +65,11 @@ def long_run_distribution_distance(
         prediction, reference, batched, "long_run_distribution_distance"
     )
     burn_in = _check_burn_in(burn_in, prediction.shape[1], "long_run_distribution_distance")
-    if isinstance(num_quantiles, bool) or not isinstance(num_quantiles, numbers.Integral) or num_quantiles < 2:
+    if (
+        isinstance(num_quantiles, bool)
+        or not isinstance(num_quantiles, numbers.Integral)
+        or num_quantiles < 2
+    ):
         raise ValueError(f"`num_quantiles` must be an integer >= 2, got {num_quantiles!r}.")
     levels = (jnp.arange(num_quantiles) + 0.5) / num_quantiles
 

@@ -46,8 +46,8 @@ def squared_mmd(
 
 @eqx.filter_jit
 def mmd(
-    samples: Float[Array, "num_samples *event"],
-    other_samples: Float[Array, "num_other *event"],
+    samples: Float[Array, " num_samples *event"],
+    other_samples: Float[Array, " num_other *event"],
     *,
     bandwidths: Sequence[float] = DEFAULT_BANDWIDTHS,
 ) -> Float[Array, ""]:

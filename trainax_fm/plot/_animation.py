@@ -87,7 +87,7 @@ def animate_rollout(
         reference of another shape, a path without a `.gif` suffix, or an invalid
         `channel`, `fps`, `stride` or `vlim`.
     """
-    matplotlib = _require_matplotlib()
+    _require_matplotlib()
     _require_pillow()
     import matplotlib.animation  # noqa: F401  (after the check above)
 

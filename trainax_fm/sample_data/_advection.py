@@ -11,7 +11,7 @@ from ._checks import check_key, check_real
 
 def _random_fourier_ic(
     num_points: int, highest_mode: int, key: PRNGKeyArray
-) -> Float[Array, "num_points"]:
+) -> Float[Array, " num_points"]:
     """One random truncated sine/cosine series on the periodic grid, zero mean.
 
     The key is split into a sine, a cosine and an (unused) offset key so that the

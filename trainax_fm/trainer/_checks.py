@@ -148,7 +148,8 @@ def check_stepper_fits_data(problem, stepper, key, num_seeds: Optional[int]) -> 
             f"`stepper` does not fit `data_trajectories` of shape {tuple(leaf.shape)} "
             f"(S, T, C, *spatial): its states have shape {state_shape}, and the stepper "
             f"failed on its input of shape {error.input_shapes[0] if error.input_shapes else '?'}"
-            f" ({error.reason.rstrip('.')}).{hint}{_layer_expectation(_first_layer(stepper), state_shape)}"
+            f" ({error.reason.rstrip('.')}).{hint}"
+            f"{_layer_expectation(_first_layer(stepper), state_shape)}"
         ) from None
     except (TypeError, ValueError):
         pass  # not the network's call: the first training step reports it
@@ -188,6 +189,7 @@ def check_resume_fits_trainer(trainer, resume_from) -> None:
         raise ValueError(
             f"`resume_from` has already done {resume_from.step} updates, more than this "
             f"trainer's `num_training_steps` (`num_minibatches`) = "
-            f"{trainer.num_minibatches}, so resuming would train nothing. Build the trainer with num_training_steps >= "
+            f"{trainer.num_minibatches}, so resuming would train nothing. "
+            f"Build the trainer with num_training_steps >= "
             f"{resume_from.step} (the total, not the updates still to do) to train on."
         )

@@ -60,7 +60,9 @@ class AbstractOneLineTrainer(GeneralTrainer):
         """Snapshots per window: what the configuration needs."""
         return configuration.required_window_length
 
-    def prepare_optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    def prepare_optimizer(
+        self, optimizer: optax.GradientTransformation
+    ) -> optax.GradientTransformation:
         return optimizer
 
 

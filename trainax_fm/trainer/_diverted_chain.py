@@ -12,7 +12,8 @@ from ._common import AbstractOneLineTrainer, arguments_of
 
 
 class DivertedChainTrainer(AbstractOneLineTrainer):
-    """Diverted-chain training with branches of `num_branch_steps` in one line (needs `ref_stepper`).
+    """Diverted-chain training with branches of `num_branch_steps` in one line
+    (needs `ref_stepper`).
 
     Windows of `num_rollout_steps + 1` snapshots are cut (only their initial condition
     is used) and trained with [`trainax_fm.configuration.DivertedChain`][].
@@ -39,8 +40,8 @@ class DivertedChainTrainer(AbstractOneLineTrainer):
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
         cut_div_chain: bool = False,
-        time_level_weights: Optional[Float[Array, "num_rollout_steps"]] = None,
-        branch_level_weights: Optional[Float[Array, "num_branch_steps"]] = None,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
+        branch_level_weights: Optional[Float[Array, " num_branch_steps"]] = None,
         unroll: Unroll = "auto",
         remat: Remat = False,
         do_sub_stacking: bool = True,

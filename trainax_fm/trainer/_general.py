@@ -182,7 +182,9 @@ class GeneralTrainer(eqx.Module):
 
     # --- trainax-compatible pieces ---------------------------------------------------
 
-    def full_loss(self, stepper: eqx.Module, *, key: Optional[PRNGKeyArray] = None) -> Float[Array, ""]:
+    def full_loss(
+        self, stepper: eqx.Module, *, key: Optional[PRNGKeyArray] = None
+    ) -> Float[Array, ""]:
         """The configuration's loss on all windows at once (may need much memory).
 
         **Arguments:**

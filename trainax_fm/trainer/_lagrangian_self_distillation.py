@@ -21,7 +21,9 @@ class LagrangianSelfDistillationTrainer(AbstractOneLineTrainer):
     condition off it. From scratch:
 
     ```python
-    network = pdequinox.arch.ConvNet(1, tx.flow.velocity_input_channels(1, step_size_input=True), 1, key=key)
+    network = pdequinox.arch.ConvNet(
+        1, tx.flow.velocity_input_channels(1, step_size_input=True), 1, key=key
+    )
     model = tx.flow.ConditionalVelocity(network, step_size_input=True)
     trainer = tx.trainer.LagrangianSelfDistillationTrainer(
         data, optimizer=optax.adam(1e-3), num_training_steps=5_000, batch_size=32

@@ -38,7 +38,7 @@ class MixChainPostPhysicsTrainer(AbstractOneLineTrainer):
         time_level_loss: BaseLoss = MSELoss(),
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, "num_levels"]] = None,
+        time_level_weights: Optional[Float[Array, " num_levels"]] = None,
         unroll: Unroll = "auto",
         remat: Remat = False,
         do_sub_stacking: bool = True,

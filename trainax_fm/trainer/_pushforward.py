@@ -39,7 +39,7 @@ class PushforwardTrainer(AbstractOneLineTrainer):
         time_level_loss: BaseLoss = MSELoss(),
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, "num_rollout_steps"]] = None,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
         unroll: Unroll = "auto",
         remat: Remat = False,
         do_sub_stacking: bool = True,

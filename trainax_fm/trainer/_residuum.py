@@ -39,7 +39,7 @@ class ResiduumTrainer(AbstractOneLineTrainer):
         cut_bptt_every: int = 1,
         cut_prev: bool = False,
         cut_next: bool = False,
-        time_level_weights: Optional[Float[Array, "num_rollout_steps"]] = None,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
         unroll: Unroll = "auto",
         remat: Remat = False,
         do_sub_stacking: bool = True,

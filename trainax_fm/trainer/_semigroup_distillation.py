@@ -77,5 +77,7 @@ class SemigroupDistillationTrainer(AbstractOneLineTrainer):
         # API reference, which reads the source, all show them.
         self.initialise(arguments_of(locals()))
 
-    def prepare_optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    def prepare_optimizer(
+        self, optimizer: optax.GradientTransformation
+    ) -> optax.GradientTransformation:
         return flow_map_optimizer(optimizer)

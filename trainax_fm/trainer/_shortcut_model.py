@@ -76,5 +76,7 @@ class ShortcutModelTrainer(AbstractOneLineTrainer):
         # API reference, which reads the source, all show them.
         self.initialise(arguments_of(locals()))
 
-    def prepare_optimizer(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+    def prepare_optimizer(
+        self, optimizer: optax.GradientTransformation
+    ) -> optax.GradientTransformation:
         return flow_map_optimizer(optimizer)

@@ -86,7 +86,9 @@ def train_stages(
       last one is the result of the whole run.
     """
     if not isinstance(trainer, GeneralTrainer):
-        raise TypeError(f"`trainer` must be a trainax_fm.GeneralTrainer, got {type(trainer).__name__}.")
+        raise TypeError(
+            f"`trainer` must be a trainax_fm.GeneralTrainer, got {type(trainer).__name__}."
+        )
     stages = list(stages)
     if not stages or not all(isinstance(stage, Stage) for stage in stages):
         raise TypeError("`stages` must be a non-empty sequence of trainax_fm.Stage.")

@@ -37,7 +37,7 @@ class SupervisedTrainer(AbstractOneLineTrainer):
         time_level_loss: BaseLoss = MSELoss(),
         cut_bptt: bool = False,
         cut_bptt_every: int = 1,
-        time_level_weights: Optional[Float[Array, "num_rollout_steps"]] = None,
+        time_level_weights: Optional[Float[Array, " num_rollout_steps"]] = None,
         num_input_steps: int = 1,
         unroll: Unroll = "auto",
         remat: Remat = False,
