@@ -4,7 +4,6 @@ A drop-in superset of trainax 0.0.2, plus a fast on-device training engine and
 flow-matching emulators with progressive and semigroup distillation.
 """
 
-import importlib.metadata as _metadata
 
 from . import callback as callback
 from . import configuration as configuration
@@ -35,6 +34,7 @@ from ._stepper._loss_weights import WithLossWeights as WithLossWeights
 from ._stepper._loss_weights import loss_weights as loss_weights
 from ._stepper._normalized import NormalizedStepper as NormalizedStepper
 from ._stepper._trainable import trainable_arrays as trainable_arrays
+from ._version import __version__ as __version__
 from .data._conditioned import ConditionedTrajectories as ConditionedTrajectories
 from .data._mixer import PermutationMixer as PermutationMixer
 from .data._normalizer import Normalizer as Normalizer
@@ -43,8 +43,3 @@ from .hook._nonfinite import NonFiniteLossError as NonFiniteLossError
 from .trainer._general import GeneralTrainer as GeneralTrainer
 from .trainer._stages import Stage as Stage
 from .trainer._stages import train_stages as train_stages
-
-try:
-    __version__ = _metadata.version("trainax_fm")
-except _metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"

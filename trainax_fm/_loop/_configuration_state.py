@@ -36,12 +36,15 @@ def with_configuration_state(
     and stores the configuration's new state (the compiled update passes it).
     """
 
+    # The inner optimizer sees the extra arguments the update is given (e.g. `value`
+    # for `optax.contrib.reduce_on_plateau`), whether or not it takes any.
+    inner_optimizer = optax.with_extra_args_support(optimizer)
+
     def init(params):
-        return ConfigurationOptState(optimizer.init(params), configuration.init_state())
+        return ConfigurationOptState(inner_optimizer.init(params), configuration.init_state())
 
     def update(updates, state, params=None, *, configuration_state=None, **extra_args):
-        del extra_args
-        new_updates, inner = optimizer.update(updates, state.inner, params)
+        new_updates, inner = inner_optimizer.update(updates, state.inner, params, **extra_args)
         if configuration_state is None:
             configuration_state = state.configuration_state
         return new_updates, ConfigurationOptState(inner, configuration_state)

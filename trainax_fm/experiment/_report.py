@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from .._state._train_state import TrainState
+from .._version import __version__
 from ._evaluate import write_json
 from ._network import count_parameters
 from ._prepare import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, Prepared
@@ -35,9 +36,6 @@ def report_run(
 
     - The metrics dict (`status` `"complete"`), as written.
     """
-    # the package sets __version__ after importing its subpackages, this one included
-    from .. import __version__
-
     config, training = run.config, run.config["training"]
     num_seeds = config["num_seeds"]
     last = np.asarray(state.loss_history).reshape(num_seeds, -1)[:, -1]

@@ -4,6 +4,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..metrics import energy_spectrum
 from ._common import (
     as_real_array,
     check_rank,
@@ -52,8 +53,6 @@ def energy_spectra(
     - `ValueError` for a state that is not `(C, *spatial)` with 1 to 3 equal spatial
         axes of at least 2 points, or a label count that does not match.
     """
-    from ..metrics import energy_spectrum
-
     entries, labels = split_mapping(states, labels, _FUNC, "states")
     if isinstance(entries, (list, tuple)):
         if not entries:

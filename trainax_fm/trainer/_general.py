@@ -157,14 +157,6 @@ class GeneralTrainer(eqx.Module):
         check_validation_options(self.options, trajectory_sub_stacker)
         check_data_on_disk(self.options, trajectory_sub_stacker)
 
-    @property
-    def steps_per_dispatch(self):
-        return self.options.steps_per_dispatch
-
-    @property
-    def mesh(self) -> Optional[jax.sharding.Mesh]:
-        return self.options.mesh
-
     def make_problem(self, options: Optional[EngineOptions] = None) -> Problem:
         """What the compiled update needs besides the trained state."""
         options = self.options if options is None else options
