@@ -141,7 +141,7 @@ def test_a_retrained_teacher_is_read_afresh(teacher, tmp_path):
     import equinox as eqx
     import jax
 
-    from trainax_fm.experiment._evaluate import load_teacher
+    from trainax_fm.experiment._saved_networks import load_teacher
 
     folder = tmp_path / "teacher"
     shutil.copytree(teacher, folder)

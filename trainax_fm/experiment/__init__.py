@@ -46,7 +46,7 @@ from ._data import load_data as load_data
 from ._data import load_trajectory_file as load_trajectory_file
 from ._errors import ConfigError as ConfigError
 from ._evaluate import evaluate as evaluate
-from ._evaluate import load_networks as load_networks
+from ._saved_networks import load_networks as load_networks
 from ._evaluate import rollout_metrics as rollout_metrics
 from ._method import TrainMethod as TrainMethod
 from ._method import canonical_method as canonical_method

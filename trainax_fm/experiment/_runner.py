@@ -16,7 +16,8 @@ import numpy as np
 
 from .._state._train_state import TrainState
 from ..hook._nonfinite import NonFiniteLossError
-from ._evaluate import make_plots, rollout_metrics, save_networks, write_json
+from ._evaluate import make_plots, rollout_metrics, write_json
+from ._saved_networks import save_networks
 from ..hook._logging import Logger
 from ._config import split_list
 from ._prepare import (

@@ -221,7 +221,7 @@ def seed_slice(tree: Any, index: int) -> Any:
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer,
                   teacher: Optional[eqx.Module] = None):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method;
-    `teacher` is the velocity `_evaluate.load_method_teacher` loaded for it (or `None`)."""
+    `teacher` is the velocity `_saved_networks.load_method_teacher` loaded for it (or `None`)."""
     training = config["training"]
     teacher_method = None
     if method.teacher is not None:
