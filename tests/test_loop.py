@@ -58,7 +58,12 @@ def trainer_init_parameters_read_statically() -> dict[str, dict]:
     without importing it (what mkdocstrings and other static tools see)."""
     griffe = pytest.importorskip("griffe", reason="griffe comes with the docs tools")
     root = Path(tx.__file__).resolve().parents[1]
-    package = griffe.load("trainax_fm", search_paths=[str(root)], allow_inspection=False)
+    extensions = griffe.load_extensions(
+        "dataclasses", str(root / "docs" / "hooks" / "griffe_keyword_init.py")
+    )
+    package = griffe.load(
+        "trainax_fm", search_paths=[str(root)], allow_inspection=False, extensions=extensions
+    )
     found = {}
     for trainer_class in [*exported_trainers(), tx.GeneralTrainer]:
         static_class = package[
@@ -111,6 +116,39 @@ def test_one_line_trainers_take_their_configuration_keywords_with_its_defaults()
             assert trainer_parameters[name].default == parameter.default, (
                 trainer_class.__name__, name
             )
+
+
+def test_trainer_keyword_errors_name_the_trainer():
+    missing = "SupervisedTrainer: missing a required argument: 'optimizer'"
+    with pytest.raises(TypeError, match=missing):
+        tx.trainer.SupervisedTrainer(np.zeros((2, 5, 1, 4)), num_training_steps=1, batch_size=1)
+    with pytest.raises(TypeError, match="PushforwardTrainer: got an unexpected keyword argument"):
+        tx.trainer.PushforwardTrainer(
+            np.zeros((2, 5, 1, 4)), optimizer=optax.sgd(0.1), num_training_steps=1,
+            batch_size=1, num_pushforward_step=2,
+        )
+
+
+def test_griffe_extension_refuses_a_record_it_cannot_read(tmp_path):
+    # A class whose `__init__ = keyword_init(Record)` names no dataclass of its module
+    # would lose its signature in the API reference without a word: the extension says so.
+    griffe = pytest.importorskip("griffe", reason="griffe comes with the docs tools")
+    package = tmp_path / "fakepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from somewhere import keyword_init\n\n"
+        "class Trainer:\n"
+        "    __init__ = keyword_init(NotHere)\n"
+    )
+    root = Path(tx.__file__).resolve().parents[1]
+    extensions = griffe.load_extensions(
+        "dataclasses", str(root / "docs" / "hooks" / "griffe_keyword_init.py")
+    )
+    with pytest.raises(ValueError, match="fakepkg.Trainer: `__init__ = keyword_init\\(NotHere\\)`"):
+        griffe.load(
+            "fakepkg", search_paths=[str(tmp_path)], allow_inspection=False,
+            extensions=extensions,
+        )
 
 
 def test_trainers_keep_the_trainax_keywords():

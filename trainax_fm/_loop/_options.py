@@ -3,7 +3,7 @@
 import inspect
 import numbers
 import os
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import equinox as eqx
 import jax
@@ -42,8 +42,8 @@ class EngineOptions(eqx.Module):
 
     Every trainer accepts each of these as a keyword (`SupervisedTrainer(...,
     steps_per_dispatch=1, mesh=mesh)`), and `train(...)` accepts them again to
-    override them for one call. A new option is added here and to the `__init__` of
-    every trainer, whose keywords are spelled out for IDEs and the API reference
+    override them for one call. A new option is added here and to `EngineKeywords`
+    (`trainax_fm/trainer/_keywords.py`), the record every trainer's keywords include
     (`tests/test_loop.py` names any trainer that lacks it).
 
     **Arguments:**
@@ -190,11 +190,3 @@ def make_options(**options) -> EngineOptions:
         )
     return EngineOptions(**options)
 
-
-def engine_options_of(local_variables: dict[str, Any]) -> dict[str, Any]:
-    """The engine options among a trainer's arguments (its `locals()` taken first).
-
-    Trainers spell out every engine option as a keyword, so that IDEs and the API
-    reference show them; this collects them again for [`trainax_fm.EngineOptions`][].
-    """
-    return {name: local_variables[name] for name in ENGINE_OPTION_NAMES if name in local_variables}

@@ -25,8 +25,8 @@ the same keywords, all after the data and keyword-only:
     `validation_data`, `validate_every`, `validation_metrics`, `monitor`,
     `monitor_mode`, `patience`, `min_delta`, `best_path`.
 
-Each trainer's `__init__` spells all of them out with their defaults, so IDEs, static
-type checkers and this reference show them.
+Each trainer's keywords are one declared record (a dataclass built from shared groups),
+so IDEs, static type checkers and this reference show every one with its default.
 """
 
 from ._configuration_trainer import ConfigurationTrainer as ConfigurationTrainer

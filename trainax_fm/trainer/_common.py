@@ -1,10 +1,10 @@
 """What every one-line trainer shares: its windows, configuration and engine options.
 
-A one-line trainer is a configuration type plus the windows it needs. Each trainer
-spells out its keywords in its own `__init__`: the shared trainer keywords (trainax's
-order), the configuration's own keywords and the engine options, so that IDEs and the
-API reference (which reads the source) see every one with its default. The tests check
-that these lists match the configuration's fields and [`trainax_fm.EngineOptions`][].
+A one-line trainer is a configuration type plus the windows it needs. Its keywords are
+one record declared in `_keywords.py` groups (the shared trainer keywords in trainax's
+order, its methodology's, the window keywords and the engine options), which IDEs and
+the API reference read, so they see every keyword with its default. The tests check that
+they match the configuration's fields and [`trainax_fm.EngineOptions`][].
 """
 
 import inspect
@@ -17,30 +17,20 @@ from ..data._windows import TrajectorySubStacker
 from ._general import GeneralTrainer
 
 
-def arguments_of(local_variables: dict[str, Any]) -> dict[str, Any]:
-    """The arguments of an `__init__`, from its `locals()` taken before anything else."""
-    return {
-        name: value
-        for name, value in local_variables.items()
-        if name not in ("self", "__class__")
-    }
-
-
 class AbstractOneLineTrainer(GeneralTrainer):
     """A [`trainax_fm.GeneralTrainer`][] built from a configuration type in one line.
 
-    Subclasses name `configuration_type` and write an `__init__` whose keywords are the
-    shared ones, every keyword of `configuration_type` and the engine options, ending
-    in `self.initialise(arguments_of(locals()))`. Override `window_length` where
-    trainax cuts other windows than the configuration needs and `prepare_optimizer`
-    where the optimizer must be wrapped.
+    Subclasses name `configuration_type` and set `__init__ = keyword_init(record)`,
+    where the record (`_keywords.py`) holds the shared keywords, every keyword of
+    `configuration_type`, the window keywords and the engine options. Override
+    `window_length` where trainax cuts other windows than the configuration needs and
+    `prepare_optimizer` where the optimizer must be wrapped.
     """
 
     configuration_type: ClassVar[type]
 
-    def initialise(self, arguments: dict[str, Any]) -> None:
+    def initialise(self, **arguments: Any) -> None:
         """Build the configuration from its keywords and initialise the trainer."""
-        arguments = dict(arguments)
         configuration = self.configuration_type(
             **{name: arguments.pop(name) for name in self.configuration_keywords()}
         )
@@ -96,7 +86,7 @@ def init_from_configuration(
         do_sub_stacking=do_sub_stacking,
         num_output_steps=num_output_steps,
     )
-    GeneralTrainer.__init__(
+    GeneralTrainer.initialise(
         trainer,
         stacker,
         configuration,

@@ -1,13 +1,21 @@
-from typing import Any, Callable, Optional, Sequence
+import dataclasses
+from typing import Any, Optional
 
-import jax
-import optax
-from jaxtyping import Array, Float, PyTree
 
-from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
 from ..configuration._callable import as_configuration
-from ._common import arguments_of, init_from_configuration
+from ._common import init_from_configuration
 from ._general import GeneralTrainer
+from ._keywords import EngineKeywords, TrainerKeywords, WindowKeywords, keyword_init
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class _ConfigurationKeywords(EngineKeywords, WindowKeywords, TrainerKeywords):
+    """The keywords of `ConfigurationTrainer`: the configuration after the data, the
+    window length it needs, the windows' and the engine's."""
+
+    loss_configuration: Any
+    _: dataclasses.KW_ONLY
+    sub_trajectory_len: Optional[int] = None
 
 
 class ConfigurationTrainer(GeneralTrainer):
@@ -29,42 +37,14 @@ class ConfigurationTrainer(GeneralTrainer):
         `num_output_steps > 1`).
     """
 
-    def __init__(
-        self,
-        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
-        loss_configuration: Any,
-        *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
-        optimizer: optax.GradientTransformation,
-        callback_fn: Optional[Callable] = None,
-        num_training_steps: int,
-        batch_size: int,
-        sub_trajectory_len: Optional[int] = None,
-        do_sub_stacking: bool = True,
-        num_output_steps: int = 1,
-        steps_per_dispatch: DispatchMode = "auto",
-        mesh: Optional[jax.sharding.Mesh] = None,
-        batch_axis: str = "batch",
-        num_seeds: Optional[int] = None,
-        checkpoint_path: Optional[PathLike] = None,
-        checkpoint_every: Optional[int] = None,
-        on_nonfinite: OnNonfinite = "raise",
-        validation_data: Optional[PyTree] = None,
-        validate_every: Optional[int] = None,
-        validation_metrics: Sequence[MetricSpec] = ("loss",),
-        monitor: Optional[str] = None,
-        monitor_mode: MonitorMode = "min",
-        patience: Optional[int] = None,
-        min_delta: float = 0.0,
-        best_path: Optional[PathLike] = None,
-    ):
-        # The keywords are spelled out (not `**keywords`) so that IDEs, `help()` and the
-        # API reference, which reads the source, all show them.
-        arguments = arguments_of(locals())
-        del arguments["loss_configuration"], arguments["sub_trajectory_len"]
-        if sub_trajectory_len is None:
-            sub_trajectory_len = as_configuration(loss_configuration).required_window_length
+    __init__ = keyword_init(_ConfigurationKeywords)
+
+    def initialise(self, **arguments: Any) -> None:
+        """Initialise the trainer with the configuration and the windows it needs."""
+        loss_configuration = arguments.pop("loss_configuration")
+        window_length = arguments.pop("sub_trajectory_len")
+        if window_length is None:
+            window_length = as_configuration(loss_configuration).required_window_length
         init_from_configuration(
-            self, loss_configuration, window_length=sub_trajectory_len, **arguments
+            self, loss_configuration, window_length=window_length, **arguments
         )

@@ -10,13 +10,7 @@ from .._loop._compiled import Problem, full_dataset_loss
 from .._loop._configuration_state import with_configuration_state
 from .._loop._loop import AbstractHook
 from .._loop._options import (
-    DispatchMode,
     EngineOptions,
-    MetricSpec,
-    MonitorMode,
-    OnNonfinite,
-    PathLike,
-    engine_options_of,
     make_options,
 )
 from .._loop._validate import check_validation_options
@@ -32,6 +26,7 @@ from ._checks import (
     check_data_on_disk,
     check_optimizer,
 )
+from ._keywords import GeneralTrainerKeywords, keyword_init
 from ._train_call import train_trainer
 
 
@@ -77,36 +72,23 @@ class GeneralTrainer(eqx.Module):
     callback_fn: Any = eqx.field(static=True)
     options: EngineOptions
 
-    def __init__(
+    __init__ = keyword_init(GeneralTrainerKeywords)
+
+    def initialise(
         self,
         trajectory_sub_stacker: TrajectorySubStacker,
         loss_configuration: Any,
         *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
+        ref_stepper: Optional[Callable],
+        residuum_fn: Optional[Callable],
         optimizer: optax.GradientTransformation,
         num_minibatches: int,
         batch_size: int,
-        callback_fn: Optional[Callable] = None,
-        steps_per_dispatch: DispatchMode = "auto",
-        mesh: Optional[jax.sharding.Mesh] = None,
-        batch_axis: str = "batch",
-        num_seeds: Optional[int] = None,
-        checkpoint_path: Optional[PathLike] = None,
-        checkpoint_every: Optional[int] = None,
-        on_nonfinite: OnNonfinite = "raise",
-        validation_data: Optional[PyTree] = None,
-        validate_every: Optional[int] = None,
-        validation_metrics: Sequence[MetricSpec] = ("loss",),
-        monitor: Optional[str] = None,
-        monitor_mode: MonitorMode = "min",
-        patience: Optional[int] = None,
-        min_delta: float = 0.0,
-        best_path: Optional[PathLike] = None,
-    ):
-        # The engine options are spelled out (not `**engine_options`) so that IDEs,
-        # `help()` and the API reference, which reads the source, all show them.
-        engine_options = engine_options_of(locals())
+        callback_fn: Optional[Callable],
+        **engine_options: Any,
+    ) -> None:
+        """Check the arguments and set the fields (what `__init__` runs, with every
+        keyword of `GeneralTrainerKeywords` filled in)."""
         if not isinstance(trajectory_sub_stacker, TrajectorySubStacker):
             raise TypeError(
                 "`trajectory_sub_stacker` must be a trainax_fm.TrajectorySubStacker, got "

@@ -1,14 +1,20 @@
-from typing import Callable, Optional, Sequence
+import dataclasses
+from typing import Any, Optional
 
-import jax
-import optax
-from jaxtyping import Array, Float, PyTree
 
-from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
 from ..configuration import LagrangianSelfDistillation
 from ..configuration._flow_time import AbstractTimeSampler
-from ..loss import BaseLoss, MSELoss
-from ._common import AbstractOneLineTrainer, arguments_of
+from ._common import AbstractOneLineTrainer
+from ._keywords import EngineKeywords, FlowKeywords, WindowKeywords, keyword_init
+
+
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class _LagrangianSelfDistillationKeywords(EngineKeywords, WindowKeywords, FlowKeywords):
+    """The keywords of `LagrangianSelfDistillationTrainer`: its configuration's, the
+    windows' and the engine's."""
+
+    time_sampler: Optional[AbstractTimeSampler] = None
+    teacher: Any = None
 
 
 class LagrangianSelfDistillationTrainer(AbstractOneLineTrainer):
@@ -40,39 +46,5 @@ class LagrangianSelfDistillationTrainer(AbstractOneLineTrainer):
     """
 
     configuration_type = LagrangianSelfDistillation
+    __init__ = keyword_init(_LagrangianSelfDistillationKeywords)
 
-    def __init__(
-        self,
-        data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
-        *,
-        ref_stepper: Optional[Callable] = None,
-        residuum_fn: Optional[Callable] = None,
-        optimizer: optax.GradientTransformation,
-        callback_fn: Optional[Callable] = None,
-        num_training_steps: int,
-        batch_size: int,
-        time_sampler: Optional[AbstractTimeSampler] = None,
-        time_level_loss: BaseLoss = MSELoss(),
-        num_input_steps: int = 1,
-        teacher=None,
-        do_sub_stacking: bool = True,
-        num_output_steps: int = 1,
-        steps_per_dispatch: DispatchMode = "auto",
-        mesh: Optional[jax.sharding.Mesh] = None,
-        batch_axis: str = "batch",
-        num_seeds: Optional[int] = None,
-        checkpoint_path: Optional[PathLike] = None,
-        checkpoint_every: Optional[int] = None,
-        on_nonfinite: OnNonfinite = "raise",
-        validation_data: Optional[PyTree] = None,
-        validate_every: Optional[int] = None,
-        validation_metrics: Sequence[MetricSpec] = ("loss",),
-        monitor: Optional[str] = None,
-        monitor_mode: MonitorMode = "min",
-        patience: Optional[int] = None,
-        min_delta: float = 0.0,
-        best_path: Optional[PathLike] = None,
-    ):
-        # The keywords are spelled out (not `**keywords`) so that IDEs, `help()` and the
-        # API reference, which reads the source, all show them.
-        self.initialise(arguments_of(locals()))

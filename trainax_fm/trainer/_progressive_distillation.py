@@ -1,8 +1,8 @@
+import dataclasses
 import os
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
@@ -11,15 +11,11 @@ from .._atomic import save_tree_atomic
 from ._general import GeneralTrainer, trainax_outputs
 from ._checks import check_callback, check_optimizer
 from .._loop._options import (
-    DispatchMode,
     EngineOptions,
-    MetricSpec,
-    MonitorMode,
-    OnNonfinite,
     PathLike,
-    engine_options_of,
     make_options,
 )
+from ._keywords import EngineKeywords, keyword_init
 from ._stages import Stage, train_stages
 from ..data._mixer import effective_batch_size
 from .._state._train_state import TrainResult, TrainState
@@ -39,6 +35,37 @@ from ..flow._optimizer import flow_map_optimizer
 from ..flow._solvers import AbstractSolver, Method, get_solver
 from ..flow._steppers import FlowMapStepper, FlowMatchingStepper, as_flow_model
 from ..loss import BaseLoss, MSELoss
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class _DistillationKeywords:
+    data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]]
+    _: dataclasses.KW_ONLY
+    teacher: Any
+    optimizer: optax.GradientTransformation
+    num_training_steps: int
+    batch_size: int
+    num_teacher_steps: int
+    num_stages: int = 1
+    num_fine_steps: int = 2
+    teacher_method: Method = "euler"
+    student_method: Method = "euler"
+    step_sampler: Optional[AbstractTimeSampler] = None
+    jitter: float = 0.0
+    time_level_loss: BaseLoss = MSELoss()
+    num_input_steps: int = 1
+    velocity_space: bool = False
+    cosine_decay: bool = True
+    final_lr_fraction: float = 0.0
+    checkpoint_path: Optional[PathLike] = None
+    callback_fn: Optional[Callable] = None
+    do_sub_stacking: bool = True
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class _ProgressiveDistillationKeywords(EngineKeywords, _DistillationKeywords):
+    """The keywords of `ProgressiveDistillationTrainer`: the distillation's and the
+    engine's (`checkpoint_path` stays where the distillation declares it)."""
 
 
 class ProgressiveDistillationTrainer(eqx.Module):
@@ -131,7 +158,9 @@ class ProgressiveDistillationTrainer(eqx.Module):
     callback_fn: Optional[Callable] = eqx.field(static=True)
     options: EngineOptions
 
-    def __init__(
+    __init__ = keyword_init(_ProgressiveDistillationKeywords)
+
+    def initialise(
         self,
         data_trajectories: PyTree[Float[Array, "num_trajectories time ..."]],
         *,
@@ -140,40 +169,25 @@ class ProgressiveDistillationTrainer(eqx.Module):
         num_training_steps: int,
         batch_size: int,
         num_teacher_steps: int,
-        num_stages: int = 1,
-        num_fine_steps: int = 2,
-        teacher_method: Method = "euler",
-        student_method: Method = "euler",
-        step_sampler: Optional[AbstractTimeSampler] = None,
-        jitter: float = 0.0,
-        time_level_loss: BaseLoss = MSELoss(),
-        num_input_steps: int = 1,
-        velocity_space: bool = False,
-        cosine_decay: bool = True,
-        final_lr_fraction: float = 0.0,
-        checkpoint_path: Optional[str] = None,
-        callback_fn: Optional[Callable] = None,
-        do_sub_stacking: bool = True,
-        steps_per_dispatch: DispatchMode = "auto",
-        mesh: Optional[jax.sharding.Mesh] = None,
-        batch_axis: str = "batch",
-        num_seeds: Optional[int] = None,
-        checkpoint_every: Optional[int] = None,
-        on_nonfinite: OnNonfinite = "raise",
-        validation_data: Optional[PyTree] = None,
-        validate_every: Optional[int] = None,
-        validation_metrics: Sequence[MetricSpec] = ("loss",),
-        monitor: Optional[str] = None,
-        monitor_mode: MonitorMode = "min",
-        patience: Optional[int] = None,
-        min_delta: float = 0.0,
-        best_path: Optional[PathLike] = None,
-    ):
-        # The engine options are spelled out (not `**engine_options`) so that IDEs,
-        # `help()` and the API reference, which reads the source, all show them;
-        # `checkpoint_path` has this trainer's own meaning (a directory).
-        engine_options = engine_options_of(locals())
-        del engine_options["checkpoint_path"]
+        num_stages: int,
+        num_fine_steps: int,
+        teacher_method: Method,
+        student_method: Method,
+        step_sampler: Optional[AbstractTimeSampler],
+        jitter: float,
+        time_level_loss: BaseLoss,
+        num_input_steps: int,
+        velocity_space: bool,
+        cosine_decay: bool,
+        final_lr_fraction: float,
+        checkpoint_path: Optional[PathLike],
+        callback_fn: Optional[Callable],
+        do_sub_stacking: bool,
+        **engine_options: Any,
+    ) -> None:
+        """Check the arguments and set the fields (what `__init__` runs, with every
+        keyword filled in). `checkpoint_path` has this trainer's own meaning (a
+        directory), so it is not among the engine options passed on."""
         check_optimizer(optimizer)
         self.teacher = as_flow_model(teacher, "teacher")
         self.optimizer = optimizer
