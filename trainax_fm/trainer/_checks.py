@@ -105,8 +105,10 @@ def _layer_expectation(layer: Optional[eqx.Module], state_shape: tuple) -> str:
 
 
 def check_stepper_fits_data(problem, stepper, key, num_seeds: Optional[int]) -> None:
-    """Trace the loss on one window before training: a network that does not fit the
-    data fails here with a message about the data and the network, not inside JAX.
+    """Trace the loss on one window: a network that does not fit the data fails here
+    with a message about the data and the network, not inside JAX. Run when training
+    failed with a `TypeError`/`ValueError` (before any update: the first compile), so
+    runs that work do not pay for the extra trace.
 
     **Arguments:**
 

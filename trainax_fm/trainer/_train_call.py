@@ -87,18 +87,24 @@ def train_trainer(
         stop = min(stop, start + check_positive_int(num_steps, "num_steps", minimum=0))
 
     problem = trainer.make_problem(options)
-    if resume_from is None:
-        check_stepper_fits_data(problem, stepper, key, num_seeds)
     state = TrainState(
         stepper, opt_state, start, key, past_losses, dispatch, stage, stage_start,
         run_key, hook_states=hook_states,
     )
     callbacks = None if trainer.callback_fn is None else Callbacks(trainer.callback_fn)
     validate = validation_hook(trainer, options, stepper)
-    loop = train_on_loop(
-        problem, options, state,
-        builtin_hooks(options, callbacks, validate, spawn_tqdm) + list(hooks), stop=stop,
-    )
+    try:
+        loop = train_on_loop(
+            problem, options, state,
+            builtin_hooks(options, callbacks, validate, spawn_tqdm) + list(hooks), stop=stop,
+        )
+    except (TypeError, ValueError):
+        # Checked only once training failed, since the check traces the loss once more
+        # (a visible share of a short run): a network that does not fit the data is
+        # then reported in terms of the data and the network, anything else as it was.
+        if resume_from is None:
+            check_stepper_fits_data(problem, stepper, key, num_seeds)
+        raise
     state = loop.train_state()
     return TrainResult(
         loop.stepper,
