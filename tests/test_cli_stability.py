@@ -9,7 +9,7 @@ import trainax_fm as tx
 from trainax_fm._cli import main
 from trainax_fm.experiment import ConfigError, validate_config
 from trainax_fm.experiment._data import load_data
-from trainax_fm.experiment._method import parse_method
+from trainax_fm.experiment._method_spec import parse_method
 from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 from test_cli import write_config

@@ -21,9 +21,10 @@ from trainax_fm.experiment import (
     parse_network,
     validate_config,
 )
-from trainax_fm.experiment import _method as grammar
+from trainax_fm.experiment import _method_spec as grammar
 from trainax_fm.experiment import _toml
-from trainax_fm.experiment._method import KINDS, METHODS, methods_table
+from trainax_fm.experiment._method import KINDS, METHODS
+from trainax_fm.experiment._method_spec import methods_table
 
 # --- method grammar -------------------------------------------------------------------
 

@@ -49,9 +49,9 @@ from ._evaluate import evaluate as evaluate
 from ._saved_networks import load_networks as load_networks
 from ._evaluate import rollout_metrics as rollout_metrics
 from ._method import TrainMethod as TrainMethod
-from ._method import canonical_method as canonical_method
-from ._method import format_method as format_method
-from ._method import parse_method as parse_method
+from ._method_spec import canonical_method as canonical_method
+from ._method_spec import format_method as format_method
+from ._method_spec import parse_method as parse_method
 from ._network import ConvNet as ConvNet
 from ._network import NetworkSpec as NetworkSpec
 from ._network import build_network as build_network

@@ -94,7 +94,8 @@ from ..data._spec import parse_spec
 from ..hook._log_writers import check_formats
 from ._data import DISK_PREFIXES, data_fields, source_kind
 from ._errors import ConfigError, describe_value
-from ._method import TrainMethod, format_method, parse_method
+from ._method import TrainMethod
+from ._method_spec import format_method, parse_method
 from ._network import format_network, parse_network
 from ._schema import NAME_PATTERN, Field, check_table
 from ._wording import term

@@ -2,8 +2,9 @@
 solvers, results folders, EMA decays and `step:value` schedules, each parsed strictly (a
 `ConfigError` that quotes the spec) and formatted back in its one canonical spelling."""
 
+import dataclasses
 import re
-from typing import Union
+from typing import Any, Callable, Union
 
 from ._errors import ConfigError
 
@@ -205,3 +206,39 @@ def format_schedule(schedule: Schedule) -> str:
     if isinstance(schedule, tuple):
         return ",".join(f"{s}:{float(p)!r}" for s, p in zip(*schedule))
     return repr(float(schedule))
+
+
+# `MethodField.default` of a field every spec must write
+REQUIRED = object()
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodField:
+    """One field of a method spec after its kind.
+
+    **Arguments:**
+
+    - `name`: the field's name in the grammar (`N`, `cut_bptt`, `TEACHER` ...), quoted by
+        errors.
+    - `attribute`: the [`trainax_fm.experiment.TrainMethod`][] attribute it sets.
+    - `parse`: `parse(token, name, spec, usage, parsed)` returns the value of a token or
+        raises a `ConfigError`; `parsed` holds the attributes of the fields before it.
+    - `format`: the canonical text of a value.
+    - `default`: the value of an omitted field, `REQUIRED` for a field every spec writes.
+    - `prefix`: a keyword field (`ema=DECAY`) is written `prefix + value` after the
+        positional fields and only when its value is not the default; `""` for a
+        positional field, whose trailing defaults are dropped.
+    """
+
+    name: str
+    attribute: str
+    parse: Callable[[str, str, str, str, dict], Any]
+    format: Callable[[Any], str] = str
+    default: Any = REQUIRED
+    prefix: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED

@@ -23,7 +23,8 @@ from ._config import (
 from ._data import Dataset, load_data
 from ._errors import ConfigError
 from ._saved_networks import BEST_FILE, load_method_teacher
-from ._method import TrainMethod, parse_method
+from ._method import TrainMethod
+from ._method_spec import parse_method
 from ._wording import term
 from ._setup import (
     build_optimizer,

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 
 from .._state._stepper_file import load_stepper, save_stepper
 from ._errors import ConfigError
-from ._method import TrainMethod, parse_method
+from ._method import TrainMethod
+from ._method_spec import parse_method
 from ._setup import (
     build_stepper,
     load_teacher_config,

@@ -17,7 +17,8 @@ from ..trainer import ConfigurationTrainer
 from ._config import load_config
 from ._data import Dataset
 from ._errors import ConfigError
-from ._method import METHODS, TrainMethod, parse_method
+from ._method import METHODS, TrainMethod
+from ._method_spec import parse_method
 from ._network import build_network
 
 
