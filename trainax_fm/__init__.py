@@ -17,6 +17,7 @@ from . import sample_data as sample_data
 from . import trainer as trainer
 from ._loop._caches import clear_caches as clear_caches
 from ._loop._options import EngineOptions as EngineOptions
+from ._loop._precision import MixedPrecision as MixedPrecision
 from ._rollout._inference import rollout as rollout
 from ._state._checkpoint import load_train_state as load_train_state
 from ._state._checkpoint import save_train_state as save_train_state

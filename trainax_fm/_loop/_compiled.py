@@ -23,6 +23,13 @@ from ..data._windows import TrajectorySubStacker
 from .._argument_checks import is_traced
 from ..configuration._base import BaseConfiguration
 from ._configuration_state import ConfigurationOptState
+from ._precision import (
+    LossScaledOptState,
+    MixedPrecision,
+    all_finite,
+    loss_scale_of,
+    next_loss_scale,
+)
 
 
 class Problem(eqx.Module):
@@ -38,6 +45,7 @@ class Problem(eqx.Module):
     skip_nonfinite: bool = eqx.field(static=True, default=False)
     mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
     batch_axis: str = eqx.field(static=True, default="batch")
+    precision: Optional[MixedPrecision] = eqx.field(static=True, default=None)
 
     def prepared(self, stepper, batch):
         """What the configuration sees: conditioned networks bound to the minibatch's
@@ -49,6 +57,8 @@ class Problem(eqx.Module):
         stepper, batch, ref_stepper, residuum_fn = to_normalized_space(
             stepper, batch, ref_stepper, residuum_fn
         )
+        if self.precision is not None:
+            stepper = self.precision.for_compute(stepper)
         return stepper, batch, configuration, ref_stepper, residuum_fn
 
     def loss(self, stepper, batch, key, step):
@@ -64,39 +74,63 @@ class Problem(eqx.Module):
             key=key, step=step,
         )
 
-    def value_and_grad(self, stepper, batch, key, step, state=None):
+    def value_and_grad(self, stepper, batch, key, step, state=None, scale=None):
         """The loss (with the configuration's next state if `state` is given) and its
         gradient with respect to the trainable arrays only (`trainable_arrays`: never
-        normalisation statistics)."""
+        normalisation statistics). With a loss `scale`, the loss is differentiated
+        multiplied by it and the gradients divided by it again."""
         params, frozen = eqx.partition(stepper, trainable_filter(stepper))
-        if state is None:
-            objective = lambda p: self.loss(eqx.combine(p, frozen), batch, key, step)  # noqa: E731
-            return eqx.filter_value_and_grad(objective)(params)
-        objective = lambda p: self.stateful_loss(  # noqa: E731
-            eqx.combine(p, frozen), batch, state, key, step
-        )
-        return eqx.filter_value_and_grad(objective, has_aux=True)(params)
+
+        def objective(p):
+            if state is None:
+                loss, aux = self.loss(eqx.combine(p, frozen), batch, key, step), None
+            else:
+                loss, aux = self.stateful_loss(eqx.combine(p, frozen), batch, state, key, step)
+            return (loss if scale is None else loss * scale), aux
+
+        (loss, aux), grads = eqx.filter_value_and_grad(objective, has_aux=True)(params)
+        if scale is not None:
+            loss = loss / scale
+            grads = jax.tree_util.tree_map(lambda g: g / scale, grads)
+        return (loss, aux), grads
 
     def update(self, stepper, opt_state, batch, key, step):
         params = eqx.filter(stepper, trainable_filter(stepper))
-        if isinstance(opt_state, ConfigurationOptState):
+        scaled = isinstance(opt_state, LossScaledOptState)
+        if self.precision is not None and self.precision.scaling == "dynamic" and not scaled:
+            raise ValueError(
+                "dynamic loss scaling keeps its scale in the optimizer state: start from "
+                "`trainer.optimizer.init(...)` (or no `opt_state`), and give `precision` to "
+                "the trainer rather than to one `train` call."
+            )
+        scale = loss_scale_of(opt_state, self.precision)
+        inner_state = opt_state.inner if scaled else opt_state
+        if isinstance(inner_state, ConfigurationOptState):
             # A stateful configuration: its state rides in the optimizer state.
             (loss, state), grads = self.value_and_grad(
-                stepper, batch, key, step, opt_state.configuration_state
+                stepper, batch, key, step, inner_state.configuration_state, scale
             )
             updates, new_opt_state = self.optimizer.update(
                 grads, opt_state, params, configuration_state=state
             )
         else:
-            loss, grads = self.value_and_grad(stepper, batch, key, step)
+            (loss, _), grads = self.value_and_grad(stepper, batch, key, step, scale=scale)
             updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
         new_stepper = eqx.apply_updates(stepper, updates)
+        if scaled:
+            # Overflowed gradients are the loss scale's business: skip the update and
+            # shrink the scale, which the next update uses.
+            finite = all_finite(grads)
+            keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+            new_stepper = _select(keep, new_stepper, stepper)
+            new_opt_state = LossScaledOptState(
+                _select(keep, new_opt_state.inner, opt_state.inner),
+                next_loss_scale(opt_state.loss_scale, finite, self.precision),
+            )
         if self.skip_nonfinite:
             # Keep the old parameters and optimizer state when the loss or a gradient
             # is NaN/Inf; the recorded loss still shows the bad value.
-            finite = jnp.isfinite(loss) & jnp.all(
-                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-            )
+            finite = jnp.isfinite(loss) & all_finite(grads)
             keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
             new_stepper = _select(keep, new_stepper, stepper)
             new_opt_state = _select(keep, new_opt_state, opt_state)

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 from jaxtyping import PyTree
 
+from ._precision import MixedPrecision
 from .._argument_checks import check_positive_int
 from ._dispatch import DispatchMode
 from .._state._validation_history import MonitorMode
@@ -81,6 +82,9 @@ class EngineOptions(eqx.Module):
     - `min_delta`: the least change that counts as an improvement.
     - `best_path`: write the best stepper there (atomically, with
         [`trainax_fm.save_stepper`][]) whenever it improves.
+    - `precision`: a [`trainax_fm.MixedPrecision`][] policy to compute the networks in
+        bfloat16 or float16 (parameters, optimizer state and losses stay float32);
+        `None` computes in the parameters' dtype.
     """
 
     steps_per_dispatch: DispatchMode = eqx.field(static=True, default="auto")
@@ -102,6 +106,7 @@ class EngineOptions(eqx.Module):
     patience: Optional[int] = eqx.field(static=True, default=None)
     min_delta: float = eqx.field(static=True, default=0.0)
     best_path: Optional[PathLike] = eqx.field(static=True, default=None)
+    precision: Optional[MixedPrecision] = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.steps_per_dispatch != "auto":
@@ -122,6 +127,11 @@ class EngineOptions(eqx.Module):
             check_positive_int(self.checkpoint_every, "checkpoint_every")
             if self.checkpoint_path is None:
                 raise ValueError("`checkpoint_every` needs a `checkpoint_path` to write to.")
+        if self.precision is not None and not isinstance(self.precision, MixedPrecision):
+            raise TypeError(
+                "`precision` must be a trainax_fm.MixedPrecision (e.g. "
+                f"`tx.MixedPrecision('bfloat16')`) or None, got {type(self.precision).__name__}."
+            )
         if self.on_nonfinite not in ("raise", "skip"):
             raise ValueError(
                 f"`on_nonfinite` must be 'raise' or 'skip', got {self.on_nonfinite!r}."

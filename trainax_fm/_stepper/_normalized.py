@@ -89,10 +89,10 @@ class NormalizedStepper(eqx.Module):
         `residual=False`)."""
         if not self.residual:
             return self.network
-        return _ResidualInNormalizedSpace(self.network, self.normalizer)
+        return ResidualInNormalizedSpace(self.network, self.normalizer)
 
 
-class _ResidualInNormalizedSpace(eqx.Module):
+class ResidualInNormalizedSpace(eqx.Module):
     """`z_next = z + (o * increment_std + increment_mean) / std`, the residual update
     written in normalised units (`z = (u - mean) / std`)."""
 

@@ -8,6 +8,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .._argument_checks import check_positive_int
 from .._loop._compiled import Problem, full_dataset_loss
 from .._loop._configuration_state import with_configuration_state
+from .._loop._precision import with_loss_scale
 from .._loop._loop import AbstractHook
 from .._loop._options import (
     EngineOptions,
@@ -127,6 +128,11 @@ class GeneralTrainer(eqx.Module):
             # The configuration's state (e.g. adaptive weights) lives in the optimizer
             # state, so checkpoints, seeds and resume carry it.
             optimizer = with_configuration_state(optimizer, loss_configuration)
+        self.options = make_options(**engine_options)
+        precision = self.options.precision
+        if precision is not None and precision.scaling == "dynamic":
+            # The loss scale lives in the optimizer state too, for the same reasons.
+            optimizer = with_loss_scale(optimizer, precision)
         self.optimizer = optimizer
         self.num_minibatches = check_positive_int(num_minibatches, "num_minibatches")
         self.batch_size = effective_batch_size(
@@ -134,7 +140,6 @@ class GeneralTrainer(eqx.Module):
             check_positive_int(batch_size, "batch_size"),
         )
         self.callback_fn = callback_fn
-        self.options = make_options(**engine_options)
         check_batch_on_mesh(self.options, self.batch_size)
         check_validation_options(self.options, trajectory_sub_stacker)
         check_data_on_disk(self.options, trajectory_sub_stacker)
@@ -152,6 +157,7 @@ class GeneralTrainer(eqx.Module):
             options.on_nonfinite == "skip",
             options.mesh,
             options.batch_axis,
+            options.precision,
         )
 
     # --- trainax-compatible pieces ---------------------------------------------------

@@ -29,6 +29,7 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from .._loop._options import DispatchMode, MetricSpec, MonitorMode, OnNonfinite, PathLike
+from .._loop._precision import MixedPrecision
 from .._rollout._training import Remat, Unroll
 from ..data._windows import TrajectorySubStacker
 from ..loss import BaseLoss, MSELoss
@@ -115,6 +116,7 @@ class EngineKeywords:
     patience: Optional[int] = None
     min_delta: float = 0.0
     best_path: Optional[PathLike] = None
+    precision: Optional[MixedPrecision] = None
 
 
 @dataclasses.dataclass(eq=False, repr=False)

@@ -98,10 +98,17 @@ def train_trainer(
             problem, options, state,
             builtin_hooks(options, callbacks, validate, spawn_tqdm) + list(hooks), stop=stop,
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as error:
         # Checked only once training failed, since the check traces the loss once more
         # (a visible share of a short run): a network that does not fit the data is
         # then reported in terms of the data and the network, anything else as it was.
+        if options.precision is not None and "must be float32 or float64" in str(error):
+            raise ValueError(
+                f"{error}\nWith `precision` the networks compute in "
+                f"{options.precision.compute_dtype}, which JAX's FFT does not take: keep the "
+                "spectral layers in float32 with `MixedPrecision(..., keep_float32=("
+                "SpectralLayerClass,))` (the class or its name)."
+            ) from error
         if resume_from is None:
             check_stepper_fits_data(problem, stepper, key, num_seeds)
         raise
