@@ -117,7 +117,6 @@ class Validation(AbstractHook):
             )
         history, improved = record_validation(history, loop.step, values, loop.stepper)
         loop.hook_states[self.state_name] = history
-        loop.last_validation = {name: values[name] for name in history.values}
         if self.best_path is not None and bool(np.any(improved)):
             if jax.process_index() == 0:
                 save_stepper(self.best_path, history.best_stepper)
