@@ -38,8 +38,6 @@ class Loop:
         train state and its checkpoints); `validation`: the validation hook's
         [`trainax_fm.ValidationHistory`][] so far, or `None` (read-only);
         `validation_data`: the held-out trajectories, or `None`.
-    - `last_validation`: the values of the latest validation of this call (host
-        arrays by metric name), `{}` before it.
     - `host_batches`: for data on disk, the minibatches read ahead on the host
         (`None` for data in memory, whose windows are gathered inside the update).
     """
@@ -75,7 +73,6 @@ class Loop:
         self.stage, self.stage_start, self.run_key = stage, stage_start, run_key
         self.hook_states: dict[str, PyTree] = dict(hook_states or {})
         self.validation_data = validation_data
-        self.last_validation: dict = {}
         seeds = num_seeds is not None
         keys = jax.vmap(jax.random.split)(key) if seeds else jax.random.split(key)
         self.shuffle_key, self.update_key = (keys[:, 0], keys[:, 1]) if seeds else keys

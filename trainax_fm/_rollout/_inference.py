@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._argument_checks import check_bool, check_positive_int
 from .._stepper._block import BlockStepper
 from .._stepper._conditioned import SampleConstants, bind_constants, count_conditioned
+from .._stepper._protocol import needs_key
 from ._probe import probe_stepper, shape_hint
 
 
@@ -111,7 +112,7 @@ def rollout(
                 f"`num_samples={num_samples}` asks for an ensemble of stochastic "
                 "rollouts, which needs a random key; pass `key=jax.random.key(seed)`."
             )
-    if key is None and getattr(stepper, "needs_key", False) is True:
+    if key is None and needs_key(stepper):
         raise ValueError(
             "The stepper declares `needs_key = True` (it is stochastic) but `key=None`. "
             "Pass `key=jax.random.key(seed)` to `rollout`; the stepper is then called "

@@ -28,7 +28,7 @@ from jax.experimental import multihost_utils
 from .._atomic import atomic_open
 from .._stepper._trainable import trainable_arrays
 from ._hook_state import state_type, state_type_name
-from ._stepper_file import check_same_stepper, describe_stepper
+from ._stepper_file import check_same_stepper, describe_stepper, read_header
 from ._train_state import VALIDATION_STATE, TrainState
 from ._validation_history import ValidationHistory
 
@@ -149,12 +149,8 @@ def load_train_state(
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}.")
     with open(path, "rb") as f:
-        first_line = f.readline()
-        try:
-            header = json.loads(first_line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            header = None
-        if not isinstance(header, dict) or header.get("magic") != MAGIC:
+        header = read_header(f)
+        if header is None or header.get("magic") != MAGIC:
             raise ValueError(
                 f"{str(path)!r} is not a trainax_fm train-state checkpoint (missing "
                 "header). Checkpoints are written by trainax_fm.save_train_state."

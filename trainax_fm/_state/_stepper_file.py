@@ -9,7 +9,7 @@ wrong skeleton fail with a message that says what is missing instead of a shape 
 import json
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import IO, Any, Optional, Union
 
 import equinox as eqx
 import jax.tree_util as jtu
@@ -20,6 +20,25 @@ from .._stepper._normalized import NormalizedStepper
 
 MAGIC = "trainax_fm-stepper"
 FORMAT_VERSION = 1
+
+
+def read_header(file: IO[bytes]) -> Optional[dict]:
+    """The header line of a stepper file or train-state checkpoint opened in binary mode.
+
+    **Arguments:**
+
+    - `file`: the open file, positioned at its start; it is left after the header line.
+
+    **Returns:**
+
+    - The header as a dictionary, or `None` when the first line is not a JSON object
+        (not a trainax_fm file).
+    """
+    try:
+        header = json.loads(file.readline())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return header if isinstance(header, dict) else None
 
 
 def describe_stepper(stepper: Any) -> dict:
@@ -109,11 +128,8 @@ def load_stepper(path: Union[str, os.PathLike], like: Any) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"no stepper file at {str(path)!r}.")
     with open(path, "rb") as f:
-        try:
-            header = json.loads(f.readline())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            header = None
-        if not isinstance(header, dict) or header.get("magic") != MAGIC:
+        header = read_header(f)
+        if header is None or header.get("magic") != MAGIC:
             raise ValueError(
                 f"{str(path)!r} is not a trainax_fm stepper file (missing header); "
                 "stepper files are written by trainax_fm.save_stepper."

@@ -7,6 +7,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._protocol import needs_key
+
 
 class WithLossWeights(eqx.Module):
     r"""A stepper together with the log-variances `s_i` of learned loss weights.
@@ -57,7 +59,7 @@ class WithLossWeights(eqx.Module):
     @property
     def needs_key(self) -> bool:
         """Whether the wrapped stepper is stochastic (see [`trainax_fm.rollout`][])."""
-        return getattr(self.stepper, "needs_key", False) is True
+        return needs_key(self.stepper)
 
     def __call__(self, *args, **kwargs):
         """Calls the wrapped stepper."""

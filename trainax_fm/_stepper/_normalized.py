@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, PyTree
 from .._argument_checks import check_bool
 from ..data._normalizer import Normalizer
 from ._loss_weights import WithLossWeights
+from ._protocol import needs_key
 
 
 class NormalizedStepper(eqx.Module):
@@ -71,7 +72,7 @@ class NormalizedStepper(eqx.Module):
     @property
     def needs_key(self) -> bool:
         """Whether the wrapped network is stochastic (see [`trainax_fm.rollout`][])."""
-        return getattr(self.network, "needs_key", False) is True
+        return needs_key(self.network)
 
     def __call__(self, state: PyTree[Float[Array, "channels ..."]], **kwargs) -> PyTree:
         """The next physical state; keyword arguments (e.g. `key`) go to the network."""

@@ -2,11 +2,10 @@ from collections.abc import Callable
 from typing import Optional
 
 import equinox as eqx
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._loss import AbstractConfigurationCallback
-from ._weight_norm import squared_l2_norm
+from ._weight_norm import l2_norm
 
 
 class GradNorm(AbstractConfigurationCallback):
@@ -57,5 +56,4 @@ class GradNorm(AbstractConfigurationCallback):
     ) -> Float[Array, ""]:
         """**Returns:** the (squared) gradient norm, a scalar."""
         grad = eqx.filter_grad(self.evaluate)(stepper, data)
-        norm_squared = squared_l2_norm(grad)
-        return norm_squared if self.squared else jnp.sqrt(norm_squared)
+        return l2_norm(grad, self.squared)

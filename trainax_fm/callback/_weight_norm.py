@@ -15,6 +15,12 @@ def squared_l2_norm(tree: PyTree) -> Float[Array, ""]:
     return total
 
 
+def l2_norm(tree: PyTree, squared: bool) -> Float[Array, ""]:
+    """The L2 norm of all array leaves of `tree` as one vector (squared if `squared`)."""
+    norm_squared = squared_l2_norm(tree)
+    return norm_squared if squared else jnp.sqrt(norm_squared)
+
+
 class WeightNorm(BaseCallback):
     """The L2 norm of all parameters of the stepper, every `every` updates.
 
@@ -41,5 +47,4 @@ class WeightNorm(BaseCallback):
         data: PyTree,
     ) -> Float[Array, ""]:
         """**Returns:** the (squared) L2 norm of the stepper's arrays, a scalar."""
-        norm_squared = squared_l2_norm(stepper)
-        return norm_squared if self.squared else jnp.sqrt(norm_squared)
+        return l2_norm(stepper, self.squared)

@@ -22,7 +22,7 @@ def check_step_sampler(
     if sampler is None:
         sampler = DyadicTimeSampler(max_level=default_max_level)
     sampler = check_time_sampler(sampler, "step_sampler", owner)
-    if getattr(sampler, "min_step", None) == 0.0:
+    if sampler.min_step == 0.0:
         raise ValueError(
             f"{owner} needs step sizes d > 0, but `step_sampler` "
             f"({type(sampler).__name__}) has min_step=0. Pass e.g. "

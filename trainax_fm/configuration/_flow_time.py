@@ -3,7 +3,7 @@
 import abc
 import math
 import numbers
-from typing import Optional
+from typing import ClassVar, Optional
 
 import equinox as eqx
 import jax
@@ -52,7 +52,13 @@ class AbstractTimeSampler(eqx.Module):
     Flow matching uses only `t` (use a sampler with `max_step=0`, so `t` covers
     `[0, 1]`); distillation uses both: a step of size `d` from `t` stays inside
     `[0, 1]`.
+
+    Every sampler declares `min_step`: the lower end of a configurable range of `d`
+    (`0.0` means it may draw `d = 0`, which a distillation cannot train on), or `None`
+    when its steps are not drawn from such a range.
     """
+
+    min_step: eqx.AbstractVar[Optional[float]]
 
     @abc.abstractmethod
     def sample(
@@ -166,6 +172,8 @@ class DyadicTimeSampler(AbstractTimeSampler):
 
     max_level: int = eqx.field(static=True)
     min_level: int = eqx.field(static=True)
+    # Its steps are the levels 2^-k, all > 0: no range of `d` to declare.
+    min_step: ClassVar[Optional[float]] = None
 
     def __init__(self, max_level: int = 6, min_level: int = 0):
         self.max_level = check_positive_int(max_level, "max_level", minimum=0)
@@ -206,6 +214,8 @@ class FixedStepTimeSampler(AbstractTimeSampler):
 
     step: float = eqx.field(static=True)
     jitter: float = eqx.field(static=True)
+    # One step `d = step > 0`, not a range.
+    min_step: ClassVar[Optional[float]] = None
 
     def __init__(self, step: float, jitter: float = 0.0):
         self.step = check_unit(step, "step", "FixedStepTimeSampler", low_open=True)
@@ -260,6 +270,8 @@ class TimePairSampler(AbstractTimeSampler):
     mean: float = eqx.field(static=True)
     std: float = eqx.field(static=True)
     equal_share: float = eqx.field(static=True)
+    # It draws two times, not a step from a range; `d = 0` is by design (`equal_share`).
+    min_step: ClassVar[Optional[float]] = None
 
     def __init__(
         self,

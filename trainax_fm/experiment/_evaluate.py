@@ -17,6 +17,7 @@ from .. import metrics as M
 from .. import plot
 from .._atomic import write_bytes_atomic
 from .._rollout._inference import rollout
+from .._stepper._protocol import needs_key
 from ._config import load_config
 from ._data import load_data, load_trajectory_file
 from ._errors import ConfigError
@@ -95,7 +96,7 @@ def rollout_metrics(
     curves, gmeans, correlations, times = [], [], [], []
     first_prediction = reference = None
     for i, stepper in enumerate(steppers):
-        stochastic = getattr(stepper, "needs_key", False) is True
+        stochastic = needs_key(stepper)
         curve, gmean, correlation, hct, prediction, reference = _score(
             stepper, test, constants, keys[i] if stochastic else None,
             num_rollout_steps, aggregate_steps, float(correlation_threshold),

@@ -14,6 +14,17 @@ from ._solvers import AbstractSolver, Method, get_solver
 from ._velocity import ConditionalVelocity
 
 
+def _check_stepping(
+    num_steps: int, num_input_steps: int, unroll: Unroll
+) -> tuple[int, int, Unroll]:
+    """The checked `(num_steps, num_input_steps, unroll)` that every flow stepper takes."""
+    return (
+        check_positive_int(num_steps, "num_steps"),
+        check_positive_int(num_input_steps, "num_input_steps"),
+        check_unroll(unroll),
+    )
+
+
 class AbstractFlowStepper(eqx.Module):
     """A stochastic autoregressive stepper that samples the next state by a flow.
 
@@ -137,11 +148,11 @@ class FlowMatchingStepper(AbstractFlowStepper):
                 "ConditionalVelocity(network). (For a FlowMap use FlowMapStepper.)"
             )
         self.velocity = velocity
-        self.num_steps = check_positive_int(num_steps, "num_steps")
+        self.num_steps, self.num_input_steps, self.unroll = _check_stepping(
+            num_steps, num_input_steps, unroll
+        )
         self.solver = get_solver(method)
         check_method_for(velocity, self.solver, "method")
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-        self.unroll = check_unroll(unroll)
 
     @property
     def flow_model(self) -> ConditionalVelocity:
@@ -198,9 +209,9 @@ class EMAFlowMatchingStepper(AbstractFlowStepper):
                 "velocity use FlowMatchingStepper."
             )
         self.model = model
-        self.num_steps = check_positive_int(num_steps, "num_steps")
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-        self.unroll = check_unroll(unroll)
+        self.num_steps, self.num_input_steps, self.unroll = _check_stepping(
+            num_steps, num_input_steps, unroll
+        )
 
     @property
     def flow_model(self) -> ConditionalVelocity:
@@ -246,9 +257,9 @@ class FlowMapStepper(AbstractFlowStepper):
                 "FlowMap(velocity)."
             )
         self.flow_map = flow_map
-        self.num_steps = check_positive_int(num_steps, "num_steps")
-        self.num_input_steps = check_positive_int(num_input_steps, "num_input_steps")
-        self.unroll = check_unroll(unroll)
+        self.num_steps, self.num_input_steps, self.unroll = _check_stepping(
+            num_steps, num_input_steps, unroll
+        )
 
     @property
     def flow_model(self) -> FlowMap:

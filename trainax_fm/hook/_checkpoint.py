@@ -6,10 +6,10 @@ from typing import Optional, Union
 
 from .._loop._loop import Loop
 from .._state._checkpoint import save_train_state
-from ._base import AbstractHook, next_multiple
+from ._base import AbstractPeriodicHook
 
 
-class Checkpoint(AbstractHook):
+class Checkpoint(AbstractPeriodicHook):
     """Save a [`trainax_fm.TrainState`][] to `path` every `every` updates and at the end.
 
     Runs after the non-finite guard, so a state with NaN losses or parameters is never
@@ -30,12 +30,8 @@ class Checkpoint(AbstractHook):
         self.last_written: Optional[Path] = None
         self.last_step: Optional[int] = None
 
-    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
-        return None if self.every is None else next_multiple(step, self.every)
-
-    def on_boundary(self, loop: Loop) -> None:
-        if self.every is not None and loop.step % self.every == 0:
-            self.save(loop)
+    def on_period(self, loop: Loop) -> None:
+        self.save(loop)
 
     def on_end(self, loop: Loop) -> None:
         if self.last_step != loop.step:

@@ -13,7 +13,7 @@ from .._state._train_state import VALIDATION_STATE
 from .._state._validation_history import MonitorMode, empty_history, record_validation
 from .._loop._validate import ValidationPlan
 from .._loop._loop import Loop
-from ._base import AbstractHook, next_multiple
+from ._base import AbstractPeriodicHook
 
 
 # The validation noise (stochastic configurations and steppers) is the same at every
@@ -21,7 +21,7 @@ from ._base import AbstractHook, next_multiple
 VALIDATION_SEED = 0x5EED
 
 
-class Validation(AbstractHook):
+class Validation(AbstractPeriodicHook):
     """Run the validation metrics every `every` updates and at the final update.
 
     The values go to the hook's state, `loop.hook_states["validation"]` (a
@@ -69,12 +69,8 @@ class Validation(AbstractHook):
         if self._patience_exhausted(loop):
             loop.request_stop(self._stop_reason(loop))
 
-    def next_boundary(self, loop: Loop, step: int) -> Optional[int]:
-        return None if self.every is None else next_multiple(step, self.every)
-
-    def on_boundary(self, loop: Loop) -> None:
-        if self.every is not None and loop.step % self.every == 0:
-            self.validate(loop)
+    def on_period(self, loop: Loop) -> None:
+        self.validate(loop)
 
     def on_end(self, loop: Loop) -> None:
         # A call that ends at a validation step (or at the run's last update) validates
@@ -117,7 +113,6 @@ class Validation(AbstractHook):
             )
         history, improved = record_validation(history, loop.step, values, loop.stepper)
         loop.hook_states[self.state_name] = history
-        loop.last_validation = {name: values[name] for name in history.values}
         if self.best_path is not None and bool(np.any(improved)):
             if jax.process_index() == 0:
                 save_stepper(self.best_path, history.best_stepper)

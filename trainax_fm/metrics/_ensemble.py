@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._argument_checks import check_bool
-from ._shapes import check_fraction, normalize_ensemble
+from ._shapes import as_sample_sets, check_fraction, normalize_ensemble
 
 Axis = Optional[Union[int, tuple[int, ...]]]
 
@@ -224,13 +224,7 @@ def energy_distance(
     - A scalar.
     """
     unbiased = check_bool(unbiased, "unbiased")
-    samples = jnp.asarray(samples)
-    other_samples = jnp.asarray(other_samples)
-    if samples.ndim < 1 or samples.shape[1:] != other_samples.shape[1:]:
-        raise ValueError(
-            "energy_distance: both sample sets must be stacked on axis 0 with equal "
-            f"event shapes, got {tuple(samples.shape)} and {tuple(other_samples.shape)}."
-        )
+    samples, other_samples = as_sample_sets(samples, other_samples, "energy_distance")
     num_a, num_b = samples.shape[0], other_samples.shape[0]
     if unbiased and (num_a < 2 or num_b < 2):
         raise ValueError(

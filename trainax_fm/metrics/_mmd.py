@@ -6,6 +6,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._shapes import as_sample_sets
+
 DEFAULT_BANDWIDTHS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -74,13 +76,7 @@ def mmd(
     - A scalar `>= 0` (up to rounding).
     """
     bandwidths = check_bandwidths(bandwidths)
-    samples = jnp.asarray(samples)
-    other_samples = jnp.asarray(other_samples)
-    if samples.ndim < 1 or samples.shape[1:] != other_samples.shape[1:]:
-        raise ValueError(
-            "mmd: both sample sets must be stacked on axis 0 with equal event shapes, "
-            f"got {tuple(samples.shape)} and {tuple(other_samples.shape)}."
-        )
+    samples, other_samples = as_sample_sets(samples, other_samples, "mmd")
     return squared_mmd(
         samples.reshape(samples.shape[0], -1),
         other_samples.reshape(other_samples.shape[0], -1),

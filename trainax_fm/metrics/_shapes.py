@@ -15,6 +15,18 @@ Trajectories = Float[Array, "*batch_time_channels_spatial"]
 State = Float[Array, "channels *spatial"]
 
 
+def as_sample_sets(samples: Any, other_samples: Any, name: str) -> tuple[Array, Array]:
+    """Check two sample sets stacked on axis 0 with equal event shapes; return arrays."""
+    samples = jnp.asarray(samples)
+    other_samples = jnp.asarray(other_samples)
+    if samples.ndim < 1 or samples.shape[1:] != other_samples.shape[1:]:
+        raise ValueError(
+            f"{name}: both sample sets must be stacked on axis 0 with equal event shapes, "
+            f"got {tuple(samples.shape)} and {tuple(other_samples.shape)}."
+        )
+    return samples, other_samples
+
+
 def as_batched_pair(
     prediction: Any, reference: Any, batched: Any, name: str
 ) -> tuple[Array, Array]:

@@ -137,16 +137,20 @@ def check_positive_number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _float_pair(value: Any, expected: str) -> tuple[float, float]:
+    """`value` as two floats; else a `ValueError` that says `expected` and what came."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{expected}, got {value!r}.") from err
+    return low, high
+
+
 def check_band(band: Any) -> Optional[tuple[float, float]]:
     """Check a quantile band `(low, high)` with `0 <= low < high <= 1`, or `None`."""
     if band is None:
         return None
-    try:
-        low, high = (float(b) for b in band)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"`band` must be None or a pair of quantiles (low, high), got {band!r}."
-        ) from err
+    low, high = _float_pair(band, "`band` must be None or a pair of quantiles (low, high)")
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(
             f"`band` must satisfy 0 <= low < high <= 1, got ({low}, {high})."
@@ -170,12 +174,7 @@ def check_vlim(vlim: Any, func: str) -> Optional[tuple[float, float]]:
     """Check colour limits `(vmin, vmax)` with `vmin < vmax`, or `None`."""
     if vlim is None:
         return None
-    try:
-        low, high = (float(v) for v in vlim)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"{func}: `vlim` must be None or a pair (vmin, vmax), got {vlim!r}."
-        ) from err
+    low, high = _float_pair(vlim, f"{func}: `vlim` must be None or a pair (vmin, vmax)")
     if not low < high:
         raise ValueError(f"{func}: `vlim` must have vmin < vmax, got ({low}, {high}).")
     return low, high

@@ -36,6 +36,13 @@ def _random_fourier_ic(
     return u
 
 
+def _random_fourier_ics(
+    num_points: int, highest_mode: int, keys: PRNGKeyArray
+) -> Float[Array, "num_samples num_points"]:
+    """One `_random_fourier_ic` per key of the stack `keys`."""
+    return jax.vmap(lambda k: _random_fourier_ic(num_points, highest_mode, k))(keys)
+
+
 def _phase_shift_factor(num_points: int, cfl) -> Array:
     """Fourier multiplier that translates a periodic signal by `cfl` grid cells."""
     angular_wavenumbers = jnp.fft.rfftfreq(num_points) * num_points * 2 * jnp.pi
@@ -102,9 +109,7 @@ def advection_1d_periodic(
         )
 
     sample_keys = jax.random.split(key, num_samples)
-    initial_conditions = jax.vmap(
-        lambda k: _random_fourier_ic(num_points, highest_init_mode, k)
-    )(sample_keys)
+    initial_conditions = _random_fourier_ics(num_points, highest_init_mode, sample_keys)
     if isinstance(cfl, numbers.Real):
         # A Python number is baked into the compiled rollout (computed in double
         # precision on the host, as trainax does), one compilation per value.

@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._argument_checks import check_positive_int
 from ._checks import check_key, check_real
+from ._integrate import rk4_step, warm_up_and_record
 
 
 class _LorenzRK4Stepper(eqx.Module):
@@ -34,12 +35,7 @@ class _LorenzRK4Stepper(eqx.Module):
                 f"The Lorenz stepper expects a state of shape (3,) (or (..., 3)), got "
                 f"shape {tuple(jnp.shape(u))}."
             )
-        dt = self.dt
-        k1 = self._rhs(u)
-        k2 = self._rhs(u + 0.5 * dt * k1)
-        k3 = self._rhs(u + 0.5 * dt * k2)
-        k4 = self._rhs(u + dt * k3)
-        return u + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return rk4_step(self._rhs, u, self.dt)
 
 
 def make_lorenz_stepper_rk4(
@@ -121,29 +117,7 @@ def lorenz_rk4(
 
     initial_conditions = jax.random.normal(key, (num_samples, 3)) * init_std
 
-    trajectories = _rollout(
+    trajectories = warm_up_and_record(
         stepper, initial_conditions, num_warmup_steps, temporal_horizon
     )
     return jnp.swapaxes(trajectories, 0, 1)
-
-
-@eqx.filter_jit
-def _rollout(
-    stepper: eqx.Module,
-    initial_conditions: Float[Array, "num_samples 3"],
-    num_warmup_steps: int,
-    temporal_horizon: int,
-) -> Float[Array, "temporal_horizon num_samples 3"]:
-    # Python numbers (the sizes, and the stepper's parameters when given as such) are
-    # static under `eqx.filter_jit`, so they enter the computation as constants.
-
-    def warm(u, _):
-        return stepper(u), None
-
-    def record(u, _):
-        return stepper(u), u
-
-    warmed, _ = jax.lax.scan(warm, initial_conditions, None, length=num_warmup_steps)
-    # The scan emits the state *before* each step, so index 0 is the warmed-up state.
-    _, trajectories = jax.lax.scan(record, warmed, None, length=temporal_horizon)
-    return trajectories

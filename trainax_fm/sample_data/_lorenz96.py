@@ -7,6 +7,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._argument_checks import check_positive_int
 from ._checks import check_key, check_real
+from ._integrate import rk4_step, warm_up_and_record
 
 
 class _Lorenz96RK4Stepper(eqx.Module):
@@ -28,12 +29,7 @@ class _Lorenz96RK4Stepper(eqx.Module):
                 "The Lorenz-96 stepper expects a state (1, N) (or (..., N)) with N >= 4 "
                 f"points on the last axis, got shape {tuple(jnp.shape(u))}."
             )
-        dt = self.dt
-        k1 = self._rhs(u)
-        k2 = self._rhs(u + 0.5 * dt * k1)
-        k3 = self._rhs(u + 0.5 * dt * k2)
-        k4 = self._rhs(u + dt * k3)
-        return u + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return rk4_step(self._rhs, u, self.dt)
 
 
 def make_lorenz96_stepper_rk4(dt: float = 0.05, *, forcing: float = 8.0) -> eqx.Module:
@@ -101,16 +97,5 @@ def lorenz96_rk4(
     check_real(init_std, "init_std", non_negative=True)
     stepper = make_lorenz96_stepper_rk4(dt, forcing=forcing)
     initial = forcing + init_std * jax.random.normal(key, (num_samples, 1, num_points))
-    return jnp.swapaxes(_rollout(stepper, initial, num_warmup_steps, temporal_horizon), 0, 1)
-
-
-@eqx.filter_jit
-def _rollout(stepper, initial_conditions, num_warmup_steps: int, temporal_horizon: int):
-    warmed, _ = jax.lax.scan(
-        lambda u, _: (stepper(u), None), initial_conditions, None, length=num_warmup_steps
-    )
-    # The scan emits the state before each step, so index 0 is the warmed-up state.
-    _, trajectories = jax.lax.scan(
-        lambda u, _: (stepper(u), u), warmed, None, length=temporal_horizon
-    )
-    return trajectories
+    trajectories = warm_up_and_record(stepper, initial, num_warmup_steps, temporal_horizon)
+    return jnp.swapaxes(trajectories, 0, 1)

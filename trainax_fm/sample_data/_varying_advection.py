@@ -6,7 +6,7 @@ from jaxtyping import PRNGKeyArray
 
 from .._argument_checks import check_positive_int
 from ..data._conditioned import ConditionedTrajectories
-from ._advection import _random_fourier_ic, _rollout
+from ._advection import _random_fourier_ics, _rollout
 from ._checks import check_key, check_real
 
 
@@ -59,9 +59,9 @@ def advection_1d_varying_speed(
             f"got {highest_init_mode}; lower it or raise `num_points`."
         )
     ic_key, speed_key = jax.random.split(key)
-    initial_conditions = jax.vmap(
-        lambda k: _random_fourier_ic(num_points, highest_init_mode, k)
-    )(jax.random.split(ic_key, num_samples))
+    initial_conditions = _random_fourier_ics(
+        num_points, highest_init_mode, jax.random.split(ic_key, num_samples)
+    )
     speeds = jax.random.uniform(speed_key, (num_samples,), minval=min_cfl, maxval=max_cfl)
     trajectories = _rollout_each(initial_conditions, speeds, temporal_horizon)
     return ConditionedTrajectories(trajectories[:, :, None, :], speeds[:, None])
