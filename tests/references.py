@@ -96,8 +96,12 @@ def ref_residuum(stepper, data, R, w, cut_bptt, every, residuum_fn, cut_prev, cu
     return total
 
 
-def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
-    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction)."""
+def ref_teacher(
+    stepper, data, R, w, cut_bptt, every, masks, H=1, alpha=0.0, forcing_every=1
+):
+    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction);
+    after steps n, 2n, ... (`n = forcing_every`) the chosen input z becomes
+    `alpha * truth + (1 - alpha) * z` (generalized teacher forcing)."""
     history = [data[:, h] for h in range(H)]
     total = 0.0
     for t in range(R):
@@ -108,7 +112,10 @@ def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
         if is_cut(cut_bptt, every, t):
             prediction = sg(prediction)
         choose = jnp.asarray(masks[t], dtype=bool)[:, None, None]
-        history = history[1:] + [jnp.where(choose, target, prediction)]
+        chosen = jnp.where(choose, target, prediction)
+        if (t + 1) % forcing_every == 0:
+            chosen = alpha * target + (1 - alpha) * chosen
+        history = history[1:] + [chosen]
     return total
 
 

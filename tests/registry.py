@@ -58,6 +58,7 @@ from trainax_fm.configuration import (
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
+    GeneralizedTeacherForcing,
     InputNoise,
     InvariantMeasureMMD,
     LagrangianSelfDistillation,
@@ -313,6 +314,24 @@ CONFIGURATIONS = (
         lambda: random_windows(215, _R + 1),
         lambda s, d, k: ref_teacher(
             s, d, _R, _W, True, 2, [[True] * d.shape[0]] * _R
+        ),
+    ),
+    ConfigurationCase(
+        # Generalized teacher forcing: the free rollout (p = 0) pulled towards the truth
+        # after every second step.
+        "GeneralizedTeacherForcing",
+        GeneralizedTeacherForcing,
+        lambda: GeneralizedTeacherForcing(
+            4,
+            forcing_alpha=0.3,
+            forcing_every=2,
+            **_CUT,
+            time_level_weights=_W_MIX,
+        ),
+        conv_stepper,
+        lambda: random_windows(229, 5),
+        lambda s, d, k: ref_teacher(
+            s, d, 4, _W_MIX, True, 2, [[False] * d.shape[0]] * 4, alpha=0.3, forcing_every=2
         ),
     ),
     ConfigurationCase(
@@ -612,6 +631,12 @@ ALL_CONFIGURATIONS = (
     ConfigurationFactory(
         "TeacherForcing",
         lambda r, **kw: TeacherForcing(r, teacher_forcing_probability=0.0, **kw),
+        lambda r: r + 1,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
+        "GeneralizedTeacherForcing",
+        lambda r, **kw: GeneralizedTeacherForcing(r, forcing_alpha=0.25, **kw),
         lambda r: r + 1,
         lambda r: r,
     ),

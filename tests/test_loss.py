@@ -216,7 +216,12 @@ LOSS_CASES = [
         lambda p, t: np_amse(p, t, eps=1e-3),
         False,
     ),
-    ("spectral_amplitude", lambda **kw: L.SpectralAmplitudeLoss(**kw), np_spectral_amplitude, False),
+    (
+        "spectral_amplitude",
+        lambda **kw: L.SpectralAmplitudeLoss(**kw),
+        np_spectral_amplitude,
+        False,
+    ),
 ]
 # One case per loss class (plus the composite) for the behavioural sweeps, which do not
 # depend on hyperparameters; the value test below runs every variant.

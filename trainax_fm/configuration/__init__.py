@@ -7,7 +7,8 @@ structure: how many steps, where the reference branches off, where gradients are
 
 Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
 around any configuration), `RolloutCurriculum` (a growing rollout length),
-`InvariantMeasureMMD` (DySLIM), the time-level weight schedules
+`InvariantMeasureMMD` (DySLIM), `GeneralizedTeacherForcing` (the rollout's state pulled
+part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
 """
@@ -20,6 +21,7 @@ from ._mix_chain_post_physics import MixChainPostPhysics as MixChainPostPhysics
 from ._residuum import Residuum as Residuum
 from ._supervised import Supervised as Supervised
 from ._teacher_forcing import TeacherForcing as TeacherForcing
+from ._teacher_forcing import GeneralizedTeacherForcing as GeneralizedTeacherForcing
 from ._balancing import BalancingState as BalancingState
 from ._balancing import ReLoBRaLo as ReLoBRaLo
 from ._pushforward import Pushforward as Pushforward
