@@ -252,6 +252,44 @@ def ref_input_noise(stepper, data, key, relative_std, num_noisy, inner_reference
     return inner_reference(stepper, noisy, inner_key)
 
 
+def ref_symmetry_augmentation(
+    stepper, data, key, inner_reference, shift_axes, flip_axes=(), signs=(), rotations=False
+):
+    """`inner_reference` on the windows each shifted, flipped (negating the channels in
+    `signs[i]` under flip `i`) and rotated by the draws the class documents, written as
+    a loop over windows with concrete shifts and branches."""
+    grid = data.shape[3:]
+    windows = []
+    # The draws are concrete even under `jax.jit`: the key is a constant here.
+    with jax.ensure_compile_time_eval():
+        augmentation_key, inner_key = jax.random.split(key)
+        window_keys = jax.random.split(augmentation_key, data.shape[0])
+        draws = []
+        for window_key in window_keys:
+            shift_key, flip_key, rotation_key = jax.random.split(window_key, 3)
+            sizes = jnp.asarray([grid[a] for a in shift_axes], jnp.int32)
+            draws.append(
+                (
+                    [int(v) for v in jax.random.randint(shift_key, (len(shift_axes),), 0, sizes)],
+                    [bool(v) for v in jax.random.bernoulli(flip_key, 0.5, (len(flip_axes),))],
+                    int(jax.random.randint(rotation_key, (), 0, 4)),
+                )
+            )
+    for b, (shifts, flips, turns) in enumerate(draws):
+        window = data[b]
+        for axis, shift in zip(shift_axes, shifts):
+            window = jnp.roll(window, shift, axis=2 + axis)
+        for i, (axis, flip) in enumerate(zip(flip_axes, flips)):
+            if flip:
+                window = jnp.flip(window, axis=2 + axis)
+                for channel in signs[i] if signs else ():
+                    window = window.at[:, channel].multiply(-1.0)
+        if rotations:
+            window = jnp.rot90(window, turns, axes=(2, 3))
+        windows.append(window)
+    return inner_reference(stepper, jnp.stack(windows), inner_key)
+
+
 def ref_mmd(samples, other, bandwidths):
     """Biased squared MMD from explicit pairwise differences (flattened samples)."""
     x = samples.reshape(samples.shape[0], -1)

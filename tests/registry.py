@@ -33,6 +33,7 @@ from helpers import (
 from references import (
     ref_branch_one,
     ref_input_noise,
+    ref_symmetry_augmentation,
     ref_invariant_measure,
     ref_pushforward,
     ref_diverted,
@@ -71,6 +72,7 @@ from trainax_fm.configuration import (
     SemigroupDistillation,
     ShortcutModel,
     Supervised,
+    SymmetryAugmentation,
     TeacherForcing,
     TemporalConsistency,
     TimePairSampler,
@@ -408,6 +410,27 @@ CONFIGURATIONS = (
         ),
     ),
     ConfigurationCase(
+        # A 1D velocity-like channel 1 that changes sign under the flip.
+        "SymmetryAugmentation",
+        SymmetryAugmentation,
+        lambda: SymmetryAugmentation(
+            Supervised(_R, **_CUT, time_level_weights=_W),
+            flip_axes=(0,),
+            flip_sign_channels=((1,),),
+        ),
+        lambda seed: conv_stepper(seed, in_channels=2, out_channels=2),
+        lambda: random_windows(230, _R + 1, batch=4, channels=2),
+        lambda s, d, k: ref_symmetry_augmentation(
+            s,
+            d,
+            k,
+            lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2),
+            shift_axes=(0,),
+            flip_axes=(0,),
+            signs=((1,),),
+        ),
+    ),
+    ConfigurationCase(
         "RolloutCurriculum",
         RolloutCurriculum,
         # Outside training the last length (2 of 3) counts: level 3 is masked.
@@ -675,6 +698,7 @@ WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
 # cuts or weights): no factory of the common rollout arguments.
 NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InputNoise",
+    "SymmetryAugmentation",
     "RolloutCurriculum",
     "InvariantMeasureMMD",
 }

@@ -11,9 +11,14 @@ import numpy as np
 import optax
 import pytest
 from helpers import conv_stepper, random_windows
-from references import ref_teacher
+from references import ref_supervised, ref_symmetry_augmentation, ref_teacher
 
-from trainax_fm.configuration import GeneralizedTeacherForcing, Supervised, TeacherForcing
+from trainax_fm.configuration import (
+    GeneralizedTeacherForcing,
+    Supervised,
+    SymmetryAugmentation,
+    TeacherForcing,
+)
 
 # --- generalized teacher forcing ------------------------------------------------------
 
@@ -91,3 +96,114 @@ def test_forcing_arguments_are_checked():
 def test_teacher_forcing_keeps_its_trainax_signature():
     """TeacherForcing (and so TeacherForcingTrainer) has no new keywords."""
     assert "forcing_alpha" not in inspect.signature(TeacherForcing).parameters
+
+
+# --- symmetry augmentation ------------------------------------------------------------
+
+
+class _Stencil(eqx.Module):
+    """`a * u + b * (sum of the 2 * D nearest periodic neighbours)`: equivariant under
+    shifts, flips and quarter turns of a square grid."""
+
+    a: jax.Array
+    b: jax.Array
+
+    def __call__(self, u):
+        neighbours = sum(
+            jnp.roll(u, s, axis=axis) for axis in range(1, u.ndim) for s in (1, -1)
+        )
+        return self.a * u + self.b * neighbours
+
+
+def _fields_2d(seed, window=3, batch=4, channels=1, n=6, m=6):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.standard_normal((batch, window, channels, n, m)), jnp.float32)
+
+
+def test_augmentation_matches_hand_transformed_windows_2d():
+    """Shifts of both axes, a flip of axis 1 and quarter turns on a 6x6 grid: loss and
+    gradient equal the inner loss on the windows transformed by hand."""
+    inner = Supervised(2, time_level_weights=jnp.array([1.0, 0.5]))
+    wrapped = SymmetryAugmentation(inner, flip_axes=(1,), rotations=True)
+    stepper = eqx.nn.Conv2d(1, 1, 3, padding=1, padding_mode="CIRCULAR", key=jax.random.key(0))
+    data, key = _fields_2d(1), jax.random.key(3)
+    got = _grad_and_value(lambda s: wrapped(s, data, key=key), stepper)
+    want = _grad_and_value(
+        lambda s: ref_symmetry_augmentation(
+            s,
+            data,
+            key,
+            lambda s_, d_, k_: ref_supervised(s_, d_, 2, jnp.array([1.0, 0.5]), False, 1),
+            shift_axes=(0, 1),
+            flip_axes=(1,),
+            rotations=True,
+        ),
+        stepper,
+    )
+    _assert_close(got, want)
+    # The transformation is not the identity: without the wrapper the loss differs.
+    assert not np.isclose(float(got[0]), float(inner(stepper, data)))
+
+
+def test_equivariant_stepper_loses_nothing_to_the_augmentation():
+    stepper = _Stencil(jnp.asarray(0.6), jnp.asarray(0.1))
+    data = _fields_2d(2)
+    inner = Supervised(2)
+    wrapped = SymmetryAugmentation(inner, flip_axes=(0, 1), rotations=True)
+    plain = _grad_and_value(lambda s: inner(s, data), stepper)
+    # Three seeds in one compiled call.
+    augmented = eqx.filter_jit(
+        jax.vmap(
+            lambda k: eqx.filter_value_and_grad(lambda s: wrapped(s, data, key=k))(stepper)
+        )
+    )(jax.random.split(jax.random.key(0), 3))
+    for seed in range(3):
+        _assert_close(jax.tree_util.tree_map(lambda x: x[seed], augmented), plain)
+
+
+def test_vector_channels_change_sign_under_flips():
+    """A 1D velocity field `u` on channel 1 and a scalar on channel 0: flipping negates
+    channel 1 only, so `u -> -u(-x)` of a pure flip keeps the window's energy."""
+    data = random_windows(7, 2, batch=8, channels=2)
+    wrapped = SymmetryAugmentation(
+        Supervised(1), shift_axes=(), flip_axes=(0,), flip_sign_channels=((1,),)
+    )
+    augmented = np.asarray(eqx.filter_jit(wrapped.augment)(data, jax.random.key(0)))
+    data = np.asarray(data)
+    for b in range(data.shape[0]):
+        same = np.allclose(augmented[b], data[b])
+        flipped = np.allclose(augmented[b, :, 0], data[b, :, 0, ::-1]) and np.allclose(
+            augmented[b, :, 1], -data[b, :, 1, ::-1]
+        )
+        assert same or flipped
+    assert not np.allclose(augmented, data)
+
+
+def test_augmentation_arguments_are_checked():
+    inner = Supervised(1)
+    with pytest.raises(ValueError, match="one sequence of channels per entry"):
+        SymmetryAugmentation(inner, flip_axes=(0, 1), flip_sign_channels=((1,),))
+    with pytest.raises(ValueError, match="scalar fields"):
+        SymmetryAugmentation(
+            inner, flip_axes=(0,), flip_sign_channels=((0,),), rotations=True
+        )
+    with pytest.raises(ValueError, match="repeat"):
+        SymmetryAugmentation(inner, flip_axes=(0, 0))
+    with pytest.raises(ValueError, match="non-negative"):
+        SymmetryAugmentation(inner, shift_axes=(-1,))
+    with pytest.raises(TypeError, match="configuration"):
+        SymmetryAugmentation(lambda s, d: 0.0)
+    stepper = conv_stepper(0)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="1 spatial axes"):
+        SymmetryAugmentation(inner, flip_axes=(1,))(stepper, random_windows(0, 2), key=key)
+    with pytest.raises(ValueError, match="square 2D grid"):
+        SymmetryAugmentation(inner, rotations=True)(
+            _Stencil(1.0, 0.0), _fields_2d(0, n=6, m=4), key=key
+        )
+    with pytest.raises(ValueError, match="channel"):
+        SymmetryAugmentation(inner, flip_axes=(0,), flip_sign_channels=((3,),))(
+            stepper, random_windows(0, 2), key=key
+        )
+    with pytest.raises(ValueError, match="key"):
+        SymmetryAugmentation(inner)(stepper, random_windows(0, 2))

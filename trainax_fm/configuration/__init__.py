@@ -6,7 +6,8 @@ returns the loss of a minibatch of windows `(B, W, C, *spatial)`. They own the r
 structure: how many steps, where the reference branches off, where gradients are cut.
 
 Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
-around any configuration), `RolloutCurriculum` (a growing rollout length),
+around any configuration), `SymmetryAugmentation` (random shifts, flips and rotations
+of periodic domains around any configuration), `RolloutCurriculum` (a growing rollout length),
 `InvariantMeasureMMD` (DySLIM), `GeneralizedTeacherForcing` (the rollout's state pulled
 part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
@@ -26,6 +27,7 @@ from ._balancing import BalancingState as BalancingState
 from ._balancing import ReLoBRaLo as ReLoBRaLo
 from ._pushforward import Pushforward as Pushforward
 from ._input_noise import InputNoise as InputNoise
+from ._symmetry_augmentation import SymmetryAugmentation as SymmetryAugmentation
 from ._curriculum import RolloutCurriculum as RolloutCurriculum
 from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
 from ._weights import (
