@@ -1,8 +1,12 @@
 """Generalized teacher forcing (schedules of `alpha`, every `n` steps) and the symmetry
 augmentation wrapper, each against a hand-written reference. The registry
-(`tests/registry.py`) runs the shared contracts on both."""
+(`tests/registry.py`) runs the shared contracts on both; `[training] symmetry_shifts`
+is the command line's spelling of the augmentation."""
 
 import inspect
+import json
+import subprocess
+import sys
 
 import equinox as eqx
 import jax
@@ -12,6 +16,9 @@ import optax
 import pytest
 from helpers import conv_stepper, random_windows
 from references import ref_supervised, ref_symmetry_augmentation, ref_teacher
+from test_cli import write_config
+
+import trainax_fm as tx
 
 from trainax_fm.configuration import (
     GeneralizedTeacherForcing,
@@ -19,6 +26,10 @@ from trainax_fm.configuration import (
     SymmetryAugmentation,
     TeacherForcing,
 )
+from trainax_fm.experiment import ConfigError, validate_config
+from trainax_fm.experiment._data import load_data
+from trainax_fm.experiment._method import parse_method
+from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 # --- generalized teacher forcing ------------------------------------------------------
 
@@ -207,3 +218,37 @@ def test_augmentation_arguments_are_checked():
         )
     with pytest.raises(ValueError, match="key"):
         SymmetryAugmentation(inner)(stepper, random_windows(0, 2))
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def test_symmetry_shifts_from_the_command_line(tmp_path):
+    """`[training] symmetry_shifts = true` in a fresh process: the run completes and the
+    saved configuration rebuilds a trainer whose configuration is the wrapped method."""
+    config = write_config(
+        tmp_path / "run.toml",
+        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
+                  "method": "sup;2", "symmetry_shifts": True},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
+         "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
+    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
+    assert saved["training"]["symmetry_shifts"] is True
+    dataset, saved = load_data(saved)
+    method = parse_method(saved["training"]["method"])
+    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
+    assert eqx.tree_equal(
+        trainer.loss_configuration, SymmetryAugmentation(Supervised(2))
+    )
+
+
+def test_symmetry_shifts_option_is_checked():
+    with pytest.raises(ConfigError, match="training.symmetry_shifts"):
+        validate_config({"training": {"symmetry_shifts": 1}})
