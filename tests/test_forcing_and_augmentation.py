@@ -223,13 +223,14 @@ def test_augmentation_arguments_are_checked():
 # --- the command line -----------------------------------------------------------------
 
 
-def test_symmetry_shifts_from_the_command_line(tmp_path):
-    """`[training] symmetry_shifts = true` in a fresh process: the run completes and the
-    saved configuration rebuilds a trainer whose configuration is the wrapped method."""
+def test_gtf_with_symmetry_shifts_from_the_command_line(tmp_path):
+    """`gtf;2;0.5` with `[training] symmetry_shifts = true` in a fresh process: the run
+    completes and the saved configuration rebuilds a trainer whose configuration is
+    the wrapped method."""
     config = write_config(
         tmp_path / "run.toml",
         training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
-                  "method": "sup;2", "symmetry_shifts": True},
+                  "method": "gtf;2;0.50", "symmetry_shifts": True},
     )
     done = subprocess.run(
         [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
@@ -241,11 +242,13 @@ def test_symmetry_shifts_from_the_command_line(tmp_path):
     assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
     saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
     assert saved["training"]["symmetry_shifts"] is True
+    assert saved["training"]["method"] == "gtf;2;0.5"
     dataset, saved = load_data(saved)
     method = parse_method(saved["training"]["method"])
     trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
     assert eqx.tree_equal(
-        trainer.loss_configuration, SymmetryAugmentation(Supervised(2))
+        trainer.loss_configuration,
+        SymmetryAugmentation(GeneralizedTeacherForcing(2, forcing_alpha=0.5)),
     )
 
 

@@ -33,6 +33,7 @@ normalize = false          # true | "residual" (predict normalised increments); 
 [training]
 method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
                            # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE |
+                           # gtf;N;ALPHA[;EVERY[;cut_bptt]] |
                            # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
                            # fm;K[;solver] | lsd;K[;TEACHER] | meanflow;K[;TEACHER] |
                            # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER

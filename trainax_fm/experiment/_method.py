@@ -13,6 +13,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)` (needs a reference stepper) |
 | `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)`, residuum `u_next - P(u_prev)` (needs a reference stepper) |
 | `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N)`, `SCHEDULE` a probability or `step:p` pairs such as `200:1.0,400:0.5,600:0.0` |
+| `gtf;N;ALPHA[;EVERY[;cut_bptt]]` | `GeneralizedTeacherForcing(N, forcing_alpha=ALPHA, forcing_every=EVERY)`: after every `EVERY`-th step (default 1) the state becomes `ALPHA * truth + (1 - ALPHA) * state`; `ALPHA` a number in `[0, 1]` or `step:alpha` pairs like `SCHEDULE` |
 | `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K)`: `K` steps without gradient, then `N` supervised ones; `random`: the depth drawn per update from `0 ... K` |
 | `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as `500:1,1000:2,1500:4` (lengths `1 ... N`) |
 | `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |
@@ -102,17 +103,20 @@ class TrainMethod:
 
     **Arguments:**
 
-    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `pf`, `cur`, `mmd`, `fm`,
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`, `fm`,
         `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD rollout for `mmd`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
-        `pf`, `cur`).
+        `gtf`, `pf`, `cur`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
     - `num_post_physics_steps`: reference steps after the network steps (`mix`).
     - `cut_prev`, `cut_next`: stop gradients through the previous/next state of the
         residuum (`res`).
     - `teacher_forcing`: a probability or `((s1, ..., sk), (p1, ..., pk))` (`tf`).
+    - `forcing_alpha`: the generalized teacher forcing's `alpha`, a number or
+        `((s1, ..., sk), (a1, ..., ak))` (`gtf`).
+    - `forcing_every`: the steps between two forcings (`gtf`).
     - `num_pushforward_steps`: steps unrolled without gradient first (`pf`).
     - `random_pushforward`: draw the pushforward depth per update from `0 ... K` (`pf`).
     - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
@@ -135,6 +139,8 @@ class TrainMethod:
     cut_prev: bool = False
     cut_next: bool = False
     teacher_forcing: Optional[Schedule] = None
+    forcing_alpha: Optional[Schedule] = None
+    forcing_every: int = 1
     num_pushforward_steps: int = 0
     random_pushforward: bool = False
     rollout_lengths: Optional[LengthSchedule] = None
@@ -305,6 +311,18 @@ def _teacher_forcing(method, teacher, teacher_method):
     )
 
 
+def _generalized_teacher_forcing(method, teacher, teacher_method):
+    alpha = method.forcing_alpha
+    if isinstance(alpha, tuple):
+        alpha = format_schedule(alpha)
+    return c.GeneralizedTeacherForcing(
+        method.num_rollout_steps,
+        forcing_alpha=alpha,
+        forcing_every=method.forcing_every,
+        cut_bptt=method.cut_bptt,
+    )
+
+
 def _curriculum(method, teacher, teacher_method):
     return c.RolloutCurriculum(
         c.Supervised(method.num_rollout_steps, cut_bptt=method.cut_bptt),
@@ -430,6 +448,16 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (N, MethodField("SCHEDULE", "teacher_forcing", parse_schedule_field, format_schedule),
          CUT_BPTT),
         _teacher_forcing,
+    ),
+    MethodEntry(
+        "gtf", "gtf;N;ALPHA[;EVERY[;cut_bptt]]", "gtf;N;ALPHA[;EVERY[;cut_bptt]]",
+        "`GeneralizedTeacherForcing(N, forcing_alpha=ALPHA, forcing_every=EVERY)`: after "
+        "every `EVERY`-th step (default 1) the state becomes "
+        "`ALPHA * truth + (1 - ALPHA) * state`; `ALPHA` a number in `[0, 1]` or "
+        "`step:alpha` pairs like `SCHEDULE`",
+        (N, MethodField("ALPHA", "forcing_alpha", parse_schedule_field, format_schedule),
+         MethodField("EVERY", "forcing_every", parse_count, str, 1), CUT_BPTT),
+        _generalized_teacher_forcing,
     ),
     MethodEntry(
         "pf", "pf;N;K[;random[;cut_bptt]]", "pf;N;K[;random[;cut_bptt]]",
