@@ -300,24 +300,23 @@ def _rollout(cls, *options: str) -> Callable:
 _SUPERVISED = _rollout(c.Supervised, "cut_bptt")
 
 
+def _schedule_text(schedule: Schedule):
+    """A parsed schedule as the configurations take it: a number, or step pairs as text."""
+    return format_schedule(schedule) if isinstance(schedule, tuple) else schedule
+
+
 def _teacher_forcing(method, teacher, teacher_method):
-    schedule = method.teacher_forcing
-    if isinstance(schedule, tuple):
-        schedule = format_schedule(schedule)
     return c.TeacherForcing(
         method.num_rollout_steps,
-        teacher_forcing_probability=schedule,
+        teacher_forcing_probability=_schedule_text(method.teacher_forcing),
         cut_bptt=method.cut_bptt,
     )
 
 
 def _generalized_teacher_forcing(method, teacher, teacher_method):
-    alpha = method.forcing_alpha
-    if isinstance(alpha, tuple):
-        alpha = format_schedule(alpha)
     return c.GeneralizedTeacherForcing(
         method.num_rollout_steps,
-        forcing_alpha=alpha,
+        forcing_alpha=_schedule_text(method.forcing_alpha),
         forcing_every=method.forcing_every,
         cut_bptt=method.cut_bptt,
     )
