@@ -96,8 +96,12 @@ def ref_residuum(stepper, data, R, w, cut_bptt, every, residuum_fn, cut_prev, cu
     return total
 
 
-def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
-    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction)."""
+def ref_teacher(
+    stepper, data, R, w, cut_bptt, every, masks, H=1, alpha=0.0, forcing_every=1
+):
+    """`masks[t][b]`: after step t, sample b continues from the truth (else prediction);
+    after steps n, 2n, ... (`n = forcing_every`) the chosen input z becomes
+    `alpha * truth + (1 - alpha) * z` (generalized teacher forcing)."""
     history = [data[:, h] for h in range(H)]
     total = 0.0
     for t in range(R):
@@ -108,7 +112,10 @@ def ref_teacher(stepper, data, R, w, cut_bptt, every, masks, H=1):
         if is_cut(cut_bptt, every, t):
             prediction = sg(prediction)
         choose = jnp.asarray(masks[t], dtype=bool)[:, None, None]
-        history = history[1:] + [jnp.where(choose, target, prediction)]
+        chosen = jnp.where(choose, target, prediction)
+        if (t + 1) % forcing_every == 0:
+            chosen = alpha * target + (1 - alpha) * chosen
+        history = history[1:] + [chosen]
     return total
 
 
@@ -243,6 +250,44 @@ def ref_input_noise(stepper, data, key, relative_std, num_noisy, inner_reference
     noise = jax.random.normal(leaf_key, inputs.shape, data.dtype)
     noisy = data.at[:, :num_noisy].set(inputs + relative_std * jnp.std(data) * noise)
     return inner_reference(stepper, noisy, inner_key)
+
+
+def ref_symmetry_augmentation(
+    stepper, data, key, inner_reference, shift_axes, flip_axes=(), signs=(), rotations=False
+):
+    """`inner_reference` on the windows each shifted, flipped (negating the channels in
+    `signs[i]` under flip `i`) and rotated by the draws the class documents, written as
+    a loop over windows with concrete shifts and branches."""
+    grid = data.shape[3:]
+    windows = []
+    # The draws are concrete even under `jax.jit`: the key is a constant here.
+    with jax.ensure_compile_time_eval():
+        augmentation_key, inner_key = jax.random.split(key)
+        window_keys = jax.random.split(augmentation_key, data.shape[0])
+        draws = []
+        for window_key in window_keys:
+            shift_key, flip_key, rotation_key = jax.random.split(window_key, 3)
+            sizes = jnp.asarray([grid[a] for a in shift_axes], jnp.int32)
+            draws.append(
+                (
+                    [int(v) for v in jax.random.randint(shift_key, (len(shift_axes),), 0, sizes)],
+                    [bool(v) for v in jax.random.bernoulli(flip_key, 0.5, (len(flip_axes),))],
+                    int(jax.random.randint(rotation_key, (), 0, 4)),
+                )
+            )
+    for b, (shifts, flips, turns) in enumerate(draws):
+        window = data[b]
+        for axis, shift in zip(shift_axes, shifts):
+            window = jnp.roll(window, shift, axis=2 + axis)
+        for i, (axis, flip) in enumerate(zip(flip_axes, flips)):
+            if flip:
+                window = jnp.flip(window, axis=2 + axis)
+                for channel in signs[i] if signs else ():
+                    window = window.at[:, channel].multiply(-1.0)
+        if rotations:
+            window = jnp.rot90(window, turns, axes=(2, 3))
+        windows.append(window)
+    return inner_reference(stepper, jnp.stack(windows), inner_key)
 
 
 def ref_mmd(samples, other, bandwidths):

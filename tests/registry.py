@@ -33,6 +33,7 @@ from helpers import (
 from references import (
     ref_branch_one,
     ref_input_noise,
+    ref_symmetry_augmentation,
     ref_invariant_measure,
     ref_pushforward,
     ref_diverted,
@@ -58,6 +59,7 @@ from trainax_fm.configuration import (
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
+    GeneralizedTeacherForcing,
     InputNoise,
     InvariantMeasureMMD,
     LagrangianSelfDistillation,
@@ -70,6 +72,7 @@ from trainax_fm.configuration import (
     SemigroupDistillation,
     ShortcutModel,
     Supervised,
+    SymmetryAugmentation,
     TeacherForcing,
     TemporalConsistency,
     TimePairSampler,
@@ -316,6 +319,24 @@ CONFIGURATIONS = (
         ),
     ),
     ConfigurationCase(
+        # Generalized teacher forcing: the free rollout (p = 0) pulled towards the truth
+        # after every second step.
+        "GeneralizedTeacherForcing",
+        GeneralizedTeacherForcing,
+        lambda: GeneralizedTeacherForcing(
+            4,
+            forcing_alpha=0.3,
+            forcing_every=2,
+            **_CUT,
+            time_level_weights=_W_MIX,
+        ),
+        conv_stepper,
+        lambda: random_windows(229, 5),
+        lambda s, d, k: ref_teacher(
+            s, d, 4, _W_MIX, True, 2, [[False] * d.shape[0]] * 4, alpha=0.3, forcing_every=2
+        ),
+    ),
+    ConfigurationCase(
         "TemporalConsistency",
         TemporalConsistency,
         lambda: TemporalConsistency(
@@ -386,6 +407,27 @@ CONFIGURATIONS = (
         lambda: random_windows(225, _R + 1),
         lambda s, d, k: ref_input_noise(
             s, d, k, 0.3, 1, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2)
+        ),
+    ),
+    ConfigurationCase(
+        # A 1D velocity-like channel 1 that changes sign under the flip.
+        "SymmetryAugmentation",
+        SymmetryAugmentation,
+        lambda: SymmetryAugmentation(
+            Supervised(_R, **_CUT, time_level_weights=_W),
+            flip_axes=(0,),
+            flip_sign_channels=((1,),),
+        ),
+        lambda seed: conv_stepper(seed, in_channels=2, out_channels=2),
+        lambda: random_windows(230, _R + 1, batch=4, channels=2),
+        lambda s, d, k: ref_symmetry_augmentation(
+            s,
+            d,
+            k,
+            lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2),
+            shift_axes=(0,),
+            flip_axes=(0,),
+            signs=((1,),),
         ),
     ),
     ConfigurationCase(
@@ -616,6 +658,12 @@ ALL_CONFIGURATIONS = (
         lambda r: r,
     ),
     ConfigurationFactory(
+        "GeneralizedTeacherForcing",
+        lambda r, **kw: GeneralizedTeacherForcing(r, forcing_alpha=0.25, **kw),
+        lambda r: r + 1,
+        lambda r: r,
+    ),
+    ConfigurationFactory(
         "TemporalConsistency",
         lambda r, **kw: TemporalConsistency(r, **kw),
         lambda r: r + 1,
@@ -650,6 +698,7 @@ WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
 # cuts or weights): no factory of the common rollout arguments.
 NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InputNoise",
+    "SymmetryAugmentation",
     "RolloutCurriculum",
     "InvariantMeasureMMD",
 }

@@ -110,6 +110,44 @@ def make_np_composite(refs, weights):
     return ref
 
 
+def _np_band_spectra(p, t):
+    """Per channel and radial band: `P_x`, `P_y`, `Re(cross)` by explicit band masks."""
+    spatial = p.shape[1:]
+    axes = tuple(range(1, p.ndim))
+    x = np.fft.fftn(p, axes=axes) / np.prod(spatial)
+    y = np.fft.fftn(t, axes=axes) / np.prod(spatial)
+    radius = np.sqrt(
+        sum(
+            k**2
+            for k in np.meshgrid(*(np.fft.fftfreq(n, 1.0 / n) for n in spatial), indexing="ij")
+        )
+    )
+    bands = np.rint(radius)
+    spectra = []
+    for band in range(int(bands.max()) + 1):
+        mask = bands == band
+        spectra.append(
+            (
+                np.sum(np.abs(x[:, mask]) ** 2, axis=1),
+                np.sum(np.abs(y[:, mask]) ** 2, axis=1),
+                np.sum(np.real(x[:, mask] * np.conj(y[:, mask])), axis=1),
+            )
+        )
+    return [np.stack(s, axis=1) for s in zip(*spectra)]  # each (C, num_bands)
+
+
+def np_amse(p, t, eps=1e-12):
+    """Subich et al. 2025: sum_k (sqrt Px - sqrt Py)^2 + 2 max(Px, Py) (1 - coherence)."""
+    px, py, cross = _np_band_spectra(p, t)
+    amplitude = (np.sqrt(px + eps) - np.sqrt(py + eps)) ** 2
+    coherence = cross / np.sqrt((px + eps) * (py + eps))
+    return np.mean(np.sum(amplitude + 2 * np.maximum(px, py) * (1 - coherence), axis=1))
+
+
+def np_spectral_amplitude(p, t, eps=1e-12):
+    px, py, _ = _np_band_spectra(p, t)
+    return np.mean(np.sum((np.sqrt(px + eps) - np.sqrt(py + eps)) ** 2, axis=1))
+
 # (id, factory(**kwargs) -> loss, per-state numpy reference, accepts target=None)
 LOSS_CASES = [
     ("mse", lambda **kw: L.MSELoss(**kw), np_mse, True),
@@ -171,6 +209,19 @@ LOSS_CASES = [
         make_np_composite([np_nmse, np_nrmse], [0.3, 0.7]),
         False,
     ),
+    ("amse", lambda **kw: L.AMSELoss(**kw), np_amse, False),
+    (
+        "amse_eps",
+        lambda **kw: L.AMSELoss(eps=1e-3, **kw),
+        lambda p, t: np_amse(p, t, eps=1e-3),
+        False,
+    ),
+    (
+        "spectral_amplitude",
+        lambda **kw: L.SpectralAmplitudeLoss(**kw),
+        np_spectral_amplitude,
+        False,
+    ),
 ]
 # One case per loss class (plus the composite) for the behavioural sweeps, which do not
 # depend on hyperparameters; the value test below runs every variant.
@@ -184,6 +235,8 @@ _CORE_IDS = (
     "sobolev",
     "sobolev_fd4",
     "composite",
+    "amse",
+    "spectral_amplitude",
 )
 CORE_CASES = pytest.mark.parametrize(
     "case", [c for c in LOSS_CASES if c[0] in _CORE_IDS], ids=list(_CORE_IDS)
@@ -247,6 +300,8 @@ def test_public_names():
         "Normalized_MAELoss",
         "CompositeLoss",
         "SobolevLoss",
+        "AMSELoss",
+        "SpectralAmplitudeLoss",
     ]:
         assert getattr(tx.loss, name) is getattr(L, name)
 
@@ -261,11 +316,15 @@ def test_trainax_style_construction():
     assert loss.domain_extent == pytest.approx(TWO_PI)
 
 
+def _is_spectral(case):
+    return case[0].startswith(("amse", "spectral"))
+
+
 def _value_params():
     # Spatial losses on 1, 2 and 3 spatial axes; pointwise losses on a 2D field and an
     # ODE state (C,), where the number of spatial axes cannot matter.
     for case in LOSS_CASES:
-        spatial = "sobolev" in case[0] or case[0] == "composite"
+        spatial = "sobolev" in case[0] or case[0] == "composite" or _is_spectral(case)
         for shape in SHAPES if spatial else [SHAPES[1], (4, 3)]:
             yield pytest.param(case, shape, id=f"{case[0]}-{shape}")
 
@@ -776,3 +835,68 @@ def test_sobolev_properties(seed, shift):
     ) == pytest.approx(value, rel=1e-5)
     # Symmetric in prediction and target.
     assert float(_jcall(loss, tgt, pred)) == pytest.approx(value, rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# spectral losses (AMSE, spectral amplitude)
+# --------------------------------------------------------------------------------------
+
+
+def _random_phases(field, seed):
+    """`field` with the same amplitude in every Fourier mode and random phases (real)."""
+    axes = tuple(range(1, field.ndim))
+    spectrum = np.fft.fftn(field, axes=axes)
+    noise = np.random.default_rng(seed).normal(size=field.shape)
+    phases = np.exp(1j * np.angle(np.fft.fftn(noise, axes=axes)))  # Hermitian
+    return np.real(np.fft.ifftn(spectrum * phases, axes=axes)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(2, 16), (1, 8, 6)], ids=["1d", "2d"])
+def test_spectral_losses_identities(shape):
+    """The paper's checks: zero at a perfect prediction; a right spectrum with wrong
+    phases has no amplitude error but a decorrelation error; AMSE >= MSE, with equality
+    when every band has the target's power."""
+    rng = np.random.default_rng(5)
+    target = rng.normal(size=shape).astype(np.float32)
+    amse, amplitude = L.AMSELoss(), L.SpectralAmplitudeLoss()
+    mse = L.MSELoss()
+    values = eqx.filter_jit(
+        lambda p, t: (amse.single_batch(p, t), amplitude.single_batch(p, t), mse.single_batch(p, t))
+    )
+    perfect = values(target, target)
+    np.testing.assert_allclose(perfect, 0.0, atol=1e-6)
+
+    scrambled = _random_phases(target, 6)
+    a, s, m = values(scrambled, target)
+    assert float(s) < 1e-5 * float(m)
+    assert float(a) > 0.5 * float(m)
+    # Same band powers: the AMSE is the MSE (max(P, P) = sqrt(P P)).
+    np.testing.assert_allclose(a, m, rtol=1e-4)
+
+    # A damped (blurred) prediction: AMSE penalises it more than the MSE does.
+    damped = 0.5 * target
+    a, _, m = values(damped, target)
+    assert float(a) > float(m)
+    np.testing.assert_allclose(a, np_amse(damped.astype(np.float64), target), rtol=1e-5)
+
+
+def test_spectral_gradient_finite_at_zero_prediction_and_zero_target():
+    """Bands without power (a zero field) keep the square roots differentiable."""
+    zero = jnp.zeros((2, 1, 8))
+    field = jnp.asarray(_data((2, 1, 8))[0])
+    for loss in (L.AMSELoss(), L.SpectralAmplitudeLoss()):
+        for pred, tgt in ((zero, field), (field, zero), (zero, zero)):
+            grad = _jgrad(loss, pred, tgt)
+            assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_spectral_losses_validate():
+    with pytest.raises(ValueError, match="eps"):
+        L.AMSELoss(eps=0.0)
+    with pytest.raises(ValueError, match="ODE"):
+        L.AMSELoss().single_batch(jnp.ones(3), jnp.ones(3))
+    # The AMSE is a drop-in time-level loss of every rollout configuration.
+    windows = jnp.asarray(_data((2, 3, 1, 8))[0])
+    stepper = lambda u: jnp.roll(u, 1, axis=-1)  # noqa: E731
+    value = tx.configuration.Supervised(2, time_level_loss=L.AMSELoss())(stepper, windows)
+    assert bool(jnp.isfinite(value))

@@ -22,6 +22,7 @@ from jaxtyping import Array, Float, Int, PyTree
 from .._stepper._block import BlockStepper, ChainedSteps
 from .._stepper._conditioned import ConditionedNetwork, SampleConstants
 from .._stepper._loss_weights import WithLossWeights
+from .._stepper._protocol import needs_key
 from .._stepper._normalized import NormalizedStepper, ResidualInNormalizedSpace
 from ..data._normalizer import Normalizer
 from ..flow._ema import AbstractEMA
@@ -188,7 +189,7 @@ class LowPrecisionNetwork(eqx.Module):
 
     @property
     def needs_key(self) -> bool:
-        return getattr(self.network, "needs_key", False) is True
+        return needs_key(self.network)
 
     def __call__(self, *args, **kwargs):
         args, kwargs = _cast_floating((args, kwargs), self.dtype)

@@ -6,8 +6,10 @@ returns the loss of a minibatch of windows `(B, W, C, *spatial)`. They own the r
 structure: how many steps, where the reference branches off, where gradients are cut.
 
 Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
-around any configuration), `RolloutCurriculum` (a growing rollout length),
-`InvariantMeasureMMD` (DySLIM), the time-level weight schedules
+around any configuration), `SymmetryAugmentation` (random shifts, flips and rotations
+of periodic domains around any configuration), `RolloutCurriculum` (a growing rollout length),
+`InvariantMeasureMMD` (DySLIM), `GeneralizedTeacherForcing` (the rollout's state pulled
+part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
 """
@@ -20,10 +22,12 @@ from ._mix_chain_post_physics import MixChainPostPhysics as MixChainPostPhysics
 from ._residuum import Residuum as Residuum
 from ._supervised import Supervised as Supervised
 from ._teacher_forcing import TeacherForcing as TeacherForcing
+from ._teacher_forcing import GeneralizedTeacherForcing as GeneralizedTeacherForcing
 from ._balancing import BalancingState as BalancingState
 from ._balancing import ReLoBRaLo as ReLoBRaLo
 from ._pushforward import Pushforward as Pushforward
 from ._input_noise import InputNoise as InputNoise
+from ._symmetry_augmentation import SymmetryAugmentation as SymmetryAugmentation
 from ._curriculum import RolloutCurriculum as RolloutCurriculum
 from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
 from ._weights import (

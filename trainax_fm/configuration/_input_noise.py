@@ -8,13 +8,11 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._rollout._training import window_length
 from .._argument_checks import check_positive_int
-from ._base import BaseConfiguration, CallInputs, Loss, Windows, call_configuration
-from ._callable import as_configuration
-from ._wrapper import AbstractWrapperConfiguration
-from ._checks import require_key
+from ._base import BaseConfiguration, Windows
+from ._wrapper import AbstractAugmentation, check_wrapped
 
 
-class InputNoise(AbstractWrapperConfiguration):
+class InputNoise(AbstractAugmentation):
     r"""Training noise for any configuration: perturb the inputs, keep the targets.
 
     Before the wrapped configuration sees a minibatch, Gaussian noise is added to the
@@ -61,11 +59,6 @@ class InputNoise(AbstractWrapperConfiguration):
         num_noisy_states: int = 1,
         data_std: Optional[PyTree[Float[Array, ""]]] = None,
     ):
-        if not isinstance(configuration, BaseConfiguration):
-            raise TypeError(
-                "`configuration` must be a trainax_fm configuration (e.g. Supervised()), "
-                f"got {type(configuration).__name__}."
-            )
         if isinstance(relative_std, bool) or not isinstance(relative_std, (int, float)):
             raise TypeError(
                 f"`relative_std` must be a positive float, got {relative_std!r}."
@@ -75,8 +68,7 @@ class InputNoise(AbstractWrapperConfiguration):
                 f"`relative_std` must be > 0, got {relative_std}; drop the InputNoise "
                 "wrapper for noise-free training."
             )
-        # A subclass written without `key`/`step` is wrapped once, here.
-        self.configuration = as_configuration(configuration)
+        self.configuration = check_wrapped(configuration)
         self.relative_std = float(relative_std)
         self.num_noisy_states = check_positive_int(num_noisy_states, "num_noisy_states")
         self.data_std = None if data_std is None else jtu.tree_map(jnp.asarray, data_std)
@@ -85,28 +77,8 @@ class InputNoise(AbstractWrapperConfiguration):
     def required_window_length(self) -> int:
         return max(self.configuration.required_window_length, self.num_noisy_states)
 
-    @property
-    def needs_key(self) -> bool:
-        return True
-
-    @property
-    def has_state(self) -> bool:
-        return self.configuration.has_state
-
-    def init_state(self) -> PyTree:
-        return self.configuration.init_state()
-
-    def _stateful_loss(
-        self, stepper: eqx.Module, data: Windows, state: PyTree, inputs: CallInputs
-    ) -> tuple[Loss, PyTree]:
-        noisy, inner = self._noisy_inputs(data, inputs)
-        return self.configuration.stateful_loss(stepper, noisy, state, **inner._asdict())
-
-    def _noisy_inputs(self, data, inputs: CallInputs) -> tuple[PyTree, CallInputs]:
-        """The noisy `data`, and the inputs of the wrapped call (a fresh key)."""
-        require_key(type(self).__name__, inputs.key)
-        noise_key, inner_key = jax.random.split(inputs.key)
-        return self.noisy(data, noise_key), inputs._replace(key=inner_key)
+    def augment(self, data: Windows, key: PRNGKeyArray) -> Windows:
+        return self.noisy(data, key)
 
     def noisy(
         self, data: PyTree[Float[Array, "batch window ..."]], key: PRNGKeyArray
@@ -137,7 +109,3 @@ class InputNoise(AbstractWrapperConfiguration):
             inputs = inputs + (self.relative_std * scale).astype(leaf.dtype) * noise
             noisy.append(leaf.at[:, : self.num_noisy_states].set(inputs))
         return jtu.tree_unflatten(treedef, noisy)
-
-    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
-        noisy, inner = self._noisy_inputs(data, inputs)
-        return call_configuration(self.configuration, stepper, noisy, inner)

@@ -22,7 +22,8 @@ def parse_schedule(
     A float is constant. A string `"s1:p1,s2:p2,...,sk:pk"` means `p1` for steps
     `< s1`, `p2` for `s1 <= step < s2`, ..., and `pk` from `s_{k-1}` on (also after
     `sk`). A callable maps the (traced) step to a probability.
-    `check_values(values, name)` checks the values (default: probabilities in [0, 1]).
+    `check_values(values, name)` checks the values (default: fractions in [0, 1], such as
+    probabilities).
     """
     check_values = _check_probabilities if check_values is None else check_values
     if callable(schedule):
@@ -57,7 +58,7 @@ def parse_schedule(
 def _check_probabilities(values, name):
     for value in values:
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"`{name}` probabilities must lie in [0, 1], got {value}.")
+            raise ValueError(f"`{name}` values must lie in [0, 1], got {value}.")
 
 
 def evaluate_schedule(schedule, step: Optional[Array], name: str) -> Float[Array, ""]:

@@ -33,6 +33,7 @@ normalize = false          # true | "residual" (predict normalised increments); 
 [training]
 method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_chain]] |
                            # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE |
+                           # gtf;N;ALPHA[;EVERY[;cut_bptt]] |
                            # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
                            # fm;K[;solver] | lsd;K[;TEACHER] | meanflow;K[;TEACHER] |
                            # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER
@@ -50,6 +51,8 @@ record_loss_every = 1      # loss.png resolution
 checkpoint_every = 200     # updates between checkpoints (resume continues exactly)
 steps_per_dispatch = 1     # updates per compiled call (fixed, so resuming is bit-exact)
 input_noise = 0.0          # > 0: InputNoise around the method (std relative to the data's)
+symmetry_shifts = false    # true: SymmetryAugmentation around the method (each window
+                           # shifted periodically at random; periodic grids only)
 
 [evaluation]
 num_rollout_steps = 50     # autoregressive steps on the test trajectories
@@ -136,6 +139,8 @@ TRAINING_FIELDS = {
     "steps_per_dispatch": Field("int", 1, minimum=1, maximum=1024),
     "input_noise": Field("float", 0.0, minimum=0.0, example=0.1,
                          doc="training noise relative to the data's std (0: none)"),
+    "symmetry_shifts": Field("bool", False,
+                             doc="random periodic shifts of every window (periodic grids)"),
 }
 EVALUATION_FIELDS = {
     "num_rollout_steps": Field("int", 50, minimum=1),

@@ -42,17 +42,20 @@ class TrainMethod:
 
     **Arguments:**
 
-    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `pf`, `cur`, `mmd`, `fm`,
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`, `fm`,
         `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD rollout for `mmd`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
-        `pf`, `cur`).
+        `gtf`, `pf`, `cur`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
     - `num_post_physics_steps`: reference steps after the network steps (`mix`).
     - `cut_prev`, `cut_next`: stop gradients through the previous/next state of the
         residuum (`res`).
     - `teacher_forcing`: a probability or `((s1, ..., sk), (p1, ..., pk))` (`tf`).
+    - `forcing_alpha`: the generalized teacher forcing's `alpha`, a number or
+        `((s1, ..., sk), (a1, ..., ak))` (`gtf`).
+    - `forcing_every`: the steps between two forcings (`gtf`).
     - `num_pushforward_steps`: steps unrolled without gradient first (`pf`).
     - `random_pushforward`: draw the pushforward depth per update from `0 ... K` (`pf`).
     - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
@@ -75,6 +78,8 @@ class TrainMethod:
     cut_prev: bool = False
     cut_next: bool = False
     teacher_forcing: Optional[Schedule] = None
+    forcing_alpha: Optional[Schedule] = None
+    forcing_every: int = 1
     num_pushforward_steps: int = 0
     random_pushforward: bool = False
     rollout_lengths: Optional[LengthSchedule] = None
@@ -204,13 +209,24 @@ def _rollout(cls, *options: str) -> Callable:
 _SUPERVISED = _rollout(c.Supervised, "cut_bptt")
 
 
+def _schedule_text(schedule: Schedule):
+    """A parsed schedule as the configurations take it: a number, or step pairs as text."""
+    return format_schedule(schedule) if isinstance(schedule, tuple) else schedule
+
+
 def _teacher_forcing(method, teacher, teacher_method):
-    schedule = method.teacher_forcing
-    if isinstance(schedule, tuple):
-        schedule = format_schedule(schedule)
     return c.TeacherForcing(
         method.num_rollout_steps,
-        teacher_forcing_probability=schedule,
+        teacher_forcing_probability=_schedule_text(method.teacher_forcing),
+        cut_bptt=method.cut_bptt,
+    )
+
+
+def _generalized_teacher_forcing(method, teacher, teacher_method):
+    return c.GeneralizedTeacherForcing(
+        method.num_rollout_steps,
+        forcing_alpha=_schedule_text(method.forcing_alpha),
+        forcing_every=method.forcing_every,
         cut_bptt=method.cut_bptt,
     )
 
@@ -340,6 +356,16 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (N, MethodField("SCHEDULE", "teacher_forcing", parse_schedule_field, format_schedule),
          CUT_BPTT),
         _teacher_forcing,
+    ),
+    MethodEntry(
+        "gtf", "gtf;N;ALPHA[;EVERY[;cut_bptt]]", "gtf;N;ALPHA[;EVERY[;cut_bptt]]",
+        "`GeneralizedTeacherForcing(N, forcing_alpha=ALPHA, forcing_every=EVERY)`: after "
+        "every `EVERY`-th step (default 1) the state becomes "
+        "`ALPHA * truth + (1 - ALPHA) * state`; `ALPHA` a number in `[0, 1]` or "
+        "`step:alpha` pairs like `SCHEDULE`",
+        (N, MethodField("ALPHA", "forcing_alpha", parse_schedule_field, format_schedule),
+         MethodField("EVERY", "forcing_every", parse_count, str, 1), CUT_BPTT),
+        _generalized_teacher_forcing,
     ),
     MethodEntry(
         "pf", "pf;N;K[;random[;cut_bptt]]", "pf;N;K[;random[;cut_bptt]]",

@@ -13,6 +13,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `mix;N;P[;cut_bptt]` | `MixChainPostPhysics(N, P)` (needs a reference stepper) |
 | `res;N[;cut_bptt[;cut_prev[;cut_next]]]` | `Residuum(N)`, residuum `u_next - P(u_prev)` (needs a reference stepper) |
 | `tf;N;SCHEDULE[;cut_bptt]` | `TeacherForcing(N)`, `SCHEDULE` a probability or `step:p` pairs such as `200:1.0,400:0.5,600:0.0` |
+| `gtf;N;ALPHA[;EVERY[;cut_bptt]]` | `GeneralizedTeacherForcing(N, forcing_alpha=ALPHA, forcing_every=EVERY)`: after every `EVERY`-th step (default 1) the state becomes `ALPHA * truth + (1 - ALPHA) * state`; `ALPHA` a number in `[0, 1]` or `step:alpha` pairs like `SCHEDULE` |
 | `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K)`: `K` steps without gradient, then `N` supervised ones; `random`: the depth drawn per update from `0 ... K` |
 | `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as `500:1,1000:2,1500:4` (lengths `1 ... N`) |
 | `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |

@@ -11,7 +11,7 @@ import optax
 
 from .._stepper._conditioned import ConditionedNetwork
 from .._stepper._normalized import NormalizedStepper
-from ..configuration import InputNoise
+from ..configuration import InputNoise, SymmetryAugmentation
 from ..data._normalizer import Normalizer
 from ..trainer import ConfigurationTrainer
 from ._config import load_config
@@ -237,6 +237,15 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
     configuration = method.configuration(teacher, teacher_method)
     if training["input_noise"] > 0:
         configuration = InputNoise(configuration, training["input_noise"])
+    if training["symmetry_shifts"]:
+        states = jtu.tree_leaves(dataset.training_data)[0].shape[2:]
+        if len(states) < 2:
+            raise ConfigError(
+                "training.symmetry_shifts", "data on a periodic grid (states (C, *spatial))",
+                f"states of shape {tuple(states)} (no spatial axis)",
+                "set symmetry_shifts = false for ODE data",
+            )
+        configuration = SymmetryAugmentation(configuration)
     return ConfigurationTrainer(
         dataset.training_data,
         configuration,

@@ -11,6 +11,9 @@ flow-matching time) and is vmapped over a leading batch axis (`multi_batch`,
   (they need a target).
 - `SobolevLoss`: error plus gradient-error on periodic grids, spectral or by finite
   differences, with optional flow-time-dependent weights.
+- `AMSELoss`, `SpectralAmplitudeLoss`: errors of the radially binned power spectra on
+  periodic grids (the adjusted MSE of Subich et al. 2025, without the MSE's double
+  penalty on small scales, and its amplitude term alone).
 - `CompositeLoss`: weighted sum of losses.
 """
 
@@ -23,3 +26,5 @@ from ._normalized import Normalized_MSELoss as Normalized_MSELoss
 from ._rmse import RMSELoss as RMSELoss
 from ._rmse import nRMSELoss as nRMSELoss
 from ._sobolev import SobolevLoss as SobolevLoss
+from ._spectral import AMSELoss as AMSELoss
+from ._spectral import SpectralAmplitudeLoss as SpectralAmplitudeLoss
