@@ -28,7 +28,7 @@ from trainax_fm.configuration import (
 )
 from trainax_fm.experiment import ConfigError, validate_config
 from trainax_fm.experiment._data import load_data
-from trainax_fm.experiment._method import parse_method
+from trainax_fm.experiment._method_spec import parse_method
 from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 # --- generalized teacher forcing ------------------------------------------------------
