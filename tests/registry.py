@@ -93,6 +93,7 @@ from trainax_fm.trainer import (
     SemigroupDistillationTrainer,
     ShortcutModelTrainer,
     SupervisedTrainer,
+    GeneralizedTeacherForcingTrainer,
     TeacherForcingTrainer,
     TemporalConsistencyTrainer,
 )
@@ -838,6 +839,14 @@ TRAINERS = (
         TeacherForcingTrainer,
         _rollout_trainer(
             TeacherForcingTrainer, num_rollout_steps=2, teacher_forcing_probability=0.5
+        ),
+        conv_stepper,
+    ),
+    TrainerCase(
+        "GeneralizedTeacherForcingTrainer",
+        GeneralizedTeacherForcingTrainer,
+        _rollout_trainer(
+            GeneralizedTeacherForcingTrainer, num_rollout_steps=2, forcing_alpha=0.5
         ),
         conv_stepper,
     ),

@@ -38,6 +38,9 @@ from ._mix_chain_post_physics import MixChainPostPhysicsTrainer as MixChainPostP
 from ._pushforward import PushforwardTrainer as PushforwardTrainer
 from ._residuum import ResiduumTrainer as ResiduumTrainer
 from ._supervised import SupervisedTrainer as SupervisedTrainer
+from ._teacher_forcing import (
+    GeneralizedTeacherForcingTrainer as GeneralizedTeacherForcingTrainer,
+)
 from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer
 from ._temporal_consistency import TemporalConsistencyTrainer as TemporalConsistencyTrainer
 from ._flow_matching import FlowMatchingTrainer as FlowMatchingTrainer

@@ -1,6 +1,6 @@
 import dataclasses
 
-from ..configuration import TeacherForcing
+from ..configuration import GeneralizedTeacherForcing, TeacherForcing
 from ..configuration._schedule import Schedule
 from ._common import AbstractOneLineTrainer
 from ._keywords import (
@@ -34,3 +34,31 @@ class TeacherForcingTrainer(AbstractOneLineTrainer):
     configuration_type = TeacherForcing
     __init__ = keyword_init(_TeacherForcingKeywords)
 
+
+
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
+class _GeneralizedTeacherForcingKeywords(
+    EngineKeywords, WindowKeywords, HistoryKeywords, RolloutKeywords
+):
+    """The keywords of `GeneralizedTeacherForcingTrainer`: its configuration's, the
+    windows' and the engine's."""
+
+    forcing_alpha: Schedule
+    forcing_every: int = 1
+    teacher_forcing_probability: Schedule = 0.0
+
+
+class GeneralizedTeacherForcingTrainer(AbstractOneLineTrainer):
+    """Generalized teacher forcing in one line: after every `forcing_every`-th rollout
+    step the state is pulled towards the truth, `z <- alpha x + (1 - alpha) z`.
+
+    Windows of `num_input_steps + num_rollout_steps` snapshots are trained with
+    [`trainax_fm.configuration.GeneralizedTeacherForcing`][]; `forcing_alpha` may be a
+    schedule over the training steps.
+
+    **Arguments:** the keywords every trainer takes ([`trainax_fm.trainer`][]) and
+    those of [`trainax_fm.configuration.GeneralizedTeacherForcing`][].
+    """
+
+    configuration_type = GeneralizedTeacherForcing
+    __init__ = keyword_init(_GeneralizedTeacherForcingKeywords)
