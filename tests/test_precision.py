@@ -3,6 +3,8 @@ losses stay float32; kept submodules compute in float32; float16 loss scaling.""
 
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -263,3 +265,14 @@ def test_every_wrapper_module_is_known_to_the_policy():
                 and value.__name__ not in not_in_steppers
             ]
     assert not unknown, f"add these to WRAPPER_TYPES in _loop/_precision.py: {unknown}"
+
+
+def test_the_how_to_page_runs_as_written():
+    page = Path(__file__).parents[1] / "docs" / "how-to" / "mixed-precision.md"
+    blocks = re.findall(r"^```python\n(.*?)^```$", page.read_text(), re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    assert namespace["losses"].shape == (20,)
+    assert namespace["precision"].is_kept(eqx.nn.LayerNorm(3))
