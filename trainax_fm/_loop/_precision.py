@@ -145,7 +145,7 @@ class MixedPrecision(eqx.Module):
 
     def for_compute(self, stepper: PyTree) -> PyTree:
         """`stepper` as the update computes with it: every network inside replaced by
-        a [`LowPrecisionNetwork`][trainax_fm._loop._precision.LowPrecisionNetwork]."""
+        a `LowPrecisionNetwork` (its parameters in the compute dtype)."""
 
         def is_network(node) -> bool:
             return isinstance(node, eqx.Module) and not isinstance(node, WRAPPER_TYPES)
