@@ -153,6 +153,25 @@ def test_trainer_trains_and_returns_trainax_values(case, key):
 
 
 @pytest.mark.parametrize("case", engine_path_params(TRAINERS))
+def test_trainer_trains_in_mixed_precision(case, key):
+    """With `precision=MixedPrecision("bfloat16")` every trainer trains with finite
+    losses close to float32's (the networks compute in bfloat16, the losses in float32)
+    and returns float32 parameters."""
+    stepper = case.stepper(0)
+    reference = _final(case.make(2, steps_per_dispatch=1).train(stepper, key, spawn_tqdm=False))
+    low = _final(
+        case.make(2, steps_per_dispatch=1, precision=tx.MixedPrecision()).train(
+            stepper, key, spawn_tqdm=False
+        )
+    )
+    assert np.all(np.isfinite(low[1]))
+    np.testing.assert_allclose(low[1][0], reference[1][0], rtol=0.05)
+    for leaf in arrays(low[0]):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            assert leaf.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("case", engine_path_params(TRAINERS))
 def test_trainer_engine_options_agree(case, key):
     """Dispatching 1 or 3 updates per call trains the same stepper (the automatic
     choice is checked in tests/test_trainer.py); `record_loss_every=k` keeps every k-th
