@@ -220,6 +220,14 @@ OPTIONS = COMMON + textwrap.dedent(
         for name, m in (("one device", None), ("mesh", mesh))
     }
     assert_close(flows["mesh"], flows["one device"], "FlowMatchingTrainer")
+
+    # Mixed precision with float16 loss scaling: the mesh run equals the one-device run
+    # (up to float16's reassociation) and keeps the loss scale in the optimizer state.
+    policy = tx.MixedPrecision("float16", initial_scale=2.0**10)
+    low = {name: train(m, precision=policy) for name, m in (("one device", None), ("mesh", mesh))}
+    for got, expected in zip(leaves(low["mesh"].stepper), leaves(low["one device"].stepper)):
+        np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-4)
+    assert low["mesh"].opt_state.loss_scale.scale == low["one device"].opt_state.loss_scale.scale
     print("OK")
     """
 )
