@@ -277,7 +277,7 @@ def test_the_recipes_of_the_devices_page_run():
     blocks = python_blocks("how-to/devices.md")
     (laptop,) = [block for block in blocks if "xla_force_host_platform_device_count" in block]
     training = [block for block in blocks if "mesh=mesh" in block]
-    assert len(training) == 2, training
+    assert len(training) == 3, training
     # The laptop recipe first: it must set the device count before JAX starts.
     script = "\n".join([laptop, *training])
     script = script.replace("num_training_steps=10_000", "num_training_steps=6")
@@ -287,10 +287,11 @@ def test_the_recipes_of_the_devices_page_run():
         assert jax.device_count() == 4
         assert mesh.shape == {"batch": 4}
         assert np.all(np.isfinite(np.asarray(result.loss_history)))
+        assert sharded.options.parameter_axis == "batch"
         print("OK")
         """
     )
-    assert script.count("num_training_steps=6") == 2
+    assert script.count("num_training_steps=6") == 3
     env = {key: value for key, value in FOUR_DEVICES.items() if key != "XLA_FLAGS"}
     completed = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,

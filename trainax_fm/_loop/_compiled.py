@@ -23,6 +23,7 @@ from ..data._windows import TrajectorySubStacker
 from .._argument_checks import is_traced
 from ..configuration._base import BaseConfiguration
 from ._configuration_state import ConfigurationOptState
+from ._sharding import constrain_state
 from ._precision import (
     LossScaledOptState,
     MixedPrecision,
@@ -46,6 +47,7 @@ class Problem(eqx.Module):
     mesh: Optional[jax.sharding.Mesh] = eqx.field(static=True, default=None)
     batch_axis: str = eqx.field(static=True, default="batch")
     precision: Optional[MixedPrecision] = eqx.field(static=True, default=None)
+    parameter_axis: Optional[str] = eqx.field(static=True, default=None)
 
     def prepared(self, stepper, batch):
         """What the configuration sees: conditioned networks bound to the minibatch's
@@ -351,6 +353,10 @@ class CompiledUpdate:
             stepper, opt_state, losses, last = kernel(
                 problem, stepper, opt_state, *args, *static_args
             )
+            if problem.parameter_axis is not None:
+                stepper, opt_state = constrain_state(
+                    (stepper, opt_state), problem.mesh, problem.parameter_axis
+                )
             return eqx.filter((stepper, opt_state), eqx.is_array), losses, last
 
         def compiled(dynamic, *args):

@@ -53,9 +53,9 @@ class EngineOptions(eqx.Module):
         same in every process, see the engine docs), `1` (one update per dispatch,
         straight-line code) or `k > 1` (up to `k` updates inside one compiled loop).
     - `mesh`: a `jax.sharding.Mesh` for data-parallel training: every minibatch is
-        split over the devices of its `batch_axis`, parameters and data are
-        replicated (data on disk are not: each process reads its rows of every
-        minibatch). `None` uses the default device.
+        split over the devices of its `batch_axis`; parameters (unless
+        `parameter_axis` shards them) and data are replicated (data on disk are not:
+        each process reads its rows of every minibatch). `None` uses the default device.
     - `batch_axis`: the mesh axis to split minibatches over.
     - `num_seeds`: train this many seeds side by side: the stepper, key (and
         optimizer state) given to `train` carry a leading seed axis. `None`: one seed.
@@ -82,6 +82,10 @@ class EngineOptions(eqx.Module):
     - `min_delta`: the least change that counts as an improvement.
     - `best_path`: write the best stepper there (atomically, with
         [`trainax_fm.save_stepper`][]) whenever it improves.
+    - `parameter_axis`: shard the parameters and the optimizer state over this axis of
+        `mesh` (fully-sharded data parallelism; it may be `batch_axis` itself): each
+        array is split along its largest axis that the axis size divides, and XLA
+        gathers it where it is used. `None` replicates them on every device.
     - `precision`: a [`trainax_fm.MixedPrecision`][] policy to compute the networks in
         bfloat16 or float16 (parameters, optimizer state and losses stay float32);
         `None` computes in the parameters' dtype.
@@ -107,6 +111,7 @@ class EngineOptions(eqx.Module):
     min_delta: float = eqx.field(static=True, default=0.0)
     best_path: Optional[PathLike] = eqx.field(static=True, default=None)
     precision: Optional[MixedPrecision] = eqx.field(static=True, default=None)
+    parameter_axis: Optional[str] = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.steps_per_dispatch != "auto":
@@ -123,6 +128,27 @@ class EngineOptions(eqx.Module):
                 )
         if self.num_seeds is not None:
             check_positive_int(self.num_seeds, "num_seeds")
+        if self.parameter_axis is not None:
+            if self.mesh is None or self.parameter_axis not in self.mesh.axis_names:
+                axes = None if self.mesh is None else self.mesh.axis_names
+                raise ValueError(
+                    f"`parameter_axis={self.parameter_axis!r}` shards parameters over an "
+                    f"axis of `mesh`, whose axes are {axes}: pass a mesh with that axis "
+                    "(e.g. the batch axis itself, for fully-sharded data parallelism)."
+                )
+            if jax.process_count() > 1 and (self.checkpoint_path or self.best_path):
+                raise ValueError(
+                    "`parameter_axis` with checkpoints is for one process for now: "
+                    "writing sharded state from several processes needs every process's "
+                    "shards (orbax-checkpoint), which trainax_fm does not do yet. Drop "
+                    "`checkpoint_path`/`best_path` or `parameter_axis`."
+                )
+            if self.num_seeds is not None:
+                raise ValueError(
+                    "`parameter_axis` (sharded parameters) and `num_seeds` cannot be "
+                    "combined: train the seeds one after another, or replicate them "
+                    "(`parameter_axis=None`)."
+                )
         if self.checkpoint_every is not None:
             check_positive_int(self.checkpoint_every, "checkpoint_every")
             if self.checkpoint_path is None:

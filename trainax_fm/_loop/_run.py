@@ -2,14 +2,13 @@
 
 from typing import Sequence
 
-import equinox as eqx
-import jax
 
 from .._argument_checks import is_traced
 from .._state._train_state import TrainState
 from ._compiled import Problem
 from ._loop import AbstractHook, CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
+from ._sharding import place_state
 
 
 def train_on_loop(
@@ -54,10 +53,10 @@ def train_on_loop(
             )
         dispatch = 1  # every update waits for its minibatch from the host
     if problem.mesh is not None and not traced:
-        replicated = jax.sharding.NamedSharding(problem.mesh, jax.sharding.PartitionSpec())
-        placed = (problem, stepper, opt_state)
-        arrays = jax.device_put(eqx.filter(placed, eqx.is_array), replicated)
-        problem, stepper, opt_state = eqx.combine(arrays, placed)
+        problem = place_state(problem, problem.mesh, None)
+        stepper, opt_state = place_state(
+            (stepper, opt_state), problem.mesh, problem.parameter_axis
+        )
     loop = Loop(
         problem, stepper, opt_state, state.key, start=state.step, stop=stop,
         past_losses=losses, num_seeds=num_seeds, traced=traced, dispatch=dispatch or 1,

@@ -158,6 +158,7 @@ class GeneralTrainer(eqx.Module):
             options.mesh,
             options.batch_axis,
             options.precision,
+            options.parameter_axis,
         )
 
     # --- trainax-compatible pieces ---------------------------------------------------

@@ -117,6 +117,7 @@ class EngineKeywords:
     min_delta: float = 0.0
     best_path: Optional[PathLike] = None
     precision: Optional[MixedPrecision] = None
+    parameter_axis: Optional[str] = None
 
 
 @dataclasses.dataclass(eq=False, repr=False)
