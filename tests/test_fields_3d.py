@@ -1,10 +1,16 @@
-"""3D fields `(C, N, N, N)` end to end, driven by the registry's `CONFIGURATIONS_3D`.
+"""3D fields `(C, N, N, N)` end to end.
 
-One case per configuration family (rollout, diverted and mix chains with a reference
-stepper, residuum, teacher forcing, flow matching and the flow-map families) on a
-4x4x4 grid: loss and gradient under `eqx.filter_jit` equal the hand-written reference,
-and `ConfigurationTrainer` trains it for two updates on 3D trajectories.
+- Configurations, driven by the registry's `CONFIGURATIONS_3D`: one case per family
+  (rollout, diverted and mix chains with a reference stepper, residuum, teacher forcing,
+  flow matching and the flow-map families) on a 4x4x4 grid; loss and gradient under
+  `eqx.filter_jit` equal the hand-written reference, and `ConfigurationTrainer` trains
+  it for two updates on 3D trajectories.
+- Sobolev and spectral losses, and the spectral metrics, against numpy references
+  written with explicit loops over the modes of a cubic grid.
 """
+
+import itertools
+import math
 
 import equinox as eqx
 import jax
@@ -48,3 +54,149 @@ def test_3d_configuration_matches_reference_and_trains(case, key):
     trained = jax.tree_util.tree_leaves(eqx.filter(result.stepper, eqx.is_array))
     initial = jax.tree_util.tree_leaves(eqx.filter(stepper, eqx.is_array))
     assert any(not np.array_equal(a, b) for a, b in zip(trained, initial))
+
+
+# --- losses and spectra against mode-by-mode numpy references -------------------------
+
+_N = 6  # even: the Nyquist planes and the corner modes are exercised
+
+
+def _fields(seed, shape):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _modes(n):
+    """Every integer mode `(k1, k2, k3)` of an `n**3` grid with its FFT index."""
+    k = np.fft.fftfreq(n, 1.0 / n).astype(int)
+    for index in itertools.product(range(n), repeat=3):
+        yield index, tuple(k[i] for i in index)
+
+
+def _np_sobolev_3d(e, alpha, beta, extent):
+    """`alpha*mean(e**2) + beta*mean(|grad e|**2)` with the gradient summed mode by
+    mode: `|grad e|**2` averages to `sum_k |kappa|**2 |e_k|**2` (Parseval), where the
+    Nyquist component of each axis has no derivative."""
+    n = e.shape[-1]
+    coefficients = np.fft.fftn(e.astype(np.float64), axes=(1, 2, 3)) / n**3
+    gradient = 0.0
+    for index, k in _modes(n):
+        kappa = [0.0 if abs(ki) == n // 2 else 2 * math.pi * ki / extent for ki in k]
+        power = np.sum(np.abs(coefficients[(slice(None), *index)]) ** 2)
+        gradient += sum(c**2 for c in kappa) * power
+    return alpha * np.mean(e.astype(np.float64) ** 2) + beta * gradient / e.shape[0]
+
+
+def _np_band_powers_3d(x, y):
+    """Per channel and band `round(|k|)`: `P_x`, `P_y` and `Re(cross)`, mode by mode."""
+    n = x.shape[-1]
+    fx = np.fft.fftn(x.astype(np.float64), axes=(1, 2, 3)) / n**3
+    fy = np.fft.fftn(y.astype(np.float64), axes=(1, 2, 3)) / n**3
+    num_bands = int(round(math.sqrt(3) * (n // 2))) + 1
+    powers = np.zeros((3, x.shape[0], num_bands))
+    for index, k in _modes(n):
+        band = int(round(math.sqrt(sum(ki**2 for ki in k))))
+        a, b = fx[(slice(None), *index)], fy[(slice(None), *index)]
+        powers[0, :, band] += np.abs(a) ** 2
+        powers[1, :, band] += np.abs(b) ** 2
+        powers[2, :, band] += np.real(a * np.conj(b))
+    return powers
+
+
+def _np_amse_3d(x, y, eps=1e-12):
+    px, py, cross = _np_band_powers_3d(x, y)
+    amplitude = (np.sqrt(px + eps) - np.sqrt(py + eps)) ** 2
+    coherence = cross / np.sqrt((px + eps) * (py + eps))
+    return np.mean(np.sum(amplitude + 2 * np.maximum(px, py) * (1 - coherence), axis=1))
+
+
+def _np_amplitude_3d(x, y, eps=1e-12):
+    px, py, _ = _np_band_powers_3d(x, y)
+    return np.mean(np.sum((np.sqrt(px + eps) - np.sqrt(py + eps)) ** 2, axis=1))
+
+
+def test_3d_sobolev_and_spectral_losses_match_numpy():
+    """Sobolev (spectral gradient, 2*pi and unit domains), AMSE and the spectral
+    amplitude loss on a batch of two-channel 6x6x6 fields."""
+    prediction = _fields(0, (2, 2, _N, _N, _N))
+    target = _fields(1, (2, 2, _N, _N, _N))
+    cases = [
+        (tx.loss.SobolevLoss(0.5, 2.0), lambda p, t: _np_sobolev_3d(p - t, 0.5, 2.0, 2 * math.pi)),
+        (
+            tx.loss.SobolevLoss(1.0, 0.01, domain_extent=1.0),
+            lambda p, t: _np_sobolev_3d(p - t, 1.0, 0.01, 1.0),
+        ),
+        (tx.loss.AMSELoss(), _np_amse_3d),
+        (tx.loss.SpectralAmplitudeLoss(), _np_amplitude_3d),
+    ]
+    values = eqx.filter_jit(lambda losses, p, t: [loss(p, t) for loss in losses])(
+        [loss for loss, _ in cases], prediction, target
+    )
+    for value, (loss, reference) in zip(values, cases):
+        expected = np.mean([reference(prediction[b], target[b]) for b in range(2)])
+        np.testing.assert_allclose(value, expected, rtol=2e-5, err_msg=repr(loss))
+
+
+def test_3d_sobolev_loss_of_a_plane_wave():
+    """`e = sin(x + 2y + 2z)` on the 2*pi torus: mean e**2 = 1/2, mean |grad e|**2 =
+    9/2 spectrally; the sixth-order central difference sees per axis the modified
+    wavenumber `(3/2 sin(kh) - 3/10 sin(2kh) + 1/30 sin(3kh)) / h`."""
+    grid = 2 * np.pi * np.arange(8) / 8
+    x, y, z = np.meshgrid(grid, grid, grid, indexing="ij")
+    error = np.sin(x + 2 * y + 2 * z)[None, None].astype(np.float32)
+    zero = np.zeros_like(error)
+    spectral = tx.loss.SobolevLoss(0.0, 1.0)(error, zero)
+    np.testing.assert_allclose(spectral, 4.5, rtol=1e-5)
+    fd = tx.loss.SobolevLoss(1.0, 1.0, gradient="finite_difference", fd_order=6)
+    h = 2 * np.pi / 8
+    modified = [
+        (1.5 * np.sin(k * h) - 0.3 * np.sin(2 * k * h) + np.sin(3 * k * h) / 30) / h
+        for k in (1, 2, 2)
+    ]
+    expected = 0.5 + 0.5 * sum(m**2 for m in modified)
+    np.testing.assert_allclose(fd(error, zero), expected, rtol=1e-5)
+
+
+def _np_shell_spectrum(state):
+    """Shell-summed power: entry `s` adds `sum_c |u_hat_{c,k}|**2` over the modes with
+    `round(|k|) == s <= N//2` (the corner modes beyond the Nyquist shell are dropped)."""
+    n = state.shape[-1]
+    coefficients = np.fft.fftn(state.astype(np.float64), axes=(1, 2, 3)) / n**3
+    spectrum = np.zeros(n // 2 + 1)
+    for index, k in _modes(n):
+        shell = int(round(math.sqrt(sum(ki**2 for ki in k))))
+        if shell <= n // 2:
+            spectrum[shell] += np.sum(np.abs(coefficients[(slice(None), *index)]) ** 2)
+    return spectrum
+
+
+def test_3d_energy_spectrum_and_spectral_metrics_match_numpy():
+    reference = _fields(2, (3, 2, _N, _N, _N))  # (T, C, N, N, N)
+    prediction = reference + 0.3 * _fields(3, reference.shape)
+    spectra = jax.vmap(tx.metrics.energy_spectrum)(reference)
+    assert spectra.shape == (3, _N // 2 + 1)
+    for t in range(3):
+        np.testing.assert_allclose(spectra[t], _np_shell_spectrum(reference[t]), rtol=1e-5)
+    # spectral_error: per band sqrt(P_err / P_ref) from the same shell spectra.
+    edges = (1, 2, _N // 2 + 1)
+    errors = tx.metrics.spectral_error(prediction, reference, band_edges=edges)
+    for t in range(3):
+        error_power = _np_shell_spectrum(prediction[t] - reference[t])
+        reference_power = _np_shell_spectrum(reference[t])
+        expected = [
+            math.sqrt(error_power[a:b].sum() / reference_power[a:b].sum())
+            for a, b in zip(edges[:-1], edges[1:])
+        ]
+        np.testing.assert_allclose(errors[t], expected, rtol=1e-5)
+
+
+def test_3d_h1_error_of_a_plane_wave():
+    """Unit cube: reference sin(2 pi x), error 0.1 sin(2 pi (x + y + z)): the relative
+    H1 error is 0.1 sqrt((1 + 3 (2 pi)**2) / (1 + (2 pi)**2))."""
+    grid = np.arange(8) / 8
+    x, y, z = np.meshgrid(grid, grid, grid, indexing="ij")
+    reference = np.sin(2 * np.pi * x)[None, None].astype(np.float32)
+    error = 0.1 * np.sin(2 * np.pi * (x + y + z))[None, None].astype(np.float32)
+    expected = 0.1 * math.sqrt((1 + 3 * (2 * math.pi) ** 2) / (1 + (2 * math.pi) ** 2))
+    np.testing.assert_allclose(
+        tx.metrics.h1_error(reference + error, reference), [expected], rtol=1e-4
+    )
