@@ -357,7 +357,11 @@ def ref_mean_flow(model, data, key, *, sampler, power=0.0, offset=1e-3):
         jacobian = _partial(f, 0)(x, s, h)
         # Contract the Jacobian's input axes with v: a matrix product for ODE states,
         # the same over all of `(C, *spatial)` for fields.
-        total_derivative = jnp.tensordot(jacobian, v, axes=v.ndim) + _partial(f, 1)(x, s, h) - _partial(f, 2)(x, s, h)
+        total_derivative = (
+            jnp.tensordot(jacobian, v, axes=v.ndim)
+            + _partial(f, 1)(x, s, h)
+            - _partial(f, 2)(x, s, h)
+        )
         target = sg(v + h * total_derivative)
         error = jnp.mean((f(x, s, h) - target) ** 2)
         weight = sg((error + offset) ** (-power)) if power > 0 else 1.0

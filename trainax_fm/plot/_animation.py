@@ -60,8 +60,9 @@ def animate_rollout(
     and one colour scale shared by both and all frames (by default symmetric about
     zero). A 3D trajectory `(T, C, X, Y, Z)` is animated like a 2D one on one plane:
     the slice `slice_at` across `slice_axis` (by default the middle slice across the
-    last axis) or a projection along it (`"mean"`, `"max"`). Frames are written with matplotlib's `PillowWriter` into a temporary file
-    that replaces `path` only once complete.
+    last axis) or a projection along it (`"mean"`, `"max"`). Frames are written with
+    matplotlib's `PillowWriter` into a temporary file that replaces `path` only once
+    complete.
 
     **Arguments:**
 
