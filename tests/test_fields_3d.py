@@ -28,11 +28,25 @@ import numpy as np
 import optax
 import pytest
 from helpers import assert_value_and_grad_close, value_and_grad
-from registry import CONFIGURATIONS_3D, FIELDS_3D
+from registry import CONFIGURATIONS_3D, FIELDS_3D, FLOW_CONFIGURATIONS
 
 import trainax_fm as tx
 from trainax_fm.experiment import _toml
 from trainax_fm.experiment._network import _FIELDS
+
+
+# The rollout families (plain, with a reference stepper, residuum, forcing); every flow
+# family is required through the registry's `FLOW_CONFIGURATIONS`, so a new one needs a
+# 3D case too.
+_ROLLOUT_FAMILIES = {
+    "Supervised", "DivertedChain", "MixChainPostPhysics", "Residuum", "TeacherForcing"
+}
+
+
+def test_3d_cases_cover_every_family():
+    covered = {case.cls.__name__ for case in CONFIGURATIONS_3D}
+    assert _ROLLOUT_FAMILIES | FLOW_CONFIGURATIONS <= covered
+    assert len({case.name for case in CONFIGURATIONS_3D}) == len(CONFIGURATIONS_3D)
 
 
 @pytest.mark.parametrize("case", CONFIGURATIONS_3D, ids=repr)
