@@ -111,7 +111,8 @@ def ref_teacher(
         total = total + w[t] * mse(prediction, target)
         if is_cut(cut_bptt, every, t):
             prediction = sg(prediction)
-        choose = jnp.asarray(masks[t], dtype=bool)[:, None, None]
+        # One flag per sample, broadcast over the channel and any number of spatial axes.
+        choose = jnp.asarray(masks[t], dtype=bool).reshape((-1,) + (1,) * (target.ndim - 1))
         chosen = jnp.where(choose, target, prediction)
         if (t + 1) % forcing_every == 0:
             chosen = alpha * target + (1 - alpha) * chosen
@@ -230,7 +231,8 @@ def ref_pushforward(stepper, data, R, K, w, cut_bptt, every, pushed_steps=None):
     else:
         state = pushed(0)
         for k in range(1, K + 1):
-            state = jnp.where((pushed_steps == k)[:, None, None], pushed(k), state)
+            chosen = (pushed_steps == k).reshape((-1,) + (1,) * (state.ndim - 1))
+            state = jnp.where(chosen, pushed(k), state)
     state = sg(state)
     total = 0.0
     for t in range(R):
@@ -353,7 +355,13 @@ def ref_mean_flow(model, data, key, *, sampler, power=0.0, offset=1e-3):
         x, c, s, h, v = x_t[i], y[i], t[i], d[i], x1[i] - x0[i]
         f = lambda xx, ss, hh: model(xx, c, ss, hh)  # noqa: E731
         jacobian = _partial(f, 0)(x, s, h)
-        total_derivative = jacobian @ v + _partial(f, 1)(x, s, h) - _partial(f, 2)(x, s, h)
+        # Contract the Jacobian's input axes with v: a matrix product for ODE states,
+        # the same over all of `(C, *spatial)` for fields.
+        total_derivative = (
+            jnp.tensordot(jacobian, v, axes=v.ndim)
+            + _partial(f, 1)(x, s, h)
+            - _partial(f, 2)(x, s, h)
+        )
         target = sg(v + h * total_derivative)
         error = jnp.mean((f(x, s, h) - target) ** 2)
         weight = sg((error + offset) ** (-power)) if power > 0 else 1.0

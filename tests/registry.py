@@ -976,3 +976,161 @@ def exported_classes(module, base: Optional[type] = None):
         if isinstance(getattr(module, name), type)
         and (base is None or issubclass(getattr(module, name), base))
     }
+
+
+# --- 3D fields: every configuration family on states `(C, N, N, N)` -------------------
+# `tests/test_fields_3d.py` checks each case's loss and gradient against its reference
+# and trains it for an update with `ConfigurationTrainer` on `FIELDS_3D`. The grid is
+# 4x4x4 with one channel so that compiling stays cheap.
+
+_N_3D = 4
+
+
+def conv3d_stepper(seed: int = 0, in_channels: int = 1, out_channels: int = 1):
+    """A tiny periodic convolution `(in_channels, N, N, N) -> (out_channels, N, N, N)`."""
+    return eqx.nn.Conv3d(
+        in_channels,
+        out_channels,
+        3,
+        padding=1,
+        padding_mode="CIRCULAR",
+        key=jax.random.key(seed),
+    )
+
+
+def windows_3d(seed: int, window: int, batch: int = 3):
+    """Random float32 3D windows `(batch, window, 1, N, N, N)`."""
+    rng = np.random.default_rng(seed)
+    shape = (batch, window, 1, _N_3D, _N_3D, _N_3D)
+    return jnp.asarray(rng.standard_normal(shape), jnp.float32)
+
+
+def residuum_3d(u_next, u_prev):
+    """Residuum `u_next - smooth(u_prev)` on batched 3D states `(B, C, N, N, N)`."""
+    if u_next.ndim != 5 or u_prev.ndim != 5:
+        raise AssertionError(
+            f"residuum_fn must receive batched 3D states, got {u_next.shape}"
+        )
+    return u_next - smooth_ref(u_prev)
+
+
+def velocity_conv3d(seed: int = 0, step_size_input: bool = False):
+    """A conditional velocity `v(x, y, t)` on 3D states: one Conv3d over the inputs."""
+    in_channels = flow.velocity_input_channels(1, 1, step_size_input=step_size_input)
+    return flow.ConditionalVelocity(
+        conv3d_stepper(seed, in_channels, 1), step_size_input=step_size_input
+    )
+
+
+def flow_map_3d(seed: int = 0):
+    """A flow map on a frozen 3D velocity, with a non-zero correction network."""
+    fm = flow.FlowMap(velocity_conv3d(100 + seed))
+    return eqx.tree_at(
+        lambda m: m.correction.network.bias, fm, replace_fn=lambda b: b + 0.1 * (seed + 1)
+    )
+
+
+_TEACHER_3D = velocity_conv3d(7)
+FIELDS_3D = windows_3d(240, 6)
+
+CONFIGURATIONS_3D = (
+    ConfigurationCase(
+        "Supervised-3D",
+        Supervised,
+        lambda: Supervised(_R, **_CUT, time_level_weights=_W),
+        conv3d_stepper,
+        lambda: windows_3d(241, _R + 1),
+        lambda s, d, k: ref_supervised(s, d, _R, _W, True, 2),
+    ),
+    ConfigurationCase(
+        "DivertedChain-3D",
+        DivertedChain,
+        lambda: DivertedChain(
+            _R, 2, **_CUT, cut_div_chain=True, time_level_weights=_W, branch_level_weights=_V
+        ),
+        conv3d_stepper,
+        lambda: windows_3d(242, 1),
+        lambda s, d, k: ref_diverted(s, d, _R, 2, _W, _V, True, 2, roll_ref, True),
+        {"ref_stepper": roll_ref},
+    ),
+    ConfigurationCase(
+        "MixChainPostPhysics-3D",
+        MixChainPostPhysics,
+        lambda: MixChainPostPhysics(2, 2, **_CUT, time_level_weights=_W_MIX),
+        conv3d_stepper,
+        lambda: windows_3d(243, 5),
+        lambda s, d, k: ref_mix(s, d, 2, 2, _W_MIX, True, 2, smooth_ref),
+        {"ref_stepper": smooth_ref},
+    ),
+    ConfigurationCase(
+        "Residuum-3D",
+        Residuum,
+        lambda: Residuum(_R, **_CUT, cut_prev=True, time_level_weights=_W),
+        conv3d_stepper,
+        lambda: windows_3d(244, 1),
+        lambda s, d, k: ref_residuum(s, d, _R, _W, True, 2, residuum_3d, True, False),
+        {"residuum_fn": residuum_3d},
+    ),
+    ConfigurationCase(
+        "TeacherForcing-3D",
+        TeacherForcing,
+        lambda: TeacherForcing(
+            _R, teacher_forcing_probability=1.0, **_CUT, time_level_weights=_W
+        ),
+        conv3d_stepper,
+        lambda: windows_3d(245, _R + 1),
+        lambda s, d, k: ref_teacher(s, d, _R, _W, True, 2, [[True] * d.shape[0]] * _R),
+    ),
+    ConfigurationCase(
+        "FlowMatching-3D",
+        FlowMatching,
+        FlowMatching,
+        velocity_conv3d,
+        lambda: windows_3d(246, 2),
+        ref_flow_matching,
+    ),
+    ConfigurationCase(
+        "ProgressiveDistillation-3D",
+        ProgressiveDistillation,
+        lambda: ProgressiveDistillation(
+            _TEACHER_3D, num_fine_steps=2, teacher_method="midpoint", step_sampler=_FLOW_SAMPLER
+        ),
+        velocity_conv3d,
+        lambda: windows_3d(247, 2),
+        lambda s, d, k: ref_progressive_distillation(
+            s, d, k, teacher=_TEACHER_3D, sampler=_FLOW_SAMPLER, num_fine_steps=2
+        ),
+    ),
+    ConfigurationCase(
+        "SemigroupDistillation-3D",
+        SemigroupDistillation,
+        lambda: SemigroupDistillation(step_sampler=_FLOW_SAMPLER),
+        flow_map_3d,
+        lambda: windows_3d(248, 2),
+        lambda s, d, k: ref_semigroup_distillation(s, d, k, sampler=_FLOW_SAMPLER),
+    ),
+    ConfigurationCase(
+        "LagrangianSelfDistillation-3D",
+        LagrangianSelfDistillation,
+        lambda: LagrangianSelfDistillation(time_sampler=_PAIR_SAMPLER),
+        lambda seed: velocity_conv3d(seed, step_size_input=True),
+        lambda: windows_3d(249, 2, batch=4),
+        lambda s, d, k: ref_lagrangian_self_distillation(s, d, k, sampler=_PAIR_SAMPLER),
+    ),
+    ConfigurationCase(
+        "MeanFlow-3D",
+        MeanFlow,
+        lambda: MeanFlow(time_sampler=_PAIR_SAMPLER),
+        lambda seed: velocity_conv3d(seed, step_size_input=True),
+        lambda: windows_3d(250, 2, batch=4),
+        lambda s, d, k: ref_mean_flow(s, d, k, sampler=_PAIR_SAMPLER),
+    ),
+    ConfigurationCase(
+        "ShortcutModel-3D",
+        ShortcutModel,
+        lambda: ShortcutModel(max_level=2, bootstrap_share=0.5),
+        lambda seed: velocity_conv3d(seed, step_size_input=True),
+        lambda: windows_3d(251, 2, batch=4),
+        lambda s, d, k: ref_shortcut_model(s, d, k, max_level=2, bootstrap_share=0.5),
+    ),
+)

@@ -18,6 +18,7 @@ from trainax_fm.plot._common import _require_matplotlib, _require_pillow  # noqa
 RNG = np.random.default_rng(0)
 TRAJ_1D = RNG.normal(size=(6, 2, 8))
 TRAJ_2D = RNG.normal(size=(4, 1, 6, 6))
+TRAJ_3D = RNG.normal(size=(3, 2, 4, 5, 6))
 
 
 def _assert_png(path):
@@ -143,6 +144,65 @@ def test_animate_rollout(tmp_path, trajectory):
         assert image.n_frames == {6: 4, 4: 3}[trajectory.shape[0]]  # 0,2,4,5 / 0,2,3
 
 
+# --- 3D fields: slices and projections ---------------------------------------------
+
+
+def _image_data(fig, row=0, column=0):
+    """The array drawn in the image of a panel, as `field[i, j]` (undo the transpose)."""
+    columns = len({ax.get_subplotspec().colspan.start for ax in fig.axes if ax.images})
+    return np.asarray(fig.axes[row * columns + column].images[0].get_array()).T
+
+
+def test_snapshots_of_a_3d_rollout(tmp_path):
+    """A 3D rollout is drawn as its middle slice across the last axis by default, or
+    any slice or projection; the figure is titled with the plane."""
+    fig = tplot.snapshots_2d(
+        TRAJ_3D, times=[0, -1], reference=TRAJ_3D * 0.5, difference=True,
+        save=tmp_path / "three.png",
+    )
+    _assert_png(tmp_path / "three.png")
+    np.testing.assert_allclose(_image_data(fig), TRAJ_3D[0, 0, :, :, 3])
+    assert fig._suptitle.get_text() == "z = 3"
+    fig = tplot.snapshots_2d(TRAJ_3D, times=[1], channel=1, slice_axis=0, slice_at=-1)
+    np.testing.assert_allclose(_image_data(fig), TRAJ_3D[1, 1, 3])
+    assert fig._suptitle.get_text() == "x = 3"
+    fig = tplot.snapshots_2d(TRAJ_3D, times=[2], slice_axis=1, slice_at="mean")
+    np.testing.assert_allclose(_image_data(fig), TRAJ_3D[2, 0].mean(axis=1))
+    assert fig._suptitle.get_text() == "mean over y"
+    fig = tplot.snapshots_2d(TRAJ_3D, times=[2], slice_at="max")
+    np.testing.assert_allclose(_image_data(fig), TRAJ_3D[2, 0].max(axis=2))
+    # 2D data has no plane to choose: unchanged, no title.
+    assert tplot.snapshots_2d(TRAJ_2D, slice_at=0)._suptitle is None
+
+
+def test_animate_and_spectra_of_3d_fields(tmp_path):
+    target = tmp_path / "three.gif"
+    tplot.animate_rollout(TRAJ_3D, target, reference=TRAJ_3D, slice_at="mean")
+    with Image.open(target) as image:
+        assert image.format == "GIF" and image.n_frames == TRAJ_3D.shape[0]
+    cubic = RNG.normal(size=(2, 1, 6, 6, 6))
+    fig = tplot.energy_spectra(list(cubic), save=tmp_path / "spectra.png")
+    _assert_png(tmp_path / "spectra.png")
+    assert len(fig.axes[0].lines) == 2
+
+
+@pytest.mark.parametrize(
+    "keywords, match",
+    [
+        ({"slice_axis": 3}, "slice_axis"),
+        ({"slice_axis": 1.0}, "slice_axis"),
+        ({"slice_at": 6}, "slice_at=6.*6 points of axis z"),
+        ({"slice_at": "median"}, "slice_at"),
+        ({"slice_at": 1.5}, "slice_at"),
+    ],
+)
+def test_3d_plane_choice_is_checked(keywords, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tplot.snapshots_2d(TRAJ_3D, **keywords)
+    with pytest.raises((ValueError, TypeError), match=match):
+        tplot.animate_rollout(TRAJ_3D, "never.gif", **keywords)
+
+
 # --- input checks -------------------------------------------------------------------
 
 
@@ -163,7 +223,8 @@ def test_animate_rollout(tmp_path, trajectory):
         (lambda: tplot.spacetime(TRAJ_1D, channel=2), "channel"),
         (lambda: tplot.spacetime(TRAJ_1D, time_axis="diagonal"), "time_axis"),
         (lambda: tplot.spacetime(TRAJ_1D, TRAJ_1D, axes=[None]), "axes.*3.*1"),
-        (lambda: tplot.snapshots_2d(TRAJ_1D), r"trajectory.*\(T, C, H, W\)"),
+        (lambda: tplot.snapshots_2d(TRAJ_1D), r"trajectory.*\(T, C, H, W\) or"),
+        (lambda: tplot.snapshots_2d(TRAJ_3D[None]), r"\(T, C, X, Y, Z\).*rank 6"),
         (lambda: tplot.snapshots_2d(TRAJ_2D, times=[4]), "times"),
         (lambda: tplot.snapshots_2d(TRAJ_2D, difference=True), "reference"),
         (lambda: tplot.energy_spectra(np.ones(8)), r"states.*\(C, \*spatial\)"),

@@ -15,7 +15,8 @@ results/<name>/
     progress.json      # updates done, accumulated training wall time
     network.eqx        # trained emulator (network_seed<i>.eqx with num_seeds > 1)
     metrics.json       # test rollout metrics, final train loss, wall time, #params
-    loss.png  error_over_time.png  spacetime.png | snapshots_2d.png | rollout.png
+    loss.png  error_over_time.png
+    spacetime.png | snapshots_2d.png | snapshots_3d.png | rollout.png   # 1D | 2D | 3D | ODE
 ```
 
 The same from the shell (`trainax-fm` or `python -m trainax_fm`):

@@ -12,7 +12,8 @@
     field); extra keys `num_points`, `dt`, `forcing`, `num_warmup_steps`. Reference:
     the RK4 step.
 - `"exponax:<scenario>"` with `<scenario>` one of `diffusion_1d`, `diffusion_2d`,
-    `burgers_1d`, `ks_1d` (conservative Kuramoto-Sivashinsky), `ks_combustion_1d`
+    `diffusion_3d` (a 16x16x16 grid by default: a small 3D scenario), `burgers_1d`,
+    `ks_1d` (conservative Kuramoto-Sivashinsky), `ks_combustion_1d`
     (its combustion/gradient form): random truncated-Fourier initial conditions
     (`exponax.ic.RandomTruncatedFourierSeries`, scaled to max 1) stepped by the
     exponax ETDRK stepper, which is also the reference; extra keys `num_points`,
@@ -84,6 +85,9 @@ EXPONAX_SCENARIOS = {
                                           num_warmup_steps=0, ic_cutoff=5, diffusivity=0.01)),
     "diffusion_2d": ("Diffusion", 2, dict(num_points=32, dt=0.01, domain_extent=1.0,
                                           num_warmup_steps=0, ic_cutoff=5, diffusivity=0.01)),
+    # Small on purpose: a 3D field costs num_points**3 per state.
+    "diffusion_3d": ("Diffusion", 3, dict(num_points=16, dt=0.01, domain_extent=1.0,
+                                          num_warmup_steps=0, ic_cutoff=3, diffusivity=0.01)),
     "burgers_1d": ("Burgers", 1, dict(num_points=64, dt=0.01, domain_extent=1.0,
                                       num_warmup_steps=0, ic_cutoff=3, diffusivity=0.03)),
     "ks_1d": ("KuramotoSivashinskyConservative", 1, dict(

@@ -161,7 +161,8 @@ def make_plots(
     validation: Any = None,
 ) -> list[Path]:
     """Write `loss.png`, `error_over_time.png`, a rollout plot (`spacetime.png`
-    for 1D, `snapshots_2d.png` for 2D, `rollout.png` for ODE states) of the first
+    for 1D, `snapshots_2d.png` for 2D, `snapshots_3d.png` (the middle slice across
+    the last axis) for 3D, `rollout.png` for ODE states) of the first
     test trajectory of seed 0 and, given a validation history, `validation.png`.
     Returns the written paths; without matplotlib none."""
     try:
@@ -186,8 +187,8 @@ def make_plots(
     if dims == 1:
         path = results_dir / f"{prefix}spacetime.png"
         plot.spacetime(prediction, reference, dt=dt, domain_extent=domain_extent, save=path)
-    elif dims == 2:
-        path = results_dir / f"{prefix}snapshots_2d.png"
+    elif dims in (2, 3):
+        path = results_dir / f"{prefix}snapshots_{dims}d.png"
         plot.snapshots_2d(prediction, reference=reference, difference=True, dt=dt, save=path)
     elif dims == 0:
         path = results_dir / f"{prefix}rollout.png"

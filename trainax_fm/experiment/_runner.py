@@ -247,7 +247,7 @@ def run_experiment(
     [`trainax_fm.save_stepper`][], with the normalisation statistics of
     `[network] normalize`), `metrics.json` and the plots `loss.png`,
     `error_over_time.png` and `spacetime.png` (1D) / `snapshots_2d.png` (2D) /
-    `rollout.png` (ODE). Every file is written atomically.
+    `snapshots_3d.png` (3D, middle slice) / `rollout.png` (ODE). Every file is written atomically.
 
     With `num_seeds > 1` the seeds train side by side in one run of the engine
     (`trainer.train(..., num_seeds=...)`): the checkpoint then holds the seed-stacked

@@ -30,6 +30,11 @@ which comes with matplotlib.
 - `snapshots_2d`: a grid of 2D snapshots, rows prediction / reference.
 - `energy_spectra`: overlaid log-log energy spectra of states.
 - `animate_rollout`: an animated GIF of a 1D or 2D rollout.
+
+**3D fields.** `snapshots_2d` and `animate_rollout` draw a 3D trajectory
+`(T, C, X, Y, Z)` on one plane: a slice (`slice_at`, by default the middle one, across
+`slice_axis`, by default the last) or a projection along the axis (`slice_at="mean"` or
+`"max"`). `energy_spectra` takes 3D states as they are (shell-summed spectra).
 - `validation_history`: the validation metrics of a run, with its best model.
 """
 

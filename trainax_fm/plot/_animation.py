@@ -2,7 +2,7 @@
 
 import os
 import pathlib
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from ._common import (
     check_positive_number,
     check_vlim,
     new_figure,
+    planar_view,
     step_times,
     symmetric_limits,
     trajectory_and_reference,
@@ -47,6 +48,8 @@ def animate_rollout(
     vlim: Optional[tuple[float, float]] = None,
     titles: Sequence[str] = ("prediction", "reference"),
     dpi: float = 80,
+    slice_axis: int = -1,
+    slice_at: Union[int, str] = "middle",
 ) -> pathlib.Path:
     """Write an animated GIF of a rollout, one frame per (strided) time step.
 
@@ -55,12 +58,15 @@ def animate_rollout(
     frames. A 2D trajectory `(T, C, H, W)` is animated as an image (first spatial
     axis horizontal, origin at the bottom left), with the reference in a second panel
     and one colour scale shared by both and all frames (by default symmetric about
-    zero). Frames are written with matplotlib's `PillowWriter` into a temporary file
-    that replaces `path` only once complete.
+    zero). A 3D trajectory `(T, C, X, Y, Z)` is animated like a 2D one on one plane:
+    the slice `slice_at` across `slice_axis` (by default the middle slice across the
+    last axis) or a projection along it (`"mean"`, `"max"`). Frames are written with
+    matplotlib's `PillowWriter` into a temporary file that replaces `path` only once
+    complete.
 
     **Arguments:**
 
-    - `trajectory`: a trajectory `(T, C, N)` or `(T, C, H, W)`.
+    - `trajectory`: a trajectory `(T, C, N)`, `(T, C, H, W)` or `(T, C, X, Y, Z)`.
     - `path`: the output file; its suffix must be `.gif`. Missing parent directories
         are created.
     - `reference`: the reference trajectory of the same shape, or `None`.
@@ -75,6 +81,10 @@ def animate_rollout(
         `None` to derive them from the data.
     - `titles`: panel titles of prediction and reference (2D).
     - `dpi`: resolution of the frames.
+    - `slice_axis`: for a 3D trajectory, the spatial axis (0, 1, 2 or negative) across
+        which the field is cut or projected.
+    - `slice_at`: for a 3D trajectory, the grid index of the slice along
+        `slice_axis`, `"middle"` (default), or a projection: `"mean"` or `"max"`.
 
     **Returns:**
 
@@ -83,7 +93,8 @@ def animate_rollout(
     **Raises:**
 
     - `ImportError` if matplotlib or Pillow is missing.
-    - `ValueError` for a trajectory that is not `(T, C, N)` or `(T, C, H, W)`, a
+    - `ValueError` for a trajectory that is not `(T, C, N)`, `(T, C, H, W)` or
+        `(T, C, X, Y, Z)`, a `slice_axis` or `slice_at` outside the 3D grid, a
         reference of another shape, a path without a `.gif` suffix, or an invalid
         `channel`, `fps`, `stride` or `vlim`.
     """
@@ -92,8 +103,12 @@ def animate_rollout(
     import matplotlib.animation  # noqa: F401  (after the check above)
 
     trajectory, reference = trajectory_and_reference(
-        trajectory, reference, "trajectory", _FUNC, (3, 4), "(T, C, N) or (T, C, H, W)",
+        trajectory, reference, "trajectory", _FUNC, (3, 4, 5),
+        "(T, C, N), (T, C, H, W) or (T, C, X, Y, Z)",
         "Pass one trajectory: for a batch select a sample `trajectories[b]`.",
+    )
+    trajectory, reference, plane = planar_view(
+        trajectory, reference, slice_axis, slice_at, _FUNC
     )
     path = pathlib.Path(os.fspath(path))
     if path.suffix.lower() != ".gif":
@@ -163,6 +178,6 @@ def animate_rollout(
         with writer.saving(fig, temporary, dpi):
             for t in frames:
                 update(t)
-                heading.set_text(f"t = {times[t]:g}")
+                heading.set_text(f"t = {times[t]:g}, {plane}" if plane else f"t = {times[t]:g}")
                 writer.grab_frame()
     return path

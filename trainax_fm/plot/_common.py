@@ -128,6 +128,80 @@ def trajectory_and_reference(
     return trajectory, reference
 
 
+_SLICE_POSITIONS = ("middle", "mean", "max")
+
+
+def planar_view(
+    trajectory: np.ndarray,
+    reference: Optional[np.ndarray],
+    slice_axis: Any,
+    slice_at: Any,
+    func: str,
+) -> tuple[np.ndarray, Optional[np.ndarray], str]:
+    """Reduce a 3D trajectory `(T, C, X, Y, Z)` (and its reference) to a plane.
+
+    Images show planes, so one spatial axis of a 3D field is cut or projected away:
+    `slice_at` is a grid index along `slice_axis` (negative counts from the end),
+    `"middle"` for the middle slice, `"mean"` for the average along the axis (a
+    projection), or `"max"` for the maximum along it (a maximum-intensity projection).
+    Trajectories of rank 3 or 4 are returned unchanged.
+
+    **Arguments:**
+
+    - `trajectory`, `reference`: the checked rollout and its optional reference.
+    - `slice_axis`: the spatial axis (0, 1, 2 or negative) across which to cut.
+    - `slice_at`: an int, `"middle"`, `"mean"` or `"max"`.
+    - `func`: the plotting function, named in errors.
+
+    **Returns:**
+
+    - `(trajectory, reference, caption)`: the planar arrays `(T, C, A, B)` (the two
+        remaining axes in their order) and a short caption such as `"z = 4"` or
+        `"mean over y"`; the caption is `""` for data that is not 3D.
+    """
+    if trajectory.ndim != 5:
+        return trajectory, reference, ""
+    if isinstance(slice_axis, bool) or not isinstance(slice_axis, numbers.Integral):
+        raise TypeError(f"{func}: `slice_axis` must be an int, got {slice_axis!r}.")
+    if not -3 <= slice_axis < 3:
+        raise ValueError(
+            f"{func}: `slice_axis` must be a spatial axis of the 3D field (0, 1, 2 or "
+            f"-3..-1), got {slice_axis}."
+        )
+    axis = 2 + slice_axis % 3
+    name = "xyz"[slice_axis % 3]
+    size = trajectory.shape[axis]
+
+    def reduce(array: Optional[np.ndarray], index: Optional[int]) -> Optional[np.ndarray]:
+        if array is None:
+            return None
+        if index is not None:
+            return np.take(array, index, axis=axis)
+        return np.mean(array, axis=axis) if slice_at == "mean" else np.max(array, axis=axis)
+
+    if isinstance(slice_at, str):
+        if slice_at not in _SLICE_POSITIONS:
+            raise ValueError(
+                f"{func}: `slice_at` must be a grid index or one of {_SLICE_POSITIONS}, "
+                f"got {slice_at!r}."
+            )
+        index = size // 2 if slice_at == "middle" else None
+    elif isinstance(slice_at, numbers.Integral) and not isinstance(slice_at, bool):
+        if not -size <= slice_at < size:
+            raise ValueError(
+                f"{func}: `slice_at={slice_at}` is outside the {size} points of axis "
+                f"{name}."
+            )
+        index = int(slice_at) % size
+    else:
+        raise TypeError(
+            f"{func}: `slice_at` must be an int or one of {_SLICE_POSITIONS}, got "
+            f"{slice_at!r}."
+        )
+    caption = f"{name} = {index}" if index is not None else f"{slice_at} over {name}"
+    return reduce(trajectory, index), reduce(reference, index), caption
+
+
 def check_positive_number(value: Any, name: str) -> float:
     """Return a finite, strictly positive real as a float, or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

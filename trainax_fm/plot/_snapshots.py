@@ -1,7 +1,7 @@
 """A grid of 2D snapshots: rows prediction / reference (/ difference), columns times."""
 
 import numbers
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from ._common import (
     check_positive_number,
     check_vlim,
     new_figure,
+    planar_view,
     save_figure,
     step_times,
     symmetric_limits,
@@ -66,6 +67,8 @@ def snapshots_2d(
     row_labels: Sequence[str] = ("prediction", "reference", "difference"),
     panel_size: float = 2.2,
     save: Any = None,
+    slice_axis: int = -1,
+    slice_at: Union[int, str] = "middle",
 ) -> Any:
     """Show a 2D rollout `(T, C, H, W)` as a grid of snapshots.
 
@@ -77,9 +80,15 @@ def snapshots_2d(
     default symmetric about zero (`[-m, m]`, `m` their largest finite absolute
     value); the difference row has its own symmetric scale.
 
+    A 3D rollout `(T, C, X, Y, Z)` is shown as one plane of each snapshot: the slice
+    `slice_at` across `slice_axis` (by default the middle slice across the last axis),
+    or a projection along it (`slice_at="mean"` or `"max"`); the figure's title names
+    the plane.
+
     **Arguments:**
 
-    - `trajectory`: a 2D trajectory `(T, C, H, W)`, e.g. from `trainax_fm.rollout`.
+    - `trajectory`: a 2D trajectory `(T, C, H, W)`, e.g. from `trainax_fm.rollout`, or
+        a 3D one `(T, C, X, Y, Z)`.
     - `times`: integer indices into the time axis (negative count from the end);
         `None` picks up to 5 evenly spaced steps including the first and the last.
     - `reference`: the reference trajectory of the same shape, or `None`.
@@ -94,6 +103,10 @@ def snapshots_2d(
     - `panel_size`: the size of one panel in inches.
     - `save`: a path to write the figure to (PNG unless the suffix says otherwise),
         written atomically; `None` writes nothing.
+    - `slice_axis`: for a 3D trajectory, the spatial axis (0, 1, 2 or negative) across
+        which the field is cut or projected.
+    - `slice_at`: for a 3D trajectory, the grid index of the slice along
+        `slice_axis`, `"middle"` (default), or a projection: `"mean"` or `"max"`.
 
     **Returns:**
 
@@ -101,14 +114,18 @@ def snapshots_2d(
 
     **Raises:**
 
-    - `ValueError` for a trajectory that is not `(T, C, H, W)`, a reference of
+    - `ValueError` for a trajectory that is not `(T, C, H, W)` or `(T, C, X, Y, Z)`, a
+        `slice_axis` or `slice_at` outside the 3D grid, a reference of
         another shape, `difference=True` without a reference, an out-of-range
         `times` entry or `channel`, or too few `row_labels`.
     """
     trajectory, reference = trajectory_and_reference(
-        trajectory, reference, "trajectory", _FUNC, (4,), "(T, C, H, W)",
-        "Pass one 2D trajectory: for a batch select a sample `trajectories[b]`; for "
-        "a single state add a time axis `state[None]`; for 1D use `spacetime`.",
+        trajectory, reference, "trajectory", _FUNC, (4, 5), "(T, C, H, W) or (T, C, X, Y, Z)",
+        "Pass one 2D or 3D trajectory: for a batch select a sample `trajectories[b]`; "
+        "for a single state add a time axis `state[None]`; for 1D use `spacetime`.",
+    )
+    trajectory, reference, plane = planar_view(
+        trajectory, reference, slice_axis, slice_at, _FUNC
     )
     difference = check_bool(difference, "difference")
     if difference and reference is None:
@@ -158,5 +175,7 @@ def snapshots_2d(
     fig.colorbar(images[0], ax=axes[: min(num_rows, 2)].ravel().tolist(), shrink=0.9)
     if difference:
         fig.colorbar(images[2], ax=axes[2].tolist(), shrink=0.9)
+    if plane:
+        fig.suptitle(plane)
     save_figure(fig, save)
     return fig
