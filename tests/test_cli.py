@@ -267,23 +267,40 @@ def test_seeds_flow_matching_and_ode_data(tmp_path):
     assert header["step"] == 6 and header["num_seeds"] == 2 and header["num_losses"] == 6
 
 
-def test_few_step_flow_maps_from_scratch_and_distilled_from_a_results_folder(tmp_path):
+LORENZ = {
+    "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
+             "temporal_horizon": 5, "num_warmup_steps": 10},
+    "network": {"spec": "MLP;8;1;tanh"},
+    "evaluation": {"num_rollout_steps": 3},
+}
+
+
+def run_lorenz(root, name, method, steps=3):
+    """A tiny Lorenz run of `method` in `root/name`; returns its summary."""
+    config = {**LORENZ, "name": name,
+              "training": {"method": method, "num_training_steps": steps, "batch_size": 4}}
+    return tx.experiment.run_experiment(config, root, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def fm_teacher(tmp_path_factory):
+    """One finished `fm;4` run, the teacher both distillation tests below name (they
+    only read its folder): `(folder, summary)`."""
+    root = tmp_path_factory.mktemp("teacher")
+    return root / "fm4", run_lorenz(root, "fm4", "fm;4")
+
+
+def test_few_step_flow_maps_from_scratch_and_distilled_from_a_results_folder(
+    fm_teacher, tmp_path
+):
     """`meanflow;1` trains from scratch; `lsd;1;DIR` and `sg;2;DIR` distil the fm run
     in DIR (the teacher is named by its results folder)."""
-    base = {
-        "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
-                 "temporal_horizon": 5, "num_warmup_steps": 10},
-        "network": {"spec": "MLP;8;1;tanh"},
-        "evaluation": {"num_rollout_steps": 3},
-    }
 
     def run(name, method):
-        config = {**base, "name": name,
-                  "training": {"method": method, "num_training_steps": 3, "batch_size": 4}}
-        return tx.experiment.run_experiment(config, tmp_path, quiet=True)
+        return run_lorenz(tmp_path, name, method)
 
-    assert run("teacher", "fm;4")["num_function_evaluations"] == 4
-    teacher = tmp_path / "teacher"
+    teacher, summary = fm_teacher
+    assert summary["num_function_evaluations"] == 4
     assert run("meanflow", "meanflow;1")["num_function_evaluations"] == 1
     lsd = run("lsd", f"lsd;1;{teacher}")
     assert lsd["num_function_evaluations"] == 1
@@ -294,23 +311,17 @@ def test_few_step_flow_maps_from_scratch_and_distilled_from_a_results_folder(tmp
         run("bad", f"lsd;1;{tmp_path / 'missing'}")
 
 
-def test_progressive_distillation_stages_and_shortcut_ema_from_the_grammar(tmp_path):
+def test_progressive_distillation_stages_and_shortcut_ema_from_the_grammar(
+    fm_teacher, tmp_path
+):
     """`pd;K;DIR` distils N/K teacher steps into one (chained: fm;4 -> pd;2 -> pd;1);
     `shortcut;K;ema=DECAY` trains the online velocity and samples with the average."""
-    base = {
-        "data": {"source": "lorenz", "num_train_samples": 3, "num_test_samples": 2,
-                 "temporal_horizon": 5, "num_warmup_steps": 10},
-        "network": {"spec": "MLP;8;1;tanh"},
-        "evaluation": {"num_rollout_steps": 3},
-    }
 
     def run(name, method, steps=3):
-        config = {**base, "name": name,
-                  "training": {"method": method, "num_training_steps": steps, "batch_size": 4}}
-        return tx.experiment.run_experiment(config, tmp_path, quiet=True)
+        return run_lorenz(tmp_path, name, method, steps)
 
-    run("fm4", "fm;4")
-    assert run("pd2", f"pd;2;{tmp_path / 'fm4'}")["num_function_evaluations"] == 2
+    fm4, _ = fm_teacher
+    assert run("pd2", f"pd;2;{fm4}")["num_function_evaluations"] == 2
     assert run("pd1", f"pd;1;{tmp_path / 'pd2'}")["num_function_evaluations"] == 1
     # the stage's student starts from its teacher's weights
     shape = (3,)
@@ -322,8 +333,8 @@ def test_progressive_distillation_stages_and_shortcut_ema_from_the_grammar(tmp_p
     assert jax.tree_util.tree_structure(student.velocity) == jax.tree_util.tree_structure(
         teacher.velocity)
     run("sc", "shortcut;1;ema=0.0", steps=4)
-    for index, (bad, words) in enumerate([(f"pd;3;{tmp_path / 'fm4'}", "divides"),
-                                          (f"pd;4;{tmp_path / 'fm4'}", "divides"),
+    for index, (bad, words) in enumerate([(f"pd;3;{fm4}", "divides"),
+                                          (f"pd;4;{fm4}", "divides"),
                                           (f"pd;1;{tmp_path / 'sc'}", "fm or pd run")]):
         with pytest.raises(tx.experiment.ConfigError, match=words):
             run(f"bad{index}", bad)

@@ -1,7 +1,8 @@
 """Distillation from a results folder through the command line, as a new user runs it:
-every `trainax-fm` call in its own fresh process (nothing cached from an earlier run),
-and a teacher that is missing, unfinished, unreadable or of another layout refused
-before the student's results folder is created."""
+students trained in a fresh process that never held their teacher, and evaluated in
+another fresh process that never held them (nothing cached from an earlier run), and a
+teacher that is missing, unfinished, unreadable or of another layout refused before the
+student's results folder is created."""
 
 import json
 import shutil
@@ -37,10 +38,46 @@ def write_run(folder, name, method, source=None):
     return str(path)
 
 
-def cli(*args):
-    """`trainax-fm ARGS` in a fresh Python process."""
-    return subprocess.run([sys.executable, "-m", "trainax_fm", *args],
-                          capture_output=True, text=True, timeout=300)
+# Runs each command of a JSON list as `trainax-fm ARGS` would, in this one process, and
+# writes each exit code, stdout and stderr (or the traceback of an uncaught exception).
+_BATCH = """
+import contextlib, io, json, sys, traceback
+from trainax_fm._cli import main
+commands, report = json.loads(sys.argv[1]), sys.argv[2]
+done = []
+for args in commands:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except BaseException:
+            code = None
+            traceback.print_exc()
+    done.append({"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+with open(report, "w") as file:
+    json.dump(done, file)
+"""
+
+
+def cli_batch(commands, report):
+    """Run several `trainax-fm` commands in ONE fresh Python process.
+
+    A process per command would import JAX and matplotlib and start XLA again each
+    time; one process for a batch still holds nothing of the process that started it.
+
+    **Arguments:**
+
+    - `commands`: a list of argument lists of `trainax-fm` (without the program name).
+    - `report`: a path the fresh process writes its outcomes to.
+
+    **Returns:**
+
+    - A list of dicts with the `returncode`, `stdout` and `stderr` of each command.
+    """
+    done = subprocess.run([sys.executable, "-c", _BATCH, json.dumps(commands), str(report)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(report.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +107,30 @@ def test_every_teacher_method_is_listed():
     assert {spec.split(";")[0] for spec, _ in STUDENTS.values()} == set(FEW_STEP_KINDS)
 
 
+@pytest.fixture(scope="module")
+def students(teacher, tmp_path_factory):
+    """Every student trained from `teacher` in one fresh process, then evaluated in a
+    second fresh process: `{name: (results folder, train outcome, eval outcome)}`."""
+    root = tmp_path_factory.mktemp("students")
+    names = sorted(STUDENTS)
+    configs = [write_run(root, name, STUDENTS[name][0].format(teacher)) for name in names]
+    trained = cli_batch([["train", config, "--results", str(root), "--quiet"]
+                         for config in configs], root / "trained.json")
+    evaluated = cli_batch([["eval", str(root / name), "--no-plots"] for name in names],
+                          root / "evaluated.json")
+    return {name: (root / name, t, e) for name, t, e in zip(names, trained, evaluated)}
+
+
 @pytest.mark.parametrize("name", sorted(STUDENTS))
-def test_distil_and_evaluate_in_fresh_processes(teacher, tmp_path, name):
+def test_distil_and_evaluate_in_fresh_processes(teacher, students, name):
     spec, nfe = STUDENTS[name]
     method = spec.format(teacher)
-    config = write_run(tmp_path, name, method)
-    trained = cli("train", config, "--results", str(tmp_path), "--quiet")
-    assert trained.returncode == 0, trained.stderr
-    metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+    folder, trained, evaluated = students[name]
+    assert trained["returncode"] == 0, trained["stderr"]
+    metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["num_function_evaluations"] == nfe
-    evaluated = cli("eval", str(tmp_path / name), "--no-plots")
-    assert evaluated.returncode == 0, evaluated.stderr
-    printed = json.loads(evaluated.stdout)
+    assert evaluated["returncode"] == 0, evaluated["stderr"]
+    printed = json.loads(evaluated["stdout"])
     assert printed["method"] == method
     assert np.isclose(printed["gmean_nrmse"], metrics["gmean_nrmse"], rtol=1e-5)
 
