@@ -5,7 +5,10 @@ The configuration's loss and gradient against a hand-written rollout reference, 
 vmap over seeds and the trainer's engine contracts run through `tests/registry.py`.
 """
 
+import json
 import math
+import subprocess
+import sys
 
 import equinox as eqx
 import jax
@@ -15,10 +18,15 @@ import optax
 import pytest
 from helpers import conv_stepper, random_windows
 from references import ref_fair_crps
+from test_cli import write_config
 
 import trainax_fm as tx
 from trainax_fm.configuration import CRPSEnsemble
 from trainax_fm.configuration._crps_ensemble import almost_fair_crps
+from trainax_fm.experiment import ConfigError
+from trainax_fm.experiment._data import load_data
+from trainax_fm.experiment._method_spec import format_method, parse_method
+from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 
 def numpy_fair_crps(members, observation, alpha=1.0):
@@ -102,6 +110,20 @@ def test_noise_input_stepper_samples_with_one_evaluation_per_call():
     assert float(jnp.std(ensemble[:, -1])) > 0.0
 
 
+def test_a_normalised_residual_noise_input_stepper_stays_stochastic():
+    """Training sees `normalized_space()` of a `NormalizedStepper`: with `residual=True`
+    that is a wrapper, which must still declare the key the network needs."""
+    data = jnp.asarray(np.random.default_rng(0).standard_normal((4, 6, 3)), jnp.float32)
+    normalizer = tx.Normalizer.fit(data, increments=True)
+    network = eqx.nn.MLP(6, 3, 8, 1, key=jax.random.key(0))
+    stepper = tx.NormalizedStepper(
+        tx.NoiseInputStepper(network, num_noise_channels=3), normalizer, residual=True
+    )
+    assert stepper.needs_key and stepper.normalized_space().needs_key
+    loss = CRPSEnsemble(2)(stepper.normalized_space(), data, key=jax.random.key(1))
+    assert np.isfinite(float(loss))
+
+
 def test_noise_input_stepper_checks_its_arguments():
     with pytest.raises(ValueError, match="num_noise_channels"):
         tx.NoiseInputStepper(conv_stepper(0, in_channels=1), num_noise_channels=0)
@@ -176,3 +198,43 @@ def test_training_an_ensemble_lowers_its_crps_and_gives_it_spread():
     assert after < 0.6 * before, (before, after)
     # The noise of the data is 0.3: the ensemble must spread, not collapse to its mean.
     assert 0.2 < spread < 0.4, spread
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def test_crps_spec_parses_formats_and_checks_its_members():
+    method = parse_method("crps;4")
+    assert (method.num_members, method.num_rollout_steps) == (4, 1)
+    assert format_method(method) == "crps;4"
+    assert format_method(parse_method("crps;3;2")) == "crps;3;2"
+    assert eqx.tree_equal(
+        parse_method("crps;3;2").configuration(), CRPSEnsemble(2, num_members=3)
+    )
+    with pytest.raises(ConfigError, match="at least 2 ensemble members"):
+        parse_method("crps;1")
+
+
+def test_crps_from_the_command_line(tmp_path):
+    """`crps;2;2` in a fresh process: the run completes, is evaluated as a stochastic
+    emulator, and the saved configuration rebuilds a `CRPSEnsemble` trainer."""
+    config = write_config(
+        tmp_path / "run.toml",
+        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
+                  "method": "crps;2;2"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
+         "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
+    assert np.isfinite(metrics["gmean_nrmse"])
+    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
+    assert saved["training"]["method"] == "crps;2;2"
+    dataset, saved = load_data(saved)
+    method = parse_method(saved["training"]["method"])
+    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
+    assert eqx.tree_equal(trainer.loss_configuration, CRPSEnsemble(2, num_members=2))
