@@ -530,7 +530,7 @@ def case_field(cfg, seed, case):
         # From scratch, like the teachers: the state plus one noise channel in.
         trainer = tx.trainer.CRPSEnsembleTrainer(
             windows, optimizer=cosine_adam(cfg["lr"], fm_steps), num_training_steps=fm_steps,
-            num_members=cfg["crps_members"], **common)
+            num_members=cfg["crps_members"], crps_alpha=cfg["crps_alpha"], **common)
         ensemble = tx.NoiseInputStepper(field_network(cfg, case, 2, keys[1]), 1)
         crps_stepper = train_timed(timings, "CRPS", trainer, ensemble, keys[4]).stepper
     train_s.update({family: timings[family] for family in families})
@@ -664,6 +664,7 @@ TRAINED_FAMILIES = FAMILIES + ("CRPS",)
 FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
     "lsd_equal_share": 0.25, "lsd_teacher": 1, "crps_members": 4,
+    "crps_alpha": 1.0,
 }
 
 CONFIGS = {
@@ -715,6 +716,8 @@ def field_notes(cfg, case, infos):
             "tx.sample_data.coarse_kuramoto_sivashinsky: 2D KS L=60, 64^2 -> 16^2 points "
             "(modes |k_i| <= 7), emulator step 1.0")
     low, high = spec["high"]
+    crps_score = ("fair CRPS" if cfg["crps_alpha"] == 1
+                  else f"almost-fair CRPS, alpha {cfg['crps_alpha']}")
     few_step = (
         f"few-step families {', '.join(cfg['families'])}; "
         f"every few-step model starts from the MSE teacher and gets "
@@ -726,7 +729,8 @@ def field_notes(cfg, case, infos):
         f"{cfg[prefix + '_mf_equal_share']}), adaptive weight power {cfg['mf_power']}; "
         f"SC EMA target "
         f"(decay {cfg['ema_decay']}) and EMA weights sampled; "
-        f"CRPS: {cfg['crps_members']} members per window, fair CRPS, "
+        f"CRPS: {cfg['crps_members']} members per window, "
+        f"{crps_score}, "
         f"{cfg[prefix + '_fm_steps']} updates from scratch; "
     )
     return (
