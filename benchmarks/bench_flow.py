@@ -39,7 +39,11 @@ wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
     0 for self-distillation), `MF-1/2/4`: MeanFlow (adaptive
     weighting), `SC-1/2/4`: shortcut models (EMA target, EMA weights sampled); all
     three with 1, 2, 4 steps of their step-size-conditioned velocity (1 NFE each);
-- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` instead of MSE.
+- `teacher-16 (Sobolev)`: FM trained with `tx.loss.SobolevLoss` instead of MSE;
+- `CRPS-1`: a CRPS-trained ensemble (`tx.trainer.CRPSEnsembleTrainer`, fair CRPS over
+    `crps_members` members per window) of a `tx.NoiseInputStepper` on the same ConvNet
+    with one noise channel, trained from scratch with the teacher's number of updates;
+    it samples with 1 NFE per step.
 
 Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
 and shortcut students via `with_step_size_input`) and gets the same number of
@@ -59,7 +63,9 @@ Every cell is the mean over `--num-seeds` seeds (half-range in brackets). The ta
 (printed): (N1) at 1 NFE the best of LSD/MF/SC has a 1-step CRPS no worse than PD-1
 (the only 1-NFE distilled baseline: a semigroup map step costs 2 NFE, so SG-1 is
 printed beside it) and within 10% of teacher-16; (N2) the Sobolev teacher's late-time
-high-wavenumber energy is closer to the reference than the MSE teacher's.
+high-wavenumber energy is closer to the reference than the MSE teacher's; (N3) the
+CRPS-trained ensemble's 1-step CRPS is at most MeanFlow's at 1 NFE (MF-1) with a 1-step
+spread-skill ratio within 0.9-1.1.
 `--teachers-only` trains and scores only the two teachers (a cheap N2 study);
 `--n1-only` trains the MSE teacher and the few-step families of `--families` (default
 all five) and scores only teacher-16 and the 1-NFE students (a cheaper N1 study);
@@ -520,8 +526,15 @@ def case_field(cfg, seed, case):
         shortcut = flow.EMAVelocity(warm_student(), decay=cfg["ema_decay"])
         shortcut = train_timed(timings, "SC", trainer, shortcut, keys[9]).stepper.ema
         students["SC"] = functools.partial(fm_stepper, shortcut)
+    if "CRPS" in families:
+        # From scratch, like the teachers: the state plus one noise channel in.
+        trainer = tx.trainer.CRPSEnsembleTrainer(
+            windows, optimizer=cosine_adam(cfg["lr"], fm_steps), num_training_steps=fm_steps,
+            num_members=cfg["crps_members"], crps_alpha=cfg["crps_alpha"], **common)
+        ensemble = tx.NoiseInputStepper(field_network(cfg, case, 2, keys[1]), 1)
+        crps_stepper = train_timed(timings, "CRPS", trainer, ensemble, keys[4]).stepper
     train_s.update({family: timings[family] for family in families})
-    log(f"[{case} seed {seed}] distilled: "
+    log(f"[{case} seed {seed}] distilled/trained: "
         + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))
 
     emulators = {"teacher-16": (fm_stepper(teacher, 16), "teacher")}
@@ -533,6 +546,8 @@ def case_field(cfg, seed, case):
         for family in FAMILIES:
             if family in students:
                 emulators[f"{family}-{n}"] = (students[family](n), family)
+    if "CRPS" in families:
+        emulators["CRPS-1"] = (crps_stepper, "CRPS")
     if not cfg["n1_only"]:
         emulators["teacher-16 (Sobolev)"] = (fm_stepper(teachers["sobolev"], 16), "sobolev")
     return score_emulators(emulators, train_s, cfg, label, test, pairs, sigma, keys,
@@ -588,7 +603,8 @@ def seed_table(per_seed):
 
 def mean_over_seeds(per_seed):
     return {name: {key: float(np.mean([r[name][key] for r in per_seed]))
-                   for key in ("nfe", "tf_crps", "crps10", "hct", "hf_ratio", "spec_err")}
+                   for key in ("nfe", "tf_crps", "tf_ssr", "crps10", "hct", "hf_ratio",
+                               "spec_err")}
             for name in per_seed[0]}
 
 
@@ -620,6 +636,14 @@ def check_targets(results, case):
             f"{pd:.4f} [{'ok' if ok_a else 'FAIL'}]{semigroup}; vs "
             f"teacher-16 {t['tf_crps']:.4f} ({rel(one_nfe[best_new], t['tf_crps'])}) "
             f"[{'ok' if ok_b else 'FAIL'}] -> {'MET' if ok_a and ok_b else 'NOT MET'}")
+    if "CRPS-1" in results and "MF-1" in results:
+        c, mf = results["CRPS-1"], results["MF-1"]
+        ok_a, ok_b = c["tf_crps"] <= mf["tf_crps"], 0.9 <= c["tf_ssr"] <= 1.1
+        lines.append(
+            f"N3 ({case}): CRPS-1 1-step CRPS {c['tf_crps']:.4f} vs MF-1 {mf['tf_crps']:.4f} "
+            f"({rel(c['tf_crps'], mf['tf_crps'])}) [{'ok' if ok_a else 'FAIL'}]; 1-step SSR "
+            f"{c['tf_ssr']:.2f} [{'ok' if ok_b else 'FAIL'}] -> "
+            f"{'MET' if ok_a and ok_b else 'NOT MET'}")
     if "teacher-16 (Sobolev)" not in results:
         return lines
     s = results["teacher-16 (Sobolev)"]
@@ -633,11 +657,14 @@ def check_targets(results, case):
 
 # The few-step families, in table order: the baselines, then the new ones.
 FAMILIES = ("PD", "SG", "LSD", "MF", "SC")
+# What `--families` may name: the few-step families and the CRPS-trained ensemble.
+TRAINED_FAMILIES = FAMILIES + ("CRPS",)
 
 # The few-step options every size shares (override with --set KEY=VALUE).
 FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
-    "lsd_equal_share": 0.25, "lsd_teacher": 1,
+    "lsd_equal_share": 0.25, "lsd_teacher": 1, "crps_members": 4,
+    "crps_alpha": 1.0,
 }
 
 CONFIGS = {
@@ -689,6 +716,8 @@ def field_notes(cfg, case, infos):
             "tx.sample_data.coarse_kuramoto_sivashinsky: 2D KS L=60, 64^2 -> 16^2 points "
             "(modes |k_i| <= 7), emulator step 1.0")
     low, high = spec["high"]
+    crps_score = ("fair CRPS" if cfg["crps_alpha"] == 1
+                  else f"almost-fair CRPS, alpha {cfg['crps_alpha']}")
     few_step = (
         f"few-step families {', '.join(cfg['families'])}; "
         f"every few-step model starts from the MSE teacher and gets "
@@ -700,6 +729,9 @@ def field_notes(cfg, case, infos):
         f"{cfg[prefix + '_mf_equal_share']}), adaptive weight power {cfg['mf_power']}; "
         f"SC EMA target "
         f"(decay {cfg['ema_decay']}) and EMA weights sampled; "
+        f"CRPS: {cfg['crps_members']} members per window, "
+        f"{crps_score}, "
+        f"{cfg[prefix + '_fm_steps']} updates from scratch; "
     )
     return (
         f"{data}; {infos[0]}. ConvNet hidden {cfg[prefix + '_hidden']}, depth "
@@ -734,19 +766,20 @@ def main(argv=None):
     only.add_argument("--n1-only", action="store_true",
                       help="train the MSE teacher and --families only; score teacher-16 "
                            "and the 1-NFE students (N1)")
-    parser.add_argument("--families", default=",".join(FAMILIES),
-                        help=f"few-step families to train, comma-separated from "
-                             f"{','.join(FAMILIES)} (default all)")
+    parser.add_argument("--families", default=",".join(TRAINED_FAMILIES),
+                        help=f"few-step families (and the CRPS ensemble) to train, "
+                             f"comma-separated from {','.join(TRAINED_FAMILIES)} "
+                             "(default all)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="no training: the table of --case from the per-seed JSON "
                              "files of earlier runs (e.g. one run per seed)")
     args = parser.parse_args(argv)
     size = "quick" if args.quick else "small" if args.small else "default"
     families = tuple(f for f in args.families.split(",") if f)
-    unknown = sorted(set(families) - set(FAMILIES))
+    unknown = sorted(set(families) - set(TRAINED_FAMILIES))
     if unknown or not families:
         parser.error(f"--families {args.families!r}: unknown family {unknown}; expected a "
-                     f"comma-separated subset of {','.join(FAMILIES)}")
+                     f"comma-separated subset of {','.join(TRAINED_FAMILIES)}")
     cfg = dict(CONFIGS[size], quick=args.quick, teachers_only=args.teachers_only,
                n1_only=args.n1_only, families=families)
     for item in args.set:

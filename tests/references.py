@@ -401,3 +401,32 @@ def ref_shortcut_model(stepper, data, key, *, max_level, bootstrap_share, ema=Fa
             error = jnp.mean((model(x, y[i], s, step) - target) ** 2)
         total = total + error
     return total / batch
+
+
+def ref_fair_crps(members, observation, alpha=1.0):
+    """The almost-fair CRPS (fair for `alpha = 1`) of `members` `(M, ...)` against
+    `observation`, averaged over entries, with the double sum over member pairs written
+    out: `1/M sum_i |x_i - y| - (1 - (1 - alpha)/M) / (2 M (M - 1)) sum_{i,j} |x_i - x_j|`."""
+    M = len(members)
+    skill = sum(jnp.abs(x - observation) for x in members) / M
+    pairs = sum(jnp.abs(members[i] - members[j]) for i in range(M) for j in range(M))
+    epsilon = (1.0 - alpha) / M
+    return jnp.mean(skill - (1.0 - epsilon) * pairs / (2 * M * (M - 1)))
+
+
+def ref_crps_ensemble(stepper, data, key, R, M, w, alpha=1.0):
+    """CRPSEnsemble: member m draws `split(key, M)[m]`, its step t
+    `split(member_key, R)[t]`, its window b at that step `split(step_key, B)[b]`."""
+    B = data.shape[0]
+    members = []
+    for member_key in jax.random.split(key, M):
+        state, trajectory = data[:, 0], []
+        for step_key in jax.random.split(member_key, R):
+            sample_keys = jax.random.split(step_key, B)
+            state = jnp.stack([stepper(state[b], key=sample_keys[b]) for b in range(B)])
+            trajectory.append(state)
+        members.append(trajectory)
+    return sum(
+        w[t] * ref_fair_crps([members[m][t] for m in range(M)], data[:, 1 + t], alpha)
+        for t in range(R)
+    )

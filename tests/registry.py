@@ -32,6 +32,7 @@ from helpers import (
 )
 from references import (
     ref_branch_one,
+    ref_crps_ensemble,
     ref_input_noise,
     ref_symmetry_augmentation,
     ref_invariant_measure,
@@ -56,6 +57,7 @@ from trainax_fm.configuration import (
     AbstractTimeSampler,
     BaseConfiguration,
     Composite,
+    CRPSEnsemble,
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
@@ -81,6 +83,7 @@ from trainax_fm.configuration import (
 )
 from trainax_fm.trainer import (
     ConfigurationTrainer,
+    CRPSEnsembleTrainer,
     DivertedChainBranchOneTrainer,
     DivertedChainTrainer,
     FlowMatchingTrainer,
@@ -570,6 +573,30 @@ CONFIGURATIONS += (
     ),
 )
 
+def noise_input_stepper(seed: int = 0):
+    """A `tx.NoiseInputStepper` on a tiny periodic conv: 1 state + 2 noise channels."""
+    return tx.NoiseInputStepper(conv_stepper(seed, in_channels=3), num_noise_channels=2)
+
+
+CONFIGURATIONS += (
+    ConfigurationCase(
+        "CRPSEnsemble",
+        CRPSEnsemble,
+        lambda: CRPSEnsemble(_R, num_members=3, time_level_weights=_W, unroll=False),
+        noise_input_stepper,
+        lambda: random_windows(231, _R + 1),
+        lambda s, d, k: ref_crps_ensemble(s, d, k, _R, 3, _W),
+    ),
+    ConfigurationCase(
+        "CRPSEnsemble-almost-fair",
+        CRPSEnsemble,
+        lambda: CRPSEnsemble(2, num_members=4, crps_alpha=0.9),
+        noise_input_stepper,
+        lambda: random_windows(232, 3),
+        lambda s, d, k: ref_crps_ensemble(s, d, k, 2, 4, jnp.ones(2), alpha=0.9),
+    ),
+)
+
 # Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
 # (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends),
 # the abstract base class and the balancing rule of a Composite with its state
@@ -703,6 +730,8 @@ NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "RolloutCurriculum",
     "InvariantMeasureMMD",
 }
+# Ensembles scored with the CRPS: no time-level loss or cuts either.
+NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble"}
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -961,6 +990,16 @@ TRAINERS += (
         _flow_trainer(ShortcutModelTrainer, max_level=3),
         lambda seed: flow.EMAVelocity(average_velocity_mlp(seed), decay=0.5),
         data=_ODE,
+    ),
+)
+
+
+TRAINERS += (
+    TrainerCase(
+        "CRPSEnsembleTrainer",
+        CRPSEnsembleTrainer,
+        _rollout_trainer(CRPSEnsembleTrainer, num_rollout_steps=2, num_members=2),
+        noise_input_stepper,
     ),
 )
 

@@ -78,3 +78,18 @@ def test_quick_n1_study_trains_only_the_named_families(tmp_path):
     assert sorted(per_seed) == ["MF-1", "PD-1", "teacher-16"]
     assert per_seed["MF-1"]["nfe"] == 1 and per_seed["teacher-16"]["nfe"] == 16
     assert "- N1 (ks2d): best new method at 1 NFE MF-1" in out.read_text()
+
+
+def test_n3_needs_the_crps_ensemble_at_most_meanflow_and_a_calibrated_spread(bench_flow):
+    results = {"teacher-16": scores(1.0, nfe=16), "MF-1": scores(1.03),
+               "CRPS-1": dict(scores(1.02), tf_ssr=0.95)}
+    lines = bench_flow.check_targets(results, "ks1d")
+    (line,) = [line for line in lines if line.startswith("N3")]
+    assert line.startswith("N3 (ks1d): CRPS-1 1-step CRPS 1.0200 vs MF-1 1.0300")
+    assert line.endswith("-> MET")
+    results["CRPS-1"]["tf_ssr"] = 0.8  # under-dispersed
+    assert [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("N3")][
+        0].endswith("NOT MET")
+    results["CRPS-1"] = dict(scores(1.04), tf_ssr=1.0)  # worse than MeanFlow
+    assert [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("N3")][
+        0].endswith("NOT MET")

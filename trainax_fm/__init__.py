@@ -33,6 +33,7 @@ from ._stepper._conditioned import bind_constants as bind_constants
 from ._stepper._conditioned import conditioned_channels as conditioned_channels
 from ._stepper._loss_weights import WithLossWeights as WithLossWeights
 from ._stepper._loss_weights import loss_weights as loss_weights
+from ._stepper._noise_input import NoiseInputStepper as NoiseInputStepper
 from ._stepper._normalized import NormalizedStepper as NormalizedStepper
 from ._stepper._trainable import trainable_arrays as trainable_arrays
 from ._version import __version__ as __version__

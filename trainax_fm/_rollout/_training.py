@@ -188,9 +188,22 @@ def push_history(history: PyTree, new_state: PyTree) -> PyTree:
     )
 
 
-def apply_stepper(stepper: Callable, inputs: PyTree, like: PyTree, name: str = "stepper"):
-    """`jax.vmap(stepper)(inputs)` with a clear error if the output does not look like `like`."""
-    output = vmap_over_samples(call_model, stepper, inputs, name=name)
+def _call_with_key(model: Callable, inputs: PyTree, key):
+    return model(inputs, key=key)
+
+
+def apply_stepper(
+    stepper: Callable, inputs: PyTree, like: PyTree, name: str = "stepper", *, keys=None
+):
+    """`jax.vmap(stepper)(inputs)` with a clear error if the output does not look like `like`.
+
+    With `keys` (one per sample) a stochastic stepper is called as
+    `stepper(input, key=key)` on each sample.
+    """
+    if keys is None:
+        output = vmap_over_samples(call_model, stepper, inputs, name=name)
+    else:
+        output = vmap_over_samples(_call_with_key, stepper, inputs, keys, name=name)
     out_struct = jtu.tree_structure(output)
     like_struct = jtu.tree_structure(like)
     if out_struct != like_struct:

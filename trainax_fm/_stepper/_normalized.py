@@ -100,6 +100,11 @@ class ResidualInNormalizedSpace(eqx.Module):
     network: Any
     normalizer: Normalizer
 
+    @property
+    def needs_key(self) -> bool:
+        # A stochastic network stays stochastic in normalised units.
+        return needs_key(self.network)
+
     def __call__(self, state, **kwargs):
         increment = self.normalizer.denormalize_increment(self.network(state, **kwargs))
         return add(latest_state(self.normalizer, state), self.normalizer.scale(increment))

@@ -12,10 +12,14 @@ of periodic domains around any configuration), `RolloutCurriculum` (a growing ro
 part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
+
+Probabilistic: `CRPSEnsemble` (ensembles of a stochastic stepper trained with the fair or
+almost-fair CRPS), and the flow-matching and flow-map configurations.
 """
 
 from ._base import BaseConfiguration as BaseConfiguration
 from ._composite import Composite as Composite
+from ._crps_ensemble import CRPSEnsemble as CRPSEnsemble
 from ._diverted_chain import DivertedChain as DivertedChain
 from ._diverted_chain_branch_one import DivertedChainBranchOne as DivertedChainBranchOne
 from ._mix_chain_post_physics import MixChainPostPhysics as MixChainPostPhysics

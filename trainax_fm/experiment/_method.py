@@ -15,6 +15,7 @@ import optax
 
 from .. import configuration as c
 from .. import flow
+from .._stepper._noise_input import NoiseInputStepper
 from ._errors import ConfigError
 from ._method_fields import (
     MethodField,
@@ -42,10 +43,11 @@ class TrainMethod:
 
     **Arguments:**
 
-    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`, `fm`,
-        `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
+    - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`,
+        `crps`, `fm`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
-        the largest length for `cur`; the MMD rollout for `mmd`).
+        the largest length for `cur`; the MMD rollout for `mmd`; each member's rollout
+        for `crps`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
         `gtf`, `pf`, `cur`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
@@ -60,6 +62,7 @@ class TrainMethod:
     - `random_pushforward`: draw the pushforward depth per update from `0 ... K` (`pf`).
     - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
     - `mmd_weight`: the weight of the MMD term next to one-step training (`mmd`).
+    - `num_members`: ensemble members per training window (`crps`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
         `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
@@ -84,6 +87,7 @@ class TrainMethod:
     random_pushforward: bool = False
     rollout_lengths: Optional[LengthSchedule] = None
     mmd_weight: float = 0.0
+    num_members: int = 0
     num_sampling_steps: int = 0
     solver: str = "euler"
     teacher: Optional[str] = None
@@ -245,6 +249,10 @@ def _mmd(method, teacher, teacher_method):
     )
 
 
+def _crps(method, teacher, teacher_method):
+    return c.CRPSEnsemble(method.num_rollout_steps, num_members=method.num_members)
+
+
 def _progressive(method, teacher, teacher_method):
     if teacher is None or teacher_method is None:
         raise ValueError(
@@ -291,6 +299,12 @@ def _few_step_stepper(method, network, num_channels, teacher):
     return flow.FlowMatchingStepper(velocity, method.num_sampling_steps)
 
 
+def _noise_input_stepper(method, network, num_channels, teacher):
+    # One noise channel per state channel: enough to express a different spread for
+    # every channel without widening the network much.
+    return NoiseInputStepper(network(2 * num_channels), num_noise_channels=num_channels)
+
+
 def _flow_map_stepper(method, network, num_channels, teacher):
     return flow.FlowMapStepper(flow.FlowMap(teacher), method.num_sampling_steps)
 
@@ -312,6 +326,15 @@ def _dyadic_steps(method: TrainMethod, spec: str, usage: str) -> None:
             spec,
             f"a power of two of sampling steps for a shortcut model, found {steps}",
             "write 1, 2, 4, 8, ... (the model is trained on dyadic step sizes)",
+        )
+
+
+def _two_members(method: TrainMethod, spec: str, usage: str) -> None:
+    if method.num_members < 2:
+        raise field_error(
+            spec,
+            f"at least 2 ensemble members M for the fair CRPS, found {method.num_members}",
+            f"write it as {usage!r} with M >= 2 (e.g. crps;4)",
         )
 
 
@@ -390,6 +413,15 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         "training plus the invariant-measure MMD of `N`-step rollouts",
         (N, MethodField("WEIGHT", "mmd_weight", parse_weight, format_float)),
         _mmd,
+    ),
+    MethodEntry(
+        "crps", "crps;M[;N]", "crps;M[;N]",
+        "`CRPSEnsemble(N, num_members=M)`: `M` members of a `NoiseInputStepper` (`C` noise "
+        "channels) per window, `N` steps each (default 1), trained with the fair CRPS; "
+        "sampled with 1 NFE per member and step",
+        (MethodField("M", "num_members", parse_count),
+         dataclasses.replace(N, default=1)),
+        _crps, stepper=_noise_input_stepper, check=_two_members,
     ),
     MethodEntry(
         "fm", "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]", "fm;K[;SOLVER]",

@@ -30,6 +30,7 @@ so IDEs, static type checkers and this reference show every one with its default
 """
 
 from ._configuration_trainer import ConfigurationTrainer as ConfigurationTrainer
+from ._crps_ensemble import CRPSEnsembleTrainer as CRPSEnsembleTrainer
 from ._diverted_chain import DivertedChainTrainer as DivertedChainTrainer
 from ._diverted_chain_branch_one import (
     DivertedChainBranchOneTrainer as DivertedChainBranchOneTrainer,
