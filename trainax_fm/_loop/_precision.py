@@ -22,6 +22,7 @@ from jaxtyping import Array, Float, Int, PyTree
 from .._stepper._block import BlockStepper, ChainedSteps
 from .._stepper._conditioned import ConditionedNetwork, SampleConstants
 from .._stepper._loss_weights import WithLossWeights
+from .._stepper._noise_input import NoiseInputStepper
 from .._stepper._protocol import needs_key
 from .._stepper._normalized import NormalizedStepper, ResidualInNormalizedSpace
 from ..data._normalizer import Normalizer
@@ -44,6 +45,7 @@ WRAPPER_TYPES: tuple[type, ...] = (
     ConditionedNetwork,
     SampleConstants,
     WithLossWeights,
+    NoiseInputStepper,
     AbstractFlowStepper,
     AbstractSolver,
     ConditionalVelocity,

@@ -5,7 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float
 
 from .._argument_checks import check_positive_int, check_weights
 from .._rollout._training import (
@@ -40,8 +40,8 @@ def check_crps_alpha(value) -> float:
 
 
 def almost_fair_crps(
-    members: Float[Array, "members *entries"],
-    observation: Float[Array, "*entries"],
+    members: Float[Array, " members *entries"],
+    observation: Float[Array, " *entries"],
     crps_alpha: float = 1.0,
 ) -> Float[Array, ""]:
     r"""The almost-fair CRPS of `M` members against an observation, averaged over entries.
