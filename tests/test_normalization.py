@@ -12,6 +12,7 @@ from helpers import TupleStepper, conv_stepper
 from registry import TRAINERS
 
 import trainax_fm as tx
+from trainax_fm._stepper._protocol import needs_key
 
 NUM_UPDATES = 3
 
@@ -134,11 +135,15 @@ class _HandResidual(eqx.Module):
     increment_mean: jax.Array
     increment_std: jax.Array
 
-    def __call__(self, z):
+    @property
+    def needs_key(self) -> bool:  # a stochastic network (CRPS ensembles) stays one
+        return needs_key(self.network)
+
+    def __call__(self, z, **kwargs):
         m, s, mi, si = jax.lax.stop_gradient(
             (self.mean, self.std, self.increment_mean, self.increment_std)
         )
-        return z[-m.shape[0]:] + (self.network(z) * si + mi) / s
+        return z[-m.shape[0]:] + (self.network(z, **kwargs) * si + mi) / s
 
 
 def _manual_counterpart(case, physical_trainer, normalizer, residual):
