@@ -11,11 +11,10 @@ from jaxtyping import PRNGKeyArray, PyTree
 from ..data._mixer import StreamPlan
 from .._state._train_state import VALIDATION_STATE, TrainState
 from .._state._validation_history import ValidationHistory
-from ._compiled import (
-    CompiledUpdate, Problem, gather_batch, many_steps, one_step, streamed_step,
-)
+from ._compiled import CompiledUpdate, gather_batch, many_steps, one_step, streamed_step
 from ._dispatch import MAX_STEPS_PER_DISPATCH, steps_per_dispatch
 from ._history import LossChunk, LossHistory
+from ._problem import Problem
 from ._host_batches import HostBatches, batch_sharding
 from ._stream import PermutationStream
 

@@ -5,7 +5,7 @@ from typing import Sequence
 
 from .._argument_checks import is_traced
 from .._state._train_state import TrainState
-from ._compiled import Problem
+from ._problem import Problem
 from ._loop import AbstractHook, CompiledUpdates, Loop, run_loop
 from ._options import EngineOptions
 from ._sharding import place_state

@@ -23,7 +23,7 @@ from ..data._disk import DiskTrajectories
 from ..data._windows import TrajectorySubStacker
 from ..flow._steppers import AbstractFlowStepper
 from ..metrics._errors import nrmse
-from ._compiled import Problem
+from ._problem import Problem
 
 LOSS_METRIC = "loss"
 _NRMSE = re.compile(r"^nrmse@([1-9][0-9]*)$")

@@ -15,7 +15,7 @@ import optax
 from .._atomic import write_bytes_atomic
 from .._stepper._loss_weights import WithLossWeights, loss_weights
 from .._rollout._inference import rollout
-from .._loop._compiled import step_key
+from .._loop._problem import step_key
 from .._loop._loop import Loop
 from .._loop._validate import rollout_signature
 from .._argument_checks import check_positive_int

@@ -6,7 +6,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._argument_checks import check_positive_int
-from .._loop._compiled import Problem, full_dataset_loss
+from .._loop._problem import Problem, full_dataset_loss
 from .._loop._configuration_state import with_configuration_state
 from .._loop._precision import with_loss_scale
 from .._loop._loop import AbstractHook
