@@ -20,7 +20,14 @@ number of updates (Adam, cosine-decayed learning rate, batch 32), 3 seeds each
     (`--pushforward-steps K`, 16 by default);
 - `noise`: `InputNoise(Supervised(1), relative_std=...)` (`--noise`, 0.03 by default);
 - `curriculum`: `RolloutCurriculum(Supervised(4), "N/4:1,N/2:2,3N/4:3,N:4")`;
-- `mmd`: `Composite([Supervised(1), InvariantMeasureMMD(8)], [1, lambda])`.
+- `mmd`: `Composite([Supervised(1), InvariantMeasureMMD(8)], [1, lambda])`;
+- `gtf`: `GeneralizedTeacherForcing(8, forcing_alpha=linear 0.9 -> 0.3)`: an
+    8-step rollout whose inputs are pulled towards the truth, `alpha` annealed;
+- `amse`: `Supervised(1, time_level_loss=AMSELoss())` (decorrelation plus spectral
+    amplitude error);
+- `spectral`: `Composite([Supervised(1), Supervised(1, SpectralAmplitudeLoss())], [1, 1])`;
+- `pf-symmetry`: `SymmetryAugmentation(pushforward)`: random periodic shifts of every
+    window around the pushforward configuration.
 
 Each trained stepper rolls out the 16 test trajectories (unseen initial states) for
 `--rollout-steps` steps (>= 1000). Reported per method (mean ± standard deviation
@@ -67,10 +74,12 @@ import trainax_fm as tx
 from trainax_fm.configuration import (
     Composite,
     InputNoise,
+    GeneralizedTeacherForcing,
     InvariantMeasureMMD,
     Pushforward,
     RolloutCurriculum,
     Supervised,
+    SymmetryAugmentation,
 )
 
 BURN_IN = 200
@@ -125,15 +134,25 @@ def lorenz96_trajectories(key, num_trajectories, num_steps):
 def methods(num_updates, noise, mmd_weight, pushforward_steps):
     quarter = num_updates // 4
     schedule = f"{quarter}:1,{2 * quarter}:2,{3 * quarter}:3,{num_updates}:4"
+    pushforward = Pushforward(
+        1, num_pushforward_steps=pushforward_steps, random_pushforward=True
+    )
     return {
         "one-step": Supervised(1),
         "unrolled": Supervised(4),
-        "pushforward": Pushforward(
-            1, num_pushforward_steps=pushforward_steps, random_pushforward=True
-        ),
+        "pushforward": pushforward,
         "noise": InputNoise(Supervised(1), noise),
         "curriculum": RolloutCurriculum(Supervised(4), schedule),
         "mmd": Composite([Supervised(1), InvariantMeasureMMD(8)], [1.0, mmd_weight]),
+        "gtf": GeneralizedTeacherForcing(
+            8, forcing_alpha=optax.linear_schedule(0.9, 0.3, num_updates)
+        ),
+        "amse": Supervised(1, time_level_loss=tx.loss.AMSELoss()),
+        "spectral": Composite(
+            [Supervised(1), Supervised(1, time_level_loss=tx.loss.SpectralAmplitudeLoss())],
+            [1.0, 1.0],
+        ),
+        "pf-symmetry": SymmetryAugmentation(pushforward),
     }
 
 
