@@ -11,6 +11,7 @@ flow map) being trained, and for the flow configurations the time sampler, whose
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from helpers import apply_each, mse
 
 sg = jax.lax.stop_gradient
@@ -290,6 +291,65 @@ def ref_symmetry_augmentation(
             window = jnp.rot90(window, turns, axes=(2, 3))
         windows.append(window)
     return inner_reference(stepper, jnp.stack(windows), inner_key)
+
+
+def ref_window_augmentation(stepper, data, key, inner_reference, probability, transform):
+    """`inner_reference` on the windows each replaced, with probability `probability`,
+    by `transform(window, transform_key)` (a NumPy function), with the keys the
+    per-window augmentations document, in a Python loop over windows."""
+    windows = np.array(data)
+    with jax.ensure_compile_time_eval():  # concrete draws even under `jax.jit`
+        augmentation_key, inner_key = jax.random.split(key)
+        for b, window_key in enumerate(jax.random.split(augmentation_key, len(windows))):
+            apply_key, transform_key = jax.random.split(window_key)
+            if bool(jax.random.bernoulli(apply_key, probability)):
+                windows[b] = transform(windows[b], transform_key)
+    return inner_reference(stepper, jnp.asarray(windows), inner_key)
+
+
+def np_random_affine(window, key, bias_std):
+    """`A x(t) + b` at every time level (and grid point), with the documented draws,
+    as an explicit sum over channels."""
+    num_channels = window.shape[1]
+    with jax.ensure_compile_time_eval():
+        matrix_key, bias_key = jax.random.split(key)
+        matrix = np.asarray(jax.random.normal(matrix_key, (num_channels, num_channels)))
+        bias = bias_std * np.asarray(jax.random.normal(bias_key, (num_channels,)))
+    matrix = matrix / np.sqrt(num_channels)
+    out = np.zeros_like(window)
+    for i in range(num_channels):
+        out[:, i] = bias[i]
+        for j in range(num_channels):
+            out[:, i] += matrix[i, j] * window[:, j]
+    return out
+
+
+def np_convex_combination(window, key, concentration):
+    """`W x(t)` with the documented Dirichlet rows."""
+    num_channels = window.shape[1]
+    with jax.ensure_compile_time_eval():
+        alpha = jnp.full((num_channels,), concentration)
+        matrix = np.asarray(jax.random.dirichlet(key, alpha, (num_channels,)))
+    out = np.zeros_like(window)
+    for i in range(num_channels):
+        for j in range(num_channels):
+            out[:, i] += matrix[i, j] * window[:, j]
+    return out
+
+
+def np_delay_embedding(window, key, max_delay):
+    """Channel `k` at level `t` is `x_j(t - k tau)`, or `x_j(0)` before the window."""
+    num_levels, num_channels = window.shape[:2]
+    with jax.ensure_compile_time_eval():
+        channel_key, delay_key = jax.random.split(key)
+        j = int(jax.random.randint(channel_key, (), 0, num_channels))
+        tau = int(jax.random.randint(delay_key, (), 1, max_delay + 1))
+    out = np.empty_like(window)
+    for t in range(num_levels):
+        for k in range(num_channels):
+            source = t - k * tau
+            out[t, k] = window[source, j] if source >= 0 else window[0, j]
+    return out
 
 
 def ref_mmd(samples, other, bandwidths):

@@ -35,6 +35,10 @@ from references import (
     ref_crps_ensemble,
     ref_input_noise,
     ref_symmetry_augmentation,
+    ref_window_augmentation,
+    np_convex_combination,
+    np_delay_embedding,
+    np_random_affine,
     ref_invariant_measure,
     ref_pushforward,
     ref_diverted,
@@ -58,6 +62,7 @@ from trainax_fm.configuration import (
     BaseConfiguration,
     Composite,
     CRPSEnsemble,
+    DelayEmbedding,
     DivertedChain,
     DivertedChainBranchOne,
     FlowMatching,
@@ -69,6 +74,8 @@ from trainax_fm.configuration import (
     MixChainPostPhysics,
     ProgressiveDistillation,
     Pushforward,
+    RandomAffine,
+    RandomConvexCombination,
     Residuum,
     RolloutCurriculum,
     SemigroupDistillation,
@@ -434,6 +441,44 @@ CONFIGURATIONS = (
             signs=((1,),),
         ),
     ),
+    # The per-window augmentations of many-system training, on 3-channel states (at
+    # every grid point): with probability 0.3, 3 of the 4
+    # windows are transformed under the contracts' key (tests/test_series_augmentations.py).
+    ConfigurationCase(
+        "RandomAffine",
+        RandomAffine,
+        lambda: RandomAffine(Supervised(_R, **_CUT, time_level_weights=_W), 0.3, bias_std=0.3),
+        lambda seed: conv_stepper(seed, in_channels=3, out_channels=3),
+        lambda: random_windows(231, _R + 1, batch=4, channels=3),
+        lambda s, d, k: ref_window_augmentation(
+            s, d, k, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2), 0.3,
+            lambda window, key: np_random_affine(window, key, 0.3),
+        ),
+    ),
+    ConfigurationCase(
+        "RandomConvexCombination",
+        RandomConvexCombination,
+        lambda: RandomConvexCombination(
+            Supervised(_R, **_CUT, time_level_weights=_W), 0.3, concentration=0.7
+        ),
+        lambda seed: conv_stepper(seed, in_channels=3, out_channels=3),
+        lambda: random_windows(232, _R + 1, batch=4, channels=3),
+        lambda s, d, k: ref_window_augmentation(
+            s, d, k, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2), 0.3,
+            lambda window, key: np_convex_combination(window, key, 0.7),
+        ),
+    ),
+    ConfigurationCase(
+        "DelayEmbedding",
+        DelayEmbedding,
+        lambda: DelayEmbedding(Supervised(_R, **_CUT, time_level_weights=_W), 0.3, max_delay=2),
+        lambda seed: conv_stepper(seed, in_channels=3, out_channels=3),
+        lambda: random_windows(233, _R + 1, batch=4, channels=3),
+        lambda s, d, k: ref_window_augmentation(
+            s, d, k, lambda s_, d_, k_: ref_supervised(s_, d_, _R, _W, True, 2), 0.3,
+            lambda window, key: np_delay_embedding(window, key, 2),
+        ),
+    ),
     ConfigurationCase(
         "RolloutCurriculum",
         RolloutCurriculum,
@@ -602,7 +647,8 @@ CONFIGURATIONS += (
 # the abstract base class and the balancing rule of a Composite with its state
 # (checked by `tests/test_stability_methods.py`).
 NOT_CONFIGURATIONS = frozenset(
-    {"BaseConfiguration", "AbstractTimeSampler", "ReLoBRaLo", "BalancingState"}
+    {"BaseConfiguration", "AbstractTimeSampler", "ReLoBRaLo", "BalancingState",
+     "AbstractWindowAugmentation"}
     | {
         name
         for name, value in vars(tx.configuration).items()
@@ -727,6 +773,9 @@ WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
 NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InputNoise",
     "SymmetryAugmentation",
+    "RandomAffine",
+    "RandomConvexCombination",
+    "DelayEmbedding",
     "RolloutCurriculum",
     "InvariantMeasureMMD",
 }

@@ -13,6 +13,10 @@ part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
 
+Many systems: `RandomAffine`, `RandomConvexCombination` and `DelayEmbedding` transform
+each window with a probability by a random map of its channels (around any
+configuration); `AbstractWindowAugmentation` is their base, for your own.
+
 Probabilistic: `CRPSEnsemble` (ensembles of a stochastic stepper trained with the fair or
 almost-fair CRPS), and the flow-matching and flow-map configurations.
 """
@@ -32,6 +36,12 @@ from ._balancing import ReLoBRaLo as ReLoBRaLo
 from ._pushforward import Pushforward as Pushforward
 from ._input_noise import InputNoise as InputNoise
 from ._symmetry_augmentation import SymmetryAugmentation as SymmetryAugmentation
+from ._window_augmentation import (
+    AbstractWindowAugmentation as AbstractWindowAugmentation,
+)
+from ._series_augmentations import DelayEmbedding as DelayEmbedding
+from ._series_augmentations import RandomAffine as RandomAffine
+from ._series_augmentations import RandomConvexCombination as RandomConvexCombination
 from ._curriculum import RolloutCurriculum as RolloutCurriculum
 from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
 from ._weights import (

@@ -9,8 +9,13 @@ array: the windows of each minibatch are then read on the host, ahead of the upd
 that uses them, and under several processes each process reads only its rows of the
 minibatch.
 In-memory arrays stay the default and the fastest path for data that fits.
+
+A [`SystemMixture`][trainax_fm.data.SystemMixture] draws the trajectories of many
+systems (in memory or on disk) with a mixing weight per system; it is again such a
+source.
 """
 
 from ._disk import DiskTrajectories as DiskTrajectories
 from ._disk import WindowReader as WindowReader
 from ._spec import open_trajectories as open_trajectories
+from ._system_mixture import SystemMixture as SystemMixture

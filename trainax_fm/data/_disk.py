@@ -52,13 +52,16 @@ class DiskTrajectories(eqx.Module):
     - `channels_last`: the array is stored `(S, T, *spatial, C)`; each read moves the
         channel axis to where trainax_fm expects it. Not for `"well"`, whose fields
         are placed on channels by their group.
+    - `rows`: use these trajectories, in this order, as the view's trajectories
+        (indices among those of `trajectories`; repeats allowed), e.g. the index map
+        of a [`trainax_fm.data.SystemMixture`][]; `None` uses all in file order.
 
     **Raises:**
 
     - `FileNotFoundError` for a missing file; `ValueError` for an unknown format, a
         data set or field name the file does not hold, an array that is not `(S, T, C,
         *spatial)` (`(S, T, *spatial, C)` with `channels_last`), fields of different
-        `(S, T, *spatial)` or out-of-range `trajectories`/`num_time_steps`;
+        `(S, T, *spatial)` or out-of-range `trajectories`/`num_time_steps`/`rows`;
         `TypeError` for a non-floating array.
     """
 
@@ -71,6 +74,8 @@ class DiskTrajectories(eqx.Module):
     trajectories: tuple[int, int] = eqx.field(static=True)
     num_time_steps: int = eqx.field(static=True)
     channels_last: bool = eqx.field(static=True)
+    # Indices in the file of the view's trajectories; `None`: range(*trajectories).
+    rows: Optional[tuple[int, ...]] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class DiskTrajectories(eqx.Module):
         trajectories: Optional[tuple[int, int]] = None,
         num_time_steps: Optional[int] = None,
         channels_last: bool = False,
+        rows: Optional[Sequence[int]] = None,
     ):
         if file_format not in FORMATS:
             raise ValueError(
@@ -139,12 +145,22 @@ class DiskTrajectories(eqx.Module):
         self.trajectories = (first, stop)
         self.num_time_steps = num_time_steps
         self.channels_last = channels_last
+        self.rows = None if rows is None else _check_rows(rows, stop - first, first, where)
+
+    @property
+    def num_trajectories(self) -> int:
+        """`S`, the number of trajectories of this view."""
+        first, stop = self.trajectories
+        return stop - first if self.rows is None else len(self.rows)
+
+    def file_rows(self) -> tuple[int, ...]:
+        """The index in the file of each trajectory of this view, in view order."""
+        return tuple(range(*self.trajectories)) if self.rows is None else self.rows
 
     @property
     def shape(self) -> tuple[int, ...]:
         """`(S, T, C, *spatial)` of the trajectories used."""
-        first, stop = self.trajectories
-        return (stop - first, self.num_time_steps) + self.file_shape[2:]
+        return (self.num_trajectories, self.num_time_steps) + self.file_shape[2:]
 
     @property
     def ndim(self) -> int:
@@ -165,17 +181,46 @@ class DiskTrajectories(eqx.Module):
         - A new `DiskTrajectories` on the same file.
         """
         first, stop = self.trajectories
-        start, end = (0, stop - first) if trajectories is None else trajectories
-        if not 0 <= start < end <= stop - first:
+        count = self.num_trajectories
+        start, end = (0, count) if trajectories is None else trajectories
+        if not 0 <= start < end <= count:
             raise ValueError(
                 f"`trajectories` must be (start, stop) with 0 <= start < stop <= "
-                f"{stop - first}, got {trajectories!r}."
+                f"{count}, got {trajectories!r}."
             )
+        if self.rows is None:
+            selection = {"trajectories": (first + start, first + end)}
+        else:
+            rows = tuple(row - first for row in self.rows[start:end])
+            selection = {"trajectories": self.trajectories, "rows": rows}
         return DiskTrajectories(
             self.path, self.file_format, self.dataset,
-            trajectories=(first + start, first + end),
             num_time_steps=self.num_time_steps if num_time_steps is None else num_time_steps,
             channels_last=self.channels_last,
+            **selection,
+        )
+
+    def select_rows(self, rows: Sequence[int]) -> "DiskTrajectories":
+        """A view of these trajectories in the order `rows` (indices relative to this
+        view; repeats allowed), e.g. the index map of a mixture.
+
+        **Arguments:**
+
+        - `rows`: the view's trajectories to use, in order.
+
+        **Returns:**
+
+        - A new `DiskTrajectories` on the same file with `len(rows)` trajectories.
+        """
+        file_rows = self.file_rows()
+        first = self.trajectories[0]
+        relative = _check_rows(rows, len(file_rows), 0, f"this view of {self.path!r}")
+        return DiskTrajectories(
+            self.path, self.file_format, self.dataset,
+            trajectories=self.trajectories,
+            num_time_steps=self.num_time_steps,
+            channels_last=self.channels_last,
+            rows=tuple(file_rows[row] - first for row in relative),
         )
 
     def find_nonfinite(self, block_bytes: int = 64 * 2**20) -> Optional[tuple[int, int]]:
@@ -203,6 +248,16 @@ class DiskTrajectories(eqx.Module):
         length = self.num_time_steps
         first, stop = self.trajectories
         with self.open() as reader:
+            if self.rows is not None:  # scattered rows: one trajectory at a time
+                steps = max(1, block_bytes // snapshot)
+                for trajectory in sorted(set(self.rows)):
+                    for start in range(0, length, steps):
+                        count = min(steps, length - start)
+                        block = reader.opened.read_block(trajectory, trajectory + 1, start, count)
+                        hit = first_nonfinite(block)
+                        if hit is not None:
+                            return trajectory, start + hit[1]
+                return None
             if length * snapshot <= block_bytes:
                 group = max(1, block_bytes // (length * snapshot))
                 for begin in range(first, stop, group):
@@ -229,9 +284,17 @@ class DiskTrajectories(eqx.Module):
         """All trajectories of this view as one in-memory NumPy array."""
         with self.open() as reader:
             first, stop = self.trajectories
-            return np.ascontiguousarray(
-                reader.opened.read_block(first, stop, 0, self.num_time_steps)
-            )
+            if self.rows is None:
+                return np.ascontiguousarray(
+                    reader.opened.read_block(first, stop, 0, self.num_time_steps)
+                )
+            # A row repeated in the view is read once.
+            unique, inverse = np.unique(np.asarray(self.rows), return_inverse=True)
+            blocks = [
+                reader.opened.read_block(row, row + 1, 0, self.num_time_steps)[0]
+                for row in unique.tolist()
+            ]
+            return np.ascontiguousarray(np.stack(blocks)[inverse])
 
 
 def _dataset_name(
@@ -255,6 +318,30 @@ def _dataset_name(
         + (", or for file_format='well' a sequence of field names" if file_format == "well" else "")
         + f", got {dataset!r}."
     )
+
+
+def _check_rows(rows, count: int, first: int, where: str) -> tuple[int, ...]:
+    """`rows` (indices among `count` trajectories starting at file index `first`) as
+    file indices."""
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) and not (
+        isinstance(rows, np.ndarray) and rows.ndim == 1
+    ):
+        raise TypeError(
+            f"`rows` must be a sequence of trajectory indices, got {type(rows).__name__}."
+        )
+    checked = []
+    for row in rows:
+        if isinstance(row, (bool, np.bool_)) or not isinstance(row, (int, np.integer)):
+            raise TypeError(f"`rows` must hold integers, got {row!r} in {where}.")
+        if not 0 <= row < count:
+            raise ValueError(
+                f"`rows` must index the {count} trajectories selected in {where} "
+                f"(0 <= row < {count}), got {int(row)}."
+            )
+        checked.append(first + int(row))
+    if not checked:
+        raise ValueError(f"`rows` must select at least one trajectory of {where}, got none.")
+    return tuple(checked)
 
 
 def first_nonfinite(trajectories: np.ndarray) -> Optional[tuple[int, int]]:
@@ -284,10 +371,10 @@ class WindowReader:
         self, trajectory: Int[np.ndarray, " n"], start: Int[np.ndarray, " n"], length: int
     ) -> np.ndarray:
         """Windows `[trajectory[i], start[i] : start[i] + length]`, stacked `(n, length, ...)`."""
-        first = self.source.trajectories[0]
+        first, rows = self.source.trajectories[0], self.source.rows
         out = np.empty((len(trajectory), length) + self.source.file_shape[2:], self.source.dtype)
         for i, (t, s) in enumerate(zip(trajectory.tolist(), start.tolist())):
-            out[i] = self.opened.read_window(first + t, s, length)
+            out[i] = self.opened.read_window(first + t if rows is None else rows[t], s, length)
         return out
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from .._argument_checks import (
 )
 from ._conditioned import ConditionedTrajectories, ConditionedWindows
 from ._disk import DiskTrajectories
+from ._system_mixture import SystemMixture
 
 
 def check_finite(data: PyTree, name: str = "data_trajectories") -> None:
@@ -57,7 +58,8 @@ class TrajectorySubStacker(eqx.Module):
     - `data_trajectories`: array `(S, T, C, *spatial)` or a PyTree of arrays sharing the
         leading `(S, T)` axes; or a [`trainax_fm.data.DiskTrajectories`][], whose
         windows are then read from the file on the host (`__call__` needs concrete
-        indices; the trainers read minibatches ahead of the updates).
+        indices; the trainers read minibatches ahead of the updates); or a
+        [`trainax_fm.data.SystemMixture`][] (its rows, in memory or on disk).
     - `sub_trajectory_len`: window length `W` (for `R` unrolled steps use `R + 1`).
     - `do_sub_stacking`: if `False`, only the first window of each trajectory is used.
     - `only_store_ic`: if `True`, windows are cut down to their first snapshot (length 1),
@@ -92,6 +94,8 @@ class TrajectorySubStacker(eqx.Module):
         only_store_ic: bool = False,
         num_output_steps: int = 1,
     ):
+        if isinstance(data_trajectories, SystemMixture):  # its rows are the source
+            data_trajectories = data_trajectories.trajectories
         conditioned = isinstance(data_trajectories, ConditionedTrajectories)
         on_disk = isinstance(data_trajectories, DiskTrajectories)
         trajectories = data_trajectories.trajectories if conditioned else data_trajectories
