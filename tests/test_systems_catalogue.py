@@ -533,3 +533,29 @@ def test_without_dysts_the_error_says_what_to_install(monkeypatch):
         S.get_system("Aizawa")
     with pytest.raises(ImportError, match="dysts"):
         S.dysts_system("Aizawa")
+
+
+def test_systems_filters_and_catalogues_pickle(catalogue):
+    import pickle
+
+    skew = S.skew_product(S.get_system("Lorenz63"), S.get_system("Rossler"), coupling=0.5)
+    for system in (S.get_system("Chen"), skew):
+        copy = pickle.loads(pickle.dumps(system))
+        x = np.linspace(1, 2, system.dimension)
+        np.testing.assert_array_equal(copy(x), system(x))
+        assert copy.base_systems == system.base_systems and copy.dt == system.dt
+    check = S.ValidityFilter(bound=10.0)
+    assert pickle.loads(pickle.dumps(check)).as_dict() == check.as_dict()
+    copy = pickle.loads(pickle.dumps(catalogue))
+    assert copy.trajectories == catalogue.trajectories and copy.path == catalogue.path
+
+
+def test_system_labels_index_the_system_names(catalogue):
+    names, labels = catalogue.system_labels()
+    assert names == catalogue.system_names and labels.dtype == np.int32
+    assert [names[i] for i in labels] == list(catalogue.systems)
+    test_names, test_labels = catalogue.system_labels("test")
+    assert set(test_names) == {"Chen", "Lorenz63_Chen"}
+    assert len(test_labels) == catalogue.num_trajectories("test")
+    with pytest.raises(ValueError, match="split"):
+        catalogue.system_labels("validation")

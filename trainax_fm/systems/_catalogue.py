@@ -97,6 +97,9 @@ class Catalogue:
     def __setattr__(self, name, value):
         raise AttributeError("Catalogue is frozen.")
 
+    def __reduce__(self):
+        return (Catalogue, (self.path, dict(self.metadata)))
+
     def __repr__(self) -> str:
         return (
             f"Catalogue(path={str(self.path)!r}, shape={self.shape}, "
@@ -118,6 +121,23 @@ class Catalogue:
     def system_names(self) -> tuple[str, ...]:
         """The distinct system names, in order of first appearance."""
         return tuple(dict.fromkeys(self.systems))
+
+    def system_labels(self, split: Optional[str] = None) -> tuple[tuple[str, ...], np.ndarray]:
+        """Each trajectory's system as an integer label (for mixing weights per system).
+
+        **Arguments:**
+
+        - `split`: `"train"`, `"test"` or `None` (all), in file order.
+
+        **Returns:**
+
+        - `(names, labels)`: the distinct system names of the split in order of first
+            appearance, and an int32 array with one index into `names` per trajectory.
+        """
+        systems = [entry["system"] for entry in self.entries(split)]
+        names = tuple(dict.fromkeys(systems))
+        index = {name: i for i, name in enumerate(names)}
+        return names, np.array([index[name] for name in systems], dtype=np.int32)
 
     @property
     def splits(self) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ REJECTION_REASONS = (
     "not_chaotic",
     "few_spectral_peaks",
 )
+"""The names under which the validity filter counts rejections, in the order its
+checks run (see [`trainax_fm.systems.ValidityFilter`][])."""
 
 
 def zero_one_test(
@@ -279,6 +281,9 @@ class ValidityFilter:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"ValidityFilter({fields})"
 
+    def __reduce__(self):
+        return (_rebuild_filter, (self.as_dict(),))
+
     def as_dict(self) -> dict:
         """The thresholds, by name (recorded in a catalogue's metadata)."""
         return {name: getattr(self, name) for name in self.__slots__}
@@ -307,3 +312,7 @@ class ValidityFilter:
         if _has_few_spectral_peaks(trajectory, self.min_spectral_peaks, self.peak_relative_height):
             return "few_spectral_peaks"
         return None
+
+
+def _rebuild_filter(thresholds: dict) -> ValidityFilter:
+    return ValidityFilter(**thresholds)

@@ -167,6 +167,23 @@ class ODESystem:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"ODESystem is frozen; use with_parameters to change {name!r}.")
 
+    def __reduce__(self):
+        # Rebuilt through __init__ (slots and a frozen __setattr__ defeat the default),
+        # so a system travels to worker processes like any picklable object.
+        return (
+            _rebuild_system,
+            (
+                self.name,
+                self.vector_field,
+                dict(self.parameters),
+                self.initial_condition,
+                self.dt,
+                self.lyapunov_exponent,
+                self.base_systems,
+                self.vectorized,
+            ),
+        )
+
     def __repr__(self) -> str:
         return (
             f"ODESystem(name={self.name!r}, dimension={self.dimension}, "
@@ -218,3 +235,16 @@ class ODESystem:
             base_systems=self.base_systems,
             vectorized=self.vectorized,
         )
+
+
+def _rebuild_system(name, field, parameters, initial, dt, lyapunov, base_systems, vectorized):
+    return ODESystem(
+        name,
+        field,
+        parameters,
+        initial,
+        dt,
+        lyapunov_exponent=lyapunov,
+        base_systems=base_systems,
+        vectorized=vectorized,
+    )
