@@ -133,6 +133,11 @@ def skew_product(
     response's, its time step the smaller of the two and its initial condition the
     two reference initial conditions side by side.
 
+    Not every pair makes a chaotic attractor: a response with a small basin can be
+    pushed out of it (Rössler driven by Lorenz-63 diverges, Lorenz-63 driven by
+    Rössler does not). [`trainax_fm.systems.generate_catalogue`][] filters skew
+    products like any other system.
+
     **Arguments:**
 
     - `driver`, `response`: the two systems (any dimensions).
