@@ -416,6 +416,21 @@ def test_same_seed_writes_byte_identical_files(tmp_path):
     assert not np.array_equal(other.load(), first.load())
 
 
+@pytest.mark.slow  # two spawned processes import JAX: about 20 s on two busy cores
+def test_worker_processes_write_the_same_files(tmp_path):
+    serial = S.generate_catalogue(["Lorenz63"], tmp_path / "1", seed=5, **SMALL)
+    parallel = S.generate_catalogue(["Lorenz63"], tmp_path / "2", seed=5, num_workers=2, **SMALL)
+    for name in ("trajectories.npy", "catalogue.json"):
+        assert (parallel.path / name).read_bytes() == (serial.path / name).read_bytes()
+
+
+def test_worker_processes_need_picklable_systems(tmp_path):
+    with pytest.raises(TypeError, match="'Damped' cannot be pickled"):
+        S.generate_catalogue(["Lorenz63", DAMPED], tmp_path, seed=5, num_workers=2, **SMALL)
+    with pytest.raises(TypeError, match="num_workers"):
+        S.generate_catalogue(["Lorenz63"], tmp_path, seed=5, num_workers=0.5, **SMALL)
+
+
 def test_a_system_that_never_passes_names_itself_and_writes_nothing(tmp_path):
     target = tmp_path / "never"
     with pytest.raises(ValueError, match=r"'Damped' never passed.*fixed_point: 3"):

@@ -4,10 +4,13 @@ disk with per-trajectory metadata; `Catalogue` and `load_catalogue` read it back
 import hashlib
 import io
 import json
+import multiprocessing
 import numbers
 import os
+import pickle
 import types
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Union, final
 
@@ -213,6 +216,43 @@ def _count(table: dict, system: str, reason: str) -> None:
     table[system][reason] += 1
 
 
+def _generate_variant(task) -> tuple[ODESystem, Optional[str], list[np.ndarray]]:
+    """One variant of one system: perturb, validate its reference trajectory, sample
+    its trajectories. Returns `(variant, rejection reason or None, trajectories)`;
+    module level, so worker processes can run it."""
+    system, selection, keep, (seed, index, variant), settings = task
+    options = settings["options"]
+    rng = np.random.default_rng([seed, index, variant, 0])
+    candidate = system
+    if variant > 0:
+        candidate = system.with_parameters(
+            perturb_parameters(system.parameters, rng=rng, scale=settings["scale"], keep=keep)
+        )
+    initial, reference = on_attractor_initial_conditions(
+        candidate,
+        settings["num_trajectories"],
+        rng=rng,
+        num_transient_steps=settings["num_transient_steps"],
+        num_reference_steps=settings["num_reference_steps"],
+        **options,
+    )
+    reason = settings["filter"](reference)
+    if reason is not None:
+        return candidate, reason, []
+    lead = max_delay(selection)
+    trajectories = []
+    for start in initial:
+        trajectory = integrate_system(
+            candidate, start, settings["num_time_steps"] + lead, **options
+        )
+        if _is_non_finite(trajectory):
+            return candidate, "non_finite", []
+        if _is_unbounded(trajectory, options["bound"]):
+            return candidate, "unbounded", []
+        trajectories.append(apply_channel_selection(trajectory, selection).astype(np.float32))
+    return candidate, None, trajectories
+
+
 def generate_catalogue(
     systems: Sequence[SystemLike],
     path: Union[str, os.PathLike],
@@ -232,6 +272,7 @@ def generate_catalogue(
     method: str = "DOP853",
     rtol: float = 1e-8,
     atol: float = 1e-10,
+    num_workers: int = 1,
 ) -> Catalogue:
     """Generate many chaotic trajectories of many systems and write them to `path`.
 
@@ -283,6 +324,10 @@ def generate_catalogue(
     - `validity_filter`: a [`trainax_fm.systems.ValidityFilter`][]; `None` uses its
         defaults.
     - `method`, `rtol`, `atol`: of `solve_ivp`.
+    - `num_workers`: processes that generate system variants in parallel (`1`: in
+        this process). The result does not depend on it: every variant draws from
+        its own seed. Needs picklable systems (vector fields defined at module level,
+        as the built-ins and dysts systems are).
 
     **Returns:**
 
@@ -353,7 +398,27 @@ def generate_catalogue(
         raise ValueError(
             f"`held_out` {list(held_out)} holds out every system: nothing is left to train on."
         )
+    num_workers = check_positive_int(num_workers, "num_workers")
+    if num_workers > 1:
+        for system in resolved + [part for pair in pairs for part in pair]:
+            try:
+                pickle.dumps(system)
+            except Exception as error:
+                raise TypeError(
+                    f"num_workers={num_workers} sends the systems to worker processes, but "
+                    f"{system.name!r} cannot be pickled ({error}); define its vector field "
+                    "as a module-level function, or pass num_workers=1."
+                ) from None
     options = {"method": method, "rtol": rtol, "atol": atol, "bound": validity_filter.bound}
+    settings = {
+        "options": options,
+        "filter": validity_filter,
+        "num_trajectories": num_trajectories_per_system,
+        "num_time_steps": num_time_steps,
+        "num_transient_steps": num_transient_steps,
+        "num_reference_steps": num_reference_steps,
+        "scale": perturbation_scale,
+    }
 
     # The work: skew products need their coupling, computed from the base systems.
     all_systems = list(resolved) + [
@@ -363,6 +428,7 @@ def generate_catalogue(
     rejections = {reason: 0 for reason in REJECTION_REASONS}
     by_system: dict[str, dict[str, int]] = {}
     blocks, entries = [], []
+    tasks = []
     for index, system in enumerate(all_systems):
         selection = channel_selection(
             system.dimension,
@@ -370,61 +436,45 @@ def generate_catalogue(
             rng=np.random.default_rng([seed, index, 0, 1]),
             delay_steps=delay_steps,
         )
-        lead = max_delay(selection)
         # A skew product keeps its coupling: kappa balances the two fields, by design.
         keep = (COUPLING,) if index >= len(resolved) else ()
-        accepted = 0
         for variant in range(num_perturbations + 1):
-            rng = np.random.default_rng([seed, index, variant, 0])
-            candidate = system
-            if variant > 0:
-                candidate = system.with_parameters(
-                    perturb_parameters(
-                        system.parameters, rng=rng, scale=perturbation_scale, keep=keep
-                    )
-                )
-            initial, reference = on_attractor_initial_conditions(
-                candidate,
-                num_trajectories_per_system,
-                rng=rng,
-                num_transient_steps=num_transient_steps,
-                num_reference_steps=num_reference_steps,
-                **options,
+            tasks.append((system, selection, keep, (seed, index, variant), settings))
+    if num_workers == 1:
+        results = [_generate_variant(task) for task in tasks]
+    else:
+        # "spawn": JAX's threads make forking the parent unsafe.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(num_workers, mp_context=context) as pool:
+            results = list(pool.map(_generate_variant, tasks))
+    rejections = {reason: 0 for reason in REJECTION_REASONS}
+    by_system: dict[str, dict[str, int]] = {}
+    blocks, entries = [], []
+    accepted = dict.fromkeys(range(len(all_systems)), 0)
+    for (system, selection, _, (_, index, variant), _), (candidate, reason, trajectories) in zip(
+        tasks, results
+    ):
+        if reason is not None:
+            rejections[reason] += 1
+            _count(by_system, system.name, reason)
+            continue
+        accepted[index] += 1
+        for trajectory in trajectories:
+            blocks.append(trajectory)
+            entries.append(
+                {
+                    "system": system.name,
+                    "base_systems": list(system.base_systems),
+                    "parameters": {k: _json_value(v) for k, v in candidate.parameters.items()},
+                    "perturbation": variant,
+                    "dt": candidate.dt,
+                    "dimension": candidate.dimension,
+                    "channels": [list(channel) for channel in selection],
+                    "lyapunov_exponent": candidate.lyapunov_exponent,
+                }
             )
-            reason = validity_filter(reference)
-            trajectories = []
-            if reason is None:
-                for start in initial:
-                    trajectory = integrate_system(
-                        candidate, start, num_time_steps + lead, **options
-                    )
-                    if _is_non_finite(trajectory):
-                        reason = "non_finite"
-                    elif _is_unbounded(trajectory, validity_filter.bound):
-                        reason = "unbounded"
-                    if reason is not None:
-                        break
-                    trajectories.append(apply_channel_selection(trajectory, selection))
-            if reason is not None:
-                rejections[reason] += 1
-                _count(by_system, system.name, reason)
-                continue
-            accepted += 1
-            for trajectory in trajectories:
-                blocks.append(trajectory.astype(np.float32))
-                entries.append(
-                    {
-                        "system": system.name,
-                        "base_systems": list(system.base_systems),
-                        "parameters": {k: _json_value(v) for k, v in candidate.parameters.items()},
-                        "perturbation": variant,
-                        "dt": candidate.dt,
-                        "dimension": candidate.dimension,
-                        "channels": [list(channel) for channel in selection],
-                        "lyapunov_exponent": candidate.lyapunov_exponent,
-                    }
-                )
-        if accepted == 0:
+    for index, system in enumerate(all_systems):
+        if accepted[index] == 0:
             counts = ", ".join(f"{k}: {v}" for k, v in sorted(by_system[system.name].items()))
             raise ValueError(
                 f"system {system.name!r} never passed the validity filter: all "
