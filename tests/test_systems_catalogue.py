@@ -574,3 +574,12 @@ def test_system_labels_index_the_system_names(catalogue):
     assert len(test_labels) == catalogue.num_trajectories("test")
     with pytest.raises(ValueError, match="split"):
         catalogue.system_labels("validation")
+
+
+@pytest.mark.slow  # seven reference trajectories at the catalogue's defaults, ~20 s
+@pytest.mark.parametrize("name", S.builtin_system_names())
+def test_every_builtin_system_passes_the_default_filter(name):
+    _, reference = S.on_attractor_initial_conditions(
+        S.get_system(name), 1, rng=np.random.default_rng(0)
+    )
+    assert S.ValidityFilter()(reference) is None
