@@ -468,6 +468,10 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
         S.generate_catalogue(["Lorenz63", "Lorenz63"], target, seed=0, **base)
     with pytest.raises(TypeError, match="wrap a single system"):
         S.generate_catalogue("Lorenz63", target, seed=0, **base)
+    with pytest.raises(ValueError, match="perturbation_scale"):
+        S.generate_catalogue(["Lorenz63"], target, seed=0, **{**base, "perturbation_scale": -1.0})
+    with pytest.raises(ValueError, match="rtol"):
+        S.generate_catalogue(["Lorenz63"], target, seed=0, **{**base, "rtol": 0.0})
     with pytest.raises(TypeError, match="seed"):
         S.generate_catalogue(["Lorenz63"], target, seed=1.5, **base)
     with pytest.raises(ValueError, match="unknown system 'Lorenz36'.*Did you mean Lorenz63"):

@@ -3,6 +3,7 @@ disk with per-trajectory metadata; `Catalogue` and `load_catalogue` read it back
 
 import hashlib
 import io
+import math
 import json
 import multiprocessing
 import numbers
@@ -22,7 +23,7 @@ from .._atomic import write_bytes_atomic
 from ..data._disk import DiskTrajectories
 from ._channels import apply_channel_selection, channel_selection, max_delay
 from ._filter import REJECTION_REASONS, ValidityFilter, _is_non_finite, _is_unbounded
-from ._integrate import METHODS, integrate_system, on_attractor_initial_conditions
+from ._integrate import METHODS, check_tolerance, integrate_system, on_attractor_initial_conditions
 from ._perturb import perturb_parameters
 from ._registry import get_system
 from ._skew import COUPLING, coupling_strength, skew_product
@@ -381,6 +382,15 @@ def generate_catalogue(
         )
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+    rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
+    if (
+        isinstance(perturbation_scale, bool)
+        or not isinstance(perturbation_scale, numbers.Real)
+        or not (math.isfinite(perturbation_scale) and perturbation_scale >= 0)
+    ):
+        raise ValueError(
+            f"`perturbation_scale` must be a finite number >= 0, got {perturbation_scale!r}."
+        )
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(

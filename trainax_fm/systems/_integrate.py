@@ -15,7 +15,8 @@ from ._system import ODESystem
 METHODS = ("DOP853", "RK45", "Radau", "LSODA")
 
 
-def _check_tolerance(value, name: str) -> float:
+def check_tolerance(value, name: str) -> float:
+    """Return a finite positive real number as a float, or raise naming `name`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -72,12 +73,12 @@ def integrate_system(
         raise TypeError(f"`system` must be an ODESystem, got {type(system).__name__}.")
     num_time_steps = check_positive_int(num_time_steps, "num_time_steps")
     num_transient_steps = check_positive_int(num_transient_steps, "num_transient_steps", minimum=0)
-    dt = system.dt if dt is None else _check_tolerance(dt, "dt")
+    dt = system.dt if dt is None else check_tolerance(dt, "dt")
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    rtol = _check_tolerance(rtol, "rtol")
-    atol = _check_tolerance(atol, "atol")
-    bound = _check_tolerance(bound, "bound")
+    rtol = check_tolerance(rtol, "rtol")
+    atol = check_tolerance(atol, "atol")
+    bound = check_tolerance(bound, "bound")
     if initial_condition is None:
         initial_condition = system.initial_condition
     initial = np.array(initial_condition, dtype=np.float64)
