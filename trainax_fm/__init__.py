@@ -14,6 +14,7 @@ from . import loss as loss
 from . import metrics as metrics
 from . import plot as plot
 from . import sample_data as sample_data
+from . import systems as systems
 from . import trainer as trainer
 from ._loop._caches import clear_caches as clear_caches
 from ._loop._options import EngineOptions as EngineOptions
