@@ -166,6 +166,8 @@ def test_block_rollout_with_several_history_blocks_slides_the_context(
 
     block = tx.BlockStepper(network, K, num_input_steps=num_input_steps, num_input_blocks=2)
     assert block.num_context_steps == num_states
+    sliding = tx.BlockStepper.sliding(network, K, num_states)
+    assert (sliding.num_input_steps, sliding.num_input_blocks) == (num_input_steps, 2)
     rng = np.random.default_rng(1)
     ics = rng.normal(size=(2, num_states, 2)).astype(np.float32)
     ic = ics if batched else ics[0]

@@ -15,11 +15,11 @@ import trainax_fm as tx
 C, CONTEXT, PREDICTION, PATCH, WIDTH = 3, 16, 4, 4, 16
 
 
-def forecaster(seed=0, **overrides):
+def forecaster(seed=0, context_length=CONTEXT, prediction_length=PREDICTION, **overrides):
     options = dict(width=WIDTH, num_layers=1, num_heads=2)
     options.update(overrides)
     return tx.networks.PatchForecaster(
-        C, CONTEXT, PREDICTION, PATCH, key=jax.random.key(seed), **options
+        C, context_length, prediction_length, PATCH, key=jax.random.key(seed), **options
     )
 
 
@@ -147,28 +147,29 @@ def test_argument_errors():
         tx.networks.PatchForecaster(C, 16, 4, 4, eps=0.0, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"\(48,\) = \(context_length\*C,\)"):
         forecaster()(jnp.zeros((CONTEXT, C)))
-    with pytest.raises(ValueError, match="multiple of it"):
-        tx.networks.PatchForecaster(C, 12, 8, 4, width=16, num_heads=2,
-                                    key=jax.random.key(0)).block_stepper()
 
 
+@pytest.mark.parametrize("context_length", [CONTEXT, 12])
 @pytest.mark.parametrize("batched", [False, True])
-def test_sliding_context_rollout_equals_python_loop(batched):
-    model = forecaster(7)
+def test_sliding_context_rollout_equals_python_loop(batched, context_length):
+    """Also with a context that is not a whole number of blocks (12 = 2*8 - 4)."""
+    k = PREDICTION if context_length == CONTEXT else 8
+    model = forecaster(7, context_length=context_length, prediction_length=k)
     stepper = model.block_stepper()
-    assert stepper.num_context_steps == CONTEXT
-    ics = np.stack([np.asarray(context(s)).reshape(CONTEXT, C) for s in (8, 9)])
+    assert stepper.num_context_steps == context_length
+    ics = np.stack([np.asarray(context(s, context_length)).reshape(context_length, C)
+                    for s in (8, 9)])
     ic = ics if batched else ics[0]
-    out = tx.rollout(stepper, ic, 3, num_input_steps=CONTEXT, batched=batched,
+    out = tx.rollout(stepper, ic, 3, num_input_steps=context_length, batched=batched,
                      include_init=True)
     for b in range(2 if batched else 1):
         states = list(ics[b])
         for _ in range(3):
-            window = np.concatenate(states[-CONTEXT:])
-            states.extend(np.asarray(model(jnp.asarray(window))).reshape(PREDICTION, C))
-        expected = np.stack(states[CONTEXT - 1:])
+            window = np.concatenate(states[-context_length:])
+            states.extend(np.asarray(model(jnp.asarray(window))).reshape(k, C))
+        expected = np.stack(states[context_length - 1:])
         got = out[b] if batched else out
-        assert got.shape == (1 + 3 * PREDICTION, C)
+        assert got.shape == (1 + 3 * k, C)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 

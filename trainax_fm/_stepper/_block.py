@@ -104,6 +104,38 @@ class BlockStepper(eqx.Module):
         num_output_steps = check_positive_int(num_output_steps, "num_output_steps")
         return cls(ChainedSteps(stepper, num_output_steps), num_output_steps)
 
+    @classmethod
+    def sliding(
+        cls, network: Callable, num_output_steps: int, context_length: int
+    ) -> "BlockStepper":
+        """The block stepper of a forecaster over a sliding context.
+
+        `network` maps the latest `context_length` states to the next `k`; the block
+        stepper keeps `H = ceil(context_length / k)` blocks of history, so its
+        `num_context_steps` is `context_length` and a rollout (with
+        `num_input_steps=context_length`) moves the context by `k` states per call.
+
+        **Arguments:**
+
+        - `network`: maps `(context_length*C, *spatial)` to `(k*C, *spatial)`.
+        - `num_output_steps`: `k`.
+        - `context_length`: the states the network sees (any positive int).
+
+        **Returns:**
+
+        - `BlockStepper(network, k, num_input_steps=context_length - (H-1)*k,
+            num_input_blocks=H)`.
+        """
+        k = check_positive_int(num_output_steps, "num_output_steps")
+        context_length = check_positive_int(context_length, "context_length")
+        num_blocks = -(-context_length // k)
+        return cls(
+            network,
+            k,
+            num_input_steps=context_length - (num_blocks - 1) * k,
+            num_input_blocks=num_blocks,
+        )
+
     def __call__(
         self, block: Float[Array, "history_channels ..."]
     ) -> Float[Array, "block_channels ..."]:

@@ -199,28 +199,14 @@ class PatchForecaster(eqx.Module):
     def block_stepper(self) -> BlockStepper:
         """This forecaster as a [`trainax_fm.BlockStepper`][] over a sliding context.
 
-        The block stepper predicts `k = prediction_length` states per call from a
-        history of `context_length / k` blocks; [`trainax_fm.rollout`][] takes it with
-        `num_input_steps=context_length` and an `ic` of `context_length` states
-        `(context_length, C)`, and after every call the newest `k` states enter the
-        context and the oldest `k` leave.
+        The block stepper predicts `k = prediction_length` states per call;
+        [`trainax_fm.rollout`][] takes it with `num_input_steps=context_length` and an
+        `ic` of `context_length` states `(context_length, C)`, and after every call the
+        newest `k` states enter the context and the oldest `k` leave. (For training,
+        the forecaster itself is the stepper, see above.)
 
         **Returns:**
 
-        - `BlockStepper(self, k, num_input_steps=k, num_input_blocks=context_length/k)`.
-
-        **Raises:**
-
-        - `ValueError` if `context_length` is not a multiple of `prediction_length`.
+        - `BlockStepper.sliding(self, prediction_length, context_length)`.
         """
-        k = self.prediction_length
-        suggestion = k * max(1, self.context_length // k)
-        if self.context_length % k:
-            raise ValueError(
-                f"A sliding-context rollout moves the context by prediction_length={k} "
-                f"states, so `context_length` ({self.context_length}) must be a multiple "
-                f"of it; build the forecaster with context_length={suggestion}."
-            )
-        return BlockStepper(
-            self, k, num_input_steps=k, num_input_blocks=self.context_length // k
-        )
+        return BlockStepper.sliding(self, self.prediction_length, self.context_length)
