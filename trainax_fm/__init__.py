@@ -15,6 +15,7 @@ from . import metrics as metrics
 from . import networks as networks
 from . import plot as plot
 from . import sample_data as sample_data
+from . import systems as systems
 from . import trainer as trainer
 from ._loop._caches import clear_caches as clear_caches
 from ._loop._options import EngineOptions as EngineOptions
