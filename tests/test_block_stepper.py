@@ -1,5 +1,7 @@
 """Multi-step outputs: a `BlockStepper` predicts `k` states per call."""
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -190,3 +192,34 @@ def test_block_rollout_with_several_history_blocks_slides_the_context(
         tx.rollout(block, ic, 2, num_input_steps=K, batched=batched)
     with pytest.raises(ValueError, match="histories of 2 blocks"):
         block(jnp.zeros((K * 2 + 2,)))
+
+
+def test_validation_of_a_block_stepper_over_a_sliding_context(key):
+    """Trained on histories of 2 blocks, validated by a rollout from the first
+    `num_context_steps` states of each held-out trajectory."""
+    num_channels = 2
+    context = 2 * K
+    weights = np.random.default_rng(2).normal(size=(K * num_channels, context * num_channels))
+
+    class Linear(eqx.Module):
+        weight: jax.Array
+
+        def __call__(self, x):
+            return self.weight @ x
+
+    stepper = tx.BlockStepper.sliding(Linear(jnp.asarray(weights * 0.1, jnp.float32)), K, context)
+    rng = np.random.default_rng(3)
+    train = jnp.asarray(rng.normal(size=(S, 12, num_channels)), jnp.float32)
+    held_out = jnp.asarray(rng.normal(size=(S, 12, num_channels)), jnp.float32)
+    trainer = tx.trainer.SupervisedTrainer(
+        train, optimizer=optax.sgd(0.0), num_training_steps=2, batch_size=2,
+        num_input_steps=2, num_output_steps=K, validation_data=held_out,
+        validate_every=2, validation_metrics=("loss", "nrmse@5"),
+    )
+    result = trainer.train(stepper, key, spawn_tqdm=False)
+    final = {name: float(values[-1]) for name, values in result.validation.values.items()}
+    prediction = tx.rollout(stepper, held_out[:, :context], 2, num_input_steps=context,
+                            batched=True)
+    nrmse = tx.metrics.nrmse(prediction[:, :5], held_out[:, context : context + 5],
+                             batched=True)
+    assert final["nrmse@5"] == pytest.approx(float(nrmse[4]), rel=1e-5)
