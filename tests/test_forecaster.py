@@ -56,8 +56,9 @@ def np_attention(attention, tokens, rotary):
     n, width = tokens.shape
     heads = attention.num_heads
     size = width // heads
-    q, k, v = (np_linear(lin, tokens) for lin in
-               (attention.query, attention.key_projection, attention.value))
+    q = np_linear(attention.query_projection, tokens)
+    k = np_linear(attention.key_projection, tokens)
+    v = np_linear(attention.value_projection, tokens)
     outputs = []
     for h in range(heads):
         part = slice(h * size, (h + 1) * size)
@@ -68,7 +69,7 @@ def np_attention(attention, tokens, rotary):
         weights = np.exp(scores - scores.max(-1, keepdims=True))
         weights /= weights.sum(-1, keepdims=True)
         outputs.append(weights @ vh)
-    return np_linear(attention.output, np.concatenate(outputs, axis=-1))
+    return np_linear(attention.output_projection, np.concatenate(outputs, axis=-1))
 
 
 def np_gelu(x):
@@ -136,6 +137,13 @@ def test_per_series_scaling_and_channel_permutation_equivariance():
     np.testing.assert_allclose(permuted, base[:, order], rtol=1e-5, atol=1e-5)
 
 
+def test_save_and_load_round_trip(tmp_path):
+    model = forecaster(11)
+    path = tx.save_stepper(tmp_path / "forecaster.eqx", model)
+    loaded = tx.load_stepper(path, forecaster(12))
+    assert eqx.tree_equal(loaded, model)
+
+
 def test_argument_errors():
     with pytest.raises(ValueError, match="multiple of `patch_length`"):
         tx.networks.PatchForecaster(C, 10, 4, 4, key=jax.random.key(0))
@@ -162,11 +170,12 @@ def test_sliding_context_rollout_equals_python_loop(batched, context_length):
     ic = ics if batched else ics[0]
     out = tx.rollout(stepper, ic, 3, num_input_steps=context_length, batched=batched,
                      include_init=True)
+    call = eqx.filter_jit(model)
     for b in range(2 if batched else 1):
         states = list(ics[b])
         for _ in range(3):
             window = np.concatenate(states[-context_length:])
-            states.extend(np.asarray(model(jnp.asarray(window))).reshape(k, C))
+            states.extend(np.asarray(call(jnp.asarray(window))).reshape(k, C))
         expected = np.stack(states[context_length - 1:])
         got = out[b] if batched else out
         assert got.shape == (1 + 3 * k, C)

@@ -25,19 +25,19 @@ class SelfAttention(eqx.Module):
     - `key`: a JAX PRNG key for the initial weights.
     """
 
-    query: eqx.nn.Linear
+    query_projection: eqx.nn.Linear
     key_projection: eqx.nn.Linear
-    value: eqx.nn.Linear
-    output: eqx.nn.Linear
+    value_projection: eqx.nn.Linear
+    output_projection: eqx.nn.Linear
     num_heads: int = eqx.field(static=True)
     rotary: bool = eqx.field(static=True)
 
     def __init__(self, width: int, num_heads: int, *, rotary: bool, key: PRNGKeyArray):
         keys = jax.random.split(key, 4)
-        self.query = eqx.nn.Linear(width, width, key=keys[0])
+        self.query_projection = eqx.nn.Linear(width, width, key=keys[0])
         self.key_projection = eqx.nn.Linear(width, width, key=keys[1])
-        self.value = eqx.nn.Linear(width, width, key=keys[2])
-        self.output = eqx.nn.Linear(width, width, key=keys[3])
+        self.value_projection = eqx.nn.Linear(width, width, key=keys[2])
+        self.output_projection = eqx.nn.Linear(width, width, key=keys[3])
         self.num_heads = num_heads
         self.rotary = rotary
 
@@ -52,9 +52,12 @@ class SelfAttention(eqx.Module):
             projected = jax.vmap(projection)(tokens)
             return projected.reshape(num_tokens, self.num_heads, head).swapaxes(0, 1)
 
-        q, k, v = heads(self.query), heads(self.key_projection), heads(self.value)
+        q = heads(self.query_projection)
+        k = heads(self.key_projection)
+        v = heads(self.value_projection)
         if self.rotary:
             q, k = jax.vmap(rotary_embedding)(q), jax.vmap(rotary_embedding)(k)
         scores = jnp.einsum("hnd,hmd->hnm", q, k) / math.sqrt(head)
         mixed = jnp.einsum("hnm,hmd->hnd", jax.nn.softmax(scores, axis=-1), v)
-        return jax.vmap(self.output)(mixed.swapaxes(0, 1).reshape(num_tokens, width))
+        merged = mixed.swapaxes(0, 1).reshape(num_tokens, width)
+        return jax.vmap(self.output_projection)(merged)
