@@ -1,5 +1,7 @@
 """Multi-step outputs: a `BlockStepper` predicts `k` states per call."""
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -149,3 +151,75 @@ def test_validation_of_a_block_stepper(key):
     assert final["nrmse@4"] == pytest.approx(float(nrmse[3]), rel=1e-5)
     with pytest.raises(ValueError, match="rolls out a trainax_fm.BlockStepper"):
         trainer.train(conv_stepper(0, in_channels=K, out_channels=K), key, spawn_tqdm=False)
+
+
+@pytest.mark.parametrize("num_input_steps", [2, 3])
+@pytest.mark.parametrize("batched", [False, True])
+def test_block_rollout_with_several_history_blocks_slides_the_context(
+    num_input_steps, batched
+):
+    """`num_input_blocks=2`: the network sees the latest `k + num_input_steps` states;
+    each call's block enters the context and the oldest `k` states leave it."""
+    num_states = K + num_input_steps
+    weights = np.random.default_rng(0).normal(size=(K * 2, num_states * 2)) * 0.3
+
+    def network(x):
+        return (jnp.asarray(weights, x.dtype) @ x.reshape(-1)).reshape(K * 2)
+
+    block = tx.BlockStepper(network, K, num_input_steps=num_input_steps, num_input_blocks=2)
+    assert block.num_context_steps == num_states
+    sliding = tx.BlockStepper.sliding(network, K, num_states)
+    assert (sliding.num_input_steps, sliding.num_input_blocks) == (num_input_steps, 2)
+    rng = np.random.default_rng(1)
+    ics = rng.normal(size=(2, num_states, 2)).astype(np.float32)
+    ic = ics if batched else ics[0]
+    out = tx.rollout(block, ic, 3, num_input_steps=num_states, batched=batched)
+    for b in range(2 if batched else 1):
+        context = list(ics[b])
+        expected = []
+        for _ in range(3):
+            new = (weights @ np.concatenate(context[-num_states:])).reshape(K, 2)
+            expected.extend(new)
+            context.extend(new)
+        got = out[b] if batched else out
+        np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-5)
+    # As trainers call it: a history of 2 blocks, (2*K*C,).
+    history = jnp.asarray(rng.normal(size=(2 * K * 2,)), jnp.float32)
+    np.testing.assert_allclose(
+        block(history), network(history[(K - num_input_steps) * 2 :]), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=f"num_input_steps={num_states}"):
+        tx.rollout(block, ic, 2, num_input_steps=K, batched=batched)
+    with pytest.raises(ValueError, match="histories of 2 blocks"):
+        block(jnp.zeros((K * 2 + 2,)))
+
+
+def test_validation_of_a_block_stepper_over_a_sliding_context(key):
+    """Trained on histories of 2 blocks, validated by a rollout from the first
+    `num_context_steps` states of each held-out trajectory."""
+    num_channels = 2
+    context = 2 * K
+    weights = np.random.default_rng(2).normal(size=(K * num_channels, context * num_channels))
+
+    class Linear(eqx.Module):
+        weight: jax.Array
+
+        def __call__(self, x):
+            return self.weight @ x
+
+    stepper = tx.BlockStepper.sliding(Linear(jnp.asarray(weights * 0.1, jnp.float32)), K, context)
+    rng = np.random.default_rng(3)
+    train = jnp.asarray(rng.normal(size=(S, 12, num_channels)), jnp.float32)
+    held_out = jnp.asarray(rng.normal(size=(S, 12, num_channels)), jnp.float32)
+    trainer = tx.trainer.SupervisedTrainer(
+        train, optimizer=optax.sgd(0.0), num_training_steps=2, batch_size=2,
+        num_input_steps=2, num_output_steps=K, validation_data=held_out,
+        validate_every=2, validation_metrics=("loss", "nrmse@5"),
+    )
+    result = trainer.train(stepper, key, spawn_tqdm=False)
+    final = {name: float(values[-1]) for name, values in result.validation.values.items()}
+    prediction = tx.rollout(stepper, held_out[:, :context], 2, num_input_steps=context,
+                            batched=True)
+    nrmse = tx.metrics.nrmse(prediction[:, :5], held_out[:, context : context + 5],
+                             batched=True)
+    assert final["nrmse@5"] == pytest.approx(float(nrmse[4]), rel=1e-5)

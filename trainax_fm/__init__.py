@@ -12,6 +12,7 @@ from . import flow as flow
 from . import hook as hook
 from . import loss as loss
 from . import metrics as metrics
+from . import networks as networks
 from . import plot as plot
 from . import sample_data as sample_data
 from . import systems as systems

@@ -18,6 +18,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._argument_checks import check_positive_int, check_trajectories, describe_leaves
 from .._rollout._inference import rollout
+from .._stepper._block import BlockStepper
 from ..data._conditioned import ConditionedTrajectories
 from ..data._disk import DiskTrajectories
 from ..data._windows import TrajectorySubStacker
@@ -142,6 +143,9 @@ def rollout_signature(stepper) -> tuple[bool, int]:
     """Whether rolling `stepper` out needs keys, and how many past states it sees."""
     if isinstance(stepper, AbstractFlowStepper):
         return True, stepper.num_input_steps
+    if isinstance(stepper, BlockStepper):
+        # Its rollout starts from as many states as its network sees.
+        return False, stepper.num_context_steps
     return False, 1
 
 

@@ -85,8 +85,10 @@ def rollout(
 
     **Block steppers.** A [`trainax_fm.BlockStepper`][] predicting `k` states per call
     is called `num_steps` times and its blocks are returned as single states, so
-    `T = num_steps * k`. `num_input_steps` must equal the stepper's, and `ic` holds
-    that many states as above.
+    `T = num_steps * k`. `num_input_steps` must equal the stepper's
+    `num_context_steps` (its `num_input_steps` unless it has `num_input_blocks > 1`),
+    and `ic` holds that many states as above. The context slides: after each call the
+    newest `k` predicted states enter it and the oldest `k` leave.
 
     **Returns:**
 
@@ -323,14 +325,17 @@ def _block_rollout(
 ):
     """`rollout` of a block stepper: roll out blocks, return single states.
 
-    The first block holds the `H` given states at its end; its other states are zeros
-    the stepper never sees (it reads only the latest `H` states of a block).
+    The `H = num_input_blocks` history blocks hold the given states at their end; the
+    states before them are zeros the stepper never sees (its network reads only the
+    latest `num_context_steps` states). Each call appends its block to the history and
+    drops the oldest one, so the context slides by `k` states.
     """
-    if num_input_steps != stepper.num_input_steps:
+    context = stepper.num_context_steps
+    if num_input_steps != context:
         raise ValueError(
-            f"The BlockStepper sees num_input_steps={stepper.num_input_steps} state(s) "
+            f"The BlockStepper sees num_input_steps={context} state(s) "
             f"but `rollout` got num_input_steps={num_input_steps}; pass "
-            f"num_input_steps={stepper.num_input_steps} and an `ic` with that many states."
+            f"num_input_steps={context} and an `ic` with that many states."
         )
     history = num_input_steps > 1
     min_rank = 1 + int(history) + int(batched)
@@ -341,18 +346,22 @@ def _block_rollout(
     time_axis = int(batched)
     states = ic if history else jnp.expand_dims(ic, time_axis)
     k = stepper.num_output_steps
+    num_blocks = stepper.num_input_blocks
     padding = [(0, 0)] * states.ndim
-    padding[time_axis] = (k - num_input_steps, 0)
-    block = jnp.pad(states, padding)
-    block_shape = (
-        block.shape[:time_axis] + (k * block.shape[time_axis + 1],) + block.shape[time_axis + 2 :]
-    )
+    padding[time_axis] = (num_blocks * k - num_input_steps, 0)
+    padded = jnp.pad(states, padding)
+    lead_shape = padded.shape[:time_axis]
+    block_state = (k * padded.shape[time_axis + 1],) + padded.shape[time_axis + 2 :]
+    if num_blocks == 1:
+        block = padded.reshape(lead_shape + block_state)
+    else:
+        block = padded.reshape(lead_shape + (num_blocks,) + block_state)
     blocks = _rollout_states(
         stepper,
-        block.reshape(block_shape),
+        block,
         num_steps,
         include_init=False,
-        num_input_steps=1,
+        num_input_steps=num_blocks,
         batched=batched,
         **options,
     )

@@ -24,9 +24,14 @@ spectra are summed over channels.
 - Correlation: `pearson_correlation` per step and `high_correlation_time` (in steps).
 - Fourier space (periodic grids): `energy_spectrum`, `spectral_error` per wavenumber
     band (`octave_band_edges`), `sobolev_error` and `h1_error`.
-- Chaotic systems: `valid_prediction_time` (in time units or Lyapunov times).
+- Chaotic systems: `valid_prediction_time` (in time units or Lyapunov times; by nRMSE
+    or by running sMAPE).
+- Forecasts at cumulative horizons: `forecast_metrics` (MSE, MAE, sMAPE and Spearman
+    correlation over the first `h` steps for each horizon `h`), `smape` per step,
+    `spearman_correlation`.
 - Long runs (after at least a few Lyapunov times): `long_run_distribution_distance`,
-    `long_run_spectrum_error`, `blow_up_fraction`.
+    `long_run_spectrum_error` (spatial spectra), `power_spectrum_distance` (temporal
+    spectra, e.g. of ODE rollouts), `blow_up_fraction`.
 - Ensembles and distributions: `crps`, `spread_skill_ratio`, `interval_coverage`,
     `energy_distance`, `mmd`. The ensemble metrics take members along `ensemble_axis` and an
     observation of the remaining shape (e.g. `rollout(..., num_samples=M)` against the
@@ -50,10 +55,16 @@ from ._errors import (
     nrmse as nrmse,
     rmse as rmse,
 )
+from ._forecast import (
+    forecast_metrics as forecast_metrics,
+    smape as smape,
+    spearman_correlation as spearman_correlation,
+)
 from ._long_run import (
     blow_up_fraction as blow_up_fraction,
     long_run_distribution_distance as long_run_distribution_distance,
     long_run_spectrum_error as long_run_spectrum_error,
+    power_spectrum_distance as power_spectrum_distance,
 )
 from ._mmd import mmd as mmd
 from ._spectrum import (

@@ -27,6 +27,11 @@ as one `(S, T, C)` array with per-trajectory metadata.
 - Catalogues: [`trainax_fm.systems.generate_catalogue`][],
     [`trainax_fm.systems.load_catalogue`][], [`trainax_fm.systems.Catalogue`][],
     split by base system with [`trainax_fm.systems.split_by_base_system`][].
+- Zero-shot evaluation: [`trainax_fm.systems.zero_shot_table`][] forecasts from several
+    context windows of every held-out trajectory, scored per system (median over
+    windows) and over systems, next to the naive baselines (repeat the last state, the
+    context mean); a [`trainax_fm.systems.ZeroShotTable`][] with `to_markdown()` and
+    `to_csv()`.
 """
 
 from ._catalogue import Catalogue as Catalogue
@@ -48,3 +53,6 @@ from ._skew import identity_coupling_map as identity_coupling_map
 from ._skew import skew_product as skew_product
 from ._split import split_by_base_system as split_by_base_system
 from ._system import ODESystem as ODESystem
+from ._zero_shot import ZeroShotTable as ZeroShotTable
+from ._zero_shot import default_horizons as default_horizons
+from ._zero_shot import zero_shot_table as zero_shot_table
