@@ -6,6 +6,8 @@ trainax-fm train CONFIG.toml [--resume] [--overwrite] [--stop-after K]
 trainax-fm train --default [--source SOURCE] ...   # built-in defaults, no file
 trainax-fm eval RESULTS_DIR [--data FILE] [--num-rollout-steps R] [--out FILE]
 trainax-fm table RESULTS_ROOT [--csv OUT.csv] [--sort COLUMN [--descending]]
+trainax-fm zero-shot CONFIG.toml | --default [--results DIR] [--name NAME]
+                 [--overwrite] [--quiet]            # many systems, zero-shot table
 trainax-fm config [--source SOURCE]                 # print a full default config
 ```
 
@@ -30,6 +32,7 @@ from .experiment import (
     default_config,
     evaluate,
     run_experiment,
+    run_zero_shot,
     sort_rows,
     to_csv,
     to_markdown,
@@ -120,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--descending", action="store_true",
                        help="with --sort: largest first")
 
+    zero_shot = commands.add_parser(
+        "zero-shot", help="train one forecaster on many chaotic systems, test it zero-shot",
+        description="Generate a catalogue of chaotic systems, train a patch forecaster on "
+        "the mixture of its training systems and score it on the held-out ones: "
+        "catalogue/, forecaster.eqx, zero_shot.md/.csv, metrics.json and plots in "
+        "RESULTS/NAME/.",
+    )
+    zero_shot.add_argument("config", nargs="?", help="the experiment's TOML file")
+    zero_shot.add_argument("--default", action="store_true",
+                           help="use the built-in default configuration instead of a file")
+    zero_shot.add_argument("--results", default="results", metavar="DIR",
+                           help="results root (default: ./results)")
+    zero_shot.add_argument("--name", help="override the configuration's name (subfolder)")
+    zero_shot.add_argument("--overwrite", action="store_true",
+                           help="delete an existing run in RESULTS/NAME and start over")
+    zero_shot.add_argument("--quiet", action="store_true", help="print nothing")
+
     config = commands.add_parser(
         "config", help="print a complete default configuration",
         description="Print the default configuration of a data source as TOML.",
@@ -178,6 +198,16 @@ def _table(args) -> int:
     return 0
 
 
+def _zero_shot(args, parser) -> int:
+    if args.default == (args.config is not None):
+        parser.error("zero-shot needs a CONFIG file or --default (not both)")
+    run_zero_shot(
+        {} if args.default else args.config, args.results, name=args.name,
+        overwrite=args.overwrite, quiet=args.quiet,
+    )
+    return 0
+
+
 def _config(args) -> int:
     sys.stdout.write(config_to_toml(default_config(args.source)))
     return 0
@@ -207,6 +237,8 @@ def _run_command(args, parser) -> int:
         return _eval(args)
     if args.command == "table":
         return _table(args)
+    if args.command == "zero-shot":
+        return _zero_shot(args, parser)
     return _config(args)
 
 

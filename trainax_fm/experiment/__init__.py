@@ -47,6 +47,10 @@ from ._data import load_data as load_data
 from ._data import load_trajectory_file as load_trajectory_file
 from ._errors import ConfigError as ConfigError
 from ._evaluate import evaluate as evaluate
+from ._forecast_config import validate_forecast_config as validate_forecast_config
+from ._forecast_run import ZeroShotRun as ZeroShotRun
+from ._forecast_run import load_forecast_config as load_forecast_config
+from ._forecast_run import run_zero_shot as run_zero_shot
 from ._saved_networks import load_networks as load_networks
 from ._evaluate import rollout_metrics as rollout_metrics
 from ._method import TrainMethod as TrainMethod
