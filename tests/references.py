@@ -315,6 +315,45 @@ def ref_invariant_measure(stepper, data, R, bandwidths):
     return ref_mmd(jnp.concatenate(predictions), jnp.concatenate(references), bandwidths)
 
 
+
+def ref_entropic_ot(x, y, epsilon, num_iterations):
+    """Primal entropic OT of uniform clouds: kernel-domain Sinkhorn scalings `u, v`,
+    plan `diag(u) K diag(v)`, value `<P, C> + eps KL(P | a b^T)` (cost per entry)."""
+    x = x.reshape(x.shape[0], -1)
+    y = y.reshape(y.shape[0], -1)
+    cost = jnp.mean((x[:, None, :] - y[None, :, :]) ** 2, axis=-1)
+    a = jnp.full(x.shape[0], 1.0 / x.shape[0])
+    b = jnp.full(y.shape[0], 1.0 / y.shape[0])
+    kernel = jnp.exp(-cost / epsilon)
+    v = jnp.ones_like(b)
+    for _ in range(num_iterations):
+        u = a / (kernel @ v)
+        v = b / (kernel.T @ u)
+    plan = u[:, None] * kernel * v[None, :]
+    kl = jnp.sum(plan * jnp.log(plan / (a[:, None] * b[None, :])))
+    return jnp.sum(plan * cost) + epsilon * kl
+
+
+def ref_sinkhorn_divergence(x, y, epsilon, num_iterations):
+    """`OT(x, y) - (OT(x, x) + OT(y, y)) / 2` from the primal reference."""
+    return ref_entropic_ot(x, y, epsilon, num_iterations) - 0.5 * (
+        ref_entropic_ot(x, x, epsilon, num_iterations)
+        + ref_entropic_ot(y, y, epsilon, num_iterations)
+    )
+
+
+def ref_invariant_measure_sinkhorn(stepper, data, R, epsilon, num_iterations):
+    """Sinkhorn divergence between the `R` rollout states of every window and `u_1 ... u_R`."""
+    state = data[:, 0]
+    predictions = []
+    for _ in range(R):
+        state = apply_each(stepper, state)
+        predictions.append(state)
+    references = [data[:, t + 1] for t in range(R)]
+    return ref_sinkhorn_divergence(
+        jnp.concatenate(predictions), jnp.concatenate(references), epsilon, num_iterations
+    )
+
 # --- few-step flow maps: u(x, y, t, d) with X_(t,t+d)(x) = x + d u -------------------
 # The derivatives are taken in reverse mode, term by term (the library uses one
 # forward-mode product), so the references do not share the library's mechanism.

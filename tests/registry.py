@@ -36,6 +36,7 @@ from references import (
     ref_input_noise,
     ref_symmetry_augmentation,
     ref_invariant_measure,
+    ref_invariant_measure_sinkhorn,
     ref_pushforward,
     ref_diverted,
     ref_flow_matching,
@@ -64,6 +65,7 @@ from trainax_fm.configuration import (
     GeneralizedTeacherForcing,
     InputNoise,
     InvariantMeasureMMD,
+    InvariantMeasureSinkhorn,
     LagrangianSelfDistillation,
     MeanFlow,
     MixChainPostPhysics,
@@ -452,6 +454,16 @@ CONFIGURATIONS = (
         lambda s, d, k: ref_invariant_measure(s, d, _R, _BANDWIDTHS),
     ),
     ConfigurationCase(
+        # A blur of 1 (per entry) on unit-variance data: 60 iterations converge, so the
+        # envelope gradient equals the reference's gradient through its iterations.
+        "InvariantMeasureSinkhorn",
+        InvariantMeasureSinkhorn,
+        lambda: InvariantMeasureSinkhorn(_R, epsilon=1.0, num_iterations=60),
+        conv_stepper,
+        lambda: random_windows(231, _R + 1),
+        lambda s, d, k: ref_invariant_measure_sinkhorn(s, d, _R, 1.0, 60),
+    ),
+    ConfigurationCase(
         "FlowMatching",
         FlowMatching,
         FlowMatching,
@@ -722,13 +734,14 @@ FLOW_CONFIGURATIONS = frozenset(
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
 # network or function as the rollout-length grid does; their members are in the grid.
 WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
-# Wrappers of another configuration, and the MMD regulariser (no time-level loss,
+# Wrappers of another configuration, and the MMD and Sinkhorn regularisers (no time-level loss,
 # cuts or weights): no factory of the common rollout arguments.
 NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InputNoise",
     "SymmetryAugmentation",
     "RolloutCurriculum",
     "InvariantMeasureMMD",
+    "InvariantMeasureSinkhorn",
 }
 # Ensembles scored with the CRPS: no time-level loss or cuts either.
 NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble"}

@@ -8,7 +8,8 @@ structure: how many steps, where the reference branches off, where gradients are
 Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
 around any configuration), `SymmetryAugmentation` (random shifts, flips and rotations
 of periodic domains around any configuration), `RolloutCurriculum` (a growing rollout length),
-`InvariantMeasureMMD` (DySLIM), `GeneralizedTeacherForcing` (the rollout's state pulled
+`InvariantMeasureMMD` (DySLIM) and `InvariantMeasureSinkhorn` (the same with the debiased
+Sinkhorn divergence), `GeneralizedTeacherForcing` (the rollout's state pulled
 part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
@@ -33,7 +34,10 @@ from ._pushforward import Pushforward as Pushforward
 from ._input_noise import InputNoise as InputNoise
 from ._symmetry_augmentation import SymmetryAugmentation as SymmetryAugmentation
 from ._curriculum import RolloutCurriculum as RolloutCurriculum
-from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
+from ._invariant_measure import (
+    InvariantMeasureMMD as InvariantMeasureMMD,
+    InvariantMeasureSinkhorn as InvariantMeasureSinkhorn,
+)
 from ._weights import (
     geometric_weights as geometric_weights,
     inverse_sqrt_weights as inverse_sqrt_weights,

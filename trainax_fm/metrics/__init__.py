@@ -28,9 +28,9 @@ spectra are summed over channels.
 - Long runs (after at least a few Lyapunov times): `long_run_distribution_distance`,
     `long_run_spectrum_error`, `blow_up_fraction`.
 - Ensembles and distributions: `crps`, `spread_skill_ratio`, `interval_coverage`,
-    `energy_distance`, `mmd`. The ensemble metrics take members along `ensemble_axis` and an
-    observation of the remaining shape (e.g. `rollout(..., num_samples=M)` against the
-    reference trajectory).
+    `energy_distance`, `mmd`, `sinkhorn_divergence`. The ensemble metrics take members along
+    `ensemble_axis` and an observation of the remaining shape (e.g.
+    `rollout(..., num_samples=M)` against the reference trajectory).
 """
 
 from ._chaos import valid_prediction_time as valid_prediction_time
@@ -56,6 +56,7 @@ from ._long_run import (
     long_run_spectrum_error as long_run_spectrum_error,
 )
 from ._mmd import mmd as mmd
+from ._sinkhorn import sinkhorn_divergence as sinkhorn_divergence
 from ._spectrum import (
     energy_spectrum as energy_spectrum,
     h1_error as h1_error,
