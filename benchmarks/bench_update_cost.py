@@ -47,14 +47,17 @@ def cases(num_rollout_steps):
         "sinkhorn": lambda: c.Composite(
             [c.Supervised(1), c.InvariantMeasureSinkhorn(num_rollout_steps)], [1.0, 0.1]
         ),
-        "thermalizer": lambda: c.ThermalizerDiffusion(num_noise_steps=1000),
+        # one state per window (the first); the same minibatch size
+        "thermalizer": lambda: c.ThermalizerDiffusion(),
     }
 
 
 def stepper_for(name, key):
     if name == "thermalizer":
-        return tx.flow.ThermalizerNetwork(
-            ConvNet(2, 1, 16, 5, key), ConvNet(1, 1, 16, 5, jax.random.fold_in(key, 1)),
+        # the paper's K = 1000 levels; the classifier is the same conv net with 1000
+        # output channels (averaged over space)
+        return tx.flow.Thermalizer(
+            ConvNet(2, 1, 16, 5, key), ConvNet(1, 1000, 16, 5, jax.random.fold_in(key, 1)),
             num_noise_steps=1000,
         )
     return ConvNet(1, 1, 16, 5, key)

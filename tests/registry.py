@@ -49,6 +49,7 @@ from references import (
     ref_shortcut_model,
     ref_supervised,
     ref_teacher,
+    ref_thermalizer,
     ref_temporal,
 )
 
@@ -79,6 +80,7 @@ from trainax_fm.configuration import (
     SymmetryAugmentation,
     TeacherForcing,
     TemporalConsistency,
+    ThermalizerDiffusion,
     TimePairSampler,
     UncertaintyWeighted,
     UniformTimeSampler,
@@ -101,6 +103,7 @@ from trainax_fm.trainer import (
     GeneralizedTeacherForcingTrainer,
     TeacherForcingTrainer,
     TemporalConsistencyTrainer,
+    ThermalizerTrainer,
 )
 
 # --- small builders -----------------------------------------------------------------
@@ -115,6 +118,16 @@ def velocity_mlp(seed: int = 0, num_channels: int = 3, step_size_input: bool = F
         in_features, num_channels, 8, 2, activation=jax.nn.tanh, key=jax.random.key(seed)
     )
     return flow.ConditionalVelocity(network, step_size_input=step_size_input)
+
+
+def thermalizer_mlp(seed: int = 0, num_channels: int = 3, num_levels: int = 6):
+    """A tiny thermalizer on ODE states `(num_channels,)`: MLP denoiser and classifier."""
+    keys = jax.random.split(jax.random.key(300 + seed))
+    return flow.Thermalizer(
+        eqx.nn.MLP(num_channels + 1, num_channels, 8, 1, activation=jax.nn.tanh, key=keys[0]),
+        eqx.nn.MLP(num_channels, num_levels, 8, 1, activation=jax.nn.tanh, key=keys[1]),
+        num_noise_steps=num_levels,
+    )
 
 
 def flow_map(seed: int = 0):
@@ -464,6 +477,14 @@ CONFIGURATIONS = (
         lambda s, d, k: ref_invariant_measure_sinkhorn(s, d, _R, 1.0, 60),
     ),
     ConfigurationCase(
+        "ThermalizerDiffusion",
+        ThermalizerDiffusion,
+        lambda: ThermalizerDiffusion(noise_level_weight=0.5),
+        thermalizer_mlp,
+        lambda: ode_windows(232, window=1, batch=5),
+        lambda s, d, k: ref_thermalizer(s, d, k, 6, 0.5),
+    ),
+    ConfigurationCase(
         "FlowMatching",
         FlowMatching,
         FlowMatching,
@@ -743,8 +764,9 @@ NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InvariantMeasureMMD",
     "InvariantMeasureSinkhorn",
 }
-# Ensembles scored with the CRPS: no time-level loss or cuts either.
-NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble"}
+# Ensembles scored with the CRPS: no time-level loss or cuts either; the thermalizer's
+# diffusion model trains on single states (no rollout).
+NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble", "ThermalizerDiffusion"}
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -951,6 +973,13 @@ TRAINERS = (
             **engine,
         ),
         conv_stepper,
+    ),
+    TrainerCase(
+        "ThermalizerTrainer",
+        ThermalizerTrainer,
+        _flow_trainer(ThermalizerTrainer, noise_level_weight=0.5),
+        thermalizer_mlp,
+        data=_ODE,
     ),
     TrainerCase(
         "FlowMatchingTrainer",

@@ -14,6 +14,9 @@ part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
 
+Invariant measure at inference time: `ThermalizerDiffusion` trains the diffusion model
+and noise-level classifier of a `trainax_fm.flow.Thermalizer` on single states.
+
 Probabilistic: `CRPSEnsemble` (ensembles of a stochastic stepper trained with the fair or
 almost-fair CRPS), and the flow-matching and flow-map configurations.
 """
@@ -59,3 +62,4 @@ from ._mean_flow import MeanFlow as MeanFlow
 from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
 from ._shortcut_model import ShortcutModel as ShortcutModel
+from ._thermalizer import ThermalizerDiffusion as ThermalizerDiffusion
