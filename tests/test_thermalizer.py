@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from references import ref_cosine_alpha_bars
 
@@ -243,3 +244,32 @@ def test_a_thermalizer_of_normalised_states_works_in_physical_units():
             ),
             threshold=1,
         )
+
+
+@pytest.mark.slow  # about 20 s on a shared 2-core CPU (600 updates and their compile)
+def test_the_trainer_learns_to_tell_noise_levels_apart():
+    """A few hundred updates on Gaussian states: the classifier's estimate grows with
+    the true level and the denoiser beats predicting zero noise."""
+    levels = 10
+    key = jax.random.key(15)
+    states = 0.5 * jax.random.normal(key, (8, 40, 6))  # 8 trajectories of 40 states (6,)
+    thermalizer = Thermalizer(
+        eqx.nn.MLP(7, 6, 32, 2, activation=jax.nn.gelu, key=jax.random.key(16)),
+        eqx.nn.MLP(6, levels, 32, 2, activation=jax.nn.gelu, key=jax.random.key(17)),
+        num_noise_steps=levels,
+    )
+    trainer = tx.trainer.ThermalizerTrainer(
+        states, optimizer=optax.adam(3e-3), num_training_steps=600, batch_size=64,
+    )
+    trained, losses = trainer(thermalizer, jax.random.key(18))
+    assert float(np.mean(losses[-50:])) < 0.8 * float(np.mean(losses[:50]))
+    noise = jax.random.normal(jax.random.key(19), (256, 6))
+    clean = 0.5 * jax.random.normal(jax.random.key(20), (256, 6))
+
+    @eqx.filter_jit
+    def median_estimate(model, level):
+        noisy = jax.vmap(model.add_noise, in_axes=(0, None, 0))(clean, level, noise)
+        return jnp.median(jax.vmap(model.estimate_noise_level)(noisy))
+
+    medians = [float(median_estimate(trained, level)) for level in (1, 4, 7, 10)]
+    assert medians == sorted(medians) and medians[-1] - medians[0] >= 4
