@@ -10,6 +10,8 @@ flow map) being trained, and for the flow configurations the time sampler, whose
 """
 
 import jax
+import jax.scipy.special
+import numpy as np
 import jax.numpy as jnp
 import numpy as np
 from helpers import apply_each, mse
@@ -375,6 +377,45 @@ def ref_invariant_measure(stepper, data, R, bandwidths):
     return ref_mmd(jnp.concatenate(predictions), jnp.concatenate(references), bandwidths)
 
 
+
+def ref_entropic_ot(x, y, epsilon, num_iterations):
+    """Primal entropic OT of uniform clouds: kernel-domain Sinkhorn scalings `u, v`,
+    plan `diag(u) K diag(v)`, value `<P, C> + eps KL(P | a b^T)` (cost per entry)."""
+    x = x.reshape(x.shape[0], -1)
+    y = y.reshape(y.shape[0], -1)
+    cost = jnp.mean((x[:, None, :] - y[None, :, :]) ** 2, axis=-1)
+    a = jnp.full(x.shape[0], 1.0 / x.shape[0])
+    b = jnp.full(y.shape[0], 1.0 / y.shape[0])
+    kernel = jnp.exp(-cost / epsilon)
+    v = jnp.ones_like(b)
+    for _ in range(num_iterations):
+        u = a / (kernel @ v)
+        v = b / (kernel.T @ u)
+    plan = u[:, None] * kernel * v[None, :]
+    kl = jnp.sum(plan * jnp.log(plan / (a[:, None] * b[None, :])))
+    return jnp.sum(plan * cost) + epsilon * kl
+
+
+def ref_sinkhorn_divergence(x, y, epsilon, num_iterations):
+    """`OT(x, y) - (OT(x, x) + OT(y, y)) / 2` from the primal reference."""
+    return ref_entropic_ot(x, y, epsilon, num_iterations) - 0.5 * (
+        ref_entropic_ot(x, x, epsilon, num_iterations)
+        + ref_entropic_ot(y, y, epsilon, num_iterations)
+    )
+
+
+def ref_invariant_measure_sinkhorn(stepper, data, R, epsilon, num_iterations):
+    """Sinkhorn divergence between the `R` rollout states of every window and `u_1 ... u_R`."""
+    state = data[:, 0]
+    predictions = []
+    for _ in range(R):
+        state = apply_each(stepper, state)
+        predictions.append(state)
+    references = [data[:, t + 1] for t in range(R)]
+    return ref_sinkhorn_divergence(
+        jnp.concatenate(predictions), jnp.concatenate(references), epsilon, num_iterations
+    )
+
 # --- few-step flow maps: u(x, y, t, d) with X_(t,t+d)(x) = x + d u -------------------
 # The derivatives are taken in reverse mode, term by term (the library uses one
 # forward-mode product), so the references do not share the library's mechanism.
@@ -489,4 +530,39 @@ def ref_crps_ensemble(stepper, data, key, R, M, w, alpha=1.0):
     return sum(
         w[t] * ref_fair_crps([members[m][t] for m in range(M)], data[:, 1 + t], alpha)
         for t in range(R)
+    )
+
+
+# --- thermalizer: DDPM epsilon loss + noise-level cross-entropy ----------------------
+
+
+def ref_cosine_alpha_bars(num_levels):
+    """`1, ᾱ_1 ... ᾱ_K` of the cosine schedule, in float64 NumPy (betas clipped at 0.999)."""
+    s = 0.008
+    f = np.cos((np.arange(num_levels + 1) / num_levels + s) / (1 + s) * np.pi / 2) ** 2
+    betas = np.minimum(1 - f[1:] / f[:-1], 0.999)
+    return np.concatenate([[1.0], np.cumprod(1 - betas)])
+
+
+def ref_thermalizer(thermalizer, data, key, num_levels, noise_level_weight):
+    """Noise the first state of every window at a level `k ~ U{1..K}`; MSE of the
+    denoiser's noise (its input `[x_k, k/K]` built here) plus the weighted
+    cross-entropy of the classifier's logits (averaged over any spatial axes)."""
+    level_key, noise_key = jax.random.split(key)
+    x0 = data[:, 0]
+    levels = jax.random.randint(level_key, (x0.shape[0],), 1, num_levels + 1)
+    noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
+    alpha_bars = jnp.asarray(ref_cosine_alpha_bars(num_levels), x0.dtype)
+    noise_errors, cross_entropies = [], []
+    for b in range(x0.shape[0]):
+        a = alpha_bars[levels[b]]
+        noisy = jnp.sqrt(a) * x0[b] + jnp.sqrt(1 - a) * noise[b]
+        level_channel = jnp.full((1,) + noisy.shape[1:], levels[b] / num_levels, x0.dtype)
+        predicted = thermalizer.denoiser(jnp.concatenate([noisy, level_channel]))
+        noise_errors.append(jnp.mean((predicted - noise[b]) ** 2))
+        logits = thermalizer.classifier(noisy).reshape(num_levels, -1).mean(axis=1)
+        log_p = logits - jax.scipy.special.logsumexp(logits)
+        cross_entropies.append(-log_p[levels[b] - 1])
+    return jnp.mean(jnp.stack(noise_errors)) + noise_level_weight * jnp.mean(
+        jnp.stack(cross_entropies)
     )

@@ -40,6 +40,7 @@ from references import (
     np_delay_embedding,
     np_random_affine,
     ref_invariant_measure,
+    ref_invariant_measure_sinkhorn,
     ref_pushforward,
     ref_diverted,
     ref_flow_matching,
@@ -52,6 +53,7 @@ from references import (
     ref_shortcut_model,
     ref_supervised,
     ref_teacher,
+    ref_thermalizer,
     ref_temporal,
 )
 
@@ -69,6 +71,7 @@ from trainax_fm.configuration import (
     GeneralizedTeacherForcing,
     InputNoise,
     InvariantMeasureMMD,
+    InvariantMeasureSinkhorn,
     LagrangianSelfDistillation,
     MeanFlow,
     MixChainPostPhysics,
@@ -84,6 +87,7 @@ from trainax_fm.configuration import (
     SymmetryAugmentation,
     TeacherForcing,
     TemporalConsistency,
+    ThermalizerDiffusion,
     TimePairSampler,
     UncertaintyWeighted,
     UniformTimeSampler,
@@ -106,6 +110,7 @@ from trainax_fm.trainer import (
     GeneralizedTeacherForcingTrainer,
     TeacherForcingTrainer,
     TemporalConsistencyTrainer,
+    ThermalizerTrainer,
 )
 
 # --- small builders -----------------------------------------------------------------
@@ -120,6 +125,16 @@ def velocity_mlp(seed: int = 0, num_channels: int = 3, step_size_input: bool = F
         in_features, num_channels, 8, 2, activation=jax.nn.tanh, key=jax.random.key(seed)
     )
     return flow.ConditionalVelocity(network, step_size_input=step_size_input)
+
+
+def thermalizer_mlp(seed: int = 0, num_channels: int = 3, num_levels: int = 6):
+    """A tiny thermalizer on ODE states `(num_channels,)`: MLP denoiser and classifier."""
+    keys = jax.random.split(jax.random.key(300 + seed))
+    return flow.Thermalizer(
+        eqx.nn.MLP(num_channels + 1, num_channels, 8, 1, activation=jax.nn.tanh, key=keys[0]),
+        eqx.nn.MLP(num_channels, num_levels, 8, 1, activation=jax.nn.tanh, key=keys[1]),
+        num_noise_steps=num_levels,
+    )
 
 
 def flow_map(seed: int = 0):
@@ -497,6 +512,24 @@ CONFIGURATIONS = (
         lambda s, d, k: ref_invariant_measure(s, d, _R, _BANDWIDTHS),
     ),
     ConfigurationCase(
+        # A blur of 1 (per entry) on unit-variance data: 60 iterations converge, so the
+        # envelope gradient equals the reference's gradient through its iterations.
+        "InvariantMeasureSinkhorn",
+        InvariantMeasureSinkhorn,
+        lambda: InvariantMeasureSinkhorn(_R, epsilon=1.0, num_iterations=60),
+        conv_stepper,
+        lambda: random_windows(231, _R + 1),
+        lambda s, d, k: ref_invariant_measure_sinkhorn(s, d, _R, 1.0, 60),
+    ),
+    ConfigurationCase(
+        "ThermalizerDiffusion",
+        ThermalizerDiffusion,
+        lambda: ThermalizerDiffusion(noise_level_weight=0.5),
+        thermalizer_mlp,
+        lambda: ode_windows(232, window=1, batch=5),
+        lambda s, d, k: ref_thermalizer(s, d, k, 6, 0.5),
+    ),
+    ConfigurationCase(
         "FlowMatching",
         FlowMatching,
         FlowMatching,
@@ -768,7 +801,7 @@ FLOW_CONFIGURATIONS = frozenset(
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
 # network or function as the rollout-length grid does; their members are in the grid.
 WRAPPED_STEPPER_CONFIGURATIONS = frozenset({"UncertaintyWeighted"})
-# Wrappers of another configuration, and the MMD regulariser (no time-level loss,
+# Wrappers of another configuration, and the MMD and Sinkhorn regularisers (no time-level loss,
 # cuts or weights): no factory of the common rollout arguments.
 NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "InputNoise",
@@ -778,9 +811,11 @@ NON_FACTORY_CONFIGURATIONS = FLOW_CONFIGURATIONS | {
     "DelayEmbedding",
     "RolloutCurriculum",
     "InvariantMeasureMMD",
+    "InvariantMeasureSinkhorn",
 }
-# Ensembles scored with the CRPS: no time-level loss or cuts either.
-NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble"}
+# Ensembles scored with the CRPS: no time-level loss or cuts either; the thermalizer's
+# diffusion model trains on single states (no rollout).
+NON_FACTORY_CONFIGURATIONS = NON_FACTORY_CONFIGURATIONS | {"CRPSEnsemble", "ThermalizerDiffusion"}
 
 
 # --- trainers -------------------------------------------------------------------------
@@ -987,6 +1022,13 @@ TRAINERS = (
             **engine,
         ),
         conv_stepper,
+    ),
+    TrainerCase(
+        "ThermalizerTrainer",
+        ThermalizerTrainer,
+        _flow_trainer(ThermalizerTrainer, noise_level_weight=0.5),
+        thermalizer_mlp,
+        data=_ODE,
     ),
     TrainerCase(
         "FlowMatchingTrainer",

@@ -1,4 +1,5 @@
-"""The methods against drift in the command line: `pf`, `cur`, `mmd` and `input_noise`."""
+"""The methods against drift in the command line: `pf`, `cur`, `mmd`, `sinkhorn`
+and `input_noise`."""
 
 import json
 
@@ -20,7 +21,7 @@ SHORT = {"num_training_steps": 6, "checkpoint_every": 3, "warmup_steps": 0}
 @pytest.mark.parametrize(
     "spec, canonical",
     [("pf;1;2;True", "pf;1;2;true"), ("cur;2;3:1,6:2;false", "cur;2;3:1,6:2"),
-     ("mmd;2;5e-1", "mmd;2;0.5")],
+     ("mmd;2;5e-1", "mmd;2;0.5"), ("sinkhorn;2;1e-1", "sinkhorn;2;0.1")],
 )
 def test_stability_methods_train_from_the_command_line(tmp_path, spec, canonical):
     config = write_config(tmp_path / "run.toml", training={**SHORT, "method": spec})

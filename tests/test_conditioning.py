@@ -83,7 +83,7 @@ def test_constants_reach_the_stepper_in_every_configuration(case, key):
 
 
 # The MMD compares the distribution of a whole minibatch: not a mean over samples.
-BATCH_COUPLED = {"InvariantMeasureMMD"}
+BATCH_COUPLED = {"InvariantMeasureMMD", "InvariantMeasureSinkhorn"}
 DETERMINISTIC = [
     case for case in CONFIGURATIONS
     if not case.make().needs_key and case.name not in BATCH_COUPLED

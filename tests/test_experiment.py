@@ -51,8 +51,8 @@ def method_specs(draw):
         steps = sorted(draw(st.sets(st.integers(0, 5000), min_size=1, max_size=4)))
         lengths = ",".join(f"{s}:{draw(st.integers(1, longest))}" for s in steps)
         return ";".join(["cur", str(longest), lengths] + draw(st.lists(FLAG, max_size=1)))
-    if kind == "mmd":
-        return ";".join(["mmd", draw(COUNT), draw(st.sampled_from(["0.1", "1", "1e-2", ".5"]))])
+    if kind in ("mmd", "sinkhorn"):
+        return ";".join([kind, draw(COUNT), draw(st.sampled_from(["0.1", "1", "1e-2", ".5"]))])
     if METHODS[kind].few_step:
         steps = str(2 ** draw(st.integers(0, 5)))
         teacher = [draw(st.sampled_from(["results/fm", "../runs/teacher 1"]))]
@@ -112,6 +112,7 @@ def test_methods_table_is_the_documented_one():
         ("cur;4;10:1,20:4", TrainMethod("cur", 4, rollout_lengths=((10, 20), (1, 4)))),
         ("cur;2;5:1;true", TrainMethod("cur", 2, cut_bptt=True, rollout_lengths=((5,), (1,)))),
         ("mmd;8;0.1", TrainMethod("mmd", 8, mmd_weight=0.1)),
+        ("sinkhorn;4;2", TrainMethod("sinkhorn", 4, mmd_weight=2.0)),
         ("fm;4;heun", TrainMethod("fm", num_sampling_steps=4, solver="heun")),
         ("lsd;2", TrainMethod("lsd", num_sampling_steps=2)),
         ("lsd;1;runs/fm", TrainMethod("lsd", num_sampling_steps=1, teacher="runs/fm")),
@@ -134,7 +135,7 @@ def test_method_meaning(spec, expected):
      ("div;5;false;false", "div;5"), ("div;5;False;True", "div;5;false;true"),
      ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8"), ("pf;1;3;False;false", "pf;1;3"),
      ("pf;01;3;false;True", "pf;1;3;false;true"), ("cur;4;010:01,20:4;false", "cur;4;10:1,20:4"),
-     ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1"),
+     ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1"), ("sinkhorn;08;.5", "sinkhorn;8;0.5"),
      ("pd;02;t", "pd;2;t"),
      ("shortcut;4;t;ema=.9", "shortcut;4;t;ema=0.9"), ("shortcut;1;ema=0", "shortcut;1;ema=0.0")],
 )
@@ -174,6 +175,8 @@ def test_method_canonical(spec, canonical):
         ("mmd;8;0", "positive number WEIGHT"),
         ("mmd;8;-1", "positive number WEIGHT"),
         ("mmd;0;0.1", "positive integer"),
+        ("sinkhorn;8", "field(s) after 'sinkhorn'"),
+        ("sinkhorn;8;0", "write it like 'sinkhorn;8;0.1'"),
         ("fm;4;rk4", "solver"),
         ("sg;2", "field(s) after 'sg'"),
         ("lsd;2;a;b", "field(s) after 'lsd'"),
@@ -211,7 +214,8 @@ def test_pd_configuration_needs_the_loaded_teacher():
 def test_every_method_builds_its_configuration():
     for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0",
                  "gtf;3;0.5;2", "gtf;2;5:0.9,9:0.0", "pf;1;2",
-                 "cur;3;5:1,9:3", "mmd;4;0.5", "crps;3;2", "fm;2", "lsd;1", "meanflow;2",
+                 "cur;3;5:1,9:3", "mmd;4;0.5", "sinkhorn;2;1", "crps;3;2", "fm;2", "lsd;1",
+                 "meanflow;2",
                  "shortcut;4",
                  "sg;2;t"]:
         configuration = parse_method(spec).configuration()
@@ -228,6 +232,9 @@ def test_every_method_builds_its_configuration():
         ("mmd;8;0.25", tx.configuration.Composite(
             [tx.configuration.Supervised(1), tx.configuration.InvariantMeasureMMD(8)],
             [1.0, 0.25])),
+        ("sinkhorn;3;0.5", tx.configuration.Composite(
+            [tx.configuration.Supervised(1), tx.configuration.InvariantMeasureSinkhorn(3)],
+            [1.0, 0.5])),
     ],
 )
 def test_stability_methods_build_the_documented_configuration(spec, expected):

@@ -30,6 +30,8 @@ from ..flow._ema import AbstractEMA
 from ..flow._flow_map import FlowMap
 from ..flow._solvers import AbstractSolver
 from ..flow._steppers import AbstractFlowStepper
+from ..flow._thermalized_stepper import ThermalizedStepper
+from ..flow._thermalizer import Thermalizer
 from ..flow._velocity import ConditionalVelocity
 
 ComputeDtype = Literal["bfloat16", "float16"]
@@ -51,6 +53,8 @@ WRAPPER_TYPES: tuple[type, ...] = (
     ConditionalVelocity,
     FlowMap,
     AbstractEMA,
+    Thermalizer,
+    ThermalizedStepper,
 )
 
 # Kept in float32 unless the user says otherwise: normalisation layers, whose

@@ -8,7 +8,8 @@ structure: how many steps, where the reference branches off, where gradients are
 Against drifting or exploding rollouts: `Pushforward`, `InputNoise` (training noise
 around any configuration), `SymmetryAugmentation` (random shifts, flips and rotations
 of periodic domains around any configuration), `RolloutCurriculum` (a growing rollout length),
-`InvariantMeasureMMD` (DySLIM), `GeneralizedTeacherForcing` (the rollout's state pulled
+`InvariantMeasureMMD` (DySLIM) and `InvariantMeasureSinkhorn` (the same with the debiased
+Sinkhorn divergence), `GeneralizedTeacherForcing` (the rollout's state pulled
 part of the way to the truth), the time-level weight schedules
 `geometric_weights`, `inverse_sqrt_weights` and `linear_weights`, and the adaptive
 term balancing `ReLoBRaLo` of a `Composite`.
@@ -16,6 +17,9 @@ term balancing `ReLoBRaLo` of a `Composite`.
 Many systems: `RandomAffine`, `RandomConvexCombination` and `DelayEmbedding` transform
 each window with a probability by a random map of its channels (around any
 configuration); `AbstractWindowAugmentation` is their base, for your own.
+
+Invariant measure at inference time: `ThermalizerDiffusion` trains the diffusion model
+and noise-level classifier of a `trainax_fm.flow.Thermalizer` on single states.
 
 Probabilistic: `CRPSEnsemble` (ensembles of a stochastic stepper trained with the fair or
 almost-fair CRPS), and the flow-matching and flow-map configurations.
@@ -43,7 +47,10 @@ from ._series_augmentations import DelayEmbedding as DelayEmbedding
 from ._series_augmentations import RandomAffine as RandomAffine
 from ._series_augmentations import RandomConvexCombination as RandomConvexCombination
 from ._curriculum import RolloutCurriculum as RolloutCurriculum
-from ._invariant_measure import InvariantMeasureMMD as InvariantMeasureMMD
+from ._invariant_measure import (
+    InvariantMeasureMMD as InvariantMeasureMMD,
+    InvariantMeasureSinkhorn as InvariantMeasureSinkhorn,
+)
 from ._weights import (
     geometric_weights as geometric_weights,
     inverse_sqrt_weights as inverse_sqrt_weights,
@@ -65,3 +72,4 @@ from ._mean_flow import MeanFlow as MeanFlow
 from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
 from ._shortcut_model import ShortcutModel as ShortcutModel
+from ._thermalizer import ThermalizerDiffusion as ThermalizerDiffusion

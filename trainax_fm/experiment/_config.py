@@ -35,6 +35,7 @@ method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_c
                            # mix;N;P[;cut_bptt] | res;N[;...] | tf;N;SCHEDULE |
                            # gtf;N;ALPHA[;EVERY[;cut_bptt]] |
                            # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
+                           # sinkhorn;N;WEIGHT | crps;M[;N] |
                            # fm;K[;solver] | lsd;K[;TEACHER] | meanflow;K[;TEACHER] |
                            # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER
                            # (TEACHER: results folder of an fm run; for pd an fm or pd run)

@@ -44,10 +44,10 @@ class TrainMethod:
     **Arguments:**
 
     - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`,
-        `crps`, `fm`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
+        `sinkhorn`, `crps`, `fm`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
-        the largest length for `cur`; the MMD rollout for `mmd`; each member's rollout
-        for `crps`).
+        the largest length for `cur`; the MMD or Sinkhorn rollout for `mmd`, `sinkhorn`;
+        each member's rollout for `crps`).
     - `cut_bptt`: stop gradients along the main chain (`sup`, `div`, `mix`, `res`, `tf`,
         `gtf`, `pf`, `cur`).
     - `cut_div_chain`: stop gradients through the reference branch (`div`).
@@ -61,7 +61,8 @@ class TrainMethod:
     - `num_pushforward_steps`: steps unrolled without gradient first (`pf`).
     - `random_pushforward`: draw the pushforward depth per update from `0 ... K` (`pf`).
     - `rollout_lengths`: `((s1, ..., sk), (R1, ..., Rk))`, the curriculum (`cur`).
-    - `mmd_weight`: the weight of the MMD term next to one-step training (`mmd`).
+    - `mmd_weight`: the weight of the MMD (`mmd`) or Sinkhorn (`sinkhorn`) term next to
+        one-step training.
     - `num_members`: ensemble members per training window (`crps`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
         `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
@@ -249,6 +250,13 @@ def _mmd(method, teacher, teacher_method):
     )
 
 
+def _sinkhorn(method, teacher, teacher_method):
+    return c.Composite(
+        [c.Supervised(1), c.InvariantMeasureSinkhorn(method.num_rollout_steps)],
+        [1.0, method.mmd_weight],
+    )
+
+
 def _crps(method, teacher, teacher_method):
     return c.CRPSEnsemble(method.num_rollout_steps, num_members=method.num_members)
 
@@ -413,6 +421,13 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         "training plus the invariant-measure MMD of `N`-step rollouts",
         (N, MethodField("WEIGHT", "mmd_weight", parse_weight, format_float)),
         _mmd,
+    ),
+    MethodEntry(
+        "sinkhorn", "sinkhorn;N;WEIGHT", "sinkhorn;N;WEIGHT",
+        "`Composite([Supervised(1), InvariantMeasureSinkhorn(N)], [1, WEIGHT])`: one-step "
+        "training plus the debiased Sinkhorn divergence of `N`-step rollouts",
+        (N, MethodField("WEIGHT", "mmd_weight", parse_weight, format_float)),
+        _sinkhorn,
     ),
     MethodEntry(
         "crps", "crps;M[;N]", "crps;M[;N]",

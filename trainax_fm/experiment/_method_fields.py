@@ -68,8 +68,9 @@ def parse_weight(token: str, name: str, spec: str, usage: str, parsed: dict) -> 
     if not FLOAT.fullmatch(token) or not float(token) > 0:
         raise field_error(
             spec,
-            f"a positive number {name} of the MMD term (in {usage!r}), found {token!r}",
-            "write it like 'mmd;8;0.1'",
+            f"a positive number {name} of the regulariser term (in {usage!r}), "
+            f"found {token!r}",
+            f"write it like '{spec.split(';')[0]};8;0.1'",
         )
     return float(token)
 

@@ -17,6 +17,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `pf;N;K[;random[;cut_bptt]]` | `Pushforward(N, num_pushforward_steps=K)`: `K` steps without gradient, then `N` supervised ones; `random`: the depth drawn per update from `0 ... K` |
 | `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as `500:1,1000:2,1500:4` (lengths `1 ... N`) |
 | `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |
+| `sinkhorn;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureSinkhorn(N)], [1, WEIGHT])`: one-step training plus the debiased Sinkhorn divergence of `N`-step rollouts |
 | `crps;M[;N]` | `CRPSEnsemble(N, num_members=M)`: `M` members of a `NoiseInputStepper` (`C` noise channels) per window, `N` steps each (default 1), trained with the fair CRPS; sampled with 1 NFE per member and step |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or `heun` |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps (`K` NFE) |
@@ -53,7 +54,8 @@ with `N = 4`: one step before update 500, two before 1000, four afterwards), eve
 length in `1 ... N`. `pf` unrolls `K` steps without gradient before the `N` supervised
 steps (`random`: a depth drawn per update from `0 ... K`). `mmd` adds `WEIGHT` (> 0)
 times the invariant-measure MMD between `N`-step rollouts and the data to one-step
-training. Training noise is not a method but an option of every method:
+training; `sinkhorn` the same with the debiased Sinkhorn divergence (entropic
+optimal transport, blur `0.1` per entry, 100 iterations) in place of the MMD. Training noise is not a method but an option of every method:
 `[training] input_noise = 0.1` wraps the configuration in
 `InputNoise(configuration, 0.1)`. `SOLVER` is `euler`
 (default), `midpoint` or `heun`; the emulator of `fm;K;heun` costs `2K` network

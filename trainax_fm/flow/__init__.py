@@ -31,6 +31,12 @@ Building blocks:
     its weights, for the EMA targets of shortcut models;
     [`trainax_fm.flow.EMAFlowMatchingStepper`][] trains it and samples with the average.
 
+Stable long rollouts of any emulator: [`trainax_fm.flow.Thermalizer`][], a DDPM of
+the system's stationary distribution with a noise-level classifier (trained with
+[`trainax_fm.configuration.ThermalizerDiffusion`][]), and
+[`trainax_fm.flow.ThermalizedStepper`][], which denoises the emulator's state whenever
+the classifier finds it too noisy (Pedersen, Zanna and Bruna 2025).
+
 Few-step sampling comes from distillation: progressive
 ([`trainax_fm.configuration.ProgressiveDistillation`][]) and semigroup
 ([`trainax_fm.configuration.SemigroupDistillation`][]), or from the two-time flow maps
@@ -61,3 +67,6 @@ from ._steppers import FlowMapStepper as FlowMapStepper
 from ._steppers import FlowMatchingStepper as FlowMatchingStepper
 from ._velocity import ConditionalVelocity as ConditionalVelocity
 from ._velocity import velocity_input_channels as velocity_input_channels
+from ._thermalized_stepper import ThermalizedRollout as ThermalizedRollout
+from ._thermalized_stepper import ThermalizedStepper as ThermalizedStepper
+from ._thermalizer import Thermalizer as Thermalizer

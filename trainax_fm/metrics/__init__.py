@@ -33,9 +33,9 @@ spectra are summed over channels.
     `long_run_spectrum_error` (spatial spectra), `power_spectrum_distance` (temporal
     spectra, e.g. of ODE rollouts), `blow_up_fraction`.
 - Ensembles and distributions: `crps`, `spread_skill_ratio`, `interval_coverage`,
-    `energy_distance`, `mmd`. The ensemble metrics take members along `ensemble_axis` and an
-    observation of the remaining shape (e.g. `rollout(..., num_samples=M)` against the
-    reference trajectory).
+    `energy_distance`, `mmd`, `sinkhorn_divergence`. The ensemble metrics take members along
+    `ensemble_axis` and an observation of the remaining shape (e.g.
+    `rollout(..., num_samples=M)` against the reference trajectory).
 """
 
 from ._chaos import valid_prediction_time as valid_prediction_time
@@ -67,6 +67,7 @@ from ._long_run import (
     power_spectrum_distance as power_spectrum_distance,
 )
 from ._mmd import mmd as mmd
+from ._sinkhorn import sinkhorn_divergence as sinkhorn_divergence
 from ._spectrum import (
     energy_spectrum as energy_spectrum,
     h1_error as h1_error,

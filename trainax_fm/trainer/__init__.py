@@ -56,3 +56,4 @@ from ._lagrangian_self_distillation import (
 )
 from ._mean_flow import MeanFlowTrainer as MeanFlowTrainer
 from ._shortcut_model import ShortcutModelTrainer as ShortcutModelTrainer
+from ._thermalizer import ThermalizerTrainer as ThermalizerTrainer
