@@ -4,7 +4,8 @@ Every method trains the same small residual periodic ConvNet of `bench_stability
 (4 convolutions of width 24) on standardised 1D Kuramoto-Sivashinsky windows (64
 points), batch 32, Adam, one update per dispatch. A method that needs another stepper
 around the network (a noise input for CRPS ensembles, a time input for flow-type
-methods) gets one more input channel, as in `bench_flow.py`.
+methods) gets one more input channel, as in `bench_flow.py`; the thermalizer trains a
+denoiser and a 1000-level noise classifier of the same size on single states.
 
 For each method: compile seconds (the first `train` call of one update) and steady
 updates per second (a second call of `--updates` updates, which reuses the compiled
@@ -33,9 +34,12 @@ from trainax_fm.configuration import (
     Composite,
     CRPSEnsemble,
     GeneralizedTeacherForcing,
+    InvariantMeasureMMD,
+    InvariantMeasureSinkhorn,
     Pushforward,
     Supervised,
     SymmetryAugmentation,
+    ThermalizerDiffusion,
 )
 
 BATCH = 32
@@ -62,6 +66,33 @@ class ExtraInputResidual(eqx.Module):
         return u[:1] + self.network.layers[-1](h)
 
 
+class ConvStack(eqx.Module):
+    """Periodic 1D convolutions `in_channels -> out_channels` (width 24, GELU), for the
+    thermalizer's denoiser and its noise-level classifier."""
+
+    layers: tuple
+
+    def __init__(self, in_channels, out_channels, key, width=24, depth=4):
+        keys = jax.random.split(key, depth)
+        sizes = [in_channels] + [width] * (depth - 1) + [out_channels]
+        self.layers = tuple(
+            eqx.nn.Conv1d(a, b, 5, padding=2, padding_mode="CIRCULAR", key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+        )
+
+    def __call__(self, x):
+        for layer in self.layers[:-1]:
+            x = jax.nn.gelu(layer(x))
+        return self.layers[-1](x)
+
+
+def thermalizer(key):
+    # The paper's K = 1000 noise levels; the classifier returns K channels (averaged
+    # over space).
+    classifier = ConvStack(1, 1000, jax.random.fold_in(key, 1))
+    return tx.flow.Thermalizer(ConvStack(2, 1, key), classifier, num_noise_steps=1000)
+
+
 def methods():
     """`name -> (configuration, stepper factory of a key)`."""
     plain = ResidualConvNet
@@ -78,6 +109,10 @@ def methods():
         "symmetry": (SymmetryAugmentation(Supervised(1)), plain),
         "crps-4": (CRPSEnsemble(1, num_members=4),
                    lambda key: tx.NoiseInputStepper(ExtraInputResidual(key), 1)),
+        "mmd-8": (Composite([Supervised(1), InvariantMeasureMMD(8)], [1.0, 0.1]), plain),
+        "sinkhorn-8": (
+            Composite([Supervised(1), InvariantMeasureSinkhorn(8)], [1.0, 0.1]), plain),
+        "thermalizer": (ThermalizerDiffusion(), thermalizer),
     }
 
 
