@@ -1,3 +1,4 @@
+import abc
 from typing import Sequence
 
 import equinox as eqx
@@ -30,7 +31,33 @@ from ._base import Loss, Windows
 from ._checks import AbstractCheckedConfiguration, CallInputs
 
 
-class InvariantMeasureMMD(AbstractCheckedConfiguration):
+class AbstractInvariantMeasure(AbstractCheckedConfiguration):
+    """A distance between the states of an `R`-step rollout from every window's first
+    state and the data states `u_1 ... u_R` of the windows, as sample sets.
+
+    Subclasses declare `num_rollout_steps` and `unroll` and implement `distance`.
+    """
+
+    num_rollout_steps: eqx.AbstractVar[int]
+    unroll: eqx.AbstractVar[Unroll]
+
+    @abc.abstractmethod
+    def distance(self, predictions: Float[Array, "n d"], references: Float[Array, "n d"]) -> Loss:
+        """The distance between the `(B·R, D)` predicted and data samples."""
+
+    @property
+    def required_window_length(self) -> int:
+        return self.num_rollout_steps + 1
+
+    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
+        del inputs
+        predictions, references = _rollout_samples(
+            type(self).__name__, self.num_rollout_steps, self.unroll, stepper, data
+        )
+        return self.distance(predictions, references)
+
+
+class InvariantMeasureMMD(AbstractInvariantMeasure):
     r"""Invariant-measure regularisation (DySLIM, Schiff et al. 2024): make the states
     of the emulator's rollout distributed like the states of the data.
 
@@ -76,19 +103,11 @@ class InvariantMeasureMMD(AbstractCheckedConfiguration):
         self.bandwidths = check_bandwidths(bandwidths)
         self.unroll = check_unroll(unroll)
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_rollout_steps + 1
-
-    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
-        del inputs
-        predictions, references = _rollout_samples(
-            type(self).__name__, self.num_rollout_steps, self.unroll, stepper, data
-        )
+    def distance(self, predictions: Float[Array, "n d"], references: Float[Array, "n d"]) -> Loss:
         return squared_mmd(predictions, references, self.bandwidths)
 
 
-class InvariantMeasureSinkhorn(AbstractCheckedConfiguration):
+class InvariantMeasureSinkhorn(AbstractInvariantMeasure):
     r"""Invariant-measure regularisation with the debiased Sinkhorn divergence instead
     of the MMD of [`trainax_fm.configuration.InvariantMeasureMMD`][]: the same rollout
     and sample sets, compared by an entropic optimal-transport distance
@@ -141,15 +160,7 @@ class InvariantMeasureSinkhorn(AbstractCheckedConfiguration):
         self.num_iterations = check_positive_int(num_iterations, "num_iterations")
         self.unroll = check_unroll(unroll)
 
-    @property
-    def required_window_length(self) -> int:
-        return self.num_rollout_steps + 1
-
-    def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
-        del inputs
-        predictions, references = _rollout_samples(
-            type(self).__name__, self.num_rollout_steps, self.unroll, stepper, data
-        )
+    def distance(self, predictions: Float[Array, "n d"], references: Float[Array, "n d"]) -> Loss:
         return squared_sinkhorn(predictions, references, self.epsilon, self.num_iterations)
 
 

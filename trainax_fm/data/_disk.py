@@ -248,17 +248,7 @@ class DiskTrajectories(eqx.Module):
         length = self.num_time_steps
         first, stop = self.trajectories
         with self.open() as reader:
-            if self.rows is not None:  # scattered rows: one trajectory at a time
-                steps = max(1, block_bytes // snapshot)
-                for trajectory in sorted(set(self.rows)):
-                    for start in range(0, length, steps):
-                        count = min(steps, length - start)
-                        block = reader.opened.read_block(trajectory, trajectory + 1, start, count)
-                        hit = first_nonfinite(block)
-                        if hit is not None:
-                            return trajectory, start + hit[1]
-                return None
-            if length * snapshot <= block_bytes:
+            if self.rows is None and length * snapshot <= block_bytes:
                 group = max(1, block_bytes // (length * snapshot))
                 for begin in range(first, stop, group):
                     block = reader.opened.read_block(begin, min(begin + group, stop), 0, length)
@@ -266,8 +256,11 @@ class DiskTrajectories(eqx.Module):
                     if hit is not None:
                         return begin + hit[0], hit[1]
                 return None
+            # One trajectory at a time (long trajectories, or scattered rows), in blocks
+            # of snapshots.
+            trajectories = range(first, stop) if self.rows is None else sorted(set(self.rows))
             steps = max(1, block_bytes // snapshot)
-            for trajectory in range(first, stop):
+            for trajectory in trajectories:
                 for start in range(0, length, steps):
                     count = min(steps, length - start)
                     block = reader.opened.read_block(trajectory, trajectory + 1, start, count)
