@@ -5,11 +5,13 @@ JAX sees `4 // NUM_PROCESSES` virtual CPU devices in this process, 4 in all, and
 50 updates on a 4-device mesh from the `.npy` file DATA (on disk); a process still
 running after HANG_SECONDS prints the stacks of its threads and exits. Phases:
 
-- `single`: one process; saves the weights trained from disk and from memory.
+- `single`: one process; saves the weights trained from disk and from memory, and from
+  a `SystemMixture` of the file's trajectories (`mixture`).
 - `crash`: checkpoints every 25 updates and is killed (SIGKILL) at update 30.
 - `resume`: checks the batch-size error and a checkpoint of a sharded array, resumes
   the crashed run from its checkpoint, then trains a fresh, uninterrupted run; saves
-  both weights (`OUT/<run>_<process>.npy`).
+  both weights (`OUT/<run>_<process>.npy`), and trains on the mixture
+  (`mixture_<process>.npy`).
 """
 
 import faulthandler
@@ -72,10 +74,19 @@ class KillAt(tx.hook.AbstractHook):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def mixture(source):
+    """Three "systems" of two trajectories each, the first weighted twice."""
+    return tx.data.SystemMixture(
+        source, ["a", "a", "b", "b", "c", "c"], {"a": 2.0, "b": 1.0, "c": 1.0},
+        key=jax.random.PRNGKey(3),
+    )
+
+
 on_disk = tx.data.open_trajectories(f"npy:{data_path}")
 if phase == "single":
     save("disk", trainer(on_disk).train(net, key, spawn_tqdm=False))
     save("memory", trainer(np.load(data_path)).train(net, key, spawn_tqdm=False))
+    save("mixture", trainer(mixture(on_disk)).train(net, key, spawn_tqdm=False))
 elif phase == "crash":
     trainer(on_disk).train(
         net, key, checkpoint_path=checkpoint, checkpoint_every=25,
@@ -107,4 +118,5 @@ elif phase == "resume":
     assert state.step == 25, state.step
     save("resumed", trainer(on_disk).train(resume_from=state, spawn_tqdm=False))
     save("full", trainer(on_disk).train(net, key, spawn_tqdm=False))
+    save("mixture", trainer(mixture(on_disk)).train(net, key, spawn_tqdm=False))
 print("OK", phase, process_id)

@@ -1,6 +1,6 @@
 """Two JAX processes on this machine (`jax.distributed` on localhost, gloo CPU
-collectives, 2 virtual devices each) train like one process with 4 devices, write one
-checkpoint, and resume from it after being killed."""
+collectives, 2 virtual devices each) train like one process with 4 devices (also from a
+mixture of systems), write one checkpoint, and resume from it after being killed."""
 
 import os
 import socket
@@ -55,6 +55,7 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
     (single,) = launch("single", 1, data, tmp_path)
     assert single.returncode == 0, single.stdout[-8000:]
     memory = np.load(tmp_path / "memory_0.npy")
+    single_mixture = np.load(tmp_path / "mixture_0.npy")
     # From disk and from memory: the same minibatches, the same weights.
     np.testing.assert_array_equal(np.load(tmp_path / "disk_0.npy"), memory)
 
@@ -70,6 +71,10 @@ def test_two_processes_match_one_and_resume_after_a_kill(tmp_path):
         # 2 processes x 2 devices = 1 process x 4 devices, up to the order of the
         # cross-process gradient sum.
         np.testing.assert_allclose(full, memory, rtol=1e-6, atol=1e-7)
+        # A mixture of systems is a source like any other across processes.
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"mixture_{process}.npy"), single_mixture, rtol=1e-6, atol=1e-7
+        )
         # Killed and resumed from the update-25 checkpoint: bit-identical.
         np.testing.assert_array_equal(np.load(tmp_path / f"resumed_{process}.npy"), full)
     np.testing.assert_array_equal(
