@@ -610,3 +610,27 @@ def test_shipped_lorenz_example_trains_and_reports_no_correlation_time(tmp_path)
     assert "correlation" not in summary
     rows = tx.experiment.collect_results(tmp_path)
     assert rows[0]["high_correlation_time"] is None
+
+
+@pytest.mark.parametrize(
+    "name, loss_type", [("amse", tx.loss.AMSELoss), ("mse+spectral", tx.loss.CompositeLoss)]
+)
+def test_time_level_loss_sets_the_rollout_methods_loss_per_state(name, loss_type):
+    import optax
+
+    from trainax_fm.experiment import _setup
+
+    data = {"source": "advection", "num_train_samples": 4, "num_test_samples": 2,
+            "temporal_horizon": 10, "num_points": 16}
+    for method in ("one", "pf;1;3", "gtf;3;0.5"):
+        config = validate_config({"data": data,
+                                  "training": {"method": method, "time_level_loss": name}})
+        dataset = tx.experiment.load_data(config)[0]
+        trainer = _setup.build_trainer(config, dataset, parse_method(method), optax.adam(1e-3))
+        assert isinstance(trainer.loss_configuration.time_level_loss, loss_type)
+    config = validate_config({"data": data,
+                              "training": {"method": "mmd;2;0.1", "time_level_loss": name}})
+    with pytest.raises(ConfigError, match="rollout methods") as caught:
+        _setup.build_trainer(config, tx.experiment.load_data(config)[0],
+                             parse_method("mmd;2;0.1"), optax.adam(1e-3))
+    assert caught.value.path == "training.time_level_loss"

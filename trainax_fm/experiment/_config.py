@@ -54,6 +54,9 @@ steps_per_dispatch = 1     # updates per compiled call (fixed, so resuming is bi
 input_noise = 0.0          # > 0: InputNoise around the method (std relative to the data's)
 symmetry_shifts = false    # true: SymmetryAugmentation around the method (each window
                            # shifted periodically at random; periodic grids only)
+time_level_loss = "mse"    # rollout methods' loss per state: "mse" | "amse" (adjusted
+                           # MSE, Subich et al. 2025) | "mse+spectral" (MSE plus the
+                           # spectral-amplitude loss)
 
 [evaluation]
 num_rollout_steps = 50     # autoregressive steps on the test trajectories
@@ -142,6 +145,11 @@ TRAINING_FIELDS = {
                          doc="training noise relative to the data's std (0: none)"),
     "symmetry_shifts": Field("bool", False,
                              doc="random periodic shifts of every window (periodic grids)"),
+    "time_level_loss": Field(
+        "str", "mse", choices=("mse", "amse", "mse+spectral"),
+        doc="the loss per predicted state of rollout methods: \"mse\", \"amse\" "
+        "(adjusted MSE) or \"mse+spectral\" (MSE plus the spectral-amplitude loss)",
+    ),
 }
 EVALUATION_FIELDS = {
     "num_rollout_steps": Field("int", 50, minimum=1),

@@ -12,6 +12,8 @@ import optax
 from .._stepper._conditioned import ConditionedNetwork
 from .._stepper._normalized import NormalizedStepper
 from ..configuration import InputNoise, SymmetryAugmentation
+from ..configuration._rollout_base import AbstractRolloutConfiguration
+from ..loss import AMSELoss, CompositeLoss, MSELoss, SpectralAmplitudeLoss
 from ..data._normalizer import Normalizer
 from ..trainer import ConfigurationTrainer
 from ._config import load_config
@@ -219,6 +221,26 @@ def seed_slice(tree: Any, index: int) -> Any:
     return _take(tree, jax.numpy.asarray(index))
 
 
+TIME_LEVEL_LOSSES = {
+    "mse": MSELoss,
+    "amse": AMSELoss,
+    "mse+spectral": lambda: CompositeLoss([MSELoss(), SpectralAmplitudeLoss()], [1.0, 1.0]),
+}
+
+
+def _with_time_level_loss(configuration, training: dict):
+    """The method's rollout configuration with `training.time_level_loss` per state."""
+    if not isinstance(configuration, AbstractRolloutConfiguration):
+        raise ConfigError(
+            "training.time_level_loss", "\"mse\" for this method (the option sets the "
+            "per-state loss of the rollout methods one, sup, pf, div, mix, res, tf, gtf)",
+            repr(training["time_level_loss"]),
+            f"remove it, or train with a rollout method instead of {training['method']!r}",
+        )
+    loss = TIME_LEVEL_LOSSES[training["time_level_loss"]]()
+    return eqx.tree_at(lambda c: c.time_level_loss, configuration, loss)
+
+
 def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer,
                   teacher: Optional[eqx.Module] = None):
     """A [`trainax_fm.trainer.ConfigurationTrainer`][] for the configured method;
@@ -235,6 +257,8 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
             load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
     optimizer = METHODS[method.kind].optimizer(method, optimizer)
     configuration = method.configuration(teacher, teacher_method)
+    if training["time_level_loss"] != "mse":
+        configuration = _with_time_level_loss(configuration, training)
     if training["input_noise"] > 0:
         configuration = InputNoise(configuration, training["input_noise"])
     if training["symmetry_shifts"]:
