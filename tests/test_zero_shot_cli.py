@@ -65,6 +65,7 @@ def test_defaults_validate_and_round_trip_through_toml():
         ("forecaster", "context_length", 18, "forecaster.context_length", "multiple"),
         ("forecaster", "patch_length", 3, "forecaster.patch_length", "divisor"),
         ("forecaster", "num_heads", 3, "forecaster.num_heads", "divisor of width"),
+        ("forecaster", "num_heads", 16, "forecaster.num_heads", "even head size"),
         ("training", "augmentations", ["flip"], "training.augmentations", "'flip'"),
         ("training", "mixture_weights", ["Lorenz63:-1"], "training.mixture_weights",
          ">= 0"),

@@ -147,10 +147,13 @@ def _check_forecaster(forecaster: dict) -> None:
             f"a divisor of context_length ({context}) and prediction_length ({prediction})",
             str(forecaster["patch_length"]), "choose e.g. patch_length = prediction_length",
         )
-    if forecaster["width"] % forecaster["num_heads"]:
+    width, heads = forecaster["width"], forecaster["num_heads"]
+    if width % heads or (width // heads) % 2:
         raise ConfigError(
-            "forecaster.num_heads", f"a divisor of width ({forecaster['width']})",
-            str(forecaster["num_heads"]), "choose e.g. num_heads = 1",
+            "forecaster.num_heads",
+            f"a divisor of width ({width}) leaving an even head size (rotary positions "
+            "rotate pairs of features)", str(heads), "choose e.g. num_heads = 1 with an "
+            "even width",
         )
 
 
