@@ -46,6 +46,7 @@ from references import (
     ref_residuum,
     ref_semigroup_distillation,
     ref_shortcut_model,
+    ref_stochastic_interpolant,
     ref_supervised,
     ref_teacher,
     ref_temporal,
@@ -73,6 +74,7 @@ from trainax_fm.configuration import (
     RolloutCurriculum,
     SemigroupDistillation,
     ShortcutModel,
+    StochasticInterpolant,
     Supervised,
     SymmetryAugmentation,
     TeacherForcing,
@@ -95,6 +97,7 @@ from trainax_fm.trainer import (
     ResiduumTrainer,
     SemigroupDistillationTrainer,
     ShortcutModelTrainer,
+    StochasticInterpolantTrainer,
     SupervisedTrainer,
     GeneralizedTeacherForcingTrainer,
     TeacherForcingTrainer,
@@ -460,6 +463,25 @@ CONFIGURATIONS = (
         ref_flow_matching,
     ),
     ConfigurationCase(
+        # the stepper's own interpolant (noise 0.7, beta = s^2) is the configuration's
+        "StochasticInterpolant",
+        StochasticInterpolant,
+        lambda: StochasticInterpolant(noise_scale=0.7),
+        lambda seed: flow.StochasticInterpolantStepper(
+            velocity_mlp(seed), 2, noise_scale=0.7, sampling_noise_scale=0.3
+        ),
+        lambda: ode_windows(260),
+        lambda s, d, k: ref_stochastic_interpolant(s, d, k, noise_scale=0.7),
+    ),
+    ConfigurationCase(
+        "StochasticInterpolant-linear",
+        StochasticInterpolant,
+        lambda: StochasticInterpolant(noise_scale=1.5, beta_schedule="linear"),
+        velocity_mlp,
+        lambda: ode_windows(261),
+        lambda s, d, k: ref_stochastic_interpolant(s, d, k, noise_scale=1.5, quadratic=False),
+    ),
+    ConfigurationCase(
         "ProgressiveDistillation",
         ProgressiveDistillation,
         lambda: ProgressiveDistillation(
@@ -717,6 +739,7 @@ FLOW_CONFIGURATIONS = frozenset(
         "LagrangianSelfDistillation",
         "MeanFlow",
         "ShortcutModel",
+        "StochasticInterpolant",
     }
 )
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
@@ -996,6 +1019,17 @@ TRAINERS += (
 
 TRAINERS += (
     TrainerCase(
+        "StochasticInterpolantTrainer",
+        StochasticInterpolantTrainer,
+        _flow_trainer(StochasticInterpolantTrainer, noise_scale=0.7),
+        lambda seed: flow.StochasticInterpolantStepper(velocity_mlp(seed), 2, noise_scale=0.7),
+        data=_ODE,
+    ),
+)
+
+
+TRAINERS += (
+    TrainerCase(
         "CRPSEnsembleTrainer",
         CRPSEnsembleTrainer,
         _rollout_trainer(CRPSEnsembleTrainer, num_rollout_steps=2, num_members=2),
@@ -1127,6 +1161,14 @@ CONFIGURATIONS_3D = (
         velocity_conv3d,
         lambda: windows_3d(246, 2),
         ref_flow_matching,
+    ),
+    ConfigurationCase(
+        "StochasticInterpolant-3D",
+        StochasticInterpolant,
+        StochasticInterpolant,
+        velocity_conv3d,
+        lambda: windows_3d(252, 2),
+        ref_stochastic_interpolant,
     ),
     ConfigurationCase(
         "ProgressiveDistillation-3D",

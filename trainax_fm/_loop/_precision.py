@@ -29,7 +29,8 @@ from ..data._normalizer import Normalizer
 from ..flow._ema import AbstractEMA
 from ..flow._flow_map import FlowMap
 from ..flow._solvers import AbstractSolver
-from ..flow._steppers import AbstractFlowStepper
+from ..flow._interpolant import StochasticInterpolantPath
+from ..flow._steppers import AbstractFlowStepper, StochasticInterpolantStepper
 from ..flow._velocity import ConditionalVelocity
 
 ComputeDtype = Literal["bfloat16", "float16"]
@@ -47,6 +48,8 @@ WRAPPER_TYPES: tuple[type, ...] = (
     WithLossWeights,
     NoiseInputStepper,
     AbstractFlowStepper,
+    StochasticInterpolantStepper,
+    StochasticInterpolantPath,
     AbstractSolver,
     ConditionalVelocity,
     FlowMap,

@@ -55,3 +55,4 @@ from ._mean_flow import MeanFlow as MeanFlow
 from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
 from ._shortcut_model import ShortcutModel as ShortcutModel
+from ._stochastic_interpolant import StochasticInterpolant as StochasticInterpolant
