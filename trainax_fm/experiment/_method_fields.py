@@ -74,6 +74,16 @@ def parse_weight(token: str, name: str, spec: str, usage: str, parsed: dict) -> 
     return float(token)
 
 
+def parse_noise_scale(token: str, name: str, spec: str, usage: str, parsed: dict) -> float:
+    if not FLOAT.fullmatch(token):
+        raise field_error(
+            spec,
+            f"a number >= 0 for the sampling diffusion {name} (in {usage!r}), found {token!r}",
+            "write it like 'si;16;1.0' (0: the probability-flow ODE after the first step)",
+        )
+    return float(token)
+
+
 def parse_teacher(token: str, name: str, spec: str, usage: str, parsed: dict) -> str:
     kind = spec.split(";")[0]
     if token.startswith(EMA_PREFIX):
