@@ -50,7 +50,8 @@ wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
     `u_n` to `u_n + (u_{n+1} - u_n) / sigma`, so the sampled displacement is the
     normalised increment the other emulators predict; sampled with 4 and 16
     Euler-Maruyama steps (4 and 16 NFE, the cost of `teacher Euler-4` and `teacher-16`)
-    with the sampling diffusion `si_sampling_noise * (1 - s)`.
+    with the sampling diffusion `si_sampling_noise * (1 - s)` (the paper's Föllmer
+    diffusion with `--set si_follmer=1`).
 
 Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
 and shortcut students via `with_step_size_input`) and gets the same number of
@@ -570,7 +571,8 @@ def case_field(cfg, seed, case):
         def si_stepper(n):
             return InterpolantDisplacement(flow.StochasticInterpolantStepper(
                 drift, n, noise_scale=cfg["si_noise"],
-                sampling_noise_scale=cfg["si_sampling_noise"], unroll=n <= 4))
+                sampling_noise_scale="follmer" if cfg["si_follmer"] else
+                cfg["si_sampling_noise"], unroll=n <= 4))
     train_s.update({family: timings[family] for family in families})
     log(f"[{case} seed {seed}] distilled/trained: "
         + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))
@@ -707,6 +709,7 @@ FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
     "lsd_equal_share": 0.25, "lsd_teacher": 1, "crps_members": 4,
     "crps_alpha": 1.0, "si_noise": 1.0, "si_sampling_noise": 1.0,
+    "si_follmer": 0,
 }
 
 CONFIGS = {
@@ -775,8 +778,8 @@ def field_notes(cfg, case, infos):
         f"{crps_score}, "
         f"{cfg[prefix + '_fm_steps']} updates from scratch; "
         f"SI: noise scale {cfg['si_noise']}, beta(s) = s^2, sampling diffusion "
-        f"{cfg['si_sampling_noise']} (1 - s), {cfg[prefix + '_fm_steps']} updates from "
-        "scratch; "
+        + ("Foellmer" if cfg["si_follmer"] else f"{cfg['si_sampling_noise']} (1 - s)")
+        + f", {cfg[prefix + '_fm_steps']} updates from scratch; "
     )
     return (
         f"{data}; {infos[0]}. ConvNet hidden {cfg[prefix + '_hidden']}, depth "

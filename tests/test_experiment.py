@@ -67,7 +67,7 @@ def method_specs(draw):
     if kind == "si":
         parts = ["si", draw(COUNT)]
         if draw(st.booleans()):
-            parts.append(draw(st.sampled_from(["0", "0.5", "1.0", "2", "1e-1"])))
+            parts.append(draw(st.sampled_from(["0", "0.5", "1.0", "2", "1e-1", "follmer"])))
         return ";".join(parts)
     if kind == "crps":
         members = str(draw(st.integers(2, 64)))

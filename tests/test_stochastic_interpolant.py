@@ -135,8 +135,12 @@ def hand_written_sampler(velocity, y, key, K, eps, g, quadratic=True):
         sigma = eps * (1 - s)
         diffusion = sigma
         if g is not None and k > 0:
-            diffusion = g * (1 - s)
             beta, beta_dot = (s * s, 2 * s) if quadratic else (s, 1.0)
+            if g == "follmer":
+                diffusion = np.sqrt(2 * s * sigma * (beta_dot * sigma + beta * eps) / beta
+                                    - sigma**2)
+            else:
+                diffusion = g * (1 - s)
             score = (beta * b - beta_dot * x + (beta_dot * (1 - s) + beta) * x0) / (
                 s * sigma * (beta_dot * sigma + beta * eps)
             )
@@ -145,7 +149,7 @@ def hand_written_sampler(velocity, y, key, K, eps, g, quadratic=True):
     return x
 
 
-@pytest.mark.parametrize("g", [None, 0.0, 0.4, 1.7])
+@pytest.mark.parametrize("g", [None, 0.0, 0.4, 1.7, "follmer"])
 @pytest.mark.parametrize("schedule", ["quadratic", "linear"])
 def test_sampler_matches_a_hand_written_euler_maruyama(g, schedule, key):
     velocity = mlp_velocity(3, num_input_steps=2)
@@ -188,10 +192,10 @@ def samples(stepper, num_samples=4000):
     return jax.vmap(lambda k: stepper(jnp.array([X0]), key=k))(keys)
 
 
-@pytest.mark.parametrize("g", [None, EPS, 2 * EPS])
+@pytest.mark.parametrize("g", [None, EPS, 2 * EPS, "follmer"])
 def test_exact_drift_samples_the_law_of_the_next_state(g):
     """`x1 = x0 + tau * xi`: with the exact drift the sampler reproduces mean `x0` and
-    variance `tau^2` for the trained diffusion and for a larger one chosen after
+    variance `tau^2` for the trained diffusion and for larger ones chosen after
     training (the drift correction at work), 100 steps, 4000 samples."""
     velocity = flow.ConditionalVelocity(ExactGaussianDrift(True))
     stepper = flow.StochasticInterpolantStepper(
@@ -234,6 +238,21 @@ def test_deterministic_flow_from_the_point_mass_would_collapse():
     # Euler's error on the singular early steps does not vanish with K for g = 0 (the
     # docs quote it): the spread is right in size, not exact.
     assert 0.8 * TAU**2 < float(x.var()) < 1.5 * TAU**2
+
+
+@pytest.mark.parametrize("schedule", ["quadratic", "linear"])
+def test_follmer_diffusion_is_the_papers_formula(schedule):
+    """`g_F^2 = 2 s sigma (beta' sigma - beta sigma') / beta - sigma^2`, finite at 0."""
+    path = StochasticInterpolantPath(EPS, schedule)
+    for s in (1e-3, 0.2, 0.5, 0.9, 0.999):
+        beta, beta_dot = (s * s, 2 * s) if schedule == "quadratic" else (s, 1.0)
+        sigma = EPS * (1 - s)
+        expected = np.sqrt(2 * s * sigma * (beta_dot * sigma + beta * EPS) / beta - sigma**2)
+        np.testing.assert_allclose(path.follmer_diffusion(s), expected, rtol=1e-6)
+        assert float(path.follmer_diffusion(s)) >= sigma  # never below the trained one
+    np.testing.assert_allclose(
+        path.follmer_diffusion(0.0), EPS * (np.sqrt(3) if schedule == "quadratic" else 1.0)
+    )
 
 
 def test_with_sampling_noise_scale_keeps_the_trained_drift(key):
@@ -318,6 +337,7 @@ def test_trained_drift_learns_the_toy_law():
         ({"noise_scale": "1"}, TypeError, "noise_scale"),
         ({"sampling_noise_scale": -0.1}, ValueError, "sampling_noise_scale"),
         ({"sampling_noise_scale": True}, TypeError, "sampling_noise_scale"),
+        ({"sampling_noise_scale": "föllmer"}, ValueError, "sampling_noise_scale"),
         ({"beta_schedule": "cubic"}, ValueError, "beta_schedule"),
     ],
 )
@@ -372,6 +392,8 @@ def test_si_spec_parses_formats_and_builds_its_stepper():
     assert format_method(method) == "si;8"
     assert format_method(parse_method("si;4;1")) == "si;4;1.0"
     assert parse_method("si;4;0").sampling_noise_scale == 0.0
+    assert parse_method("si;4;follmer").sampling_noise_scale == "follmer"
+    assert format_method(parse_method("si;4;follmer")) == "si;4;follmer"
     assert method.is_flow_matching and method.required_window_length == 2
     assert eqx.tree_equal(method.configuration(), StochasticInterpolant())
     stepper = METHODS["si"].stepper(
@@ -382,7 +404,7 @@ def test_si_spec_parses_formats_and_builds_its_stepper():
     )
     assert isinstance(stepper, flow.StochasticInterpolantStepper)
     assert (stepper.num_function_evaluations, stepper.sampling_noise_scale) == (4, 0.5)
-    for bad in ("si;4;-1", "si;4;x", "si;0"):
+    for bad in ("si;4;-1", "si;4;x", "si;0", "si;4;Follmer"):
         with pytest.raises(ConfigError):
             parse_method(bad)
 

@@ -9,7 +9,7 @@ wraps the optimizer and which results folders may teach it. A parsed spec is a
 
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import optax
 
@@ -32,6 +32,7 @@ from ._method_fields import (
     parse_flag_field,
     parse_lengths_field,
     parse_noise_scale,
+    format_noise_scale,
     parse_schedule_field,
     parse_solver,
     parse_teacher,
@@ -73,7 +74,8 @@ class TrainMethod:
     - `ema_decay`: the decay of the shortcut model's EMA target (`shortcut`), or
         `None` (no EMA: the targets use the current weights).
     - `sampling_noise_scale`: `EPS` of the sampling diffusion `EPS (1 - s)` of a
-        stochastic interpolant (`si`), or `None` for the trained one.
+        stochastic interpolant (`si`), `"follmer"` for the Föllmer diffusion, or
+        `None` for the trained one.
     """
 
     kind: str
@@ -95,7 +97,7 @@ class TrainMethod:
     solver: str = "euler"
     teacher: Optional[str] = None
     ema_decay: Optional[float] = None
-    sampling_noise_scale: Optional[float] = None
+    sampling_noise_scale: Optional[Union[float, str]] = None
 
     @property
     def needs_ref_stepper(self) -> bool:
@@ -447,8 +449,10 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         "si", "si;NUM_SAMPLING_STEPS[;EPS]", "si;K[;EPS]",
         "`StochasticInterpolant()`: flow matching from the current state (noise scale 1, "
         "`beta(s) = s^2`); the emulator samples with `K` Euler-Maruyama steps (`K` NFE) of "
-        "the diffusion `EPS (1 - s)`, chosen after training (default: the trained `1 - s`)",
-        (K, MethodField("EPS", "sampling_noise_scale", parse_noise_scale, format_float, None)),
+        "the diffusion `EPS (1 - s)` or, for `follmer`, the paper's Foellmer diffusion, "
+        "chosen after training (default: the trained `1 - s`)",
+        (K, MethodField("EPS", "sampling_noise_scale", parse_noise_scale, format_noise_scale,
+                        None)),
         lambda method, teacher, teacher_method: c.StochasticInterpolant(),
         stepper=_interpolant_stepper, **_FLOW,
     ),

@@ -2,7 +2,7 @@
 
 import math
 import numbers
-from typing import Any, Literal, Union
+from typing import Any, Literal, Optional, Union
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -12,6 +12,10 @@ BetaSchedule = Literal["linear", "quadratic"]
 _BETA_SCHEDULES = ("linear", "quadratic")
 
 Scalar = Union[float, Float[Array, ""]]
+# What a stochastic interpolant may be sampled with: None (the trained diffusion), a
+# scale `eps_g` of `eps_g (1 - s)`, or the Föllmer diffusion.
+SamplingDiffusion = Optional[Union[float, Literal["follmer"]]]
+FOLLMER = "follmer"
 
 
 def check_noise_scale(value: Any, name: str, *, allow_zero: bool) -> float:
@@ -34,6 +38,18 @@ def check_noise_scale(value: Any, name: str, *, allow_zero: bool) -> float:
             )
         )
     return value
+
+
+def check_sampling_diffusion(value: Any, name: str) -> SamplingDiffusion:
+    """`None`, `"follmer"` or a finite float `>= 0`, else a clear error."""
+    if value is None or value == FOLLMER:
+        return value
+    if isinstance(value, str):
+        raise ValueError(
+            f"`{name}` must be None (the trained diffusion), a float >= 0 (the scale "
+            f"`eps_g` of `eps_g (1 - s)`) or {FOLLMER!r}, got {value!r}."
+        )
+    return check_noise_scale(value, name, allow_zero=True)
 
 
 class StochasticInterpolantPath(eqx.Module):
@@ -85,6 +101,22 @@ class StochasticInterpolantPath(eqx.Module):
 
     def sigma_dot(self, s):
         return -self.noise_scale * jnp.ones_like(s)
+
+    def follmer_diffusion(self, s):
+        r"""The Föllmer diffusion of Chen et al. (2024),
+        $g_F^2 = 2 s \sigma (\beta'\sigma - \beta\sigma') / \beta - \sigma^2$, written out
+        per schedule so that it is finite at `s = 0`: `eps^2 (1 - s)(3 - s)` for
+        `beta = s^2`, `eps^2 (1 - s)(1 + s)` for `beta = s`."""
+        other = 3.0 - s if self.beta_schedule == "quadratic" else 1.0 + s
+        return self.noise_scale * jnp.sqrt((1.0 - s) * other)
+
+    def sampling_diffusion(self, s, choice: SamplingDiffusion):
+        """`g(s)` of a sampling-diffusion `choice` (see `SamplingDiffusion`)."""
+        if choice is None:
+            return self.sigma(s)
+        if choice == FOLLMER:
+            return self.follmer_diffusion(s)
+        return choice * (1.0 - s)
 
     def interpolant(self, x0, x1, z, s):
         """`I_s` for one state (`s` a scalar) or a batch (`s` broadcast to the states)."""

@@ -11,7 +11,12 @@ from .._rollout._training import Unroll, check_unroll, resolve_unroll
 from ._ema import EMAVelocity
 from ._flow_map import FlowMap
 from ._integrate import FlowModel, check_method_for, integrate
-from ._interpolant import BetaSchedule, StochasticInterpolantPath, check_noise_scale
+from ._interpolant import (
+    BetaSchedule,
+    SamplingDiffusion,
+    StochasticInterpolantPath,
+    check_sampling_diffusion,
+)
 from ._solvers import AbstractSolver, Method, get_solver
 from ._velocity import ConditionalVelocity
 
@@ -279,7 +284,8 @@ class StochasticInterpolantStepper(eqx.Module):
 
     With `x_0` the current state (the last of the `H` states in `y`), `b` the drift
     learned by [`trainax_fm.configuration.StochasticInterpolant`][] and a sampling
-    diffusion `g(s) = sampling_noise_scale * (1 - s)`, each call takes `num_steps`
+    diffusion `g(s)` (`sampling_noise_scale * (1 - s)`, or the Föllmer diffusion of
+    the paper with `sampling_noise_scale="follmer"`), each call takes `num_steps`
     Euler-Maruyama steps of size `h = 1/num_steps` from `X_0 = x_0`:
 
     $$X_{k+1} = X_k + h\,\Big[b + \tfrac{g^2 - \sigma^2}{2}\,
@@ -290,10 +296,13 @@ class StochasticInterpolantStepper(eqx.Module):
     trained on; the score is computed from the drift itself, so the diffusion can be
     chosen after training at no extra cost: `num_function_evaluations = num_steps`.
     With `sampling_noise_scale=None` (`g = sigma`, the trained SDE) the correction
-    vanishes. With `sampling_noise_scale=0` the sampler is the deterministic
-    probability-flow ODE: from a point mass it returns one forecast per state (no
-    spread), whatever the key. The exact drift reproduces the law of the next state
-    for every `g > 0` up to the time discretisation.
+    vanishes. The score is singular at the point mass `s = 0`, where the laws of
+    all diffusions agree, so the first step always uses the trained diffusion. With
+    `sampling_noise_scale=0` the later steps are the deterministic probability-flow
+    ODE. The exact drift reproduces the law of the next state for every `g` up to the
+    time discretisation, whose error is small for `g >= sigma` (the Föllmer diffusion
+    is such a `g`) but decays slowly with `num_steps` for `g < sigma`: the correction
+    then pushes samples apart at a rate `~ 1/s` (see the flow-matching concepts page).
 
     It is what [`trainax_fm.configuration.StochasticInterpolant`][] and
     [`trainax_fm.trainer.StochasticInterpolantTrainer`][] train (its `velocity`, with
@@ -311,7 +320,9 @@ class StochasticInterpolantStepper(eqx.Module):
     - `beta_schedule`: `"quadratic"` (`beta(s) = s^2`, default) or `"linear"`
         (must equal the configuration's).
     - `sampling_noise_scale`: `epsilon_g` of the sampling diffusion
-        `g(s) = epsilon_g (1 - s)` (>= 0), or `None` for `g = sigma`.
+        `g(s) = epsilon_g (1 - s)` (>= 0), `None` for `g = sigma`, or `"follmer"` for
+        the Föllmer diffusion `g^2 = 2 s sigma (beta' sigma - beta sigma') / beta -
+        sigma^2` (`eps^2 (1 - s)(3 - s)` for `beta = s^2`).
     - `num_input_steps`: `H`, the number of previous states in `y`.
     - `unroll`: unroll the step loop (`True`), use `lax.fori_loop` (`False`) or
         unroll up to 32 steps (`"auto"`).
@@ -320,7 +331,7 @@ class StochasticInterpolantStepper(eqx.Module):
     velocity: ConditionalVelocity
     num_steps: int = eqx.field(static=True)
     path: StochasticInterpolantPath
-    sampling_noise_scale: Optional[float] = eqx.field(static=True)
+    sampling_noise_scale: SamplingDiffusion = eqx.field(static=True)
     num_input_steps: int = eqx.field(static=True)
     unroll: Unroll = eqx.field(static=True)
 
@@ -333,7 +344,7 @@ class StochasticInterpolantStepper(eqx.Module):
         *,
         noise_scale: float = 1.0,
         beta_schedule: BetaSchedule = "quadratic",
-        sampling_noise_scale: Optional[float] = None,
+        sampling_noise_scale: SamplingDiffusion = None,
         num_input_steps: int = 1,
         unroll: Unroll = "auto",
     ):
@@ -342,10 +353,8 @@ class StochasticInterpolantStepper(eqx.Module):
             num_steps, num_input_steps, unroll
         )
         self.path = StochasticInterpolantPath(noise_scale, beta_schedule)
-        self.sampling_noise_scale = (
-            None
-            if sampling_noise_scale is None
-            else check_noise_scale(sampling_noise_scale, "sampling_noise_scale", allow_zero=True)
+        self.sampling_noise_scale = check_sampling_diffusion(
+            sampling_noise_scale, "sampling_noise_scale"
         )
 
     @property
@@ -354,7 +363,7 @@ class StochasticInterpolantStepper(eqx.Module):
         return self.num_steps
 
     def with_sampling_noise_scale(
-        self, sampling_noise_scale: Optional[float]
+        self, sampling_noise_scale: SamplingDiffusion
     ) -> "StochasticInterpolantStepper":
         """The same trained stepper with another sampling diffusion (no retraining)."""
         return StochasticInterpolantStepper(
@@ -414,7 +423,9 @@ class StochasticInterpolantStepper(eqx.Module):
                 # The first step leaves the point mass, where the score is singular
                 # and the laws of all diffusions agree: it keeps the trained one.
                 diffusion = jnp.where(
-                    k == 0, diffusion, self.sampling_noise_scale * (1.0 - s)
+                    k == 0,
+                    diffusion,
+                    self.path.sampling_diffusion(s, self.sampling_noise_scale),
                 ).astype(x.dtype)
                 drift = self.path.sde_drift(drift, x, x0, s, diffusion)
             noise = jax.random.normal(keys[k], x.shape, dtype=x.dtype)
