@@ -166,8 +166,8 @@ def test_sampler_matches_a_hand_written_euler_maruyama(g, schedule, key):
 
 def test_zero_sampling_diffusion_is_the_probability_flow_ode_after_the_first_step(key):
     """With `g = 0` every step after the first is the deterministic ODE
-    `dx/ds = b - sigma^2 / 2 * score`: two keys whose first draws agree give the same
-    forecast; only the first step (leaving the point mass) draws noise."""
+    `dx/ds = b - sigma^2 / 2 * score` (hand-written below, no noise drawn); only the
+    first step, leaving the point mass, draws noise, with the trained diffusion."""
     velocity = mlp_velocity(4)
     y = jnp.array([0.3, -0.2, 0.9])
     stepper = flow.StochasticInterpolantStepper(
