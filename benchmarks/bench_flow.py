@@ -43,7 +43,15 @@ wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
 - `CRPS-1`: a CRPS-trained ensemble (`tx.trainer.CRPSEnsembleTrainer`, fair CRPS over
     `crps_members` members per window) of a `tx.NoiseInputStepper` on the same ConvNet
     with one noise channel, trained from scratch with the teacher's number of updates;
-    it samples with 1 NFE per step.
+    it samples with 1 NFE per step;
+- `SI-4`, `SI-16`: a stochastic interpolant (`tx.trainer.StochasticInterpolantTrainer`,
+    Chen et al. 2024) on the same ConvNet, trained from scratch with the teacher's
+    number of updates: the interpolant runs from the current state (a point mass)
+    `u_n` to `u_n + (u_{n+1} - u_n) / sigma`, so the sampled displacement is the
+    normalised increment the other emulators predict; sampled with 4 and 16
+    Euler-Maruyama steps (4 and 16 NFE, the cost of `teacher Euler-4` and `teacher-16`)
+    with the sampling diffusion `si_sampling_noise * (1 - s)` (the paper's Föllmer
+    diffusion with `--set si_follmer=1`).
 
 Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
 and shortcut students via `with_step_size_input`) and gets the same number of
@@ -225,6 +233,22 @@ def case_bimodal(cfg, seed):
 # =====================================================================================
 # (b) coarse-grained Kuramoto-Sivashinsky
 # =====================================================================================
+
+
+class InterpolantDisplacement(eqx.Module):
+    """`y -> interpolant(y) - y`: the displacement a stochastic interpolant samples
+    from the current state, in the units of the normalised increment."""
+
+    stepper: flow.StochasticInterpolantStepper
+
+    needs_key = True
+
+    @property
+    def num_function_evaluations(self):
+        return self.stepper.num_function_evaluations
+
+    def __call__(self, y, *, key=None):
+        return self.stepper(y, key=key) - y
 
 
 class ResidualStepper(eqx.Module):
@@ -533,6 +557,22 @@ def case_field(cfg, seed, case):
             num_members=cfg["crps_members"], crps_alpha=cfg["crps_alpha"], **common)
         ensemble = tx.NoiseInputStepper(field_network(cfg, case, 2, keys[1]), 1)
         crps_stepper = train_timed(timings, "CRPS", trainer, ensemble, keys[4]).stepper
+    if "SI" in families:
+        # From scratch, like the teachers; the state is the interpolant's source.
+        si_windows = jnp.stack([windows[:, 0], windows[:, 0] + windows[:, 1]], axis=1)
+        trainer = tx.trainer.StochasticInterpolantTrainer(
+            si_windows, optimizer=cosine_adam(cfg["lr"], fm_steps),
+            num_training_steps=fm_steps, noise_scale=cfg["si_noise"], **common)
+        drift = flow.ConditionalVelocity(
+            field_network(cfg, case, 3, jax.random.fold_in(keys[1], 1)))
+        drift = train_timed(timings, "SI", trainer, drift, jax.random.fold_in(keys[4], 1)
+                            ).stepper
+
+        def si_stepper(n):
+            return InterpolantDisplacement(flow.StochasticInterpolantStepper(
+                drift, n, noise_scale=cfg["si_noise"],
+                sampling_noise_scale="follmer" if cfg["si_follmer"] else
+                cfg["si_sampling_noise"], unroll=n <= 4))
     train_s.update({family: timings[family] for family in families})
     log(f"[{case} seed {seed}] distilled/trained: "
         + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))
@@ -548,6 +588,9 @@ def case_field(cfg, seed, case):
                 emulators[f"{family}-{n}"] = (students[family](n), family)
     if "CRPS" in families:
         emulators["CRPS-1"] = (crps_stepper, "CRPS")
+    if "SI" in families:
+        emulators.update({f"SI-{n}": (si_stepper(n), "SI")
+                          for n in ((16,) if cfg["n1_only"] else (4, 16))})
     if not cfg["n1_only"]:
         emulators["teacher-16 (Sobolev)"] = (fm_stepper(teachers["sobolev"], 16), "sobolev")
     return score_emulators(emulators, train_s, cfg, label, test, pairs, sigma, keys,
@@ -657,14 +700,16 @@ def check_targets(results, case):
 
 # The few-step families, in table order: the baselines, then the new ones.
 FAMILIES = ("PD", "SG", "LSD", "MF", "SC")
-# What `--families` may name: the few-step families and the CRPS-trained ensemble.
-TRAINED_FAMILIES = FAMILIES + ("CRPS",)
+# What `--families` may name: the few-step families, the CRPS-trained ensemble and the
+# stochastic interpolant.
+TRAINED_FAMILIES = FAMILIES + ("CRPS", "SI")
 
 # The few-step options every size shares (override with --set KEY=VALUE).
 FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
     "lsd_equal_share": 0.25, "lsd_teacher": 1, "crps_members": 4,
-    "crps_alpha": 1.0,
+    "crps_alpha": 1.0, "si_noise": 1.0, "si_sampling_noise": 1.0,
+    "si_follmer": 0,
 }
 
 CONFIGS = {
@@ -732,6 +777,9 @@ def field_notes(cfg, case, infos):
         f"CRPS: {cfg['crps_members']} members per window, "
         f"{crps_score}, "
         f"{cfg[prefix + '_fm_steps']} updates from scratch; "
+        f"SI: noise scale {cfg['si_noise']}, beta(s) = s^2, sampling diffusion "
+        + ("Foellmer" if cfg["si_follmer"] else f"{cfg['si_sampling_noise']} (1 - s)")
+        + f", {cfg[prefix + '_fm_steps']} updates from scratch; "
     )
     return (
         f"{data}; {infos[0]}. ConvNet hidden {cfg[prefix + '_hidden']}, depth "
@@ -767,7 +815,8 @@ def main(argv=None):
                       help="train the MSE teacher and --families only; score teacher-16 "
                            "and the 1-NFE students (N1)")
     parser.add_argument("--families", default=",".join(TRAINED_FAMILIES),
-                        help=f"few-step families (and the CRPS ensemble) to train, "
+                        help=f"few-step families (and the CRPS ensemble, the stochastic "
+                             f"interpolant) to train, "
                              f"comma-separated from {','.join(TRAINED_FAMILIES)} "
                              "(default all)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",

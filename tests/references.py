@@ -13,7 +13,6 @@ import jax
 import jax.scipy.special
 import numpy as np
 import jax.numpy as jnp
-import numpy as np
 from helpers import apply_each, mse
 
 sg = jax.lax.stop_gradient
@@ -566,3 +565,29 @@ def ref_thermalizer(thermalizer, data, key, num_levels, noise_level_weight):
     return jnp.mean(jnp.stack(noise_errors)) + noise_level_weight * jnp.mean(
         jnp.stack(cross_entropies)
     )
+def ref_stochastic_interpolant(
+    model, data, key, noise_scale=1.0, quadratic=True, num_input_steps=1
+):
+    """MSE between the drift `b(I_s, y, s)` and `dI/ds` of the interpolant
+    `I_s = (1 - s) x0 + beta(s) x1 + eps (1 - s) sqrt(s) z` from the current state `x0`
+    (the last input state) to `x1`, `beta(s) = s^2` (or `s`), `s ~ U[0, 1]`.
+
+    `model` is the trained velocity or a stepper holding it in `.velocity`. Same
+    random draws as the configuration: `z` from the first half of `key`, `s` from the
+    second half of the second half (as in `ref_flow_matching`).
+    """
+    velocity = getattr(model, "velocity", model)
+    H = num_input_steps
+    key_noise, key_time = jax.random.split(key)
+    x1 = data[:, H]
+    x0 = data[:, H - 1]
+    history = data[:, :H]
+    y = history.reshape(history.shape[0], -1, *history.shape[3:])
+    z = jax.random.normal(key_noise, x1.shape)
+    s = jax.random.uniform(jax.random.split(key_time)[1], (x1.shape[0],))
+    sb = _per_sample(s, x1)
+    beta, beta_dot = (sb**2, 2 * sb) if quadratic else (sb, jnp.ones_like(sb))
+    interpolant = (1 - sb) * x0 + beta * x1 + noise_scale * (1 - sb) * jnp.sqrt(sb) * z
+    target = -x0 + beta_dot * x1 - noise_scale * jnp.sqrt(sb) * z
+    prediction = jax.vmap(velocity)(interpolant, y, s)
+    return jnp.mean(_per_sample_mse(prediction, target))

@@ -51,6 +51,7 @@ from references import (
     ref_residuum,
     ref_semigroup_distillation,
     ref_shortcut_model,
+    ref_stochastic_interpolant,
     ref_supervised,
     ref_teacher,
     ref_thermalizer,
@@ -83,6 +84,7 @@ from trainax_fm.configuration import (
     RolloutCurriculum,
     SemigroupDistillation,
     ShortcutModel,
+    StochasticInterpolant,
     Supervised,
     SymmetryAugmentation,
     TeacherForcing,
@@ -106,6 +108,7 @@ from trainax_fm.trainer import (
     ResiduumTrainer,
     SemigroupDistillationTrainer,
     ShortcutModelTrainer,
+    StochasticInterpolantTrainer,
     SupervisedTrainer,
     GeneralizedTeacherForcingTrainer,
     TeacherForcingTrainer,
@@ -538,6 +541,25 @@ CONFIGURATIONS = (
         ref_flow_matching,
     ),
     ConfigurationCase(
+        # the stepper's own interpolant (noise 0.7, beta = s^2) is the configuration's
+        "StochasticInterpolant",
+        StochasticInterpolant,
+        lambda: StochasticInterpolant(noise_scale=0.7),
+        lambda seed: flow.StochasticInterpolantStepper(
+            velocity_mlp(seed), 2, noise_scale=0.7, sampling_noise_scale=0.3
+        ),
+        lambda: ode_windows(260),
+        lambda s, d, k: ref_stochastic_interpolant(s, d, k, noise_scale=0.7),
+    ),
+    ConfigurationCase(
+        "StochasticInterpolant-linear",
+        StochasticInterpolant,
+        lambda: StochasticInterpolant(noise_scale=1.5, beta_schedule="linear"),
+        velocity_mlp,
+        lambda: ode_windows(261),
+        lambda s, d, k: ref_stochastic_interpolant(s, d, k, noise_scale=1.5, quadratic=False),
+    ),
+    ConfigurationCase(
         "ProgressiveDistillation",
         ProgressiveDistillation,
         lambda: ProgressiveDistillation(
@@ -796,6 +818,7 @@ FLOW_CONFIGURATIONS = frozenset(
         "LagrangianSelfDistillation",
         "MeanFlow",
         "ShortcutModel",
+        "StochasticInterpolant",
     }
 )
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
@@ -1087,6 +1110,17 @@ TRAINERS += (
 
 TRAINERS += (
     TrainerCase(
+        "StochasticInterpolantTrainer",
+        StochasticInterpolantTrainer,
+        _flow_trainer(StochasticInterpolantTrainer, noise_scale=0.7),
+        lambda seed: flow.StochasticInterpolantStepper(velocity_mlp(seed), 2, noise_scale=0.7),
+        data=_ODE,
+    ),
+)
+
+
+TRAINERS += (
+    TrainerCase(
         "CRPSEnsembleTrainer",
         CRPSEnsembleTrainer,
         _rollout_trainer(CRPSEnsembleTrainer, num_rollout_steps=2, num_members=2),
@@ -1218,6 +1252,14 @@ CONFIGURATIONS_3D = (
         velocity_conv3d,
         lambda: windows_3d(246, 2),
         ref_flow_matching,
+    ),
+    ConfigurationCase(
+        "StochasticInterpolant-3D",
+        StochasticInterpolant,
+        StochasticInterpolant,
+        velocity_conv3d,
+        lambda: windows_3d(252, 2),
+        ref_stochastic_interpolant,
     ),
     ConfigurationCase(
         "ProgressiveDistillation-3D",

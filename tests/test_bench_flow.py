@@ -93,3 +93,23 @@ def test_n3_needs_the_crps_ensemble_at_most_meanflow_and_a_calibrated_spread(ben
     results["CRPS-1"] = dict(scores(1.04), tf_ssr=1.0)  # worse than MeanFlow
     assert [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("N3")][
         0].endswith("NOT MET")
+
+
+def test_the_interpolant_row_samples_the_displacement_from_the_current_state(bench_flow):
+    """`SI-n` rows: the interpolant's sample minus the current state (the normalised
+    increment the other rows predict), at `n` network evaluations."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from trainax_fm import flow
+
+    assert "SI" in bench_flow.TRAINED_FAMILIES
+    network = eqx.nn.Conv1d(3, 1, 3, padding=1, padding_mode="CIRCULAR",
+                            key=jax.random.key(0))
+    stepper = flow.StochasticInterpolantStepper(flow.ConditionalVelocity(network), 4)
+    row = bench_flow.InterpolantDisplacement(stepper)
+    y, key = jnp.linspace(-1.0, 1.0, 8)[None], jax.random.key(1)
+    assert row.needs_key and row.num_function_evaluations == 4
+    np.testing.assert_allclose(row(y, key=key), stepper(y, key=key) - y, rtol=1e-6)

@@ -64,6 +64,11 @@ def method_specs(draw):
         if draw(st.booleans()):
             parts.append(draw(st.sampled_from(["euler", "midpoint", "heun"])))
         return ";".join(parts)
+    if kind == "si":
+        parts = ["si", draw(COUNT)]
+        if draw(st.booleans()):
+            parts.append(draw(st.sampled_from(["0", "0.5", "1.0", "2", "1e-1", "follmer"])))
+        return ";".join(parts)
     if kind == "crps":
         members = str(draw(st.integers(2, 64)))
         return ";".join(["crps", members] + draw(st.lists(COUNT, max_size=1)))
@@ -214,7 +219,8 @@ def test_pd_configuration_needs_the_loaded_teacher():
 def test_every_method_builds_its_configuration():
     for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0",
                  "gtf;3;0.5;2", "gtf;2;5:0.9,9:0.0", "pf;1;2",
-                 "cur;3;5:1,9:3", "mmd;4;0.5", "sinkhorn;2;1", "crps;3;2", "fm;2", "lsd;1",
+                 "cur;3;5:1,9:3", "mmd;4;0.5", "sinkhorn;2;1", "crps;3;2", "fm;2",
+                 "si;4;0.5", "lsd;1",
                  "meanflow;2",
                  "shortcut;4",
                  "sg;2;t"]:

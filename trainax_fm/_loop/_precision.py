@@ -29,7 +29,8 @@ from ..data._normalizer import Normalizer
 from ..flow._ema import AbstractEMA
 from ..flow._flow_map import FlowMap
 from ..flow._solvers import AbstractSolver
-from ..flow._steppers import AbstractFlowStepper
+from ..flow._interpolant import StochasticInterpolantPath
+from ..flow._steppers import AbstractFlowStepper, StochasticInterpolantStepper
 from ..flow._thermalized_stepper import ThermalizedStepper
 from ..flow._thermalizer import Thermalizer
 from ..flow._velocity import ConditionalVelocity
@@ -49,6 +50,8 @@ WRAPPER_TYPES: tuple[type, ...] = (
     WithLossWeights,
     NoiseInputStepper,
     AbstractFlowStepper,
+    StochasticInterpolantStepper,
+    StochasticInterpolantPath,
     AbstractSolver,
     ConditionalVelocity,
     FlowMap,

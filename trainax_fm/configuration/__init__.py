@@ -73,3 +73,4 @@ from ._progressive_distillation import ProgressiveDistillation as ProgressiveDis
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
 from ._shortcut_model import ShortcutModel as ShortcutModel
 from ._thermalizer import ThermalizerDiffusion as ThermalizerDiffusion
+from ._stochastic_interpolant import StochasticInterpolant as StochasticInterpolant

@@ -9,7 +9,7 @@ wraps the optimizer and which results folders may teach it. A parsed spec is a
 
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import optax
 
@@ -31,6 +31,8 @@ from ._method_fields import (
     parse_decay_field,
     parse_flag_field,
     parse_lengths_field,
+    parse_noise_scale,
+    format_noise_scale,
     parse_schedule_field,
     parse_solver,
     parse_teacher,
@@ -44,7 +46,7 @@ class TrainMethod:
     **Arguments:**
 
     - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`,
-        `sinkhorn`, `crps`, `fm`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
+        `sinkhorn`, `crps`, `fm`, `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD or Sinkhorn rollout for `mmd`, `sinkhorn`;
         each member's rollout for `crps`).
@@ -65,13 +67,16 @@ class TrainMethod:
         one-step training.
     - `num_members`: ensemble members per training window (`crps`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
-        `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
+        `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
     - `teacher`: the results folder of the `fm` run to distil or start from (`lsd`,
         `meanflow`, `shortcut`; required for `sg`; an `fm` or `pd` run for `pd`), or
         `None`.
     - `ema_decay`: the decay of the shortcut model's EMA target (`shortcut`), or
         `None` (no EMA: the targets use the current weights).
+    - `sampling_noise_scale`: `EPS` of the sampling diffusion `EPS (1 - s)` of a
+        stochastic interpolant (`si`), `"follmer"` for the Föllmer diffusion, or
+        `None` for the trained one.
     """
 
     kind: str
@@ -93,6 +98,7 @@ class TrainMethod:
     solver: str = "euler"
     teacher: Optional[str] = None
     ema_decay: Optional[float] = None
+    sampling_noise_scale: Optional[Union[float, str]] = None
 
     @property
     def needs_ref_stepper(self) -> bool:
@@ -292,6 +298,14 @@ def _flow_matching_stepper(method, network, num_channels, teacher):
     )
 
 
+def _interpolant_stepper(method, network, num_channels, teacher):
+    return flow.StochasticInterpolantStepper(
+        flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
+        method.num_sampling_steps,
+        sampling_noise_scale=method.sampling_noise_scale,
+    )
+
+
 def _few_step_stepper(method, network, num_channels, teacher):
     if teacher is not None:
         # a pd teacher (an earlier stage) already takes the step size
@@ -445,6 +459,17 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (K, MethodField("SOLVER", "solver", parse_solver, str, "euler")),
         lambda method, teacher, teacher_method: c.FlowMatching(),
         stepper=_flow_matching_stepper, **_FLOW,
+    ),
+    MethodEntry(
+        "si", "si;NUM_SAMPLING_STEPS[;EPS]", "si;K[;EPS]",
+        "`StochasticInterpolant()`: flow matching from the current state (noise scale 1, "
+        "`beta(s) = s^2`); the emulator samples with `K` Euler-Maruyama steps (`K` NFE) of "
+        "the diffusion `EPS (1 - s)` or, for `follmer`, the paper's Foellmer diffusion, "
+        "chosen after training (default: the trained `1 - s`)",
+        (K, MethodField("EPS", "sampling_noise_scale", parse_noise_scale, format_noise_scale,
+                        None)),
+        lambda method, teacher, teacher_method: c.StochasticInterpolant(),
+        stepper=_interpolant_stepper, **_FLOW,
     ),
     MethodEntry(
         "lsd", "lsd;NUM_SAMPLING_STEPS[;TEACHER_RESULTS_DIR]", "lsd;K[;TEACHER]",

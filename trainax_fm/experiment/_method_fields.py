@@ -75,6 +75,28 @@ def parse_weight(token: str, name: str, spec: str, usage: str, parsed: dict) -> 
     return float(token)
 
 
+FOLLMER = "follmer"
+
+
+def parse_noise_scale(token: str, name: str, spec: str, usage: str, parsed: dict):
+    """A sampling diffusion: a number `>= 0` (its scale) or `follmer`."""
+    if token == FOLLMER:
+        return FOLLMER
+    if not FLOAT.fullmatch(token):
+        raise field_error(
+            spec,
+            f"a number >= 0 or {FOLLMER!r} for the sampling diffusion {name} (in "
+            f"{usage!r}), found {token!r}",
+            "write it like 'si;16;1.0' (0: the probability-flow ODE after the first "
+            "step) or 'si;16;follmer'",
+        )
+    return float(token)
+
+
+def format_noise_scale(value) -> str:
+    return value if value == FOLLMER else format_float(value)
+
+
 def parse_teacher(token: str, name: str, spec: str, usage: str, parsed: dict) -> str:
     kind = spec.split(";")[0]
     if token.startswith(EMA_PREFIX):

@@ -20,6 +20,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `sinkhorn;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureSinkhorn(N)], [1, WEIGHT])`: one-step training plus the debiased Sinkhorn divergence of `N`-step rollouts |
 | `crps;M[;N]` | `CRPSEnsemble(N, num_members=M)`: `M` members of a `NoiseInputStepper` (`C` noise channels) per window, `N` steps each (default 1), trained with the fair CRPS; sampled with 1 NFE per member and step |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or `heun` |
+| `si;K[;EPS]` | `StochasticInterpolant()`: flow matching from the current state (noise scale 1, `beta(s) = s^2`); the emulator samples with `K` Euler-Maruyama steps (`K` NFE) of the diffusion `EPS (1 - s)` or, for `follmer`, the paper's Foellmer diffusion, chosen after training (default: the trained `1 - s`) |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps (`K` NFE) |
 | `meanflow;K[;TEACHER]` | `MeanFlow()`; `K` average-velocity steps (`K` NFE) |
 | `shortcut;K[;TEACHER][;ema=DECAY]` | `ShortcutModel()`; `K` shortcut steps, `K` a power of two (`K` NFE); `ema=0.999`: EMA target, sampled with the average |
@@ -46,6 +47,13 @@ teacher's weights) learns to take one step of size `1/K` where the teacher takes
 `N/K` (`N` a multiple of `K` larger than `K`), and samples with `K` steps (`K` NFE).
 Chaining runs halves the step count stage by stage, each stage a results folder:
 `pd;8;results/fm16`, then `pd;4;results/pd8`, and so on.
+
+`si;K[;EPS]` trains a stochastic interpolant from the current state to the next
+([`trainax_fm.configuration.StochasticInterpolant`][]) and samples with `K`
+Euler-Maruyama steps whose diffusion `EPS (1 - s)` (`EPS >= 0`, or `follmer` for the
+Föllmer diffusion of Chen et al.) is chosen after training; without `EPS` it is the
+trained one, `1 - s`
+([`trainax_fm.flow.StochasticInterpolantStepper`][]).
 
 `SCHEDULE` is a probability (`0.5`) or `step:p` pairs (`200:1.0,400:0.5,600:0.0`:
 `p=1` before update 200, `0.5` before 400, `0` afterwards). `LENGTHS` is the rollout

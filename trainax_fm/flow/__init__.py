@@ -27,6 +27,11 @@ Building blocks:
     [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
 
+- [`trainax_fm.flow.StochasticInterpolantStepper`][]: stochastic-interpolant
+    forecasting, an SDE from the current state (a point mass) to the next one whose
+    diffusion can be chosen after training
+    ([`trainax_fm.configuration.StochasticInterpolant`][]).
+
 - [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
     its weights, for the EMA targets of shortcut models;
     [`trainax_fm.flow.EMAFlowMatchingStepper`][] trains it and samples with the average.
@@ -65,6 +70,7 @@ from ._steppers import AbstractFlowStepper as AbstractFlowStepper
 from ._steppers import EMAFlowMatchingStepper as EMAFlowMatchingStepper
 from ._steppers import FlowMapStepper as FlowMapStepper
 from ._steppers import FlowMatchingStepper as FlowMatchingStepper
+from ._steppers import StochasticInterpolantStepper as StochasticInterpolantStepper
 from ._velocity import ConditionalVelocity as ConditionalVelocity
 from ._velocity import velocity_input_channels as velocity_input_channels
 from ._thermalized_stepper import ThermalizedRollout as ThermalizedRollout

@@ -45,6 +45,9 @@ from ._teacher_forcing import (
 from ._teacher_forcing import TeacherForcingTrainer as TeacherForcingTrainer
 from ._temporal_consistency import TemporalConsistencyTrainer as TemporalConsistencyTrainer
 from ._flow_matching import FlowMatchingTrainer as FlowMatchingTrainer
+from ._stochastic_interpolant import (
+    StochasticInterpolantTrainer as StochasticInterpolantTrainer,
+)
 from ._progressive_distillation import (
     ProgressiveDistillationTrainer as ProgressiveDistillationTrainer,
 )
