@@ -33,10 +33,12 @@ import trainax_fm as tx
 from trainax_fm.configuration import (
     Composite,
     CRPSEnsemble,
+    FlowMatching,
     GeneralizedTeacherForcing,
     InvariantMeasureMMD,
     InvariantMeasureSinkhorn,
     Pushforward,
+    StochasticInterpolant,
     Supervised,
     SymmetryAugmentation,
     ThermalizerDiffusion,
@@ -93,6 +95,11 @@ def thermalizer(key):
     return tx.flow.Thermalizer(ConvStack(2, 1, key), classifier, num_noise_steps=1000)
 
 
+def velocity(key):
+    """A flow network `[x, y, s] -> v` of the same size."""
+    return tx.flow.ConditionalVelocity(ConvStack(3, 1, key))
+
+
 def methods():
     """`name -> (configuration, stepper factory of a key)`."""
     plain = ResidualConvNet
@@ -113,6 +120,8 @@ def methods():
         "sinkhorn-8": (
             Composite([Supervised(1), InvariantMeasureSinkhorn(8)], [1.0, 0.1]), plain),
         "thermalizer": (ThermalizerDiffusion(), thermalizer),
+        "flow-matching": (FlowMatching(), velocity),
+        "stochastic-interpolant": (StochasticInterpolant(), velocity),
     }
 
 
