@@ -27,6 +27,11 @@ Building blocks:
     [`trainax_fm.flow.FlowMapStepper`][]: `stepper(y, key=key)` draws fresh noise and
     integrates, so they roll out with `trainax_fm.rollout(..., key=key)`.
 
+- [`trainax_fm.flow.PDERefinerStepper`][]: PDE-Refiner's sampler, a one-step
+    prediction refined `K` times by denoising at decreasing noise levels, the network
+    conditioned on the refinement step `k/K` where a velocity sees its flow time
+    (trained by [`trainax_fm.configuration.PDERefiner`][]; `K + 1` evaluations).
+
 - [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
     its weights, for the EMA targets of shortcut models;
     [`trainax_fm.flow.EMAFlowMatchingStepper`][] trains it and samples with the average.
@@ -51,6 +56,7 @@ from ._integrate import flow_step as flow_step
 from ._integrate import integrate as integrate
 from ._integrate import num_function_evaluations as num_function_evaluations
 from ._optimizer import flow_map_optimizer as flow_map_optimizer
+from ._refiner import PDERefinerStepper as PDERefinerStepper
 from ._solvers import AbstractSolver as AbstractSolver
 from ._solvers import Euler as Euler
 from ._solvers import Heun as Heun
