@@ -5,6 +5,10 @@ engine options and resume are covered through the registry (`tests/registry.py`,
 cases `PDERefiner*`, `PDERefinerTrainer`).
 """
 
+import json
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -12,10 +16,15 @@ import numpy as np
 import pytest
 from helpers import assert_value_and_grad_close, value_and_grad
 from registry import ode_windows, refiner_stepper, velocity_mlp
+from test_cli import write_config
 
 import trainax_fm as tx
 from trainax_fm import flow
 from trainax_fm.configuration import PDERefiner, Supervised
+from trainax_fm.experiment._data import load_data
+from trainax_fm.experiment._method import METHODS
+from trainax_fm.experiment._method_spec import format_method, parse_method
+from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 
 class _OneStep(eqx.Module):
@@ -176,3 +185,45 @@ def test_bad_models_and_mismatched_steppers_are_rejected(key):
         PDERefiner(2)(refiner_stepper(0), data)
     # A bare velocity trains too (the configuration's K and noise levels apply).
     assert jnp.isfinite(PDERefiner(2)(velocity_mlp(0), data, key=key))
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def test_refiner_spec_builds_the_configuration_and_stepper():
+    method = parse_method("refiner;3")
+    assert (method.num_refinement_steps, method.min_noise_std) == (3, 1e-3)
+    assert format_method(parse_method("refiner;2;1e-2")) == "refiner;2;0.01"
+    assert eqx.tree_equal(parse_method("refiner;2;0.01").configuration(), PDERefiner(2, 0.01))
+    network = lambda channels: eqx.nn.Conv1d(channels, 1, 3, padding=1, key=jax.random.key(0))  # noqa: E731
+    stepper = METHODS["refiner"].stepper(method, network, 1, None)
+    assert isinstance(stepper, flow.PDERefinerStepper)
+    assert (stepper.num_refinement_steps, stepper.min_noise_std) == (3, 1e-3)
+    assert stepper.model.network.in_channels == 3  # [u_noisy, u, k/K]
+
+
+def test_refiner_from_the_command_line(tmp_path):
+    """`refiner;2;0.01` in a fresh process: the run completes, is evaluated as a
+    stochastic emulator with its 3 network evaluations per step, and the saved
+    configuration rebuilds a `PDERefiner` trainer."""
+    config = write_config(
+        tmp_path / "run.toml",
+        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
+                  "method": "refiner;2;0.01"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
+         "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
+    assert metrics["num_function_evaluations"] == 3
+    assert np.isfinite(metrics["gmean_nrmse"])
+    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
+    assert saved["training"]["method"] == "refiner;2;0.01"
+    dataset, saved = load_data(saved)
+    method = parse_method(saved["training"]["method"])
+    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
+    assert eqx.tree_equal(trainer.loss_configuration, PDERefiner(2, 0.01))

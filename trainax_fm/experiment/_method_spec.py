@@ -18,6 +18,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `cur;N;LENGTHS[;cut_bptt]` | `RolloutCurriculum(Supervised(N), LENGTHS)`, `LENGTHS` `step:length` pairs such as `500:1,1000:2,1500:4` (lengths `1 ... N`) |
 | `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |
 | `crps;M[;N]` | `CRPSEnsemble(N, num_members=M)`: `M` members of a `NoiseInputStepper` (`C` noise channels) per window, `N` steps each (default 1), trained with the fair CRPS; sampled with 1 NFE per member and step |
+| `refiner;K[;MIN_NOISE_STD]` | `PDERefiner(K, MIN_NOISE_STD)`: a one-step prediction refined `K` times by denoising at noise levels `MIN_NOISE_STD ** (k / K)` (default `1e-3`); `K + 1` NFE |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or `heun` |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps (`K` NFE) |
 | `meanflow;K[;TEACHER]` | `MeanFlow()`; `K` average-velocity steps (`K` NFE) |
