@@ -93,3 +93,18 @@ def test_n3_needs_the_crps_ensemble_at_most_meanflow_and_a_calibrated_spread(ben
     results["CRPS-1"] = dict(scores(1.04), tf_ssr=1.0)  # worse than MeanFlow
     assert [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("N3")][
         0].endswith("NOT MET")
+
+
+def test_r1_compares_pde_refiner_with_the_other_emulators_at_its_nfe(bench_flow):
+    results = {"teacher-16": scores(1.0, nfe=16), "MF-4": scores(1.05, nfe=4),
+               "teacher Euler-4": scores(1.10, nfe=4), "MF-1": scores(0.5),
+               "REF-4": scores(1.02, nfe=4)}
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line == ("R1 (ks1d): REF-4 (4 NFE) 1-step CRPS 1.0200 vs the best other 4-NFE "
+                    "emulator MF-4 1.0500 (-2.9%) -> better")
+    results["REF-4"] = scores(1.06, nfe=4)
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line.endswith("-> not better")
+    del results["MF-4"], results["teacher Euler-4"]
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line.endswith("no other 4-NFE emulator in this run")
