@@ -13,9 +13,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from helpers import assert_value_and_grad_close, value_and_grad
-from registry import ode_windows, refiner_stepper, velocity_mlp
+from registry import ode_trajectories, ode_windows, refiner_stepper, velocity_mlp
 from test_cli import write_config
 
 import trainax_fm as tx
@@ -44,6 +45,21 @@ def test_zero_refinement_steps_is_one_step_supervised_training():
     expected = value_and_grad(lambda m: Supervised(1)(_OneStep(m), data), model)
     actual = value_and_grad(lambda m: refiner(flow.PDERefinerStepper(m, 0), data), model)
     assert_value_and_grad_close(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_zero_refinement_steps_trains_like_the_one_step_trainer():
+    """`PDERefinerTrainer` with `K = 0` and `SupervisedTrainer(num_rollout_steps=1)` of
+    `model(0, u, 0)` see the same minibatches and reach the same weights, bit for bit."""
+    data = ode_trajectories(3)
+    common = dict(optimizer=optax.adam(1e-2), num_training_steps=3, batch_size=4)
+    refined = tx.trainer.PDERefinerTrainer(data, num_refinement_steps=0, **common).train(
+        flow.PDERefinerStepper(velocity_mlp(6), 0), jax.random.key(1), spawn_tqdm=False)
+    one_step = tx.trainer.SupervisedTrainer(data, num_rollout_steps=1, **common).train(
+        _OneStep(velocity_mlp(6)), jax.random.key(1), spawn_tqdm=False)
+    np.testing.assert_array_equal(refined.loss_history, one_step.loss_history)
+    assert bool(eqx.tree_equal(refined.stepper.model, one_step.stepper.model))
+    # No refinement step, no noise: the trained stepper rolls out without a key.
+    assert tx.rollout(refined.stepper, jnp.ones(3), 2).shape == (2, 3)
 
 
 def test_both_branches_are_drawn_per_sample(key):
