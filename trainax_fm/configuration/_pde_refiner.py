@@ -110,10 +110,12 @@ class PDERefiner(AbstractCheckedConfiguration):
             key_step, key_noise = jax.random.split(inputs.key)
             k = jax.random.randint(key_step, (batch,), 0, num_steps + 1)
             noise = draw_noise(key_noise, target)
-        sigma = per_sample(refinement_noise_std(k, num_steps, self.min_noise_std), target)
+        sigma = per_sample(
+            refinement_noise_std(k, num_steps, self.min_noise_std, target.dtype), target
+        )
         first = (k == 0).reshape((-1,) + (1,) * (target.ndim - 1))
         noisy = jnp.where(first, jnp.zeros_like(target), target + sigma * noise)
         goal = jnp.where(first, target, noise)
-        time = refinement_time(k, num_steps).astype(target.dtype)
+        time = refinement_time(k, num_steps, target.dtype)
         prediction = vmap_over_samples(call_model, model, noisy, y, time)
         return self.time_level_loss(prediction, goal, time=time)

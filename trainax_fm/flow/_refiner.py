@@ -25,16 +25,16 @@ def check_min_noise_std(value) -> float:
     return float(value)
 
 
-def refinement_noise_std(k, num_refinement_steps: int, min_noise_std: float):
-    """`sigma_k = min_noise_std ** (k / K)` (1 at `k = 0`); `k` an int or an array."""
-    exponent = jnp.asarray(k, jnp.float32) / max(num_refinement_steps, 1)
-    return jnp.asarray(min_noise_std, jnp.float32) ** exponent
-
-
-def refinement_time(k, num_refinement_steps: int):
+def refinement_time(k, num_refinement_steps: int, dtype=jnp.float32):
     """The conditioning the network sees at refinement step `k`: `k / K` in `[0, 1]`
-    (0 for `K = 0`), passed where a flow network expects its flow time."""
-    return jnp.asarray(k, jnp.float32) / max(num_refinement_steps, 1)
+    (0 for `K = 0`), passed where a flow network expects its flow time; `k` an int or
+    an integer array, the result in `dtype` (that of the states)."""
+    return jnp.asarray(k).astype(dtype) / max(num_refinement_steps, 1)
+
+
+def refinement_noise_std(k, num_refinement_steps: int, min_noise_std: float, dtype=jnp.float32):
+    """`sigma_k = min_noise_std ** (k / K)` (1 at `k = 0`) in `dtype`."""
+    return jnp.asarray(min_noise_std, dtype) ** refinement_time(k, num_refinement_steps, dtype)
 
 
 def check_refiner_model(model, name: str = "model") -> ConditionalVelocity:
@@ -154,13 +154,13 @@ class PDERefinerStepper(eqx.Module):
         num_channels = y.shape[0] // self.num_input_steps
         shape = (num_channels,) + tuple(y.shape[1:])
         num_steps = self.num_refinement_steps
-        estimate = self.model(jnp.zeros(shape, y.dtype), y, refinement_time(0, num_steps))
+        estimate = self.model(jnp.zeros(shape, y.dtype), y, refinement_time(0, num_steps, y.dtype))
         if num_steps == 0:
             return estimate
         # A Python loop: K is small (the paper uses 1 to 8) and static, and unrolled
         # convolutions run faster on CPU than inside a loop body.
         for k, step_key in zip(range(1, num_steps + 1), jax.random.split(key, num_steps)):
-            sigma = refinement_noise_std(k, num_steps, self.min_noise_std).astype(y.dtype)
+            sigma = refinement_noise_std(k, num_steps, self.min_noise_std, y.dtype)
             noisy = estimate + sigma * jax.random.normal(step_key, shape, y.dtype)
-            estimate = noisy - sigma * self.model(noisy, y, refinement_time(k, num_steps))
+            estimate = noisy - sigma * self.model(noisy, y, refinement_time(k, num_steps, y.dtype))
         return estimate
