@@ -52,6 +52,12 @@ wrapper adds it back) with a small periodic `pdequinox.arch.ConvNet`:
     Euler-Maruyama steps (4 and 16 NFE, the cost of `teacher Euler-4` and `teacher-16`)
     with the sampling diffusion `si_sampling_noise * (1 - s)` (the paper's Föllmer
     diffusion with `--set si_follmer=1`).
+- `REF-n`: PDE-Refiner (`tx.trainer.PDERefinerTrainer`) of a
+    `tx.flow.PDERefinerStepper` on the same ConvNet (its inputs `[u_noisy, u, k/K]`),
+    `refiner_steps = K` refinement steps at noise levels
+    `refiner_min_noise ** (k / K)`, trained from scratch with the teacher's number of
+    updates; it samples with `n = K + 1` NFE per step, so it sits beside the `-n` rows
+    of the other families at equal network evaluations.
 
 Every few-step model starts from the MSE teacher (the progressive, Lagrangian, MeanFlow
 and shortcut students via `with_step_size_input`) and gets the same number of
@@ -73,7 +79,8 @@ Every cell is the mean over `--num-seeds` seeds (half-range in brackets). The ta
 printed beside it) and within 10% of teacher-16; (N2) the Sobolev teacher's late-time
 high-wavenumber energy is closer to the reference than the MSE teacher's; (N3) the
 CRPS-trained ensemble's 1-step CRPS is at most MeanFlow's at 1 NFE (MF-1) with a 1-step
-spread-skill ratio within 0.9-1.1.
+spread-skill ratio within 0.9-1.1. (R1, no target of the issue, printed) PDE-Refiner's
+1-step CRPS against the best other emulator at the same NFE.
 `--teachers-only` trains and scores only the two teachers (a cheap N2 study);
 `--n1-only` trains the MSE teacher and the few-step families of `--families` (default
 all five) and scores only teacher-16 and the 1-NFE students (a cheaper N1 study);
@@ -573,6 +580,16 @@ def case_field(cfg, seed, case):
                 drift, n, noise_scale=cfg["si_noise"],
                 sampling_noise_scale="follmer" if cfg["si_follmer"] else
                 cfg["si_sampling_noise"], unroll=n <= 4))
+    if "REF" in families:
+        # From scratch too; K + 1 network evaluations per step.
+        refinement = dict(num_refinement_steps=cfg["refiner_steps"],
+                          min_noise_std=cfg["refiner_min_noise"])
+        trainer = tx.trainer.PDERefinerTrainer(
+            windows, optimizer=cosine_adam(cfg["lr"], fm_steps), num_training_steps=fm_steps,
+            **refinement, **common)
+        refiner = flow.PDERefinerStepper(
+            flow.ConditionalVelocity(field_network(cfg, case, 3, keys[1])), **refinement)
+        refiner = train_timed(timings, "REF", trainer, refiner, keys[4]).stepper
     train_s.update({family: timings[family] for family in families})
     log(f"[{case} seed {seed}] distilled/trained: "
         + ", ".join(f"{family} {timings[family]:.0f} s" for family in families))
@@ -591,6 +608,8 @@ def case_field(cfg, seed, case):
     if "SI" in families:
         emulators.update({f"SI-{n}": (si_stepper(n), "SI")
                           for n in ((16,) if cfg["n1_only"] else (4, 16))})
+    if "REF" in families:
+        emulators[f"REF-{refiner.num_function_evaluations}"] = (refiner, "REF")
     if not cfg["n1_only"]:
         emulators["teacher-16 (Sobolev)"] = (fm_stepper(teachers["sobolev"], 16), "sobolev")
     return score_emulators(emulators, train_s, cfg, label, test, pairs, sigma, keys,
@@ -687,6 +706,19 @@ def check_targets(results, case):
             f"({rel(c['tf_crps'], mf['tf_crps'])}) [{'ok' if ok_a else 'FAIL'}]; 1-step SSR "
             f"{c['tf_ssr']:.2f} [{'ok' if ok_b else 'FAIL'}] -> "
             f"{'MET' if ok_a and ok_b else 'NOT MET'}")
+    for name in [name for name in results if name.startswith("REF-")]:
+        nfe = name.split("-")[1]
+        peers = {other: r["tf_crps"] for other, r in results.items()
+                 if other.endswith(f"-{nfe}") and not other.startswith("REF-")}
+        line = f"R1 ({case}): {name} ({nfe} NFE) 1-step CRPS {results[name]['tf_crps']:.4f}"
+        if peers:
+            best = min(peers, key=peers.get)
+            line += (f" vs the best other {nfe}-NFE emulator {best} {peers[best]:.4f} "
+                     f"({rel(results[name]['tf_crps'], peers[best])}) -> "
+                     f"{'better' if results[name]['tf_crps'] < peers[best] else 'not better'}")
+        else:
+            line += f"; no other {nfe}-NFE emulator in this run"
+        lines.append(line)
     if "teacher-16 (Sobolev)" not in results:
         return lines
     s = results["teacher-16 (Sobolev)"]
@@ -700,16 +732,16 @@ def check_targets(results, case):
 
 # The few-step families, in table order: the baselines, then the new ones.
 FAMILIES = ("PD", "SG", "LSD", "MF", "SC")
-# What `--families` may name: the few-step families, the CRPS-trained ensemble and the
-# stochastic interpolant.
-TRAINED_FAMILIES = FAMILIES + ("CRPS", "SI")
+# What `--families` may name: the few-step families, the CRPS-trained ensemble, the
+# stochastic interpolant and PDE-Refiner.
+TRAINED_FAMILIES = FAMILIES + ("CRPS", "SI", "REF")
 
 # The few-step options every size shares (override with --set KEY=VALUE).
 FEW_STEP_OPTIONS = {
     "lr": 1e-3, "distill_lr": 1e-3, "mf_power": 1.0, "mf_mean": 0.4, "mf_std": 1.0,
     "lsd_equal_share": 0.25, "lsd_teacher": 1, "crps_members": 4,
     "crps_alpha": 1.0, "si_noise": 1.0, "si_sampling_noise": 1.0,
-    "si_follmer": 0,
+    "si_follmer": 0, "refiner_steps": 3, "refiner_min_noise": 1e-3,
 }
 
 CONFIGS = {
@@ -780,6 +812,8 @@ def field_notes(cfg, case, infos):
         f"SI: noise scale {cfg['si_noise']}, beta(s) = s^2, sampling diffusion "
         + ("Foellmer" if cfg["si_follmer"] else f"{cfg['si_sampling_noise']} (1 - s)")
         + f", {cfg[prefix + '_fm_steps']} updates from scratch; "
+        f"PDE-Refiner: K = {cfg['refiner_steps']} refinement steps, min noise std "
+        f"{cfg['refiner_min_noise']}, {cfg[prefix + '_fm_steps']} updates from scratch; "
     )
     return (
         f"{data}; {infos[0]}. ConvNet hidden {cfg[prefix + '_hidden']}, depth "
@@ -816,7 +850,7 @@ def main(argv=None):
                            "and the 1-NFE students (N1)")
     parser.add_argument("--families", default=",".join(TRAINED_FAMILIES),
                         help=f"few-step families (and the CRPS ensemble, the stochastic "
-                             f"interpolant) to train, "
+                             f"interpolant, PDE-Refiner) to train, "
                              f"comma-separated from {','.join(TRAINED_FAMILIES)} "
                              "(default all)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",

@@ -37,6 +37,7 @@ from trainax_fm.configuration import (
     GeneralizedTeacherForcing,
     InvariantMeasureMMD,
     InvariantMeasureSinkhorn,
+    PDERefiner,
     Pushforward,
     StochasticInterpolant,
     Supervised,
@@ -122,6 +123,7 @@ def methods():
         "thermalizer": (ThermalizerDiffusion(), thermalizer),
         "flow-matching": (FlowMatching(), velocity),
         "stochastic-interpolant": (StochasticInterpolant(), velocity),
+        "refiner-3": (PDERefiner(3), lambda key: tx.flow.PDERefinerStepper(velocity(key), 3)),
     }
 
 

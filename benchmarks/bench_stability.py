@@ -28,6 +28,12 @@ number of updates (Adam, cosine-decayed learning rate, batch 32), 3 seeds each
 - `spectral`: `Composite([Supervised(1), Supervised(1, SpectralAmplitudeLoss())], [1, 1])`;
 - `pf-symmetry`: `SymmetryAugmentation(pushforward)`: random periodic shifts of every
     window around the pushforward configuration.
+- `refiner`: PDE-Refiner, `PDERefiner(K, min_noise_std)` (`--refiner-steps K`, 3 by
+    default; `--refiner-min-noise`, 1e-3) on a `tx.flow.PDERefinerStepper` whose
+    network is the same ConvNet on the inputs `[u_noisy, u, k/K]` (`RefinerConvNet`:
+    the residual form `u + net` at the prediction step `k = 0`, the noise `net` alone
+    at the refinement steps); it rolls out with `K + 1` network evaluations per step
+    and a key (fixed per seed).
 
 Each trained stepper rolls out the 16 test trajectories (unseen initial states) for
 `--rollout-steps` steps (>= 1000). Reported per method (mean ± standard deviation
@@ -71,11 +77,14 @@ import numpy as np
 import optax
 
 import trainax_fm as tx
+from trainax_fm import flow
+from trainax_fm._stepper._protocol import needs_key
 from trainax_fm.configuration import (
     Composite,
     InputNoise,
     GeneralizedTeacherForcing,
     InvariantMeasureMMD,
+    PDERefiner,
     Pushforward,
     RolloutCurriculum,
     Supervised,
@@ -92,9 +101,9 @@ class ResidualConvNet(eqx.Module):
 
     layers: tuple
 
-    def __init__(self, key, width=24, depth=4, kernel_size=5):
+    def __init__(self, key, width=24, depth=4, kernel_size=5, in_channels=1):
         keys = jax.random.split(key, depth)
-        channels = [1] + [width] * (depth - 1) + [1]
+        channels = [in_channels] + [width] * (depth - 1) + [1]
         self.layers = tuple(
             eqx.nn.Conv1d(
                 channels[i], channels[i + 1], kernel_size, padding=kernel_size // 2,
@@ -108,6 +117,35 @@ class ResidualConvNet(eqx.Module):
         for layer in self.layers[:-1]:
             h = jax.nn.gelu(layer(h))
         return u + self.layers[-1](h)
+
+
+class RefinerConvNet(eqx.Module):
+    """The layers of `ResidualConvNet` on PDE-Refiner's inputs `[u_noisy, u, k/K]`: at
+    the prediction step (`k = 0`) the residual form `u + net(x)` of the other methods,
+    at the refinement steps the predicted noise `net(x)` alone."""
+
+    layers: tuple
+
+    def __init__(self, key, width=24, depth=4, kernel_size=5):
+        self.layers = ResidualConvNet(key, width, depth, kernel_size, in_channels=3).layers
+
+    def __call__(self, x):
+        u, level = x[1:2], x[2:3]
+        h = x
+        for layer in self.layers[:-1]:
+            h = jax.nn.gelu(layer(h))
+        return self.layers[-1](h) + jnp.where(level == 0, u, jnp.zeros_like(u))
+
+
+def refiner_stepper(num_refinement_steps, min_noise_std):
+    """The stepper factory `key -> PDERefinerStepper` of the `refiner` method."""
+
+    def make(key):
+        return flow.PDERefinerStepper(
+            flow.ConditionalVelocity(RefinerConvNet(key)), num_refinement_steps, min_noise_std
+        )
+
+    return make
 
 
 def ks_trajectories(key, num_trajectories, num_steps):
@@ -131,7 +169,8 @@ def lorenz96_trajectories(key, num_trajectories, num_steps):
     )
 
 
-def methods(num_updates, noise, mmd_weight, pushforward_steps):
+def methods(num_updates, noise, mmd_weight, pushforward_steps, refiner_steps=3,
+            refiner_min_noise=1e-3):
     quarter = num_updates // 4
     schedule = f"{quarter}:1,{2 * quarter}:2,{3 * quarter}:3,{num_updates}:4"
     pushforward = Pushforward(
@@ -153,7 +192,16 @@ def methods(num_updates, noise, mmd_weight, pushforward_steps):
             [1.0, 1.0],
         ),
         "pf-symmetry": SymmetryAugmentation(pushforward),
+        "refiner": PDERefiner(refiner_steps, refiner_min_noise),
     }
+
+
+def stepper_factory(configuration):
+    """What a method trains: `ResidualConvNet`, or for PDE-Refiner its stepper on the
+    same layers."""
+    if isinstance(configuration, PDERefiner):
+        return refiner_stepper(configuration.num_refinement_steps, configuration.min_noise_std)
+    return ResidualConvNet
 
 
 def evaluate(steppers, test, num_steps, num_seeds):
@@ -161,15 +209,17 @@ def evaluate(steppers, test, num_steps, num_seeds):
     ics, reference = test[:, 0], test[:, 1 : num_steps + 1]
 
     @eqx.filter_jit
-    def rollout(stepper):
-        return tx.rollout(stepper, ics, num_steps, batched=True)
+    def rollout(stepper, key):
+        # PDE-Refiner draws refinement noise: a fixed key per seed.
+        key = key if needs_key(stepper) else None
+        return tx.rollout(stepper, ics, num_steps, batched=True, key=key)
 
     rows = []
     for seed in range(num_seeds):
         stepper = jax.tree_util.tree_map(
             lambda x: x[seed] if eqx.is_array(x) else x, steppers
         )
-        prediction = rollout(stepper)
+        prediction = rollout(stepper, jax.random.key(1000 + seed))
         nrmse = tx.metrics.nrmse(prediction[:, :10], reference[:, :10], batched=True)
         correlation = tx.metrics.pearson_correlation(prediction, reference, batched=True)
         blown = np.asarray(
@@ -201,7 +251,8 @@ def run_system(name, trajectories_fn, args, key):
     mean, std = jnp.mean(train), jnp.std(train)
     train, test = (train - mean) / std, (test - mean) / std
     results = {}
-    configurations = methods(args.updates, args.noise, args.mmd_weight, args.pushforward_steps)
+    configurations = methods(args.updates, args.noise, args.mmd_weight, args.pushforward_steps,
+                             args.refiner_steps, args.refiner_min_noise)
     for method in args.methods.split(","):
         configuration = configurations[method]
         trainer = tx.trainer.ConfigurationTrainer(
@@ -212,7 +263,9 @@ def run_system(name, trajectories_fn, args, key):
             batch_size=32,
         )
         start = time.perf_counter()
-        result = trainer.train_seeds(ResidualConvNet, train_key, args.seeds, spawn_tqdm=False)
+        result = trainer.train_seeds(
+            stepper_factory(configuration), train_key, args.seeds, spawn_tqdm=False
+        )
         jax.block_until_ready(result.loss_history)
         seconds = time.perf_counter() - start
         rows = evaluate(result.stepper, test, args.rollout_steps, args.seeds)
@@ -335,6 +388,8 @@ def main():
     parser.add_argument("--noise", type=float, default=0.03)
     parser.add_argument("--mmd-weight", type=float, default=0.1)
     parser.add_argument("--pushforward-steps", type=int, default=16)
+    parser.add_argument("--refiner-steps", type=int, default=3)
+    parser.add_argument("--refiner-min-noise", type=float, default=1e-3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--systems", default="ks,lorenz96")
     parser.add_argument("--methods", default=",".join(methods(4, 0.1, 0.1, 1)),
@@ -368,7 +423,8 @@ def main():
         "# bench_stability\n\n"
         f"`python benchmarks/bench_stability.py --updates {args.updates} --rollout-steps "
         f"{args.rollout_steps} --noise {args.noise} --mmd-weight {args.mmd_weight} "
-        f"--pushforward-steps {args.pushforward_steps} --seeds {args.seeds}` "
+        f"--pushforward-steps {args.pushforward_steps} --refiner-steps {args.refiner_steps} "
+        f"--refiner-min-noise {args.refiner_min_noise} --seeds {args.seeds}` "
         f"(jax {jax.__version__}, {jax.default_backend()}, {args.seeds} seeds, "
         f"mean ± std over seeds; long-run metrics after a burn-in of {BURN_IN} steps).\n"
     )

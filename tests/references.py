@@ -591,3 +591,31 @@ def ref_stochastic_interpolant(
     target = -x0 + beta_dot * x1 - noise_scale * jnp.sqrt(sb) * z
     prediction = jax.vmap(velocity)(interpolant, y, s)
     return jnp.mean(_per_sample_mse(prediction, target))
+
+
+def ref_pde_refiner(model, data, key, K, min_noise_std, H=1):
+    """PDE-Refiner's loss, sample by sample: with `k ~ randint(first half of key, 0..K)`
+    and noise `xi` from the second half, sample `b` scores
+    `|model(0, y_b, 0) - u_b|^2` for `k_b = 0` and
+    `|model(u_b + s xi_b, y_b, k_b / K) - xi_b|^2`, `s = min_noise_std ** (k_b / K)`,
+    otherwise (mean over entries, then over samples). Both branches are evaluated and
+    one is selected, so that the reference also runs under `jit`."""
+    B = data.shape[0]
+    target = data[:, H]
+    y = data[:, :H].reshape(B, -1, *data.shape[3:])
+    if K == 0:
+        k, noise = jnp.zeros((B,), jnp.int32), jnp.zeros_like(target)
+    else:
+        key_step, key_noise = jax.random.split(key)
+        k = jax.random.randint(key_step, (B,), 0, K + 1)
+        noise = jax.random.normal(key_noise, target.shape)
+    total = 0.0
+    for b in range(B):
+        predict = model(jnp.zeros_like(target[b]), y[b], 0.0)
+        predict_error = jnp.mean((predict - target[b]) ** 2)
+        level = k[b] / max(K, 1)
+        s = min_noise_std**level
+        denoise = model(target[b] + s * noise[b], y[b], level)
+        denoise_error = jnp.mean((denoise - noise[b]) ** 2)
+        total = total + jnp.where(k[b] == 0, predict_error, denoise_error)
+    return total / B

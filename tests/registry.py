@@ -47,6 +47,7 @@ from references import (
     ref_lagrangian_self_distillation,
     ref_mean_flow,
     ref_mix,
+    ref_pde_refiner,
     ref_progressive_distillation,
     ref_residuum,
     ref_semigroup_distillation,
@@ -76,6 +77,7 @@ from trainax_fm.configuration import (
     LagrangianSelfDistillation,
     MeanFlow,
     MixChainPostPhysics,
+    PDERefiner,
     ProgressiveDistillation,
     Pushforward,
     RandomAffine,
@@ -103,6 +105,7 @@ from trainax_fm.trainer import (
     LagrangianSelfDistillationTrainer,
     MeanFlowTrainer,
     MixChainPostPhysicsTrainer,
+    PDERefinerTrainer,
     ProgressiveDistillationTrainer,
     PushforwardTrainer,
     ResiduumTrainer,
@@ -697,6 +700,40 @@ CONFIGURATIONS += (
     ),
 )
 
+
+def refiner_stepper(seed: int = 0, K: int = 2, min_noise_std: float = 0.05):
+    """A `flow.PDERefinerStepper` on the tiny velocity MLP (ODE states of 3 channels)."""
+    return flow.PDERefinerStepper(velocity_mlp(seed), K, min_noise_std)
+
+
+CONFIGURATIONS += (
+    ConfigurationCase(
+        # 8 samples over k in {0, 1, 2}: both branches of the loss in one batch.
+        "PDERefiner",
+        PDERefiner,
+        lambda: PDERefiner(2, 0.05),
+        refiner_stepper,
+        lambda: ode_windows(233, batch=8),
+        lambda s, d, k: ref_pde_refiner(s.model, d, k, 2, 0.05),
+    ),
+    ConfigurationCase(
+        "PDERefiner-history",
+        PDERefiner,
+        lambda: PDERefiner(1, 0.2, num_input_steps=2),
+        lambda seed=0: flow.PDERefinerStepper(
+            flow.ConditionalVelocity(
+                eqx.nn.MLP(
+                    flow.velocity_input_channels(3, 2), 3, 8, 2,
+                    activation=jax.nn.tanh, key=jax.random.key(seed),
+                )
+            ),
+            1, 0.2, num_input_steps=2,
+        ),
+        lambda: ode_windows(234, window=3, batch=6),
+        lambda s, d, k: ref_pde_refiner(s.model, d, k, 1, 0.2, H=2),
+    ),
+)
+
 # Exported by `trainax_fm.configuration` but not configurations: the flow time samplers
 # (checked by `tests/test_flow_configurations.py::test_sampler_ranges` and friends),
 # the abstract base class and the balancing rule of a Composite with its state
@@ -819,6 +856,7 @@ FLOW_CONFIGURATIONS = frozenset(
         "MeanFlow",
         "ShortcutModel",
         "StochasticInterpolant",
+        "PDERefiner",
     }
 )
 # Configurations that train a wrapped stepper (`tx.WithLossWeights`), not a bare
@@ -1129,6 +1167,17 @@ TRAINERS += (
 )
 
 
+TRAINERS += (
+    TrainerCase(
+        "PDERefinerTrainer",
+        PDERefinerTrainer,
+        _flow_trainer(PDERefinerTrainer, num_refinement_steps=2, min_noise_std=0.05),
+        refiner_stepper,
+        data=_ODE,
+    ),
+)
+
+
 def exported_classes(module, base: Optional[type] = None):
     """Names of the public classes `module` exports (subclasses of `base` if given)."""
     names = getattr(module, "__all__", None) or [
@@ -1304,5 +1353,12 @@ CONFIGURATIONS_3D = (
         lambda seed: velocity_conv3d(seed, step_size_input=True),
         lambda: windows_3d(251, 2, batch=4),
         lambda s, d, k: ref_shortcut_model(s, d, k, max_level=2, bootstrap_share=0.5),
+    ),    ConfigurationCase(
+        "PDERefiner-3D",
+        PDERefiner,
+        lambda: PDERefiner(2, 0.05),
+        lambda seed: flow.PDERefinerStepper(velocity_conv3d(seed), 2, 0.05),
+        lambda: windows_3d(252, 2, batch=5),
+        lambda s, d, k: ref_pde_refiner(s.model, d, k, 2, 0.05),
     ),
 )

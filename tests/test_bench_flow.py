@@ -113,3 +113,18 @@ def test_the_interpolant_row_samples_the_displacement_from_the_current_state(ben
     y, key = jnp.linspace(-1.0, 1.0, 8)[None], jax.random.key(1)
     assert row.needs_key and row.num_function_evaluations == 4
     np.testing.assert_allclose(row(y, key=key), stepper(y, key=key) - y, rtol=1e-6)
+
+
+def test_r1_compares_pde_refiner_with_the_other_emulators_at_its_nfe(bench_flow):
+    results = {"teacher-16": scores(1.0, nfe=16), "MF-4": scores(1.05, nfe=4),
+               "teacher Euler-4": scores(1.10, nfe=4), "MF-1": scores(0.5),
+               "REF-4": scores(1.02, nfe=4)}
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line == ("R1 (ks1d): REF-4 (4 NFE) 1-step CRPS 1.0200 vs the best other 4-NFE "
+                    "emulator MF-4 1.0500 (-2.9%) -> better")
+    results["REF-4"] = scores(1.06, nfe=4)
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line.endswith("-> not better")
+    del results["MF-4"], results["teacher Euler-4"]
+    (line,) = [x for x in bench_flow.check_targets(results, "ks1d") if x.startswith("R1")]
+    assert line.endswith("no other 4-NFE emulator in this run")

@@ -72,6 +72,9 @@ def method_specs(draw):
     if kind == "crps":
         members = str(draw(st.integers(2, 64)))
         return ";".join(["crps", members] + draw(st.lists(COUNT, max_size=1)))
+    if kind == "refiner":
+        noise = draw(st.lists(st.sampled_from(["1e-3", "0.01", ".5", "2E-7"]), max_size=1))
+        return ";".join(["refiner", draw(COUNT)] + noise)
     if kind == "gtf":
         tail = draw(st.lists(st.none(), max_size=2))  # how many optional fields follow
         parts = ["gtf", draw(COUNT), draw(schedules())]
@@ -119,6 +122,8 @@ def test_methods_table_is_the_documented_one():
         ("mmd;8;0.1", TrainMethod("mmd", 8, mmd_weight=0.1)),
         ("sinkhorn;4;2", TrainMethod("sinkhorn", 4, mmd_weight=2.0)),
         ("fm;4;heun", TrainMethod("fm", num_sampling_steps=4, solver="heun")),
+        ("refiner;3", TrainMethod("refiner", num_refinement_steps=3)),
+        ("refiner;2;0.01", TrainMethod("refiner", num_refinement_steps=2, min_noise_std=0.01)),
         ("lsd;2", TrainMethod("lsd", num_sampling_steps=2)),
         ("lsd;1;runs/fm", TrainMethod("lsd", num_sampling_steps=1, teacher="runs/fm")),
         ("meanflow;1", TrainMethod("meanflow", num_sampling_steps=1)),
@@ -141,6 +146,7 @@ def test_method_meaning(spec, expected):
      ("tf;2;1", "tf;2;1.0"), ("fm;8;euler", "fm;8"), ("pf;1;3;False;false", "pf;1;3"),
      ("pf;01;3;false;True", "pf;1;3;false;true"), ("cur;4;010:01,20:4;false", "cur;4;10:1,20:4"),
      ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1"), ("sinkhorn;08;.5", "sinkhorn;8;0.5"),
+     ("refiner;3;1e-3", "refiner;3"), ("refiner;03;2E-2", "refiner;3;0.02"),
      ("pd;02;t", "pd;2;t"),
      ("shortcut;4;t;ema=.9", "shortcut;4;t;ema=0.9"), ("shortcut;1;ema=0", "shortcut;1;ema=0.0")],
 )
@@ -183,6 +189,12 @@ def test_method_canonical(spec, canonical):
         ("sinkhorn;8", "field(s) after 'sinkhorn'"),
         ("sinkhorn;8;0", "write it like 'sinkhorn;8;0.1'"),
         ("fm;4;rk4", "solver"),
+        ("refiner", "field(s) after 'refiner'"),
+        ("refiner;0", "positive integer"),
+        ("refiner;2;1", "noise level MIN_NOISE_STD in (0, 1)"),
+        ("refiner;2;0", "noise level MIN_NOISE_STD in (0, 1)"),
+        ("refiner;2;-0.1", "noise level MIN_NOISE_STD in (0, 1)"),
+        ("refiner;2;0.1;x", "field(s) after 'refiner'"),
         ("sg;2", "field(s) after 'sg'"),
         ("lsd;2;a;b", "field(s) after 'lsd'"),
         ("lsd;0", "positive integer"),
@@ -219,10 +231,8 @@ def test_pd_configuration_needs_the_loaded_teacher():
 def test_every_method_builds_its_configuration():
     for spec in ["one", "sup;3;true", "div;2", "mix;2;1", "res;2", "tf;2;5:1.0,9:0.0",
                  "gtf;3;0.5;2", "gtf;2;5:0.9,9:0.0", "pf;1;2",
-                 "cur;3;5:1,9:3", "mmd;4;0.5", "sinkhorn;2;1", "crps;3;2", "fm;2",
-                 "si;4;0.5", "lsd;1",
-                 "meanflow;2",
-                 "shortcut;4",
+                 "cur;3;5:1,9:3", "mmd;4;0.5", "sinkhorn;2;1", "crps;3;2", "refiner;2",
+                 "fm;2", "si;4;0.5", "lsd;1", "meanflow;2", "shortcut;4",
                  "sg;2;t"]:
         configuration = parse_method(spec).configuration()
         assert isinstance(configuration, tx.configuration.BaseConfiguration)

@@ -28,6 +28,7 @@ from .._stepper._normalized import NormalizedStepper, ResidualInNormalizedSpace
 from ..data._normalizer import Normalizer
 from ..flow._ema import AbstractEMA
 from ..flow._flow_map import FlowMap
+from ..flow._refiner import PDERefinerStepper
 from ..flow._solvers import AbstractSolver
 from ..flow._interpolant import StochasticInterpolantPath
 from ..flow._steppers import AbstractFlowStepper, StochasticInterpolantStepper
@@ -52,6 +53,7 @@ WRAPPER_TYPES: tuple[type, ...] = (
     AbstractFlowStepper,
     StochasticInterpolantStepper,
     StochasticInterpolantPath,
+    PDERefinerStepper,
     AbstractSolver,
     ConditionalVelocity,
     FlowMap,

@@ -22,7 +22,8 @@ Invariant measure at inference time: `ThermalizerDiffusion` trains the diffusion
 and noise-level classifier of a `trainax_fm.flow.Thermalizer` on single states.
 
 Probabilistic: `CRPSEnsemble` (ensembles of a stochastic stepper trained with the fair or
-almost-fair CRPS), and the flow-matching and flow-map configurations.
+almost-fair CRPS), `PDERefiner` (a one-step prediction refined by denoising at
+exponentially decreasing noise levels), and the flow-matching and flow-map configurations.
 """
 
 from ._base import BaseConfiguration as BaseConfiguration
@@ -69,6 +70,7 @@ from ._lagrangian_self_distillation import (
     LagrangianSelfDistillation as LagrangianSelfDistillation,
 )
 from ._mean_flow import MeanFlow as MeanFlow
+from ._pde_refiner import PDERefiner as PDERefiner
 from ._progressive_distillation import ProgressiveDistillation as ProgressiveDistillation
 from ._semigroup_distillation import SemigroupDistillation as SemigroupDistillation
 from ._shortcut_model import ShortcutModel as ShortcutModel

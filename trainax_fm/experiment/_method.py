@@ -28,6 +28,7 @@ from ._method_fields import (
     format_lengths,
     format_schedule,
     parse_count,
+    parse_noise_std,
     parse_decay_field,
     parse_flag_field,
     parse_lengths_field,
@@ -46,7 +47,7 @@ class TrainMethod:
     **Arguments:**
 
     - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`,
-        `sinkhorn`, `crps`, `fm`, `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
+        `sinkhorn`, `crps`, `refiner`, `fm`, `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD or Sinkhorn rollout for `mmd`, `sinkhorn`;
         each member's rollout for `crps`).
@@ -66,6 +67,9 @@ class TrainMethod:
     - `mmd_weight`: the weight of the MMD (`mmd`) or Sinkhorn (`sinkhorn`) term next to
         one-step training.
     - `num_members`: ensemble members per training window (`crps`).
+    - `num_refinement_steps`: `K`, refinement steps after the one-step prediction
+        (`refiner`).
+    - `min_noise_std`: the noise level of the last refinement step (`refiner`).
     - `num_sampling_steps`: flow integration (or map) steps per physical step (`fm`,
         `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
@@ -94,6 +98,8 @@ class TrainMethod:
     rollout_lengths: Optional[LengthSchedule] = None
     mmd_weight: float = 0.0
     num_members: int = 0
+    num_refinement_steps: int = 0
+    min_noise_std: float = 1e-3
     num_sampling_steps: int = 0
     solver: str = "euler"
     teacher: Optional[str] = None
@@ -175,7 +181,8 @@ class MethodEntry:
     - `check`: `check(method, spec, usage)` raises a `ConfigError` for fields that
         parse one by one but not together.
     - `few_step`: a step-size-conditioned flow map with K Euler-form steps.
-    - `flow_matching`: the emulator is a stochastic flow-matching (or flow-map) stepper.
+    - `flow_matching`: the emulator is a stochastic flow-matching (or flow-map) stepper,
+        or PDE-Refiner's (a network conditioned like a velocity; its NFE are reported).
     - `needs_ref_stepper`, `needs_residuum`: what the configuration is called with.
     """
 
@@ -267,6 +274,10 @@ def _crps(method, teacher, teacher_method):
     return c.CRPSEnsemble(method.num_rollout_steps, num_members=method.num_members)
 
 
+def _refiner(method, teacher, teacher_method):
+    return c.PDERefiner(method.num_refinement_steps, method.min_noise_std)
+
+
 def _progressive(method, teacher, teacher_method):
     if teacher is None or teacher_method is None:
         raise ValueError(
@@ -325,6 +336,13 @@ def _noise_input_stepper(method, network, num_channels, teacher):
     # One noise channel per state channel: enough to express a different spread for
     # every channel without widening the network much.
     return NoiseInputStepper(network(2 * num_channels), num_noise_channels=num_channels)
+
+
+def _refiner_stepper(method, network, num_channels, teacher):
+    return flow.PDERefinerStepper(
+        flow.ConditionalVelocity(network(flow.velocity_input_channels(num_channels))),
+        method.num_refinement_steps, method.min_noise_std,
+    )
 
 
 def _flow_map_stepper(method, network, num_channels, teacher):
@@ -451,6 +469,14 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         (MethodField("M", "num_members", parse_count),
          dataclasses.replace(N, default=1)),
         _crps, stepper=_noise_input_stepper, check=_two_members,
+    ),
+    MethodEntry(
+        "refiner", "refiner;K[;MIN_NOISE_STD]", "refiner;K[;MIN_NOISE_STD]",
+        "`PDERefiner(K, MIN_NOISE_STD)`: a one-step prediction refined `K` times by "
+        "denoising at noise levels `MIN_NOISE_STD ** (k / K)` (default `1e-3`); `K + 1` NFE",
+        (MethodField("K", "num_refinement_steps", parse_count),
+         MethodField("MIN_NOISE_STD", "min_noise_std", parse_noise_std, format_float, 1e-3)),
+        _refiner, stepper=_refiner_stepper, **_FLOW,
     ),
     MethodEntry(
         "fm", "fm;NUM_SAMPLING_STEPS[;euler|midpoint|heun]", "fm;K[;SOLVER]",

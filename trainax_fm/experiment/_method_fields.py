@@ -93,6 +93,16 @@ def parse_noise_scale(token: str, name: str, spec: str, usage: str, parsed: dict
     return float(token)
 
 
+def parse_noise_std(token: str, name: str, spec: str, usage: str, parsed: dict) -> float:
+    if not FLOAT.fullmatch(token) or not 0.0 < float(token) < 1.0:
+        raise field_error(
+            spec,
+            f"a noise level {name} in (0, 1) (in {usage!r}), found {token!r}",
+            "write it like 'refiner;3;1e-3'",
+        )
+    return float(token)
+
+
 def format_noise_scale(value) -> str:
     return value if value == FOLLMER else format_float(value)
 

@@ -19,6 +19,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `mmd;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureMMD(N)], [1, WEIGHT])`: one-step training plus the invariant-measure MMD of `N`-step rollouts |
 | `sinkhorn;N;WEIGHT` | `Composite([Supervised(1), InvariantMeasureSinkhorn(N)], [1, WEIGHT])`: one-step training plus the debiased Sinkhorn divergence of `N`-step rollouts |
 | `crps;M[;N]` | `CRPSEnsemble(N, num_members=M)`: `M` members of a `NoiseInputStepper` (`C` noise channels) per window, `N` steps each (default 1), trained with the fair CRPS; sampled with 1 NFE per member and step |
+| `refiner;K[;MIN_NOISE_STD]` | `PDERefiner(K, MIN_NOISE_STD)`: a one-step prediction refined `K` times by denoising at noise levels `MIN_NOISE_STD ** (k / K)` (default `1e-3`); `K + 1` NFE |
 | `fm;K[;SOLVER]` | `FlowMatching()`; the emulator samples with `K` steps of `euler`, `midpoint` or `heun` |
 | `si;K[;EPS]` | `StochasticInterpolant()`: flow matching from the current state (noise scale 1, `beta(s) = s^2`); the emulator samples with `K` Euler-Maruyama steps (`K` NFE) of the diffusion `EPS (1 - s)` or, for `follmer`, the paper's Foellmer diffusion, chosen after training (default: the trained `1 - s`) |
 | `lsd;K[;TEACHER]` | `LagrangianSelfDistillation()`; the emulator samples with `K` flow-map steps (`K` NFE) |

@@ -31,6 +31,10 @@ Building blocks:
     forecasting, an SDE from the current state (a point mass) to the next one whose
     diffusion can be chosen after training
     ([`trainax_fm.configuration.StochasticInterpolant`][]).
+- [`trainax_fm.flow.PDERefinerStepper`][]: PDE-Refiner's sampler, a one-step
+    prediction refined `K` times by denoising at decreasing noise levels, the network
+    conditioned on the refinement step `k/K` where a velocity sees its flow time
+    (trained by [`trainax_fm.configuration.PDERefiner`][]; `K + 1` evaluations).
 
 - [`trainax_fm.flow.EMAVelocity`][]: a step-size-conditioned velocity with an EMA of
     its weights, for the EMA targets of shortcut models;
@@ -62,6 +66,7 @@ from ._integrate import flow_step as flow_step
 from ._integrate import integrate as integrate
 from ._integrate import num_function_evaluations as num_function_evaluations
 from ._optimizer import flow_map_optimizer as flow_map_optimizer
+from ._refiner import PDERefinerStepper as PDERefinerStepper
 from ._solvers import AbstractSolver as AbstractSolver
 from ._solvers import Euler as Euler
 from ._solvers import Heun as Heun

@@ -58,5 +58,6 @@ from ._lagrangian_self_distillation import (
     LagrangianSelfDistillationTrainer as LagrangianSelfDistillationTrainer,
 )
 from ._mean_flow import MeanFlowTrainer as MeanFlowTrainer
+from ._pde_refiner import PDERefinerTrainer as PDERefinerTrainer
 from ._shortcut_model import ShortcutModelTrainer as ShortcutModelTrainer
 from ._thermalizer import ThermalizerTrainer as ThermalizerTrainer
