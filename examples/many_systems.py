@@ -70,10 +70,11 @@ def main():
     mixture = tx.data.SystemMixture(catalogue.load("train"), train_systems, key=mixture_key)
 
     # 3. The forecaster and its training configuration: histories of context // k
-    #    blocks of k states in, one block out, augmented windows.
+    #    blocks of k states in, one block out, augmented windows (each augmentation
+    #    unstacks the blocks, num_output_steps=k, to map single states).
     configuration = Supervised(1, num_input_steps=context // k)
     for augmentation in (RandomAffine, RandomConvexCombination, DelayEmbedding):
-        configuration = augmentation(configuration, 0.2)
+        configuration = augmentation(configuration, 0.2, num_output_steps=k)
     forecaster = tx.networks.PatchForecaster(
         3, context, k, k, width=width, num_layers=2, num_heads=2, key=init_key
     )

@@ -216,3 +216,24 @@ def test_augmentations_train_inside_a_trainer(key):
         num_training_steps=6, batch_size=4,
     ).train(stepper, key, spawn_tqdm=False)
     assert not np.allclose(result.loss_history, plain.loss_history)
+
+
+@pytest.mark.parametrize(
+    "augmentation", [RandomAffine, RandomConvexCombination, DelayEmbedding],
+    ids=lambda cls: cls.__name__,
+)
+def test_blocks_of_states_are_augmented_state_by_state(augmentation):
+    """With `num_output_steps=k` a window of blocks `(W, k*C)` is transformed exactly as
+    its `W*k` states `(W*k, C)` would be: the map acts on each state's channels and a
+    delay counts states."""
+    k, channels, num_blocks = 4, 3, 5
+    states = jax.random.normal(jax.random.PRNGKey(0), (6, num_blocks * k, channels))
+    blocks = states.reshape(6, num_blocks, k * channels)
+    key = jax.random.PRNGKey(3)
+    on_states = augmentation(Supervised(1), 0.5).augment(states, key)
+    on_blocks = augmentation(Supervised(1), 0.5, num_output_steps=k).augment(blocks, key)
+    np.testing.assert_array_equal(on_blocks.reshape(states.shape), on_states)
+    with pytest.raises(ValueError, match="num_output_steps=5"):
+        augmentation(Supervised(1), 0.5, num_output_steps=5).augment(blocks, key)
+    with pytest.raises(ValueError, match="num_output_steps"):
+        augmentation(Supervised(1), 0.5, num_output_steps=0)

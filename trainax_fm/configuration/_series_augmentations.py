@@ -59,6 +59,8 @@ class RandomAffine(AbstractWindowAugmentation):
     - `probability`: the chance that a window is transformed (default 0.2).
     - `bias_std`: the standard deviation of the offset `b` (default 0.1; 0 for linear
         maps).
+    - `num_output_steps`: the trainer's `k` when it trains on blocks of `k` states
+        (see [`trainax_fm.configuration.AbstractWindowAugmentation`][]).
     """
 
     configuration: BaseConfiguration
@@ -66,9 +68,15 @@ class RandomAffine(AbstractWindowAugmentation):
     bias_std: float = eqx.field(static=True)
 
     def __init__(
-        self, configuration: BaseConfiguration, probability: float = 0.2, *, bias_std: float = 0.1
+        self,
+        configuration: BaseConfiguration,
+        probability: float = 0.2,
+        *,
+        bias_std: float = 0.1,
+        num_output_steps: int = 1,
     ):
         self.configuration = check_wrapped(configuration)
+        self.num_output_steps = num_output_steps
         self.probability = check_probability(probability)
         self.bias_std = _check_nonnegative_float(bias_std, "bias_std", positive=False)
 
@@ -104,6 +112,8 @@ class RandomConvexCombination(AbstractWindowAugmentation):
     - `probability`: the chance that a window is transformed (default 0.2).
     - `concentration`: the Dirichlet parameter, `> 0` (default 1: rows uniform on the
         simplex).
+    - `num_output_steps`: the trainer's `k` when it trains on blocks of `k` states
+        (see [`trainax_fm.configuration.AbstractWindowAugmentation`][]).
     """
 
     configuration: BaseConfiguration
@@ -116,8 +126,10 @@ class RandomConvexCombination(AbstractWindowAugmentation):
         probability: float = 0.2,
         *,
         concentration: float = 1.0,
+        num_output_steps: int = 1,
     ):
         self.configuration = check_wrapped(configuration)
+        self.num_output_steps = num_output_steps
         self.probability = check_probability(probability)
         self.concentration = _check_nonnegative_float(
             concentration, "concentration", positive=True
@@ -161,7 +173,9 @@ class DelayEmbedding(AbstractWindowAugmentation):
 
     - `configuration`: the configuration to train on transformed windows.
     - `probability`: the chance that a window is transformed (default 0.2).
-    - `max_delay`: the largest delay, in time levels (default 1).
+    - `max_delay`: the largest delay, in states (default 1).
+    - `num_output_steps`: the trainer's `k` when it trains on blocks of `k` states
+        (see [`trainax_fm.configuration.AbstractWindowAugmentation`][]).
     """
 
     configuration: BaseConfiguration
@@ -169,9 +183,15 @@ class DelayEmbedding(AbstractWindowAugmentation):
     max_delay: int = eqx.field(static=True)
 
     def __init__(
-        self, configuration: BaseConfiguration, probability: float = 0.2, *, max_delay: int = 1
+        self,
+        configuration: BaseConfiguration,
+        probability: float = 0.2,
+        *,
+        max_delay: int = 1,
+        num_output_steps: int = 1,
     ):
         self.configuration = check_wrapped(configuration)
+        self.num_output_steps = num_output_steps
         self.probability = check_probability(probability)
         self.max_delay = check_positive_int(max_delay, "max_delay")
 

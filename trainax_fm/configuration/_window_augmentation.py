@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._argument_checks import check_positive_int
 from ._base import BaseConfiguration, Windows
 from ._wrapper import AbstractAugmentation
 
@@ -76,13 +77,22 @@ class AbstractWindowAugmentation(AbstractAugmentation):
 
     The windows must be one array `(B, W, C, *spatial)` (trajectories with constants,
     `ConditionedTrajectories`, are not augmented by these maps).
+
+    **Blocks.** A trainer with `num_output_steps=k` hands configurations windows of
+    blocks, `k` states stacked on the channel axis, `(B, W, k*C, *spatial)`. Pass the
+    same `num_output_steps=k` to the augmentation: it then unstacks every window into
+    its `W*k` states `(W*k, C, *spatial)` (in time order) before `transform_window`
+    and stacks them back after, so a map of the `C` channels acts on each state and a
+    delay counts states, not blocks. Without it, a map would mix the states of a block.
     """
 
     probability: eqx.AbstractVar[float]
+    num_output_steps: int = eqx.field(default=1, static=True, kw_only=True)
 
     def __check_init__(self):
         # Also guards users' subclasses, whatever their `__init__` stores.
         check_probability(self.probability)
+        check_positive_int(self.num_output_steps, "num_output_steps")
         if not isinstance(self.configuration, BaseConfiguration):
             raise TypeError(
                 f"{type(self).__name__}: `configuration` must be a trainax_fm "
@@ -127,8 +137,18 @@ class AbstractWindowAugmentation(AbstractAugmentation):
                 "trajectories with constants."
             )
 
-        def one(window_key, window):
+        k = self.num_output_steps
+        if data.shape[2] % k:
+            raise ValueError(
+                f"{name}(num_output_steps={k}) needs windows of blocks of {k} states "
+                f"stacked on the channel axis, but the windows have {data.shape[2]} "
+                "channels, not a multiple of it. Pass the trainer's num_output_steps."
+            )
+
+        def one(window_key, blocks):
             apply_key, transform_key = jax.random.split(window_key)
+            # Blocks (W, k*C, ...) -> states (W*k, C, ...), time-major.
+            window = blocks.reshape((blocks.shape[0] * k, blocks.shape[1] // k) + blocks.shape[2:])
             transformed = self.transform_window(window, transform_key)
             if transformed.shape != window.shape or transformed.dtype != window.dtype:
                 raise ValueError(
@@ -137,7 +157,7 @@ class AbstractWindowAugmentation(AbstractAugmentation):
                     f"{transformed.dtype}."
                 )
             apply = jax.random.bernoulli(apply_key, self.probability)
-            return jnp.where(apply, transformed, window)
+            return jnp.where(apply, transformed, window).reshape(blocks.shape)
 
         window_keys = jax.random.split(key, data.shape[0])
         return jax.vmap(one)(window_keys, data)

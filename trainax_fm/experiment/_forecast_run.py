@@ -175,8 +175,11 @@ def _configuration(config: dict):
         num_input_steps=forecaster["context_length"] // forecaster["prediction_length"],
     )
     for name in split_names(training["augmentations"]):
+        # The trainer hands over blocks of prediction_length states; each augmentation
+        # unstacks them so that its map acts on single states.
         configuration = AUGMENTATION_TYPES[name](
-            configuration, training["augmentation_probability"]
+            configuration, training["augmentation_probability"],
+            num_output_steps=forecaster["prediction_length"],
         )
     return configuration
 
