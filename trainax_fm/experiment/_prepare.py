@@ -22,7 +22,7 @@ from ._config import (
 )
 from ._data import Dataset, load_data
 from ._errors import ConfigError
-from ._saved_networks import BEST_FILE, load_method_teacher
+from ._saved_networks import BEST_FILE, check_teacher_data, load_method_teacher
 from ._method import TrainMethod
 from ._method_spec import parse_method
 from ._wording import term
@@ -302,6 +302,7 @@ def prepare_run(
     # fit (its layout, a `pd` step count) must not leave a folder that only a rerun
     # with overwrite clears. Loaded here, once and outside any trace, it is handed to
     # everything that builds a stepper.
+    check_teacher_data(method, config)
     teacher = load_method_teacher(method, dataset.num_channels, dataset.num_spatial_dims,
                                   dataset.num_points, dataset.num_constant_channels)
     trainer = build_trainer(config, dataset, method, optimizer, teacher)
