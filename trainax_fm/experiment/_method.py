@@ -200,7 +200,8 @@ class MethodEntry:
     - `configuration`: `configuration(method, teacher, teacher_method)`, what
         `TrainMethod.configuration` returns.
     - `stepper`: `stepper(method, network, num_channels, teacher)`, the emulator the
-        method trains and samples with; `network(in_channels)` builds a fresh network.
+        method trains and samples with; `network(in_channels, out_channels=C, *,
+        salt=0)` builds a fresh network (another `salt`: another initialisation key).
     - `optimizer`: `optimizer(method, optimizer)`, the optimizer the trainer uses
         (flow maps train only their own weights and keep a moving average apart).
     - `window_length`: the snapshots per training window of a method.
