@@ -89,6 +89,17 @@ def test_the_saved_run_holds_the_frozen_emulator_and_a_trained_thermalizer(runs)
     np.testing.assert_allclose(thermalizer.normalizer.std, emulator.normalizer.std)
 
 
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(runs, tmp_path):
+    """The checkpoint holds the state of the optimizer that freezes the emulator."""
+    results, _ = runs
+    config = write_run(tmp_path, "therm", f"therm;{K};{results / 'emulator'};0")
+    out = str(tmp_path / "runs")
+    assert main(["train", config, "--results", out, "--quiet", "--stop-after", "1"]) == 0
+    assert main(["train", config, "--results", out, "--quiet", "--resume"]) == 0
+    resumed = (tmp_path / "runs" / "therm" / "network.eqx").read_bytes()
+    assert resumed == (results / "therm" / "network.eqx").read_bytes()
+
+
 def _unfinished(emulator, folder):
     shutil.copytree(emulator, folder)
     (folder / "network.eqx").unlink()

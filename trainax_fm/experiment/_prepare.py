@@ -31,6 +31,7 @@ from ._setup import (
     build_steppers,
     build_trainer,
     init_stepper,
+    method_optimizer,
     split_keys,
     with_normalization,
 )
@@ -308,8 +309,10 @@ def prepare_run(
     trainer = build_trainer(config, dataset, method, optimizer, teacher)
     _claim_folder(out, config, resume, failed is not None)
     init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
-    state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log,
-                                    teacher)
+    # the checkpoint holds the state of the optimizer the method wraps (frozen parts
+    # of flow maps and thermalized emulators have none)
+    state, progress = _resume_state(out, config, dataset, init_keys,
+                                    method_optimizer(method, optimizer), resume, log, teacher)
     start = 0 if state is None else state.step
     remaining = training["num_training_steps"] - start
     num_steps = remaining if stop_after is None else min(stop_after, remaining)

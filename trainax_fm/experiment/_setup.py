@@ -137,6 +137,12 @@ def teacher_kinds(method: TrainMethod) -> tuple:
     return METHODS[method.kind].teacher_kinds
 
 
+def method_optimizer(method: TrainMethod, optimizer: optax.GradientTransformation):
+    """The optimizer `method` trains with (and its checkpoints hold the state of):
+    `optimizer`, or a wrapper that freezes what the method does not train."""
+    return METHODS[method.kind].optimizer(method, optimizer)
+
+
 def teacher_words(method: TrainMethod) -> tuple:
     """`(kinds, role, runs)` of `load_teacher_config` for the folder `method` names."""
     entry = METHODS[method.kind]
@@ -280,7 +286,7 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
             )
         teacher_method = parse_method(
             load_teacher_config(method.teacher, *teacher_words(method))["training"]["method"])
-    optimizer = METHODS[method.kind].optimizer(method, optimizer)
+    optimizer = method_optimizer(method, optimizer)
     configuration = method.configuration(teacher, teacher_method)
     if training["time_level_loss"] != "mse":
         configuration = _with_time_level_loss(configuration, training)
