@@ -137,7 +137,8 @@ def check_teacher_data(method: TrainMethod, config: dict) -> None:
                           for key in differing)
         raise ConfigError(
             "training.method",
-            f"a {role} run trained on this run's data (the same [data] table)",
+            f"an {runs or 'run'} in {role} trained on this run's data (the same [data] "
+            "table)",
             repr(method.teacher) + f" ({shown})",
             f"copy the [data] table of {str(Path(method.teacher) / 'config.toml')!r}, or "
             f"name a {runs or role} trained on this data",

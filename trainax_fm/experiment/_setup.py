@@ -132,11 +132,6 @@ def build_stepper(
     return METHODS[method.kind].stepper(method, network, num_channels, teacher)
 
 
-def teacher_kinds(method: TrainMethod) -> tuple:
-    """The methods whose results folders may teach `method`."""
-    return METHODS[method.kind].teacher_kinds
-
-
 def method_optimizer(method: TrainMethod, optimizer: optax.GradientTransformation):
     """The optimizer `method` trains with (and its checkpoints hold the state of):
     `optimizer`, or a wrapper that freezes what the method does not train."""
