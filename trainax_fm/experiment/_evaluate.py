@@ -44,7 +44,8 @@ def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold)
     reference = test[:, 1 : num_steps + 1]
     interventions = None
     if isinstance(stepper, ThermalizedStepper) and constants is None:
-        # its own rollout also reports where the thermalizer denoised
+        # its own rollout also reports where the thermalizer denoised (it binds no
+        # constants, so conditioned data goes through `rollout` without the report)
         report = stepper.rollout(test[:, 0], num_steps, key=key, batched=True)
         prediction, interventions = report.trajectory, report.num_interventions
     else:
@@ -97,7 +98,7 @@ def rollout_metrics(
         spatial axes, where a pattern correlation means nothing; for
         [`trainax_fm.flow.ThermalizedStepper`][]s also `thermalizer_interventions`,
         the mean number of denoised states per test rollout, and its per-seed
-        values) and the arrays `nrmse`
+        values, unless the data has constants) and the arrays `nrmse`
         `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
