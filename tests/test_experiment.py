@@ -75,6 +75,11 @@ def method_specs(draw):
     if kind == "refiner":
         noise = draw(st.lists(st.sampled_from(["1e-3", "0.01", ".5", "2E-7"]), max_size=1))
         return ";".join(["refiner", draw(COUNT)] + noise)
+    if kind == "therm":
+        levels = draw(st.integers(2, 2000))
+        threshold = draw(st.lists(st.integers(0, levels - 1).map(str), max_size=1))
+        folder = draw(st.sampled_from(["results/one", "../runs/emulator 1"]))
+        return ";".join(["therm", str(levels), folder] + threshold)
     if kind == "gtf":
         tail = draw(st.lists(st.none(), max_size=2))  # how many optional fields follow
         parts = ["gtf", draw(COUNT), draw(schedules())]
@@ -133,6 +138,8 @@ def test_methods_table_is_the_documented_one():
         ("shortcut;2;ema=0.99", TrainMethod("shortcut", num_sampling_steps=2, ema_decay=0.99)),
         ("shortcut;1;a/b;ema=.5",
          TrainMethod("shortcut", num_sampling_steps=1, teacher="a/b", ema_decay=0.5)),
+        ("therm;100;runs/one", TrainMethod("therm", num_noise_steps=100, teacher="runs/one")),
+        ("therm;10;a b;0", TrainMethod("therm", num_noise_steps=10, teacher="a b", threshold=0)),
     ],
 )
 def test_method_meaning(spec, expected):
@@ -147,7 +154,7 @@ def test_method_meaning(spec, expected):
      ("pf;01;3;false;True", "pf;1;3;false;true"), ("cur;4;010:01,20:4;false", "cur;4;10:1,20:4"),
      ("mmd;8;1", "mmd;8;1.0"), ("mmd;8;1e-1", "mmd;8;0.1"), ("sinkhorn;08;.5", "sinkhorn;8;0.5"),
      ("refiner;3;1e-3", "refiner;3"), ("refiner;03;2E-2", "refiner;3;0.02"),
-     ("pd;02;t", "pd;2;t"),
+     ("pd;02;t", "pd;2;t"), ("therm;0100;e;007", "therm;100;e;7"), ("therm;10;e", "therm;10;e"),
      ("shortcut;4;t;ema=.9", "shortcut;4;t;ema=0.9"), ("shortcut;1;ema=0", "shortcut;1;ema=0.0")],
 )
 def test_method_canonical(spec, canonical):
@@ -206,6 +213,15 @@ def test_method_canonical(spec, canonical):
         ("shortcut;2;ema=x", "EMA decay in [0, 1)"),
         ("shortcut;2;a;b", "at most one `ema=DECAY`"),
         ("lsd;1;ema=0.9", "option of shortcut models only"),
+        ("therm", "field(s) after 'therm'"),
+        ("therm;100", "field(s) after 'therm'"),
+        ("therm;0;e", "positive integer"),
+        ("therm;1;e", "at least 2 noise levels K"),
+        ("therm;100; ;5", "results folder of a finished emulator run"),
+        ("therm;100;e;-1", "`THRESHOLD` to be a whole number >= 0"),
+        ("therm;100;e;1.5", "`THRESHOLD` to be a whole number >= 0"),
+        ("therm;10;e;10", "THRESHOLD below the K=10 noise levels"),
+        ("therm;10;e;1;x", "field(s) after 'therm'"),
         ("sup; 5", "positive integer"),
         ("", "one of one, sup"),
     ],
@@ -226,6 +242,15 @@ def test_pd_configuration_needs_the_loaded_teacher():
     assert configuration.num_fine_steps == 4 and configuration.teacher_solver.name == "heun"
     with pytest.raises(ConfigError, match="divides"):
         method.configuration(teacher, parse_method("fm;3"))
+
+
+def test_the_thermalizer_threshold_defaults_to_a_tenth_of_the_levels():
+    assert parse_method("therm;100;e").thermalizer_threshold == 10
+    assert parse_method("therm;9;e").thermalizer_threshold == 0
+    assert parse_method("therm;100;e;3").thermalizer_threshold == 3
+    assert eqx.tree_equal(parse_method("therm;5;e").configuration(),
+                          tx.configuration.ThermalizerDiffusion())
+    assert parse_method("therm;5;e").required_window_length == 1
 
 
 def test_every_method_builds_its_configuration():

@@ -246,6 +246,30 @@ def test_a_thermalizer_of_normalised_states_works_in_physical_units():
         )
 
 
+def test_the_diffusion_loss_trains_the_thermalizer_of_a_thermalized_stepper():
+    """Given a `ThermalizedStepper`, the loss is that of its thermalizer: on the states
+    themselves, or on `(x - mean) / std` (written out here) inside a
+    `NormalizedStepper`; neither the emulator nor the statistics get a gradient."""
+    states = 5.0 + 2.0 * data_states(15, batch=16)[:, None]
+    normalized = (states - 5.0) / 2.0
+    loss = eqx.filter_jit(ThermalizerDiffusion())
+    key = jax.random.key(16)
+    plain = ThermalizedStepper(roll, oracle(), threshold=THRESHOLD)
+    np.testing.assert_allclose(
+        loss(plain, states, key=key), loss(oracle(), states, key=key), rtol=1e-6)
+    normalizer = tx.Normalizer(mean=jnp.full((1, 1), 5.0), std=jnp.full((1, 1), 2.0))
+    emulator = eqx.nn.Conv1d(1, 1, 3, padding=1, key=jax.random.key(17))
+    wrapped = ThermalizedStepper(
+        emulator, tx.NormalizedStepper(oracle(), normalizer), threshold=THRESHOLD)
+    np.testing.assert_allclose(
+        loss(wrapped, states, key=key), loss(oracle(), normalized, key=key), rtol=1e-6)
+    grads = eqx.filter_grad(lambda s: loss(s, states, key=key))(wrapped)
+    for leaf in jax.tree_util.tree_leaves((grads.stepper, grads.thermalizer.normalizer)):
+        np.testing.assert_array_equal(leaf, 0.0)
+    with pytest.raises(TypeError, match="ThermalizedStepper"):
+        loss(emulator, states, key=key)
+
+
 @pytest.mark.slow  # about 20 s on a shared 2-core CPU (600 updates and their compile)
 def test_the_trainer_learns_to_tell_noise_levels_apart():
     """A few hundred updates on Gaussian states: the classifier's estimate grows with

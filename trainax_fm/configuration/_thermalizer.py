@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._stepper._conditioned import vmap_over_samples
+from .._stepper._normalized import NormalizedStepper
+from ..flow._thermalized_stepper import ThermalizedStepper
 from ..flow._thermalizer import Thermalizer
 from ._base import Loss, Windows
 from ._checks import AbstractCheckedConfiguration, CallInputs
@@ -43,8 +45,11 @@ class ThermalizerDiffusion(AbstractCheckedConfiguration):
     into `(level_key, noise_key)`; `k = jax.random.randint(level_key, (B,), 1, K + 1)`
     and `ε = jax.random.normal(noise_key, x_0.shape)`.
 
-    The `stepper` argument is the `Thermalizer` (it is what the trainer trains). A
-    `key` is required.
+    The `stepper` argument is the `Thermalizer` (it is what the trainer trains), or a
+    [`trainax_fm.flow.ThermalizedStepper`][] whose thermalizer is trained (its emulator
+    gets no gradient); when that thermalizer is a `trainax_fm.NormalizedStepper`
+    around a `Thermalizer`, `x_0` are the normalised states
+    `stop_gradient(normalize(x_0))`. A `key` is required.
 
     **Arguments:**
 
@@ -65,18 +70,12 @@ class ThermalizerDiffusion(AbstractCheckedConfiguration):
         return True
 
     def _loss(self, stepper: eqx.Module, data: Windows, inputs: CallInputs) -> Loss:
-        if not isinstance(stepper, Thermalizer):
-            raise TypeError(
-                "ThermalizerDiffusion trains a trainax_fm.flow.Thermalizer (a denoiser "
-                f"and a noise-level classifier), got a {type(stepper).__name__}. Build "
-                "it with tx.flow.Thermalizer(denoiser, classifier, num_noise_steps=K)."
-            )
         if not isinstance(data, (jax.Array, np.ndarray)):
             raise TypeError(
                 "ThermalizerDiffusion takes windows as one array (B, W, C, *spatial) "
                 f"(it uses the first snapshot of each), got a {type(data).__name__}."
             )
-        states = data[:, 0]
+        stepper, states = _thermalizer_and_states(stepper, data[:, 0])
         level_key, noise_key = jax.random.split(inputs.key)
         batch = states.shape[0]
         num_levels = stepper.num_noise_steps
@@ -99,3 +98,23 @@ class ThermalizerDiffusion(AbstractCheckedConfiguration):
             jnp.take_along_axis(log_probabilities, (levels - 1)[:, None], axis=-1)
         )
         return noise_loss + self.noise_level_weight * cross_entropy
+
+
+def _thermalizer_and_states(stepper, states):
+    """The `Thermalizer` that `stepper` trains, and the states it learns (normalised
+    for a thermalizer inside a `NormalizedStepper`)."""
+    if isinstance(stepper, ThermalizedStepper):
+        stepper = stepper.thermalizer
+        if isinstance(stepper, NormalizedStepper):
+            # the statistics are fixed: no gradient may reach them through the data
+            normalizer = jax.lax.stop_gradient(stepper.normalizer)
+            states = normalizer.normalize(states)
+            stepper = stepper.network
+    if not isinstance(stepper, Thermalizer):
+        raise TypeError(
+            "ThermalizerDiffusion trains a trainax_fm.flow.Thermalizer (a denoiser "
+            "and a noise-level classifier), or the thermalizer of a "
+            f"trainax_fm.flow.ThermalizedStepper, got a {type(stepper).__name__}. Build "
+            "it with tx.flow.Thermalizer(denoiser, classifier, num_noise_steps=K)."
+        )
+    return stepper, states

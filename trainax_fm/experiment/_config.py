@@ -37,8 +37,10 @@ method = "one"             # one | sup;N[;cut_bptt] | div;N[;cut_bptt[;cut_div_c
                            # pf;N;K[;random[;cut_bptt]] | cur;N;STEP:LENGTH,... | mmd;N;WEIGHT |
                            # sinkhorn;N;WEIGHT | crps;M[;N] |
                            # fm;K[;solver] | lsd;K[;TEACHER] | meanflow;K[;TEACHER] |
-                           # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER
-                           # (TEACHER: results folder of an fm run; for pd an fm or pd run)
+                           # shortcut;K[;TEACHER][;ema=DECAY] | sg;K;TEACHER | pd;K;TEACHER |
+                           # therm;K;EMULATOR_RESULTS_DIR[;THRESHOLD]
+                           # (TEACHER: results folder of an fm run; for pd an fm or pd run;
+                           # EMULATOR_RESULTS_DIR: a finished run on the same [data])
 optimizer = "adam"
 learning_rate = 0.001
 lr_schedule = "constant"   # "constant" | "cosine" (decays to 0 at num_training_steps)
@@ -101,7 +103,7 @@ from ..data._spec import parse_spec
 from ..hook._log_writers import check_formats
 from ._data import DISK_PREFIXES, data_fields, source_kind
 from ._errors import ConfigError, describe_value
-from ._method import TrainMethod
+from ._method import METHODS, TrainMethod
 from ._method_spec import format_method, parse_method
 from ._network import format_network, parse_network
 from ._schema import NAME_PATTERN, Field, check_table
@@ -223,8 +225,12 @@ def default_normalization(source: str, method: TrainMethod) -> str:
     Lorenz-63 states reach |z| ~ 40 while one step of `dt = 0.01` moves them by a few
     tenths: an MLP on the raw states learns nothing in thousands of updates (flat
     predictions), one predicting normalised increments reaches nRMSE@1 ~ 4e-4. Flow
-    matching samples states, not increments, so it keeps the raw states.
+    matching samples states, not increments, so it keeps the raw states. A
+    thermalizer (`therm`) is a diffusion model of single states, whose noise levels
+    assume states of unit scale: it learns normalised states.
     """
+    if METHODS[method.kind].models_states:
+        return "state"
     if source == "lorenz" and not method.is_flow_matching:
         return "residual"
     return "none"
@@ -313,6 +319,12 @@ def validate_config(raw: dict, *, base_dir: Optional[Union[str, os.PathLike]] = 
     training["method"] = format_method(method)
     if network["normalize"] is None:
         network["normalize"] = default_normalization(source, method)
+    if METHODS[method.kind].models_states and network["normalize"] == "residual":
+        raise ConfigError(
+            "network.normalize", f"\"state\" or \"none\" for {method.kind!r} (it learns the "
+            "distribution of single states, not increments)", '"residual"',
+            'set normalize = "state" (the default) or "none"',
+        )
     if training["warmup_steps"] >= training["num_training_steps"]:
         raise ConfigError(
             "training.warmup_steps",

@@ -18,6 +18,7 @@ from .. import plot
 from .._atomic import write_bytes_atomic
 from .._rollout._inference import rollout
 from .._stepper._protocol import needs_key
+from ..flow import ThermalizedStepper
 from ._config import load_config
 from ._data import load_data, load_trajectory_file
 from ._errors import ConfigError
@@ -41,17 +42,24 @@ def _score(stepper, test, constants, key, num_steps, aggregate_steps, threshold)
     """Rollout and metrics of one stepper as one compiled program."""
     scalars, fields = (None, None) if constants is None else constants
     reference = test[:, 1 : num_steps + 1]
-    prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key,
-                         constant_scalars=scalars, constant_fields=fields)
+    interventions = None
+    if isinstance(stepper, ThermalizedStepper) and constants is None:
+        # its own rollout also reports where the thermalizer denoised (it binds no
+        # constants, so conditioned data goes through `rollout` without the report)
+        report = stepper.rollout(test[:, 0], num_steps, key=key, batched=True)
+        prediction, interventions = report.trajectory, report.num_interventions
+    else:
+        prediction = rollout(stepper, test[:, 0], num_steps, batched=True, key=key,
+                             constant_scalars=scalars, constant_fields=fields)
     curve = M.nrmse(prediction, reference, batched=True)
     gmean = M.geometric_mean_nrmse(prediction, reference, num_steps=aggregate_steps,
                                    batched=True)
     if not has_spatial_axes(test):
         # A pattern correlation over the components of one ODE state is meaningless.
-        return curve, gmean, None, None, prediction, reference
+        return curve, gmean, None, None, prediction, reference, interventions
     correlation = M.pearson_correlation(prediction, reference, batched=True)
     hct = M.high_correlation_time(correlation, threshold)
-    return curve, gmean, correlation, hct, prediction, reference
+    return curve, gmean, correlation, hct, prediction, reference, interventions
 
 
 def has_spatial_axes(trajectories: Any) -> bool:
@@ -87,17 +95,20 @@ def rollout_metrics(
 
     - `(metrics, arrays)`: JSON-ready metrics (seed means and per-seed values;
         `correlation` and `high_correlation_time` are `None` for states without
-        spatial axes, where a pattern correlation means nothing) and the arrays `nrmse`
+        spatial axes, where a pattern correlation means nothing; for
+        [`trainax_fm.flow.ThermalizedStepper`][]s also `thermalizer_interventions`,
+        the mean number of denoised states per test rollout, and its per-seed
+        values, unless the data has constants) and the arrays `nrmse`
         `(seeds, R)`, `prediction` (seed 0, `(B, R, ...)`) and
         `reference` `(B, R, ...)` for plots.
     """
     test = jnp.asarray(test)
     keys = None if key is None else jax.random.split(key, len(steppers))
-    curves, gmeans, correlations, times = [], [], [], []
+    curves, gmeans, correlations, times, interventions = [], [], [], [], []
     first_prediction = reference = None
     for i, stepper in enumerate(steppers):
         stochastic = needs_key(stepper)
-        curve, gmean, correlation, hct, prediction, reference = _score(
+        curve, gmean, correlation, hct, prediction, reference, denoised = _score(
             stepper, test, constants, keys[i] if stochastic else None,
             num_rollout_steps, aggregate_steps, float(correlation_threshold),
         )
@@ -108,6 +119,8 @@ def rollout_metrics(
         if correlation is not None:
             correlations.append(np.asarray(correlation))
             times.append(int(hct))
+        if denoised is not None:
+            interventions.append(float(np.mean(denoised)))
     curves = np.stack(curves)
     fields = bool(times)
     metrics = {
@@ -123,6 +136,9 @@ def rollout_metrics(
         "high_correlation_time": float(np.mean(times)) if fields else None,
         "high_correlation_time_per_seed": times if fields else None,
     }
+    if interventions:
+        metrics["thermalizer_interventions"] = float(np.mean(interventions))
+        metrics["thermalizer_interventions_per_seed"] = interventions
     if len(steppers) > 1:
         metrics["nrmse_per_seed"] = [_floats(c) for c in curves]
     arrays = {"nrmse": curves, "prediction": first_prediction, "reference": reference}

@@ -11,11 +11,14 @@ wraps the optimizer and which results folders may teach it. A parsed spec is a
 import dataclasses
 from typing import Callable, Optional, Union
 
+import equinox as eqx
+import jax.tree_util as jtu
 import optax
 
 from .. import configuration as c
 from .. import flow
 from .._stepper._noise_input import NoiseInputStepper
+from .._stepper._normalized import NormalizedStepper
 from ._errors import ConfigError
 from ._method_fields import (
     MethodField,
@@ -28,6 +31,8 @@ from ._method_fields import (
     format_lengths,
     format_schedule,
     parse_count,
+    parse_emulator,
+    parse_level,
     parse_noise_std,
     parse_decay_field,
     parse_flag_field,
@@ -47,7 +52,8 @@ class TrainMethod:
     **Arguments:**
 
     - `kind`: one of `one`, `sup`, `div`, `mix`, `res`, `tf`, `gtf`, `pf`, `cur`, `mmd`,
-        `sinkhorn`, `crps`, `refiner`, `fm`, `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`.
+        `sinkhorn`, `crps`, `refiner`, `fm`, `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`,
+        `therm`.
     - `num_rollout_steps`: network steps in the training rollout (1 for `one`, `fm`;
         the largest length for `cur`; the MMD or Sinkhorn rollout for `mmd`, `sinkhorn`;
         each member's rollout for `crps`).
@@ -74,13 +80,17 @@ class TrainMethod:
         `si`, `lsd`, `meanflow`, `shortcut`, `sg`, `pd`).
     - `solver`: `euler`, `midpoint` or `heun` (`fm`).
     - `teacher`: the results folder of the `fm` run to distil or start from (`lsd`,
-        `meanflow`, `shortcut`; required for `sg`; an `fm` or `pd` run for `pd`), or
-        `None`.
+        `meanflow`, `shortcut`; required for `sg`; an `fm` or `pd` run for `pd`), the
+        emulator's results folder `EMULATOR_RESULTS_DIR` (`therm`), or `None`.
     - `ema_decay`: the decay of the shortcut model's EMA target (`shortcut`), or
         `None` (no EMA: the targets use the current weights).
     - `sampling_noise_scale`: `EPS` of the sampling diffusion `EPS (1 - s)` of a
         stochastic interpolant (`si`), `"follmer"` for the Föllmer diffusion, or
         `None` for the trained one.
+    - `num_noise_steps`: `K`, the thermalizer's noise levels (`therm`).
+    - `threshold`: the level above which the thermalized rollout denoises a state
+        (`therm`), or `None` for `K // 10`
+        (`thermalizer_threshold`).
     """
 
     kind: str
@@ -105,6 +115,14 @@ class TrainMethod:
     teacher: Optional[str] = None
     ema_decay: Optional[float] = None
     sampling_noise_scale: Optional[Union[float, str]] = None
+    num_noise_steps: int = 0
+    threshold: Optional[int] = None
+
+    @property
+    def thermalizer_threshold(self) -> int:
+        """The threshold of `therm`: the written one, else `K // 10` (states the
+        classifier places in the upper nine tenths of the levels are denoised)."""
+        return self.num_noise_steps // 10 if self.threshold is None else self.threshold
 
     @property
     def needs_ref_stepper(self) -> bool:
@@ -155,6 +173,15 @@ def _configuration_windows(method: TrainMethod) -> int:
     return method.configuration().required_window_length
 
 
+def _teacher_velocity(stepper):
+    """The part of a teacher run's stepper a distillation method takes: its velocity."""
+    return stepper.velocity
+
+
+def _whole_stepper(stepper):
+    return stepper
+
+
 def _network_stepper(method: TrainMethod, network: Callable, num_channels: int, teacher):
     """The network itself steps (the deterministic methods)."""
     return network(num_channels)
@@ -173,11 +200,19 @@ class MethodEntry:
     - `configuration`: `configuration(method, teacher, teacher_method)`, what
         `TrainMethod.configuration` returns.
     - `stepper`: `stepper(method, network, num_channels, teacher)`, the emulator the
-        method trains and samples with; `network(in_channels)` builds a fresh network.
+        method trains and samples with; `network(in_channels, out_channels=C, *,
+        salt=0)` builds a fresh network (another `salt`: another initialisation key).
     - `optimizer`: `optimizer(method, optimizer)`, the optimizer the trainer uses
         (flow maps train only their own weights and keep a moving average apart).
     - `window_length`: the snapshots per training window of a method.
     - `teacher_kinds`: the kinds whose results folders may be its TEACHER.
+    - `teacher_role`, `teacher_runs`: what errors call the folder (`TEACHER`) and the
+        runs it may hold (`""`: the `teacher_kinds` joined by "or").
+    - `teacher_part`: `teacher_part(stepper)`, what the method takes of the first
+        seed's stepper of that folder (a distillation: the velocity).
+    - `same_data_teacher`: the folder's run must have trained on this run's `[data]`.
+    - `models_states`: the trained model learns single states, not steps: its
+        `[network] normalize` defaults to `"state"` and may not be `"residual"`.
     - `check`: `check(method, spec, usage)` raises a `ConfigError` for fields that
         parse one by one but not together.
     - `few_step`: a step-size-conditioned flow map with K Euler-form steps.
@@ -196,6 +231,11 @@ class MethodEntry:
     optimizer: Callable = _same_optimizer
     window_length: Callable[[TrainMethod], int] = _configuration_windows
     teacher_kinds: tuple[str, ...] = ("fm",)
+    teacher_role: str = "TEACHER"
+    teacher_runs: str = ""
+    teacher_part: Callable = _teacher_velocity
+    same_data_teacher: bool = False
+    models_states: bool = False
     check: Callable[[TrainMethod, str, str], None] = _no_check
     few_step: bool = False
     flow_matching: bool = False
@@ -357,6 +397,53 @@ def _flow_map_optimizer(method, optimizer):
 def _ema_optimizer(method, optimizer):
     # with ema=, the average moves after every update, not by the gradient
     return optimizer if method.ema_decay is None else flow.flow_map_optimizer(optimizer)
+
+
+def _thermalized_stepper(method, network, num_channels, teacher):
+    levels = method.num_noise_steps
+    # different keys: the two networks must not start from correlated weights
+    thermalizer = flow.Thermalizer(
+        network(num_channels + 1), network(num_channels, levels, salt=1),
+        num_noise_steps=levels,
+    )
+    return flow.ThermalizedStepper(teacher, thermalizer, threshold=method.thermalizer_threshold)
+
+
+_TRAINED, _FROZEN = "trained", "frozen"
+
+
+def _frozen_emulator_labels(params):
+    labels = jtu.tree_map(lambda _: _TRAINED, params)
+    frozen = [lambda s: s.stepper]
+    if isinstance(params.thermalizer, NormalizedStepper):
+        frozen.append(lambda s: s.thermalizer.normalizer)
+    for where in frozen:
+        labels = eqx.tree_at(
+            where, labels, replace_fn=lambda node: jtu.tree_map(lambda _: _FROZEN, node))
+    return labels
+
+
+def _thermalizer_optimizer(method, optimizer):
+    # Only the thermalizer trains: the emulator of EMULATOR_RESULTS_DIR and the
+    # normalisation statistics stay exactly as loaded (no update, no optimizer state).
+    return optax.multi_transform(
+        {_TRAINED: optimizer, _FROZEN: optax.set_to_zero()}, _frozen_emulator_labels)
+
+
+def _threshold_below_levels(method: TrainMethod, spec: str, usage: str) -> None:
+    if method.num_noise_steps < 2:
+        raise field_error(
+            spec,
+            f"at least 2 noise levels K for a thermalizer, found {method.num_noise_steps}",
+            f"write it as {usage!r} with K >= 2 (e.g. therm;100;results/emulator)",
+        )
+    if not method.thermalizer_threshold < method.num_noise_steps:
+        raise field_error(
+            spec,
+            f"a THRESHOLD below the K={method.num_noise_steps} noise levels (0 ... "
+            f"{method.num_noise_steps - 1}), found {method.threshold}",
+            f"lower THRESHOLD, or leave it out for K // 10 = {method.num_noise_steps // 10}",
+        )
 
 
 def _dyadic_steps(method: TrainMethod, spec: str, usage: str) -> None:
@@ -537,6 +624,25 @@ METHODS: dict[str, MethodEntry] = {entry.kind: entry for entry in (
         _progressive, teacher_kinds=("fm", "pd"), window_length=_fm_windows, **_FEW_STEP,
     ),
 )}
+
+# Registered after the others: any of them may be the emulator it thermalizes.
+METHODS["therm"] = MethodEntry(
+    "therm", "therm;K;EMULATOR_RESULTS_DIR[;THRESHOLD]", "therm;K;EMULATOR[;THRESHOLD]",
+    "`ThermalizerDiffusion()`: a `Thermalizer` with `K` noise levels (denoiser: the network "
+    "with `C + 1` inputs; classifier: `K` outputs, averaged over space) learns the run's "
+    "single states; evaluated as `ThermalizedStepper(emulator, thermalizer, "
+    "threshold=THRESHOLD)` (default `K // 10`) around the final network (first seed) of "
+    "`EMULATOR`, a finished run on the same data; per step one classifier call, plus "
+    "`k̂` denoiser calls where it denoises",
+    (MethodField("K", "num_noise_steps", parse_count),
+     MethodField("EMULATOR_RESULTS_DIR", "teacher", parse_emulator),
+     MethodField("THRESHOLD", "threshold", parse_level, str, None)),
+    lambda method, teacher, teacher_method: c.ThermalizerDiffusion(),
+    stepper=_thermalized_stepper, optimizer=_thermalizer_optimizer,
+    check=_threshold_below_levels, teacher_kinds=tuple(METHODS),
+    teacher_role="EMULATOR_RESULTS_DIR", teacher_runs="emulator run",
+    teacher_part=_whole_stepper, same_data_teacher=True, models_states=True,
+)
 
 KINDS = tuple(METHODS)
 FEW_STEP_KINDS = tuple(kind for kind, entry in METHODS.items() if entry.few_step)

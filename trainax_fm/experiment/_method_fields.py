@@ -125,6 +125,28 @@ def parse_teacher(token: str, name: str, spec: str, usage: str, parsed: dict) ->
     return token
 
 
+def parse_emulator(token: str, name: str, spec: str, usage: str, parsed: dict) -> str:
+    """The results folder of the emulator a thermalizer is trained for."""
+    if not token.strip():
+        raise field_error(
+            spec,
+            f"the results folder of a finished emulator run as {name} (in {usage!r})",
+            "write it like 'therm;100;results/emulator' (a run on the same data)",
+        )
+    return token
+
+
+def parse_level(token: str, name: str, spec: str, usage: str, parsed: dict) -> int:
+    """A noise level `>= 0` (a thermalizer's threshold)."""
+    if not INT.fullmatch(token):
+        raise field_error(
+            spec,
+            f"`{name}` to be a whole number >= 0 (in {usage!r}), found {token!r}",
+            "write it like 'therm;100;results/emulator;10'",
+        )
+    return int(token)
+
+
 def parse_decay_field(token: str, name: str, spec: str, usage: str, parsed: dict) -> float:
     """`parse_decay` in the signature of a table field."""
     return parse_decay(token, spec, usage)

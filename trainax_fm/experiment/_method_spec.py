@@ -27,6 +27,7 @@ spaces. `N` is a positive integer, a *flag* is one of `true`, `false`, `True`,
 | `shortcut;K[;TEACHER][;ema=DECAY]` | `ShortcutModel()`; `K` shortcut steps, `K` a power of two (`K` NFE); `ema=0.999`: EMA target, sampled with the average |
 | `sg;K;TEACHER` | `SemigroupDistillation()` of a flow map on the teacher; `K` map steps (`2K` NFE) |
 | `pd;K;TEACHER` | `ProgressiveDistillation()`: one student step of size `1/K` imitates `N/K` steps of the teacher's `N`; `K` NFE |
+| `therm;K;EMULATOR[;THRESHOLD]` | `ThermalizerDiffusion()`: a `Thermalizer` with `K` noise levels (denoiser: the network with `C + 1` inputs; classifier: `K` outputs, averaged over space) learns the run's single states; evaluated as `ThermalizedStepper(emulator, thermalizer, threshold=THRESHOLD)` (default `K // 10`) around the final network (first seed) of `EMULATOR`, a finished run on the same data; per step one classifier call, plus `k̂` denoiser calls where it denoises |
 
 The table is `METHODS` (`_method.py`), one `MethodEntry` per kind; `methods_table()`
 writes it (the CLI guide shows the same table).
@@ -48,6 +49,14 @@ teacher's weights) learns to take one step of size `1/K` where the teacher takes
 `N/K` (`N` a multiple of `K` larger than `K`), and samples with `K` steps (`K` NFE).
 Chaining runs halves the step count stage by stage, each stage a results folder:
 `pd;8;results/fm16`, then `pd;4;results/pd8`, and so on.
+
+`therm;K;EMULATOR_RESULTS_DIR[;THRESHOLD]` trains a thermalizer
+([`trainax_fm.flow.Thermalizer`][], `K` noise levels, learning normalised states) on
+the run's training states for the emulator of `EMULATOR_RESULTS_DIR` (a finished run
+of any other method on the same `[data]`; the final network of its first seed, kept
+frozen); the run's emulator is
+[`trainax_fm.flow.ThermalizedStepper`][]`(emulator, thermalizer, threshold=THRESHOLD)`,
+`THRESHOLD` an integer level in `0 ... K - 1` (default `K // 10`).
 
 `si;K[;EPS]` trains a stochastic interpolant from the current state to the next
 ([`trainax_fm.configuration.StochasticInterpolant`][]) and samples with `K`

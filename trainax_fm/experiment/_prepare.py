@@ -22,7 +22,7 @@ from ._config import (
 )
 from ._data import Dataset, load_data
 from ._errors import ConfigError
-from ._saved_networks import BEST_FILE, load_method_teacher
+from ._saved_networks import BEST_FILE, check_teacher_data, load_method_teacher
 from ._method import TrainMethod
 from ._method_spec import parse_method
 from ._wording import term
@@ -31,6 +31,7 @@ from ._setup import (
     build_steppers,
     build_trainer,
     init_stepper,
+    method_optimizer,
     split_keys,
     with_normalization,
 )
@@ -302,13 +303,16 @@ def prepare_run(
     # fit (its layout, a `pd` step count) must not leave a folder that only a rerun
     # with overwrite clears. Loaded here, once and outside any trace, it is handed to
     # everything that builds a stepper.
+    check_teacher_data(method, config)
     teacher = load_method_teacher(method, dataset.num_channels, dataset.num_spatial_dims,
                                   dataset.num_points, dataset.num_constant_channels)
     trainer = build_trainer(config, dataset, method, optimizer, teacher)
     _claim_folder(out, config, resume, failed is not None)
     init_keys, shuffle_keys, eval_key = split_keys(config["seed"], config["num_seeds"])
-    state, progress = _resume_state(out, config, dataset, init_keys, optimizer, resume, log,
-                                    teacher)
+    # the checkpoint holds the state of the optimizer the method wraps (frozen parts
+    # of flow maps and thermalized emulators have none)
+    state, progress = _resume_state(out, config, dataset, init_keys,
+                                    method_optimizer(method, optimizer), resume, log, teacher)
     start = 0 if state is None else state.step
     remaining = training["num_training_steps"] - start
     num_steps = remaining if stop_after is None else min(stop_after, remaining)

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 
 from .._state._stepper_file import load_stepper, save_stepper
 from ._errors import ConfigError
-from ._method import TrainMethod
+from ._method import METHODS, TrainMethod
 from ._method_spec import parse_method
 from ._setup import (
     build_stepper,
     load_teacher_config,
     seed_slice,
-    teacher_kinds,
+    teacher_words,
     with_normalization,
 )
 from ._wording import term
@@ -54,8 +54,10 @@ def scored_network_file(results_dir: Union[str, os.PathLike], config: dict) -> s
 
 
 def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num_points: int,
-                 kinds: tuple = ("fm",), num_constant_channels: int = 0):
-    """The trained velocity of a finished teacher run (its first seed), for distillation.
+                 kinds: tuple = ("fm",), num_constant_channels: int = 0, *,
+                 role: str = "TEACHER", runs: str = "", part=None):
+    """The trained velocity of a finished teacher run (its first seed), for distillation
+    (or another `part` of its stepper).
 
     Call it outside any traced function and hand the result to `build_stepper`: a
     file read under a trace would put tracers into the module. Nothing is cached, so a
@@ -70,10 +72,14 @@ def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num
         `pd`).
     - `num_constant_channels`: channels of the data's constants (a conditioned
         teacher), else 0.
+    - `role`, `runs`: what errors call the folder and the run it must hold (`runs`
+        `""`: the `kinds`).
+    - `part`: `part(stepper)` of the first seed's final stepper, or `None` for its
+        velocity.
 
     **Returns:**
 
-    - The teacher's [`trainax_fm.flow.ConditionalVelocity`][].
+    - The teacher's [`trainax_fm.flow.ConditionalVelocity`][] (or its `part`).
 
     **Raises:**
 
@@ -81,36 +87,62 @@ def load_teacher(results_dir: str, num_channels: int, num_spatial_dims: int, num
         one of `kinds`, or its network does not fit the data's layout.
     """
     folder = Path(results_dir)
-    teacher_config = load_teacher_config(results_dir, kinds)
+    teacher_config = load_teacher_config(results_dir, kinds, role, runs)
     state_shape = (num_channels,) + (num_points,) * num_spatial_dims
-    names = " or ".join(kinds)
+    names = runs or " or ".join(kinds) + " run"
     try:
         networks = load_networks(folder, teacher_config, state_shape, num_constant_channels)
     except FileNotFoundError as error:
         raise ConfigError(
-            "training.method", f"the results folder of a finished {names} run as TEACHER",
-            repr(results_dir), f"finish training the teacher first ({error})",
+            "training.method", f"the results folder of a finished {names} as {role}",
+            repr(results_dir), f"finish training the {runs or 'teacher'} first ({error})",
         ) from None
     except ValueError as error:  # a ConfigError too: the teacher's network on this layout
         raise ConfigError(
             "training.method",
-            f"a TEACHER whose network fits this run's data (states of shape "
+            f"a {role} whose network fits this run's data (states of shape "
             f"{state_shape}"
             + (f", {num_constant_channels} constant channel(s)" if num_constant_channels
                else "") + ")",
             repr(results_dir) + f" ({error})",
-            "train the teacher on data of the same layout, or name another teacher",
+            f"train that run on data of the same layout, or name another {role}",
         ) from None
-    return networks[0].velocity
+    return networks[0].velocity if part is None else part(networks[0])
 
 
 def load_method_teacher(method: TrainMethod, num_channels: int, num_spatial_dims: int,
                         num_points: int, num_constant_channels: int = 0):
-    """`load_teacher` of the TEACHER folder `method` names, or `None` if it names none."""
+    """`load_teacher` of the TEACHER folder `method` names (the part of its stepper
+    the method takes), or `None` if it names none."""
     if method.teacher is None:
         return None
+    kinds, role, runs = teacher_words(method)
     return load_teacher(method.teacher, num_channels, num_spatial_dims, num_points,
-                        teacher_kinds(method), num_constant_channels)
+                        kinds, num_constant_channels, role=role, runs=runs,
+                        part=METHODS[method.kind].teacher_part)
+
+
+def check_teacher_data(method: TrainMethod, config: dict) -> None:
+    """Raise a `ConfigError` if `method` needs its folder's run trained on the same
+    data (`therm`: the emulator it thermalizes) and that run's `[data]` differs from
+    `config`'s (both with every default filled in)."""
+    if method.teacher is None or not METHODS[method.kind].same_data_teacher:
+        return
+    kinds, role, runs = teacher_words(method)
+    theirs = load_teacher_config(method.teacher, kinds, role, runs)["data"]
+    ours = config["data"]
+    differing = sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
+    if differing:
+        shown = ", ".join(f"{key} = {theirs.get(key)!r} there, {ours.get(key)!r} here"
+                          for key in differing)
+        raise ConfigError(
+            "training.method",
+            f"an {runs or 'run'} in {role} trained on this run's data (the same [data] "
+            "table)",
+            repr(method.teacher) + f" ({shown})",
+            f"copy the [data] table of {str(Path(method.teacher) / 'config.toml')!r}, or "
+            f"name a {runs or role} trained on this data",
+        )
 
 
 def load_networks(

@@ -15,6 +15,7 @@ from ..configuration import InputNoise, SymmetryAugmentation
 from ..configuration._rollout_base import AbstractRolloutConfiguration
 from ..loss import AMSELoss, CompositeLoss, MSELoss, SpectralAmplitudeLoss
 from ..data._normalizer import Normalizer
+from ..flow import ThermalizedStepper
 from ..trainer import ConfigurationTrainer
 from ._config import load_config
 from ._data import Dataset
@@ -90,7 +91,8 @@ def build_stepper(
     - `num_constant_channels`: channels of the constants per trajectory (data with
         `constant_scalars`/`constant_fields`); with any, the network is wrapped in a
         [`trainax_fm.ConditionedNetwork`][] that sees them as extra input channels.
-    - `teacher`: the teacher velocity of a method that names a TEACHER folder, loaded
+    - `teacher`: the teacher velocity of a method that names a TEACHER folder (the
+        emulator stepper of `therm`'s EMULATOR_RESULTS_DIR), loaded
         beforehand with `load_teacher` (this function may run under a trace, where a
         file cannot be read into the module); `None` for the other methods.
 
@@ -103,15 +105,20 @@ def build_stepper(
         network widened by a zero-initialised channel; for `pd` the teacher's
         network, widened if it is a plain velocity); for `shortcut;K;...;ema=DECAY`
         a [`trainax_fm.flow.EMAFlowMatchingStepper`][]; for `sg` a
-        [`trainax_fm.flow.FlowMapStepper`][] on the teacher.
+        [`trainax_fm.flow.FlowMapStepper`][] on the teacher; for `therm` a
+        [`trainax_fm.flow.ThermalizedStepper`][] around the emulator (passed as
+        `teacher`) whose thermalizer is trained.
     """
     method = parse_method(config["training"]["method"])
     spec = config["network"]["spec"]
-    sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points, key=key)
-    def network(in_channels):
+    sizes = dict(num_spatial_dims=num_spatial_dims, num_points=num_points)
+
+    def network(in_channels, out_channels=num_channels, *, salt=0):
+        # `salt` tells apart the networks of one stepper (a thermalizer's two)
         built = build_network(
             spec, in_channels=in_channels + num_constant_channels,
-            out_channels=num_channels, **sizes,
+            out_channels=out_channels,
+            key=jax.random.fold_in(key, salt) if salt else key, **sizes,
         )
         return ConditionedNetwork(built) if num_constant_channels else built
 
@@ -125,26 +132,36 @@ def build_stepper(
     return METHODS[method.kind].stepper(method, network, num_channels, teacher)
 
 
-def teacher_kinds(method: TrainMethod) -> tuple:
-    """The methods whose results folders may teach `method`."""
-    return METHODS[method.kind].teacher_kinds
+def method_optimizer(method: TrainMethod, optimizer: optax.GradientTransformation):
+    """The optimizer `method` trains with (and its checkpoints hold the state of):
+    `optimizer`, or a wrapper that freezes what the method does not train."""
+    return METHODS[method.kind].optimizer(method, optimizer)
 
 
-def load_teacher_config(results_dir: str, kinds: tuple = ("fm",)) -> dict:
-    """The configuration of a finished teacher run, checked to be one of `kinds`."""
+def teacher_words(method: TrainMethod) -> tuple:
+    """`(kinds, role, runs)` of `load_teacher_config` for the folder `method` names."""
+    entry = METHODS[method.kind]
+    return entry.teacher_kinds, entry.teacher_role, entry.teacher_runs
+
+
+def load_teacher_config(results_dir: str, kinds: tuple = ("fm",), role: str = "TEACHER",
+                        runs: str = "") -> dict:
+    """The configuration of a finished teacher run, checked to be one of `kinds`
+    (errors call the folder `role` and its run `runs`, default: the kinds)."""
     config_file = Path(results_dir) / "config.toml"
-    names = " or ".join(kinds)
+    names = runs or " or ".join(kinds) + " run"
     if not config_file.is_file():
         raise ConfigError(
-            "training.method", f"the results folder of a finished {names} run as TEACHER",
-            repr(results_dir), f"train the teacher first; {str(config_file)!r} is missing",
+            "training.method", f"the results folder of a finished {names} as {role}",
+            repr(results_dir),
+            f"train that run first (on the same data); {str(config_file)!r} is missing",
         )
     teacher_config = load_config(config_file)
     if parse_method(teacher_config["training"]["method"]).kind not in kinds:
         raise ConfigError(
-            "training.method", f"a TEACHER folder of a {names} run",
+            "training.method", f"a {role} folder of a {names}",
             repr(teacher_config["training"]["method"]) + f" in {str(config_file)!r}",
-            f"name the results folder of a {names} run",
+            f"name the results folder of a {names}",
         )
     return teacher_config
 
@@ -185,13 +202,22 @@ def with_normalization(
 ) -> eqx.Module:
     """The network(s) in a [`trainax_fm.NormalizedStepper`][] with statistics of the
     training data when `[network] normalize` asks for it (for seed-stacked networks
-    every seed gets the same statistics); the networks themselves otherwise."""
+    every seed gets the same statistics; for a `ThermalizedStepper` its thermalizer
+    is wrapped, never the emulator); the networks themselves otherwise."""
     mode = config["network"]["normalize"]
     if mode == "none":
         return networks
     residual = mode == "residual"
     normalizer = Normalizer.fit(train_data, increments=residual)
-    wrap = lambda network, n: NormalizedStepper(network, n, residual=residual)  # noqa: E731
+
+    def wrap(network, n):
+        if isinstance(network, ThermalizedStepper):
+            # the emulator came normalised (or not) from its own run: only the
+            # thermalizer learns, and checks, normalised states
+            return eqx.tree_at(lambda s: s.thermalizer, network,
+                               NormalizedStepper(network.thermalizer, n))
+        return NormalizedStepper(network, n, residual=residual)
+
     if num_seeds is None:
         return wrap(networks, normalizer)
     # Only the arrays carry the seed axis (an MLP's activation is a shared function).
@@ -254,8 +280,8 @@ def build_trainer(config: dict, dataset: Dataset, method: TrainMethod, optimizer
                 "velocity of its TEACHER folder (load_method_teacher(...)); got None."
             )
         teacher_method = parse_method(
-            load_teacher_config(method.teacher, teacher_kinds(method))["training"]["method"])
-    optimizer = METHODS[method.kind].optimizer(method, optimizer)
+            load_teacher_config(method.teacher, *teacher_words(method))["training"]["method"])
+    optimizer = method_optimizer(method, optimizer)
     configuration = method.configuration(teacher, teacher_method)
     if training["time_level_loss"] != "mse":
         configuration = _with_time_level_loss(configuration, training)
