@@ -53,7 +53,8 @@ dominated by compilation and by the 6 + 8 trainings, so it is kept to 1500 updat
 Run: `python benchmarks/bench_many_systems.py` (about 25 minutes on 2 CPU cores shared
 with other jobs; `--cache DIR` keeps the catalogue for the next run; `--quick` is a
 smoke test, a few minutes on a loaded machine, mostly compilation). Writes
-`benchmarks/results/bench_many_systems.md` and the numbers as `.json` beside it.
+`benchmarks/results/bench_many_systems.md` and the numbers as `.json` beside it (the
+committed `.md` adds a hand-written "Reading it honestly" section after the run).
 """
 
 import argparse
