@@ -476,12 +476,14 @@ def thermalized_note(method, rows):
     # Seed 0's rollout includes the compilation; the others reuse it.
     rollout = float(np.median([r["rollout s"] for r in rows[1:] or rows]))
     plain = rows[0]["plain rollout s"]
+    per_seed = ", ".join(f"{r['blow-up']:.2f}" for r in rows)
     return (
         f"- {method}: emulator of `{THERMALIZED[method]}` + thermalizer trained in "
         f"{rows[0]['thermalizer s']:.0f} s ({len(rows)} seeds), "
         f"threshold {rows[0]['threshold']:.0f}; "
         f"{interventions.mean():.1f} ± {interventions.std():.1f} interventions per test "
-        f"trajectory; rollout of the 16 test trajectories {rollout:.2f} s vs "
+        f"trajectory (blow-up per seed: {per_seed}); "
+        f"rollout of the 16 test trajectories {rollout:.2f} s vs "
         f"{plain:.2f} s for the emulator alone ({rollout / plain:.1f}x)"
     )
 
