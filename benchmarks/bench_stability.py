@@ -27,13 +27,21 @@ number of updates (Adam, cosine-decayed learning rate, batch 32), 3 seeds each
     amplitude error);
 - `spectral`: `Composite([Supervised(1), Supervised(1, SpectralAmplitudeLoss())], [1, 1])`;
 - `pf-symmetry`: `SymmetryAugmentation(pushforward)`: random periodic shifts of every
-    window around the pushforward configuration.
+    window around the pushforward configuration;
 - `refiner`: PDE-Refiner, `PDERefiner(K, min_noise_std)` (`--refiner-steps K`, 3 by
     default; `--refiner-min-noise`, 1e-3) on a `tx.flow.PDERefinerStepper` whose
     network is the same ConvNet on the inputs `[u_noisy, u, k/K]` (`RefinerConvNet`:
     the residual form `u + net` at the prediction step `k = 0`, the noise `net` alone
     at the refinement steps); it rolls out with `K + 1` network evaluations per step
-    and a key (fixed per seed).
+    and a key (fixed per seed);
+- `thermalized`: the `one-step` emulator (the same training, reused when `one-step`
+    runs too) plus a `tx.flow.Thermalizer` per seed (a DDPM of single training states
+    with `--thermalizer-levels K` levels, conv denoiser and noise-level classifier of
+    width 32, `ThermalizerDiffusion()`, `--thermalizer-updates` updates, batch 64),
+    rolled out as `tx.flow.ThermalizedStepper(emulator, thermalizer,
+    threshold=--threshold, every=--every)`; `--threshold auto` takes the largest over
+    the seeds of the 99th percentile of the levels the classifier gives the training
+    states; `pf-thermalized`: the same around the `pushforward` emulator.
 
 Each trained stepper rolls out the 16 test trajectories (unseen initial states) for
 `--rollout-steps` steps (>= 1000). Reported per method (mean ± standard deviation
@@ -47,7 +55,10 @@ over the seeds):
 - `spec`: `tx.metrics.long_run_spectrum_error`, same states;
 - `blow-up`: `tx.metrics.blow_up_fraction` (non-finite or beyond 10x the reference);
 - `train s`: wall time of the training of all 3 seeds (one compiled program, on the
-    shared 2-core CPU, compile included).
+    shared 2-core CPU, compile included; emulator plus thermalizer for the thermalized
+    rows, the thermalizer's share listed under the table);
+- under the table, for the thermalized rows: the mean number of interventions per
+    test trajectory and the rollout's wall time against the emulator's alone.
 
 Target of issue 12, checked and printed per system (`check_targets`): a method improves
 a long-run statistic (`dist`, `spec` or `blow-up`) over `one-step` by at least 30 %
@@ -94,6 +105,9 @@ from trainax_fm.configuration import (
 BURN_IN = 200
 TARGET_IMPROVEMENT = 0.3
 LONG_RUN_COLUMNS = ("dist", "spec", "blow-up")
+# Thermalized rows: `method -> the method whose emulator the thermalizer wraps`.
+THERMALIZED = {"thermalized": "one-step", "pf-thermalized": "pushforward"}
+THRESHOLD_QUANTILE = 0.99
 
 
 class ResidualConvNet(eqx.Module):
@@ -148,6 +162,66 @@ def refiner_stepper(num_refinement_steps, min_noise_std):
     return make
 
 
+class ConvStack(eqx.Module):
+    """Periodic 1D convolutions `in_channels -> out_channels` (GELU), the thermalizer's
+    denoiser and noise-level classifier."""
+
+    layers: tuple
+
+    def __init__(self, in_channels, out_channels, key, width=32, depth=4, kernel_size=5):
+        keys = jax.random.split(key, depth)
+        sizes = [in_channels] + [width] * (depth - 1) + [out_channels]
+        self.layers = tuple(
+            eqx.nn.Conv1d(
+                a, b, kernel_size, padding=kernel_size // 2, padding_mode="CIRCULAR", key=k
+            )
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+        )
+
+    def __call__(self, x):
+        for layer in self.layers[:-1]:
+            x = jax.nn.gelu(layer(x))
+        return self.layers[-1](x)
+
+
+def make_thermalizer(num_levels):
+    def make(key):
+        # The classifier returns K channels, averaged over space into K logits.
+        classifier = ConvStack(1, num_levels, jax.random.fold_in(key, 1))
+        return tx.flow.Thermalizer(ConvStack(2, 1, key), classifier, num_noise_steps=num_levels)
+
+    return make
+
+
+def train_thermalizers(train, args, key):
+    """One thermalizer per seed on the training states; `(thermalizers, seconds, threshold)`."""
+    trainer = tx.trainer.ConfigurationTrainer(
+        train,
+        tx.configuration.ThermalizerDiffusion(),
+        optimizer=optax.adam(optax.cosine_decay_schedule(1e-3, args.thermalizer_updates)),
+        num_training_steps=args.thermalizer_updates,
+        batch_size=64,
+    )
+    start = time.perf_counter()
+    result = trainer.train_seeds(
+        make_thermalizer(args.thermalizer_levels), key, args.seeds, spawn_tqdm=False
+    )
+    jax.block_until_ready(result.loss_history)
+    seconds = time.perf_counter() - start
+    if args.threshold != "auto":
+        return result.stepper, seconds, int(args.threshold)
+    # The paper's choice: data states sit at the classifier's lowest levels; states
+    # estimated above (almost) all of them are taken to have drifted.
+    states = train.reshape(-1, *train.shape[2:])
+    states = states[:: max(1, states.shape[0] // 2048)]
+    levels = eqx.filter_jit(
+        lambda t: jax.vmap(jax.vmap(lambda m, x: m.estimate_noise_level(x), (None, 0)),
+                           (0, None))(t, states)
+    )(result.stepper)
+    threshold = int(np.max(np.quantile(np.asarray(levels), THRESHOLD_QUANTILE, axis=1)))
+    return result.stepper, seconds, min(threshold, args.thermalizer_levels - 1)
+
+
 def ks_trajectories(key, num_trajectories, num_steps):
     ks = exponax.stepper.KuramotoSivashinsky(1, 64.0, 64, 0.5)
     ic = exponax.ic.RandomTruncatedFourierSeries(1, cutoff=5, max_one=True)
@@ -193,6 +267,9 @@ def methods(num_updates, noise, mmd_weight, pushforward_steps, refiner_steps=3,
         ),
         "pf-symmetry": SymmetryAugmentation(pushforward),
         "refiner": PDERefiner(refiner_steps, refiner_min_noise),
+        # The emulators of the thermalized rows; the thermalizer is added in `run_system`.
+        "thermalized": Supervised(1),
+        "pf-thermalized": pushforward,
     }
 
 
@@ -204,22 +281,36 @@ def stepper_factory(configuration):
     return ResidualConvNet
 
 
-def evaluate(steppers, test, num_steps, num_seeds):
-    """Metrics of every seed's stepper on the test trajectories `(S, T, 1, N)`."""
+def evaluate(steppers, test, num_steps, num_seeds, wrap=None):
+    """Metrics of every seed's stepper on the test trajectories `(S, T, 1, N)`.
+
+    `wrap(seed, stepper)`, if given, turns seed `seed`'s stepper into the one rolled
+    out (a `ThermalizedStepper`: its rows also report the mean number of interventions
+    per trajectory and the rollout's wall time).
+    """
     ics, reference = test[:, 0], test[:, 1 : num_steps + 1]
 
     @eqx.filter_jit
     def rollout(stepper, key):
+        if isinstance(stepper, tx.flow.ThermalizedStepper):
+            report = stepper.rollout(ics, num_steps, batched=True)
+            return report.trajectory, report.num_interventions
         # PDE-Refiner draws refinement noise: a fixed key per seed.
         key = key if needs_key(stepper) else None
-        return tx.rollout(stepper, ics, num_steps, batched=True, key=key)
+        return tx.rollout(stepper, ics, num_steps, batched=True, key=key), None
 
     rows = []
     for seed in range(num_seeds):
         stepper = jax.tree_util.tree_map(
             lambda x: x[seed] if eqx.is_array(x) else x, steppers
         )
-        prediction = rollout(stepper, jax.random.key(1000 + seed))
+        if wrap is not None:
+            stepper = wrap(seed, stepper)
+        start = time.perf_counter()
+        prediction, interventions = jax.block_until_ready(
+            rollout(stepper, jax.random.key(1000 + seed))
+        )
+        rollout_seconds = time.perf_counter() - start
         nrmse = tx.metrics.nrmse(prediction[:, :10], reference[:, :10], batched=True)
         correlation = tx.metrics.pearson_correlation(prediction, reference, batched=True)
         blown = np.asarray(
@@ -234,6 +325,10 @@ def evaluate(steppers, test, num_steps, num_seeds):
             "dist": float("nan"),
             "spec": float("nan"),
         }
+        if wrap is not None:
+            row["rollout s"] = rollout_seconds
+        if interventions is not None:
+            row["interventions"] = float(np.mean(interventions))
         if bounded.any():
             kept, ref = prediction[bounded], reference[bounded]
             row["dist"] = float(tx.metrics.long_run_distribution_distance(
@@ -253,7 +348,11 @@ def run_system(name, trajectories_fn, args, key):
     results = {}
     configurations = methods(args.updates, args.noise, args.mmd_weight, args.pushforward_steps,
                              args.refiner_steps, args.refiner_min_noise)
+    emulators = {}
     for method in args.methods.split(","):
+        if method in THERMALIZED:
+            results[method] = run_thermalized(method, train, test, args, train_key, emulators)
+            continue
         configuration = configurations[method]
         trainer = tx.trainer.ConfigurationTrainer(
             train,
@@ -268,10 +367,55 @@ def run_system(name, trajectories_fn, args, key):
         )
         jax.block_until_ready(result.loss_history)
         seconds = time.perf_counter() - start
+        emulators[method] = (result.stepper, seconds)
         rows = evaluate(result.stepper, test, args.rollout_steps, args.seeds)
         results[method] = (rows, seconds)
         print(name, method, f"{seconds:.1f}s", summarise(rows), flush=True)
     return results
+
+
+def run_thermalized(method, train, test, args, train_key, emulators):
+    """A thermalized row: `(rows, seconds)`, seconds of the emulator plus the thermalizer."""
+    base = THERMALIZED[method]
+    if base not in emulators:
+        # The same configuration, data and key as the `base` row: the same emulators.
+        configuration = methods(
+            args.updates, args.noise, args.mmd_weight, args.pushforward_steps
+        )[base]
+        trainer = tx.trainer.ConfigurationTrainer(
+            train,
+            configuration,
+            optimizer=optax.adam(optax.cosine_decay_schedule(1e-3, args.updates)),
+            num_training_steps=args.updates,
+            batch_size=32,
+        )
+        start = time.perf_counter()
+        result = trainer.train_seeds(ResidualConvNet, train_key, args.seeds, spawn_tqdm=False)
+        jax.block_until_ready(result.loss_history)
+        emulators[base] = (result.stepper, time.perf_counter() - start)
+    steppers, seconds = emulators[base]
+    thermalizers, thermalizer_seconds, threshold = train_thermalizers(
+        train, args, jax.random.fold_in(train_key, 1)
+    )
+
+    def wrap(seed, emulator):
+        thermalizer = jax.tree_util.tree_map(
+            lambda x: x[seed] if eqx.is_array(x) else x, thermalizers
+        )
+        return tx.flow.ThermalizedStepper(
+            emulator, thermalizer, threshold=threshold, every=args.every
+        )
+
+    rows = evaluate(steppers, test, args.rollout_steps, args.seeds, wrap=wrap)
+    # The emulator alone, timed the same way (after compilation), for the inference cost.
+    plain = evaluate(steppers, test, args.rollout_steps, 2, wrap=lambda seed, e: e)
+    for row in rows:
+        row["plain rollout s"] = plain[-1]["rollout s"]
+        row["thermalizer s"] = thermalizer_seconds
+        row["threshold"] = float(threshold)
+    print(method, f"{seconds:.1f}s + thermalizer {thermalizer_seconds:.1f}s, threshold "
+          f"{threshold}", summarise(rows), flush=True)
+    return rows, seconds + thermalizer_seconds
 
 
 def summarise(rows):
@@ -376,7 +520,27 @@ def format_table(name, results):
                 cell += f" ({missing} seed(s) all blown up)"
             cells.append(cell)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {seconds:.0f} |")
-    return "\n".join(lines)
+    notes = [thermalized_note(method, rows) for method, (rows, _) in results.items()
+             if "interventions" in rows[0]]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def thermalized_note(method, rows):
+    """Threshold, interventions and inference cost of a thermalized row (one line)."""
+    interventions = np.array([r["interventions"] for r in rows])
+    # Seed 0's rollout includes the compilation; the others reuse it.
+    rollout = float(np.median([r["rollout s"] for r in rows[1:] or rows]))
+    plain = rows[0]["plain rollout s"]
+    per_seed = ", ".join(f"{r['blow-up']:.2f}" for r in rows)
+    return (
+        f"- {method}: emulator of `{THERMALIZED[method]}` + thermalizer trained in "
+        f"{rows[0]['thermalizer s']:.0f} s ({len(rows)} seeds), "
+        f"threshold {rows[0]['threshold']:.0f}; "
+        f"{interventions.mean():.1f} ± {interventions.std():.1f} interventions per test "
+        f"trajectory (blow-up per seed: {per_seed}); "
+        f"rollout of the 16 test trajectories {rollout:.2f} s vs "
+        f"{plain:.2f} s for the emulator alone ({rollout / plain:.1f}x)"
+    )
 
 
 def main():
@@ -391,6 +555,13 @@ def main():
     parser.add_argument("--refiner-steps", type=int, default=3)
     parser.add_argument("--refiner-min-noise", type=float, default=1e-3)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--thermalizer-levels", type=int, default=100,
+                        help="K, the thermalizer's noise levels")
+    parser.add_argument("--thermalizer-updates", type=int, default=3000)
+    parser.add_argument("--threshold", default="auto",
+                        help="the ThermalizedStepper's threshold: an int level or 'auto'")
+    parser.add_argument("--every", type=int, default=1,
+                        help="the thermalized rollout checks the level every N steps")
     parser.add_argument("--systems", default="ks,lorenz96")
     parser.add_argument("--methods", default=",".join(methods(4, 0.1, 0.1, 1)),
                         help="comma-separated subset of the methods")
@@ -408,8 +579,11 @@ def main():
             f"--methods: unknown {sorted(unknown)}; "
             f"choose from {list(methods(4, 0.1, 0.1, 1))}"
         )
+    if args.threshold != "auto" and not args.threshold.isdigit():
+        parser.error(f"--threshold: an integer level or 'auto', got {args.threshold!r}")
     if args.quick:
         args.updates, args.rollout_steps, args.train_steps = 40, 260, 30
+        args.thermalizer_updates = 40
     systems = {"Kuramoto-Sivashinsky": ks_trajectories, "Lorenz-96": lorenz96_trajectories}
     chosen = {"ks": "Kuramoto-Sivashinsky", "lorenz96": "Lorenz-96"}
     tables, summaries = [], {}
@@ -424,7 +598,11 @@ def main():
         f"`python benchmarks/bench_stability.py --updates {args.updates} --rollout-steps "
         f"{args.rollout_steps} --noise {args.noise} --mmd-weight {args.mmd_weight} "
         f"--pushforward-steps {args.pushforward_steps} --refiner-steps {args.refiner_steps} "
-        f"--refiner-min-noise {args.refiner_min_noise} --seeds {args.seeds}` "
+        f"--refiner-min-noise {args.refiner_min_noise} --seeds {args.seeds}"
+        + (f" --thermalizer-levels {args.thermalizer_levels} --thermalizer-updates "
+           f"{args.thermalizer_updates} --threshold {args.threshold} --every {args.every}"
+           if set(args.methods.split(",")) & set(THERMALIZED) else "")
+        + "` "
         f"(jax {jax.__version__}, {jax.default_backend()}, {args.seeds} seeds, "
         f"mean ± std over seeds; long-run metrics after a burn-in of {BURN_IN} steps).\n"
     )
