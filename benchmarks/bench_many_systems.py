@@ -538,8 +538,12 @@ def markdown(summary, command: str) -> str:
         "",
         "## Augmentations on vs off",
         "",
-        f"Median zero-shot sMAPE (%) over held-out systems, mean ± std over "
-        f"{s['seeds']} seeds (forecaster seeds 0..{s['seeds'] - 1}, same data).",
+        (
+            "Not run (`--skip-ablation`): augmentations on, seed 0 only (std 0)."
+            if s.get("skip_ablation") else
+            f"Median zero-shot sMAPE (%) over held-out systems, mean ± std over "
+            f"{s['seeds']} seeds (forecaster seeds 0..{s['seeds'] - 1}, same data)."
+        ),
         "",
         "| augmentations | " + " | ".join(f"sMAPE@{h}" for h in FIRST)
         + " | final training loss | train s |",
