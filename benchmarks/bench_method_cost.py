@@ -7,7 +7,8 @@ around the network (a noise input for CRPS ensembles, a time input for flow-type
 methods) gets one more input channel, as in `bench_flow.py`; the thermalizer trains a
 denoiser and a 1000-level noise classifier of the same size on single states.
 
-For each method: compile seconds (the first `train` call of one update) and steady
+For each method: the seconds of a first `train` call of one update (compilation, unless
+an earlier round left the program in JAX's caches) and steady
 updates per second (a second call of `--updates` updates, which reuses the compiled
 update). Rounds visit the methods in alternating order; the table reports the
 medians over rounds and the ratio of each method's update time to `one-step`'s
@@ -179,7 +180,7 @@ def main():
         f"{jax.devices()[0].device_kind}; medians over {args.rounds} rounds; residual "
         f"ConvNet, 1D KS 64 points, batch {BATCH}).",
         "",
-        "| method | compile s | updates/s | cost vs one-step |",
+        "| method | first call s | updates/s | cost vs one-step |",
         "|---|---|---|---|",
     ]
     for name in chosen:
