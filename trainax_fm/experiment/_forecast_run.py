@@ -276,10 +276,11 @@ def run_zero_shot(
 
     **Raises:**
 
-    - [`trainax_fm.experiment.ConfigError`][] for an invalid configuration, before any
-        work; `FileExistsError` for a non-empty results folder without `overwrite`;
-        `ValueError` from the catalogue for a system that never passes the validity
-        filter (nothing of the catalogue is written then).
+    - [`trainax_fm.experiment.ConfigError`][] for an invalid configuration (an unknown
+        system, a context longer than the trajectories, a mixture weight for a system
+        outside the training split, ...), before any work, and for a system or skew
+        pair that never passes the validity filter (the results folder is removed
+        then); `FileExistsError` for a non-empty results folder without `overwrite`.
     """
     if isinstance(config, dict):
         config = validate_forecast_config(config)
