@@ -32,6 +32,21 @@ def pytest_configure(config):
     )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop the compiled programs of a test module once it has run.
+
+    Every XLA executable kept alive holds memory mappings; over the whole suite in one
+    process they reach the kernel's per-process limit (`vm.max_map_count`, 65530 by
+    default), after which XLA's compiler crashes with a segmentation fault. Programs
+    are rarely shared between modules, so clearing the caches costs little.
+    """
+    yield
+    import trainax_fm as tx
+
+    tx.clear_caches()
+
+
 @pytest.fixture
 def key():
     """A fresh typed PRNG key, the same in every test."""
