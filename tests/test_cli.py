@@ -12,6 +12,9 @@ import pytest
 import trainax_fm as tx
 from trainax_fm._cli import main
 from trainax_fm.experiment import _toml
+from trainax_fm.experiment._data import load_data
+from trainax_fm.experiment._method_spec import parse_method
+from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 TINY = {
     "name": "tiny",
@@ -35,6 +38,31 @@ def write_config(path, **changes):
             config[key] = value
     path.write_text(_toml.dumps(config))
     return str(path)
+
+
+def train_method_in_fresh_process(tmp_path, method):
+    """The tiny run trained with `method` (4 updates) by `python -m trainax_fm train` in
+    a fresh process; its `metrics.json` and the trainer its saved configuration
+    rebuilds."""
+    config = write_config(
+        tmp_path / "run.toml",
+        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
+                  "method": method},
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
+         "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
+    assert np.isfinite(metrics["gmean_nrmse"])
+    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
+    assert saved["training"]["method"] == method
+    dataset, saved = load_data(saved)
+    parsed = parse_method(method)
+    return metrics, build_trainer(saved, dataset, parsed, build_optimizer(saved["training"]))
 
 
 def leaves(path, like):

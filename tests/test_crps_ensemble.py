@@ -5,10 +5,7 @@ The configuration's loss and gradient against a hand-written rollout reference, 
 vmap over seeds and the trainer's engine contracts run through `tests/registry.py`.
 """
 
-import json
 import math
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -18,15 +15,13 @@ import optax
 import pytest
 from helpers import conv_stepper, random_windows
 from references import ref_fair_crps
-from test_cli import write_config
+from test_cli import train_method_in_fresh_process
 
 import trainax_fm as tx
 from trainax_fm.configuration import CRPSEnsemble
 from trainax_fm.configuration._crps_ensemble import almost_fair_crps
 from trainax_fm.experiment import ConfigError
-from trainax_fm.experiment._data import load_data
 from trainax_fm.experiment._method_spec import format_method, parse_method
-from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 
 def numpy_fair_crps(members, observation, alpha=1.0):
@@ -218,23 +213,5 @@ def test_crps_spec_parses_formats_and_checks_its_members():
 def test_crps_from_the_command_line(tmp_path):
     """`crps;2;2` in a fresh process: the run completes, is evaluated as a stochastic
     emulator, and the saved configuration rebuilds a `CRPSEnsemble` trainer."""
-    config = write_config(
-        tmp_path / "run.toml",
-        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
-                  "method": "crps;2;2"},
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
-         "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
-    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
-    assert np.isfinite(metrics["gmean_nrmse"])
-    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
-    assert saved["training"]["method"] == "crps;2;2"
-    dataset, saved = load_data(saved)
-    method = parse_method(saved["training"]["method"])
-    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
+    metrics, trainer = train_method_in_fresh_process(tmp_path, "crps;2;2")
     assert eqx.tree_equal(trainer.loss_configuration, CRPSEnsemble(2, num_members=2))

@@ -5,9 +5,6 @@ engine options and resume are covered through the registry (`tests/registry.py`,
 cases `PDERefiner*`, `PDERefinerTrainer`).
 """
 
-import json
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -17,15 +14,13 @@ import optax
 import pytest
 from helpers import assert_value_and_grad_close, value_and_grad
 from registry import ode_trajectories, ode_windows, refiner_stepper, velocity_mlp
-from test_cli import write_config
+from test_cli import train_method_in_fresh_process
 
 import trainax_fm as tx
 from trainax_fm import flow
 from trainax_fm.configuration import PDERefiner, Supervised
-from trainax_fm.experiment._data import load_data
 from trainax_fm.experiment._method import METHODS
 from trainax_fm.experiment._method_spec import format_method, parse_method
-from trainax_fm.experiment._setup import build_optimizer, build_trainer
 
 
 class _OneStep(eqx.Module):
@@ -222,24 +217,6 @@ def test_refiner_from_the_command_line(tmp_path):
     """`refiner;2;0.01` in a fresh process: the run completes, is evaluated as a
     stochastic emulator with its 3 network evaluations per step, and the saved
     configuration rebuilds a `PDERefiner` trainer."""
-    config = write_config(
-        tmp_path / "run.toml",
-        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
-                  "method": "refiner;2;0.01"},
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
-         "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
-    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
+    metrics, trainer = train_method_in_fresh_process(tmp_path, "refiner;2;0.01")
     assert metrics["num_function_evaluations"] == 3
-    assert np.isfinite(metrics["gmean_nrmse"])
-    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
-    assert saved["training"]["method"] == "refiner;2;0.01"
-    dataset, saved = load_data(saved)
-    method = parse_method(saved["training"]["method"])
-    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
     assert eqx.tree_equal(trainer.loss_configuration, PDERefiner(2, 0.01))

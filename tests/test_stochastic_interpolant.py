@@ -7,9 +7,6 @@ The configuration's loss and gradient against a hand-written reference, jit, vma
 seeds and the trainer's engine contracts run through `tests/registry.py`.
 """
 
-import json
-import subprocess
-import sys
 
 import equinox as eqx
 import jax
@@ -17,16 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from references import ref_stochastic_interpolant
-from test_cli import write_config
+from test_cli import train_method_in_fresh_process
 
 import trainax_fm as tx
 from trainax_fm import flow
 from trainax_fm.configuration import FlowMatching, StochasticInterpolant
 from trainax_fm.experiment import ConfigError
-from trainax_fm.experiment._data import load_data
 from trainax_fm.experiment._method import METHODS
 from trainax_fm.experiment._method_spec import format_method, parse_method
-from trainax_fm.experiment._setup import build_optimizer, build_trainer
 from trainax_fm.flow._interpolant import StochasticInterpolantPath
 
 EPS, TAU, X0 = 0.8, 0.3, 0.5
@@ -413,24 +408,6 @@ def test_si_from_the_command_line(tmp_path):
     """`si;2;0.5` in a fresh process: the run completes, is evaluated as a stochastic
     emulator with 2 network evaluations per step, and the saved configuration rebuilds
     a `StochasticInterpolant` trainer."""
-    config = write_config(
-        tmp_path / "run.toml",
-        training={"num_training_steps": 4, "checkpoint_every": 2, "warmup_steps": 0,
-                  "method": "si;2;0.5"},
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "trainax_fm", "train", config, "--results", str(tmp_path),
-         "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
-    assert metrics["status"] == "complete" and metrics["final_train_loss"] > 0
-    assert np.isfinite(metrics["gmean_nrmse"])
+    metrics, trainer = train_method_in_fresh_process(tmp_path, "si;2;0.5")
     assert metrics["num_function_evaluations"] == 2
-    saved = tx.experiment.load_config(tmp_path / "tiny" / "config.toml")
-    assert saved["training"]["method"] == "si;2;0.5"
-    dataset, saved = load_data(saved)
-    method = parse_method(saved["training"]["method"])
-    trainer = build_trainer(saved, dataset, method, build_optimizer(saved["training"]))
     assert eqx.tree_equal(trainer.loss_configuration, StochasticInterpolant())
