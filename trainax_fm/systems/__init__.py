@@ -35,7 +35,7 @@ as one `(S, T, C)` array with per-trajectory metadata.
 """
 
 from ._catalogue import Catalogue as Catalogue
-from ._catalogue import generate_catalogue as generate_catalogue
+from ._generate import generate_catalogue as generate_catalogue
 from ._catalogue import load_catalogue as load_catalogue
 from ._channels import apply_channel_selection as apply_channel_selection
 from ._channels import channel_selection as channel_selection
