@@ -31,7 +31,8 @@ from ..flow._flow_map import FlowMap
 from ..flow._refiner import PDERefinerStepper
 from ..flow._solvers import AbstractSolver
 from ..flow._interpolant import StochasticInterpolantPath
-from ..flow._steppers import AbstractFlowStepper, StochasticInterpolantStepper
+from ..flow._interpolant_stepper import StochasticInterpolantStepper
+from ..flow._steppers import AbstractFlowStepper
 from ..flow._thermalized_stepper import ThermalizedStepper
 from ..flow._thermalizer import Thermalizer
 from ..flow._velocity import ConditionalVelocity

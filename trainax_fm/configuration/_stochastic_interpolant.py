@@ -5,7 +5,7 @@ import equinox as eqx
 from .._argument_checks import check_positive_int
 from .._stepper._conditioned import call_model, vmap_over_samples
 from ..flow._interpolant import BetaSchedule, StochasticInterpolantPath
-from ..flow._steppers import StochasticInterpolantStepper, check_drift_velocity
+from ..flow._interpolant_stepper import StochasticInterpolantStepper, check_drift_velocity
 from ..flow._training import per_sample, split_window
 from ..flow._velocity import ConditionalVelocity
 from ..loss import BaseLoss, MSELoss

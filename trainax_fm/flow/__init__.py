@@ -75,7 +75,7 @@ from ._steppers import AbstractFlowStepper as AbstractFlowStepper
 from ._steppers import EMAFlowMatchingStepper as EMAFlowMatchingStepper
 from ._steppers import FlowMapStepper as FlowMapStepper
 from ._steppers import FlowMatchingStepper as FlowMatchingStepper
-from ._steppers import StochasticInterpolantStepper as StochasticInterpolantStepper
+from ._interpolant_stepper import StochasticInterpolantStepper as StochasticInterpolantStepper
 from ._velocity import ConditionalVelocity as ConditionalVelocity
 from ._velocity import velocity_input_channels as velocity_input_channels
 from ._thermalized_stepper import ThermalizedRollout as ThermalizedRollout
